@@ -1,0 +1,3 @@
+export async function runStart(_argv: string[]): Promise<void> {
+  throw new Error('start: being written');
+}
