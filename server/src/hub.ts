@@ -1,0 +1,378 @@
+/**
+ * The hub's state and rules, apart from any transport: the registry, the dispatcher, the ended
+ * tasks and the task store, tied together. Routes and connections call into it; it calls back
+ * into connections only through the small `Subscriber` and `WorkerLink` interfaces.
+ */
+import { nanoid } from 'nanoid';
+import type { FastifyBaseLogger } from 'fastify';
+import {
+  checkArgs,
+  encodeMessage,
+  HubError,
+  inlineMedia,
+  type ErrorInfo,
+  type ServiceInfo,
+  type TaskView,
+} from '@utils-hub/protocol';
+import type { HubConfig } from './config.js';
+import { Dispatcher, type TaskEvent, type TaskRecord } from './dispatcher.js';
+import { EndedTasks, type EndedTask } from './ended-tasks.js';
+import type { Registry } from './registry.js';
+import { withSeq, jsonFrame } from './frames.js';
+import type { TaskPersistence } from './task-persistence.js';
+
+/** Receives a task's events as wire frames. */
+export interface Subscriber {
+  /** `end` is true for the task's last event. */
+  deliver(taskId: string, text: string, binaries: readonly Buffer[] | null, end: boolean): void;
+}
+
+/** A live worker connection as the hub's core sees it. */
+export interface WorkerLink {
+  readonly id: string;
+  /** Sends one message (text frame, then its binary frames). */
+  send(text: string, binaries?: readonly Buffer[] | null): void;
+}
+
+/** The hub's data about a task, carried through the dispatcher. */
+export interface TaskPayload {
+  args: Record<string, unknown>;
+  subscribers: Set<Subscriber>;
+}
+
+/** What a worker's progress or result carries, to forward without re-serialising. */
+export interface WorkerFrames {
+  /** The worker's text frame, as received. */
+  raw: string;
+  binaries: readonly Buffer[] | null;
+  /** The parsed value (result, or progress data) with media as `{mime, name?, data: Buffer}`. */
+  value?: unknown;
+}
+
+/** A request to run a task, from REST or a client WebSocket. */
+export interface SubmitRequest {
+  service_id: number;
+  args: unknown;
+  timeout_ms?: number;
+  queue_timeout_ms?: number;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export class Hub {
+  readonly dispatcher: Dispatcher<TaskPayload>;
+  readonly ended: EndedTasks;
+  private readonly workers = new Map<string, WorkerLink>();
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private stopping = false;
+  /** Calls of `onEnd` listeners (metrics, logs). */
+  private readonly endListeners: Array<(task: EndedTask) => void> = [];
+
+  constructor(
+    readonly config: Readonly<HubConfig>,
+    readonly registry: Registry,
+    readonly store: TaskPersistence,
+    readonly log: FastifyBaseLogger,
+    readonly now: () => number = Date.now,
+  ) {
+    this.ended = new EndedTasks(config.endedCacheSize, config.resultTtlMs, now);
+    this.dispatcher = new Dispatcher<TaskPayload>(
+      { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, now },
+      {
+        assign: (connectionId, task) => this.assign(connectionId, task),
+        cancel: (connectionId, taskId, reason) =>
+          this.workers.get(connectionId)?.send(jsonFrame({ type: 'cancel', task_id: taskId, reason })),
+        event: (task, event) => this.onEvent(task, event),
+      },
+    );
+  }
+
+  /** True once shutdown began: new tasks are refused with `shutting_down`. */
+  get shuttingDown(): boolean {
+    return this.stopping;
+  }
+
+  /** Registers a listener called once per ended task. */
+  onEnd(listener: (task: EndedTask) => void): void {
+    this.endListeners.push(listener);
+  }
+
+  // ---- workers ----
+
+  /** A worker connection finished its handshake for service `serviceId`. */
+  addWorker(link: WorkerLink, serviceId: number, concurrency: number): void {
+    this.workers.set(link.id, link);
+    this.dispatcher.addConnection({ id: link.id, serviceId, concurrency });
+    this.schedule();
+  }
+
+  /** A worker connection is gone: its tasks are re-dispatched or end `worker_lost`. */
+  removeWorker(connectionId: string, serviceId: number): void {
+    if (!this.workers.delete(connectionId)) return;
+    this.dispatcher.removeConnection(connectionId);
+    this.registry.detach(serviceId, connectionId);
+    this.schedule();
+  }
+
+  drainWorker(connectionId: string): void {
+    this.dispatcher.drainConnection(connectionId);
+  }
+
+  workerProgress(connectionId: string, taskId: string, fraction: number | undefined, message: string | undefined, frames: WorkerFrames): void {
+    this.dispatcher.progress(connectionId, taskId, fraction, message, frames);
+    this.schedule();
+  }
+
+  workerResult(connectionId: string, taskId: string, frames: WorkerFrames): void {
+    this.dispatcher.result(connectionId, taskId, frames);
+    this.schedule();
+  }
+
+  workerFailed(connectionId: string, taskId: string, error: ErrorInfo): void {
+    this.dispatcher.failed(connectionId, taskId, error);
+    this.schedule();
+  }
+
+  private assign(connectionId: string, task: TaskRecord<TaskPayload>): void {
+    const link = this.workers.get(connectionId);
+    if (!link) return;
+    const { text, binaries } = encodeMessage({
+      type: 'task',
+      task_id: task.id,
+      args: task.payload.args,
+      timeout_ms: task.timeoutMs,
+      attempt: task.attempt,
+    });
+    link.send(text, binaries.length ? binaries : null);
+  }
+
+  // ---- tasks ----
+
+  /**
+   * Checks and submits a task. `subscriber` (the submitting client) gets every event of the
+   * task; events that happen inside this call reach it too, so send `accepted` before
+   * releasing them: the caller gets them back in `held` and sends them after `accepted`.
+   */
+  submit(req: SubmitRequest, options: { maxTotalBytes?: number } = {}): { taskId: string; position: number; payload: TaskPayload } {
+    if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
+    const service = this.registry.byServiceId(req.service_id);
+    if (!service) throw new HubError('service_not_found', `no service has id ${req.service_id}`);
+    const timeoutMs = req.timeout_ms ?? this.config.taskTimeoutMs;
+    if (timeoutMs > this.config.maxTaskTimeoutMs) {
+      throw new HubError('bad_request', `timeout_ms may be at most ${this.config.maxTaskTimeoutMs}`);
+    }
+    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes });
+    if (!checked.ok) {
+      const first = checked.problems[0];
+      throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
+    }
+    const payload: TaskPayload = { args: checked.args, subscribers: new Set() };
+    const taskId = nanoid();
+    const position = this.dispatcher.submit({
+      id: taskId,
+      serviceId: service.id,
+      payload,
+      timeoutMs,
+      queueTimeoutMs: req.queue_timeout_ms ?? this.config.queueTimeoutMs,
+    });
+    const task = this.dispatcher.task(taskId);
+    if (task) this.persist(task);
+    this.schedule();
+    return { taskId, position, payload };
+  }
+
+  /** Cancels a task. Throws `task_not_found` or `already_finished`. */
+  async cancel(taskId: string): Promise<void> {
+    if (this.dispatcher.cancel(taskId)) {
+      this.schedule();
+      return;
+    }
+    if (this.ended.get(taskId) || (await this.store.get(taskId))) {
+      throw new HubError('already_finished', 'the task has already ended', { task_id: taskId });
+    }
+    throw new HubError('task_not_found', 'no task has this id', { task_id: taskId });
+  }
+
+  /** The task as `GET /tasks/{id}` shows it, with media inline as base64; null when unknown. */
+  async view(taskId: string): Promise<TaskView | null> {
+    const live = this.dispatcher.task(taskId);
+    if (live) return this.liveView(live);
+    const ended = this.ended.get(taskId) ?? (await this.store.get(taskId));
+    return ended ? this.endedView(ended) : null;
+  }
+
+  /** An ended task from memory or the store, or null. */
+  async endedTask(taskId: string): Promise<EndedTask | null> {
+    return this.ended.get(taskId) ?? (await this.store.get(taskId));
+  }
+
+  liveView(t: TaskRecord<TaskPayload>): TaskView {
+    return {
+      task_id: t.id,
+      service_id: t.serviceId,
+      status: t.status,
+      progress: t.progress,
+      message: t.message,
+      attempts: t.attempt,
+      created_at: iso(t.createdAt)!,
+      started_at: iso(t.startedAt),
+      finished_at: null,
+    };
+  }
+
+  endedView(t: EndedTask): TaskView {
+    const view: TaskView = {
+      task_id: t.id,
+      service_id: t.serviceId,
+      status: t.status,
+      progress: t.progress,
+      message: t.message,
+      attempts: t.attempts,
+      created_at: iso(t.createdAt)!,
+      started_at: iso(t.startedAt),
+      finished_at: iso(t.finishedAt),
+    };
+    if (t.status === 'succeeded') view.result = inlineMedia(t.result);
+    else view.error = t.error;
+    return view;
+  }
+
+  /** The body of `/service_info/{id}`. Throws `service_not_found`. */
+  serviceInfo(id: number): ServiceInfo {
+    const s = this.registry.byServiceId(id);
+    if (!s) throw new HubError('service_not_found', `no service has id ${id}`);
+    const conns = this.dispatcher.connections(s.id);
+    const info: ServiceInfo = {
+      service_id: s.id,
+      service_name: s.name,
+      service_description: s.me.description,
+      arguments: s.me.input,
+      connections: conns.length,
+      in_flight: conns.reduce((n, c) => n + c.inFlight, 0),
+      queued: this.dispatcher.queueLength(s.id),
+    };
+    if (s.me.output) info.output = s.me.output;
+    return info;
+  }
+
+  // ---- events ----
+
+  private onEvent(task: TaskRecord<TaskPayload>, ev: TaskEvent): void {
+    let text: string;
+    let binaries: readonly Buffer[] | null = null;
+    let end = false;
+    switch (ev.type) {
+      case 'queued':
+        text = jsonFrame({ type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position });
+        this.persist(task);
+        break;
+      case 'started':
+        text = jsonFrame({ type: 'started', task_id: task.id, seq: ev.seq, attempt: ev.attempt });
+        this.persist(task);
+        break;
+      case 'progress': {
+        const f = ev.update as WorkerFrames;
+        text = withSeq(f.raw, ev.seq);
+        binaries = f.binaries;
+        break;
+      }
+      case 'result': {
+        const f = ev.result as WorkerFrames;
+        text = withSeq(f.raw, ev.seq);
+        binaries = f.binaries;
+        end = true;
+        this.finish(task, { status: 'succeeded', seq: ev.seq, text, binaries, result: f.value });
+        break;
+      }
+      case 'failed':
+        text = jsonFrame({ type: 'failed', task_id: task.id, seq: ev.seq, error: ev.error.toJSON() });
+        end = true;
+        this.finish(task, { status: 'failed', seq: ev.seq, text, binaries: null, error: ev.error.toJSON() });
+        break;
+      case 'canceled':
+        text = jsonFrame({ type: 'canceled', task_id: task.id, seq: ev.seq });
+        end = true;
+        this.finish(task, {
+          status: 'canceled',
+          seq: ev.seq,
+          text,
+          binaries: null,
+          error: { code: 'canceled', message: 'the task was canceled' },
+        });
+        break;
+    }
+    for (const s of task.payload.subscribers) {
+      try {
+        s.deliver(task.id, text, binaries, end);
+      } catch (err) {
+        this.log.error({ err, task_id: task.id }, 'a subscriber failed');
+      }
+    }
+    if (end) task.payload.subscribers.clear();
+  }
+
+  private finish(task: TaskRecord<TaskPayload>, end: Pick<EndedTask, 'status' | 'seq' | 'text' | 'binaries' | 'result' | 'error'>): void {
+    const ended: EndedTask = {
+      id: task.id,
+      serviceId: task.serviceId,
+      progress: task.progress,
+      message: task.message,
+      attempts: task.attempt,
+      createdAt: task.createdAt,
+      startedAt: task.startedAt,
+      finishedAt: task.finishedAt ?? this.now(),
+      ...end,
+    };
+    this.ended.add(ended);
+    this.store.saveEnded(ended);
+    const service = this.registry.byServiceId(task.serviceId)?.name;
+    this.log.info(
+      { task_id: task.id, service, status: ended.status, code: ended.error?.code, attempts: ended.attempts, ms: ended.finishedAt - ended.createdAt },
+      'task ended',
+    );
+    for (const l of this.endListeners) l(ended);
+  }
+
+  private persist(task: TaskRecord<TaskPayload>): void {
+    this.store.saveLive(task);
+  }
+
+  // ---- time ----
+
+  /** Arms one timer for the dispatcher's earliest deadline: no timer per task. */
+  schedule(): void {
+    const at = this.dispatcher.nextDeadline();
+    if (at === null) return;
+    if (this.timer && at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.dispatcher.tick();
+      this.schedule();
+    }, Math.max(0, at - this.now()));
+    this.timer.unref?.();
+  }
+
+  // ---- stopping ----
+
+  /**
+   * Graceful stop (section 9): no new task, queued tasks fail `shutting_down` at once, running
+   * tasks get up to `HUB_SHUTDOWN_GRACE_MS` to end, then fail `shutting_down` with a cancel.
+   */
+  async shutdown(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.dispatcher.shutdown();
+    }
+    const until = this.now() + graceMs;
+    while (this.dispatcher.runningCount > 0 && this.now() < until) {
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, until - this.now()))));
+    }
+    this.dispatcher.failRunning('shutting_down');
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
