@@ -150,11 +150,12 @@ export class Hub {
   // ---- tasks ----
 
   /**
-   * Checks and submits a task. `subscriber` (the submitting client) gets every event of the
-   * task; events that happen inside this call reach it too, so send `accepted` before
-   * releasing them: the caller gets them back in `held` and sends them after `accepted`.
+   * Checks and submits a task. `options.subscriber` (the submitter) gets every event of the
+   * task, including those that happen inside this call (a `started` when a connection has
+   * room): a client connection holds those until it has sent `accepted`.
+   * Throws `shutting_down`, `service_not_found`, `bad_request`, `invalid_args`, `queue_full`.
    */
-  submit(req: SubmitRequest, options: { maxTotalBytes?: number } = {}): { taskId: string; position: number; payload: TaskPayload } {
+  submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const service = this.registry.byServiceId(req.service_id);
     if (!service) throw new HubError('service_not_found', `no service has id ${req.service_id}`);
@@ -167,7 +168,7 @@ export class Hub {
       const first = checked.problems[0];
       throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
     }
-    const payload: TaskPayload = { args: checked.args, subscribers: new Set() };
+    const payload: TaskPayload = { args: checked.args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const taskId = nanoid();
     const position = this.dispatcher.submit({
       id: taskId,

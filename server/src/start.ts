@@ -1,3 +1,96 @@
-export async function runStart(_argv: string[]): Promise<void> {
-  throw new Error('start: being written');
+/**
+ * `utils-hub start`: checks the options, migrates, listens, and stops gracefully on SIGINT or
+ * SIGTERM (PROTOCOL.md section 9).
+ */
+import { parseArgs } from 'node:util';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+
+const HELP = `Usage: utils-hub start [--host H] [--port P] [--db URL] [--no-wait]
+
+Runs the hub. Options also come from the environment (HUB_HOST, HUB_PORT, HUB_DB, ...);
+flags win. --no-wait fails at once when the database does not answer, instead of retrying.`;
+
+export async function runStart(argv: string[]): Promise<void> {
+  let flags;
+  try {
+    flags = parseArgs({
+      args: argv,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        db: { type: 'string' },
+        'no-wait': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`utils-hub start: ${(err as Error).message}\n${HELP}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (flags.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig(process.env, {
+      host: flags.host,
+      port: flags.port as unknown as number | undefined,
+      db: flags.db,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`utils-hub start: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+
+  let app: FastifyInstance | null = null;
+  let stopping = false;
+  for (let attempt = 0; !app; attempt++) {
+    try {
+      app = await buildApp(config);
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (flags['no-wait'] || stopping) {
+        process.stderr.write(`utils-hub start: cannot open the database (${redact(config.db)}): ${msg}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const delay = Math.min(10_000, 500 * 2 ** attempt);
+      process.stderr.write(`utils-hub start: the database (${redact(config.db)}) does not answer: ${msg}; retrying in ${delay} ms\n`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app!.log.info({ signal }, 'stopping: no new tasks; running tasks get the grace period');
+    try {
+      await app!.hub.shutdown();
+      await app!.close();
+      process.exitCode = 0;
+    } catch (err) {
+      app!.log.error({ err }, 'stopping failed');
+      process.exitCode = 1;
+    }
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+
+  const address = await app.listen({ host: config.host, port: config.port });
+  const url = new URL(address);
+  process.stdout.write(`utils-hub listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${url.port}\n`);
+}
+
+/** A database URL without its password, for messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
 }

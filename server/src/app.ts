@@ -1,0 +1,171 @@
+/**
+ * `buildApp(options)`: the whole hub as a fastify instance, apart from `listen()`, so that tests
+ * start it on port 0 in process and the command line starts it for real.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { Knex } from 'knex';
+import { HubError } from '@utils-hub/protocol';
+import { loadConfig, type HubConfig } from './config.js';
+import { openDb, migrate } from './db/index.js';
+import { upsertService, listServices } from './store/services.js';
+import { listWorkers } from './store/workers.js';
+import { verifyToken, countTokens } from './store/tokens.js';
+import { TaskStore } from './store/tasks.js';
+import { Registry } from './registry.js';
+import { Hub } from './hub.js';
+import { Gatekeeper, bearer, originAllowed } from './auth.js';
+import { Heartbeat } from './heartbeat.js';
+import { Dialer } from './dialer.js';
+import { TaskPersistence } from './task-persistence.js';
+import { serveWorker } from './worker-conn.js';
+import { serveClient, type ClientLink } from './client-conn.js';
+import { restRoutes } from './routes/rest.js';
+import { jsonFrame } from './frames.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    hub: Hub;
+    hubConfig: Readonly<HubConfig>;
+  }
+  interface FastifyContextConfig {
+    /** Open without a client key (health, static page). */
+    public?: boolean;
+  }
+}
+
+/** Options of buildApp: any hub option (section 9), plus the fastify logger. */
+export interface BuildOptions extends Partial<HubConfig> {
+  /** A fastify logger option; default: pino at `logLevel`. */
+  logger?: FastifyServerOptions['logger'];
+  /** An open knex instance to use instead of opening `db` (the caller then owns it). */
+  knex?: Knex;
+}
+
+export async function buildApp(options: BuildOptions = {}): Promise<FastifyInstance> {
+  const { logger, knex: givenDb, ...overrides } = options;
+  const config = loadConfig({}, overrides);
+  const app = Fastify({
+    logger: logger ?? { level: config.logLevel },
+    bodyLimit: config.maxMessageBytes,
+    disableRequestLogging: true,
+    // Ids of tasks and services are validated by the routes; keep the router's own limit generous.
+    maxParamLength: 512,
+  });
+
+  const db = givenDb ?? (await openDb(config.db));
+  await migrate(db);
+  const registry = new Registry({
+    load: async () => (await listServices(db)).map((s) => ({ id: s.id, me: s.me })),
+    upsert: (me) => upsertService(db, me),
+  });
+  await registry.load();
+  const store = new TaskPersistence(new TaskStore(db), config);
+  const interrupted = await store.markInterrupted();
+  if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
+  await store.purge();
+
+  const hub = new Hub(config, registry, store, app.log);
+  const gate = new Gatekeeper(config, {
+    verify: (kind, secret) => verifyToken(db, kind, secret),
+    count: (kind) => countTokens(db, kind),
+  });
+  const heartbeat = new Heartbeat(config.heartbeatMs);
+  const clients = new Set<ClientLink>();
+  registry.on('change', (list) => {
+    const text = jsonFrame({ type: 'services', services: list });
+    for (const c of clients) c.sendText(text);
+  });
+
+  const dialer = new Dialer({
+    config,
+    log: app.log,
+    listUrls: async () => (await listWorkers(db, { enabledOnly: true })).map((w) => w.url),
+    serve: (ws, url, onWelcome) => serveWorker(ws, { dialed: true, remote: url, token: null }, { hub, gate, heartbeat, onWelcome }),
+  });
+
+  const purgeTimer = setInterval(() => {
+    hub.ended.purge();
+    store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
+  }, Math.min(60_000, Math.max(1000, config.resultTtlMs)));
+  purgeTimer.unref();
+
+  app.decorate('hub', hub);
+  app.decorate('hubConfig', config);
+
+  app.setErrorHandler((err, req, reply) => {
+    let e: HubError;
+    if (err instanceof HubError) e = err;
+    else if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      e = new HubError('payload_too_large', `the body is over ${config.maxMessageBytes} bytes`);
+    } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      e = new HubError('bad_request', err.message);
+    } else {
+      req.log.error({ err }, 'request failed');
+      e = new HubError('internal', 'internal error');
+    }
+    void reply.code(e.status).send(e.toBody());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(new HubError('not_found', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`).toBody());
+  });
+
+  // Client keys: every route but the public ones (PROTOCOL.md section 9).
+  app.addHook('onRequest', async (req) => {
+    if (req.routeOptions.config?.public) return;
+    if (req.url.startsWith('/worker')) return; // workers use worker tokens, checked at hello
+    await gate.client(bearer(req.raw, 'key'));
+  });
+
+  await app.register(websocket, {
+    options: { maxPayload: config.maxMessageBytes, perMessageDeflate: false },
+    errorHandler: (err, socket) => {
+      app.log.warn({ err: err.message }, 'WebSocket handler failed');
+      socket.terminate();
+    },
+  });
+
+  const originCheck = async (req: import('fastify').FastifyRequest) => {
+    if (!originAllowed(config, req.headers, (req.raw.socket as { encrypted?: boolean }).encrypted === true)) {
+      throw new HubError('forbidden', 'this origin may not open this WebSocket');
+    }
+  };
+
+  app.get('/worker', { websocket: true, preValidation: originCheck }, (socket, req) => {
+    if (hub.shuttingDown) {
+      socket.close(1001, 'the hub is stopping');
+      return;
+    }
+    serveWorker(socket, { dialed: false, remote: req.socket.remoteAddress ?? '', token: bearer(req.raw, 'token') }, { hub, gate, heartbeat });
+  });
+  app.get('/client', { websocket: true, preValidation: originCheck }, (socket) => {
+    serveClient(socket, { hub, heartbeat, clients });
+  });
+
+  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+
+  await app.register(restRoutes, { hub });
+
+  let closing: Promise<void> | null = null;
+  app.addHook('preClose', async () => {
+    dialer.close();
+    await hub.shutdown(0);
+  });
+  app.addHook('onClose', async () => {
+    closing ??= (async () => {
+      clearInterval(purgeTimer);
+      heartbeat.close();
+      await store.close().catch((err: unknown) => app.log.error({ err }, 'flushing the task store failed'));
+      if (!givenDb) await db.destroy();
+    })();
+    await closing;
+  });
+
+  app.addHook('onReady', async () => {
+    if (config.workerTokens.length === 0 && (await countTokens(db, 'worker')) === 0) {
+      app.log.warn('no worker token exists: only workers on loopback addresses may connect (create one with utils-hub tokens create)');
+    }
+    dialer.start();
+  });
+  return app;
+}

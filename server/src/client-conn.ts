@@ -1,0 +1,176 @@
+/**
+ * One client WebSocket (PROTOCOL.md 5.2): services pushes, add_task with attachments, cancel,
+ * subscribe and service_info; task events relayed as the hub produced them.
+ */
+import type { WebSocket } from 'ws';
+import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
+import type { Hub, Subscriber } from './hub.js';
+import type { Heartbeat } from './heartbeat.js';
+import { FloodGuard } from './flood.js';
+import { jsonFrame } from './frames.js';
+import { sendFrames } from './socket-send.js';
+
+/** Most unfinished tasks one client connection follows at once. */
+export const MAX_SUBSCRIPTIONS = 10_000;
+
+export interface ClientConnDeps {
+  hub: Hub;
+  heartbeat: Heartbeat;
+  /** The connected clients, for `services` pushes. */
+  clients: Set<ClientLink>;
+}
+
+/** What the hub needs of a client connection to push `services`. */
+export interface ClientLink {
+  sendText(text: string): void;
+}
+
+export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
+  const { hub } = deps;
+  const maxBuffered = hub.config.maxBufferedBytes;
+  const flood = new FloodGuard();
+  /** Unfinished tasks this connection follows. */
+  const following = new Set<string>();
+  /** Events produced while an add_task is being accepted: sent right after `accepted`. */
+  let held: Array<[string, readonly Buffer[] | null]> | null = null;
+  let closed = false;
+
+  const send = (text: string, binaries?: readonly Buffer[] | null) => sendFrames(ws, text, binaries, maxBuffered);
+
+  const subscriber: Subscriber = {
+    deliver(taskId, text, binaries, end) {
+      if (end) following.delete(taskId);
+      if (held) held.push([text, binaries]);
+      else send(text, binaries);
+    },
+  };
+  const link: ClientLink = { sendText: (text) => send(text) };
+
+  const error = (err: HubError, extra: { task_id?: string; ref?: string } = {}) => {
+    const body: Record<string, unknown> = { type: 'error', code: err.code, message: err.message };
+    if (extra.ref !== undefined) body.ref = extra.ref;
+    const taskId = extra.task_id ?? (err.details.task_id as string | undefined);
+    if (taskId !== undefined) body.task_id = taskId;
+    send(jsonFrame(body));
+  };
+
+  const follow = (taskId: string): boolean => {
+    const task = hub.dispatcher.task(taskId);
+    if (!task) return false;
+    if (!following.has(taskId)) {
+      if (following.size >= MAX_SUBSCRIPTIONS) throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
+      following.add(taskId);
+      task.payload.subscribers.add(subscriber);
+    }
+    return true;
+  };
+
+  const handle = async (msg: ClientToHubMessage) => {
+    switch (msg.type) {
+      case 'add_task': {
+        held = [];
+        let accepted: { taskId: string; position: number };
+        try {
+          const r = hub.submit(msg, { subscriber });
+          following.add(r.taskId);
+          accepted = r;
+        } catch (err) {
+          held = null;
+          const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
+          const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+          if (msg.ref !== undefined) rejected.ref = msg.ref;
+          send(jsonFrame(rejected));
+          return;
+        }
+        const acc: Record<string, unknown> = { type: 'accepted', task_id: accepted.taskId, position: accepted.position };
+        if (msg.ref !== undefined) acc.ref = msg.ref;
+        send(jsonFrame(acc));
+        const events = held;
+        held = null;
+        for (const [text, binaries] of events) send(text, binaries);
+        return;
+      }
+      case 'cancel': {
+        follow(msg.task_id);
+        try {
+          await hub.cancel(msg.task_id);
+        } catch (err) {
+          error(err as HubError, { task_id: msg.task_id });
+        }
+        return;
+      }
+      case 'subscribe': {
+        if (follow(msg.task_id)) {
+          const t = hub.dispatcher.task(msg.task_id)!;
+          send(
+            jsonFrame({
+              type: 'snapshot',
+              task_id: t.id,
+              seq: t.seq,
+              status: t.status,
+              progress: t.progress,
+              message: t.message,
+              position: hub.dispatcher.position(t.id),
+            }),
+          );
+          return;
+        }
+        const ended = await hub.endedTask(msg.task_id);
+        if (ended) send(ended.text, ended.binaries);
+        else error(new HubError('task_not_found', 'no task has this id'), { task_id: msg.task_id });
+        return;
+      }
+      case 'service_info': {
+        try {
+          const service = hub.serviceInfo(msg.service_id);
+          const body: Record<string, unknown> = { type: 'service_info', service };
+          if (msg.ref !== undefined) body.ref = msg.ref;
+          send(jsonFrame(body));
+        } catch (err) {
+          const body: Record<string, unknown> = { type: 'rejected', error: (err as HubError).toJSON() };
+          if (msg.ref !== undefined) body.ref = msg.ref;
+          send(jsonFrame(body));
+        }
+        return;
+      }
+    }
+  };
+
+  const bad = (err: HubError) => {
+    error(err.code === 'bad_message' || err.code === 'payload_too_large' ? err : new HubError('bad_message', err.message));
+    if (flood.hit()) ws.close(1008, 'too many bad messages');
+  };
+
+  const decoder = new FrameDecoder({
+    maxAttachmentBytes: hub.config.maxMessageBytes,
+    onMessage: (message) => {
+      let msg: ClientToHubMessage;
+      try {
+        msg = parseMessage('clientToHub', message);
+      } catch (err) {
+        return bad(err as HubError);
+      }
+      handle(msg).catch((err: unknown) => {
+        if (err instanceof HubError) return bad(err);
+        hub.log.error({ err }, 'a client message failed');
+        error(new HubError('internal', 'the hub failed to handle this message'));
+      });
+    },
+    onError: bad,
+  });
+
+  ws.on('message', (data, isBinary) => {
+    if (!closed) decoder.push(data as Buffer, isBinary);
+  });
+  ws.on('error', (err) => hub.log.debug({ err: err.message }, 'client socket error'));
+  ws.on('close', () => {
+    closed = true;
+    deps.clients.delete(link);
+    // Tasks go on without this client; it just stops hearing of them.
+    for (const taskId of following) hub.dispatcher.task(taskId)?.payload.subscribers.delete(subscriber);
+    following.clear();
+  });
+  deps.clients.add(link);
+  deps.heartbeat.watch(ws);
+  send(jsonFrame({ type: 'services', services: hub.registry.list() }));
+}

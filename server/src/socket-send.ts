@@ -1,0 +1,20 @@
+/**
+ * Sending on a WebSocket with a bound on what waits in its buffer: a peer that reads too slowly
+ * is closed (1013) rather than letting the hub's memory grow without bound.
+ */
+import { WebSocket } from 'ws';
+
+/** Close code for a peer that does not read fast enough. */
+export const SLOW_READER_CLOSE = 1013;
+
+/** Sends a text frame and its binary frames in order. Returns false when nothing was sent. */
+export function sendFrames(ws: WebSocket, text: string, binaries: readonly Buffer[] | null | undefined, maxBuffered: number): boolean {
+  if (ws.readyState !== WebSocket.OPEN) return false;
+  if (ws.bufferedAmount > maxBuffered) {
+    ws.close(SLOW_READER_CLOSE, 'slow reader: too many unsent bytes');
+    return false;
+  }
+  ws.send(text);
+  if (binaries) for (const b of binaries) ws.send(b, { binary: true });
+  return true;
+}

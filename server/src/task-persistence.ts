@@ -1,0 +1,133 @@
+/**
+ * Between the hub and the `tasks` table: turns live tasks and ended tasks into rows for the
+ * batched TaskStore (never awaited per message), and rows back into ended tasks after a
+ * restart or once they fell out of the in-memory cache.
+ */
+import type { HubConfig } from './config.js';
+import type { TaskRecord } from './dispatcher.js';
+import type { EndedTask } from './ended-tasks.js';
+import { jsonFrame } from './frames.js';
+import { packAttachments, unpackAttachments, type TaskStore, type TaskRow } from './store/tasks.js';
+
+/** Replaces `{"$attachment": k, ...}` refs with `{...rest, data: buffers[k]}`. */
+export function resolveRefs(value: unknown, buffers: readonly Buffer[], depth = 0): unknown {
+  if (value === null || typeof value !== 'object' || depth > 64) return value;
+  if (Array.isArray(value)) return value.map((v) => resolveRefs(v, buffers, depth + 1));
+  const obj = value as Record<string, unknown>;
+  if (typeof obj.$attachment === 'number') {
+    const { $attachment, ...rest } = obj;
+    return { ...rest, data: buffers[$attachment as number] };
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(obj)) out[k] = resolveRefs(obj[k], buffers, depth + 1);
+  return out;
+}
+
+export class TaskPersistence {
+  constructor(
+    private readonly tasks: TaskStore,
+    private readonly config: Readonly<HubConfig>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Records a queued or running task (coalesced; written with the next batch). */
+  saveLive(t: TaskRecord<unknown>): void {
+    this.tasks.save({
+      id: t.id,
+      service_id: t.serviceId,
+      status: t.status,
+      attempts: t.attempt,
+      seq: t.seq,
+      progress: t.progress,
+      message: t.message,
+      error: null,
+      result: null,
+      attachments: null,
+      created_at: t.createdAt,
+      started_at: t.startedAt,
+      finished_at: null,
+    });
+  }
+
+  /** Records an ended task with its result and media (the bytes as a blob, never base64). */
+  saveEnded(t: EndedTask): void {
+    let result: unknown = null;
+    let attachments: Buffer | null = null;
+    if (t.status === 'succeeded') {
+      // The end event's text already holds the result with `$attachment` refs: the stored form.
+      result = (JSON.parse(t.text) as { result?: unknown }).result ?? null;
+      if (t.binaries?.length) attachments = packAttachments([...t.binaries]);
+    }
+    this.tasks.save({
+      id: t.id,
+      service_id: t.serviceId,
+      status: t.status,
+      attempts: t.attempts,
+      seq: t.seq,
+      progress: t.progress,
+      message: t.message,
+      error: t.error ?? null,
+      result,
+      attachments,
+      created_at: t.createdAt,
+      started_at: t.startedAt,
+      finished_at: t.finishedAt,
+    });
+  }
+
+  /** The ended task of a stored row, unless it is unfinished, unknown or expired. */
+  async get(id: string): Promise<EndedTask | null> {
+    if (id.length > 64) return null;
+    const row = await this.tasks.get(id);
+    if (!row || row.finished_at === null || !['succeeded', 'failed', 'canceled'].includes(row.status)) return null;
+    if (row.finished_at + this.config.resultTtlMs < this.now()) return null;
+    return fromRow(row);
+  }
+
+  /** At start: every task a previous run left unfinished ends `failed` `interrupted`. */
+  markInterrupted(): Promise<number> {
+    return this.tasks.markInterrupted(this.now());
+  }
+
+  /** Deletes ended tasks older than `HUB_RESULT_TTL_MS`. */
+  purge(): Promise<number> {
+    return this.tasks.purgeEnded(this.now() - this.config.resultTtlMs);
+  }
+
+  flush(): Promise<void> {
+    return this.tasks.flush();
+  }
+
+  close(): Promise<void> {
+    return this.tasks.close();
+  }
+}
+
+function fromRow(row: TaskRow): EndedTask {
+  const status = row.status as EndedTask['status'];
+  const seq = row.seq ?? 1;
+  const base = {
+    id: row.id,
+    serviceId: row.service_id,
+    status,
+    seq,
+    progress: row.progress,
+    message: row.message,
+    attempts: row.attempts,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at as number,
+  };
+  if (status === 'succeeded') {
+    const binaries = row.attachments ? unpackAttachments(row.attachments) : [];
+    const msg: Record<string, unknown> = { type: 'result', task_id: row.id, seq, result: row.result };
+    if (binaries.length) msg.attachments = binaries.length;
+    return { ...base, text: jsonFrame(msg), binaries: binaries.length ? binaries : null, result: resolveRefs(row.result, binaries) };
+  }
+  const error = (row.error ?? { code: 'internal', message: 'unknown error' }) as EndedTask['error'] & object;
+  const text =
+    status === 'canceled'
+      ? jsonFrame({ type: 'canceled', task_id: row.id, seq })
+      : jsonFrame({ type: 'failed', task_id: row.id, seq, error });
+  return { ...base, text, binaries: null, error };
+}

@@ -1,0 +1,188 @@
+/**
+ * One worker connection, whichever side dialed: the hello/welcome handshake (PROTOCOL.md 5.1)
+ * with its deadline and refusals, then the worker's messages handed to the hub.
+ */
+import type { WebSocket } from 'ws';
+import { nanoid } from 'nanoid';
+import {
+  checkServiceDescription,
+  FrameDecoder,
+  HubError,
+  parseMessage,
+  PROTOCOL_VERSION,
+  type WorkerToHubMessage,
+} from '@utils-hub/protocol';
+import type { Hub, WorkerLink } from './hub.js';
+import type { Gatekeeper } from './auth.js';
+import type { Heartbeat } from './heartbeat.js';
+import { FloodGuard } from './flood.js';
+import { jsonFrame } from './frames.js';
+import { sendFrames } from './socket-send.js';
+
+/** How a worker connection came about. */
+export interface WorkerOrigin {
+  /** True when the hub dialed the worker (its URL is in the `workers` table). */
+  dialed: boolean;
+  /** The peer's address, or the dialed URL. */
+  remote: string;
+  /** The token the worker presented, if it dialed the hub. */
+  token: string | null;
+}
+
+export interface WorkerConnDeps {
+  hub: Hub;
+  gate: Gatekeeper;
+  heartbeat: Heartbeat;
+  /** Called once the worker is welcomed (the dialer resets its backoff). */
+  onWelcome?: () => void;
+}
+
+/** The live connections, for the operator views. */
+export interface WorkerConnInfo {
+  id: string;
+  serviceId: number;
+  instance: string | null;
+  dialed: boolean;
+  remote: string;
+  concurrency: number;
+  connectedAt: number;
+}
+
+export const workerConnections = new Map<string, WorkerConnInfo>();
+
+/** Takes over `ws` for the worker protocol; returns its connection id. */
+export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerConnDeps): string {
+  const { hub } = deps;
+  const id = nanoid(12);
+  const log = hub.log.child({ connection_id: id });
+  const flood = new FloodGuard();
+  const maxBuffered = hub.config.maxBufferedBytes;
+  let state: 'hello' | 'handshaking' | 'ready' | 'closed' = 'hello';
+  let serviceId = -1;
+  let attached = false;
+
+  const link: WorkerLink = {
+    id,
+    send: (text, binaries) => {
+      sendFrames(ws, text, binaries, maxBuffered);
+    },
+  };
+
+  const refuse = (err: HubError) => {
+    log.warn({ code: err.code, remote: origin.remote }, `worker refused: ${err.message}`);
+    sendFrames(ws, jsonFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
+    ws.close(1008, err.code);
+  };
+
+  const badMessage = (err: HubError) => {
+    if (state === 'hello' || state === 'handshaking') return refuse(new HubError('bad_message', err.message));
+    sendFrames(ws, jsonFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
+    if (flood.hit()) ws.close(1008, 'too many bad messages');
+  };
+
+  const helloTimer = setTimeout(() => {
+    if (state === 'hello' || state === 'handshaking') {
+      log.warn({ remote: origin.remote }, 'worker sent no hello in time');
+      ws.close(1008, 'no hello in time');
+    }
+  }, hub.config.helloTimeoutMs);
+
+  const handshake = async (msg: WorkerToHubMessage) => {
+    if (msg.type !== 'hello') throw new HubError('bad_message', 'the first message must be "hello"');
+    if (msg.protocol !== PROTOCOL_VERSION) {
+      throw new HubError('unsupported_protocol', `this hub speaks protocol ${PROTOCOL_VERSION}, not ${msg.protocol}`);
+    }
+    const me = checkServiceDescription(msg.me);
+    if (!origin.dialed) await deps.gate.worker(origin.token, origin.remote, me.name);
+    if (hub.shuttingDown) throw new HubError('shutting_down', 'the hub is stopping');
+    if (state === 'closed') return;
+    const entry = await hub.registry.attach(me, id);
+    attached = true;
+    serviceId = entry.id;
+    if (state === 'closed') {
+      hub.registry.detach(serviceId, id);
+      return;
+    }
+    const concurrency = msg.concurrency ?? 1;
+    sendFrames(ws, jsonFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
+    state = 'ready';
+    clearTimeout(helloTimer);
+    workerConnections.set(id, {
+      id,
+      serviceId,
+      instance: msg.instance ?? null,
+      dialed: origin.dialed,
+      remote: origin.remote,
+      concurrency,
+      connectedAt: Date.now(),
+    });
+    hub.addWorker(link, serviceId, concurrency);
+    log.info({ service: me.name, service_id: serviceId, instance: msg.instance, dialed: origin.dialed, concurrency }, 'worker connected');
+    deps.onWelcome?.();
+  };
+
+  const onMessage = (message: Record<string, unknown>, raw: string, attachments: readonly Buffer[]) => {
+    let msg: WorkerToHubMessage;
+    try {
+      msg = parseMessage('workerToHub', message);
+    } catch (err) {
+      return badMessage(err as HubError);
+    }
+    if (state === 'hello') {
+      state = 'handshaking';
+      handshake(msg).catch((err: unknown) => {
+        if (state === 'closed') return;
+        if (err instanceof HubError) return refuse(err);
+        log.error({ err }, 'worker handshake failed');
+        refuse(new HubError('internal', 'the hub could not complete the handshake'));
+      });
+      return;
+    }
+    if (state !== 'ready') return badMessage(new HubError('bad_message', 'wait for "welcome" before sending more'));
+    const bins = attachments.length ? attachments : null;
+    switch (msg.type) {
+      case 'progress':
+        hub.workerProgress(id, msg.task_id, msg.progress, msg.message, { raw, binaries: bins, value: msg.data });
+        break;
+      case 'result':
+        hub.workerResult(id, msg.task_id, { raw, binaries: bins, value: msg.result });
+        break;
+      case 'failed':
+        hub.workerFailed(id, msg.task_id, msg.error);
+        break;
+      case 'drain':
+        hub.drainWorker(id);
+        log.info('worker drains');
+        break;
+      case 'hello':
+        badMessage(new HubError('bad_message', 'hello was already said on this connection'));
+        break;
+    }
+  };
+
+  const decoder = new FrameDecoder({
+    maxAttachmentBytes: hub.config.maxMessageBytes,
+    onMessage,
+    onError: (err) => badMessage(err),
+  });
+
+  ws.on('message', (data, isBinary) => {
+    if (state === 'closed') return;
+    decoder.push(data as Buffer, isBinary);
+  });
+  ws.on('error', (err) => log.warn({ err: err.message }, 'worker socket error'));
+  ws.on('close', (code) => {
+    const was = state;
+    state = 'closed';
+    clearTimeout(helloTimer);
+    workerConnections.delete(id);
+    if (was === 'ready') {
+      hub.removeWorker(id, serviceId);
+      log.info({ code, service_id: serviceId }, 'worker disconnected');
+    } else if (attached) {
+      hub.registry.detach(serviceId, id);
+    }
+  });
+  deps.heartbeat.watch(ws);
+  return id;
+}
