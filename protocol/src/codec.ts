@@ -132,11 +132,17 @@ export interface FrameDecoderOptions {
   maxAttachments?: number;
   /** Most bytes of all binary frames of one message together. Default 33554432. */
   maxAttachmentBytes?: number;
-  /** Called with each whole message: attachment refs replaced by `{...rest, data: Buffer}`; `raw` is its text frame. */
-  onMessage: (message: Record<string, unknown>, raw: string) => void;
+  /**
+   * Called with each whole message: attachment refs replaced by `{...rest, data: Buffer}`; `raw`
+   * is its text frame and `attachments` its binary frames in order (empty when none), so that a
+   * relay can forward the frames as they came.
+   */
+  onMessage: (message: Record<string, unknown>, raw: string, attachments: readonly Buffer[]) => void;
   /** Called for each broken frame or sequence, with a HubError `bad_message` (or `payload_too_large`). */
   onError: (error: HubError) => void;
 }
+
+const NO_FRAMES: readonly Buffer[] = Object.freeze([]);
 
 /** What a frame may be: ws hands Buffer, ArrayBuffer or Buffer[] depending on its `binaryType`. */
 export type Frame = Buffer | Uint8Array | ArrayBuffer | Buffer[] | string;
@@ -260,9 +266,9 @@ export class FrameDecoder {
     }
   }
 
-  #deliver(message: Obj, raw: string): void {
+  #deliver(message: Obj, raw: string, attachments: readonly Buffer[] = NO_FRAMES): void {
     try {
-      this.#onMessage(message, raw);
+      this.#onMessage(message, raw, attachments);
     } catch (err) {
       this.#fail(err instanceof HubError ? err : new HubError('internal', 'the message could not be handled'));
     }
@@ -332,7 +338,7 @@ export class FrameDecoder {
     this.#reset();
     const problem = resolveRefs(message, frames, 1);
     if (problem) this.#fail(new HubError('bad_message', problem, about(message)));
-    else this.#deliver(message, raw);
+    else this.#deliver(message, raw, frames);
   }
 }
 
