@@ -93,13 +93,14 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   app.decorate('hub', hub);
   app.decorate('hubConfig', config);
 
-  app.setErrorHandler((err, req, reply) => {
+  app.setErrorHandler((err: unknown, req, reply) => {
     let e: HubError;
+    const fe = err as { code?: string; statusCode?: number; message?: string };
     if (err instanceof HubError) e = err;
-    else if ((err as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       e = new HubError('payload_too_large', `the body is over ${config.maxMessageBytes} bytes`);
-    } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-      e = new HubError('bad_request', err.message);
+    } else if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      e = new HubError('bad_request', fe.message ?? 'bad request');
     } else {
       req.log.error({ err }, 'request failed');
       e = new HubError('internal', 'internal error');

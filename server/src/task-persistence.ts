@@ -41,7 +41,6 @@ export class TaskPersistence {
       progress: t.progress,
       message: t.message,
       error: null,
-      result: null,
       attachments: null,
       created_at: t.createdAt,
       started_at: t.startedAt,
@@ -51,7 +50,7 @@ export class TaskPersistence {
 
   /** Records an ended task with its result and media (the bytes as a blob, never base64). */
   saveEnded(t: EndedTask): void {
-    let result: unknown = null;
+    let result: unknown;
     let attachments: Buffer | null = null;
     if (t.status === 'succeeded') {
       // The end event's text already holds the result with `$attachment` refs: the stored form.
@@ -105,7 +104,8 @@ export class TaskPersistence {
 
 function fromRow(row: TaskRow): EndedTask {
   const status = row.status as EndedTask['status'];
-  const seq = row.seq ?? 1;
+  // An interrupted task's end was written at restart without an event: it comes after the last one.
+  const seq = row.error?.code === 'interrupted' ? (row.seq ?? 0) + 1 : (row.seq ?? 1);
   const base = {
     id: row.id,
     serviceId: row.service_id,

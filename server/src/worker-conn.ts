@@ -57,8 +57,10 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   const log = hub.log.child({ connection_id: id });
   const flood = new FloodGuard();
   const maxBuffered = hub.config.maxBufferedBytes;
-  let state: 'hello' | 'handshaking' | 'ready' | 'closed' = 'hello';
+  let state = 'hello' as 'hello' | 'handshaking' | 'ready' | 'closed';
   let serviceId = -1;
+  // Read through a function: the state changes while the handshake awaits.
+  const isClosed = () => state === 'closed';
   let attached = false;
 
   const link: WorkerLink = {
@@ -95,11 +97,11 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     const me = checkServiceDescription(msg.me);
     if (!origin.dialed) await deps.gate.worker(origin.token, origin.remote, me.name);
     if (hub.shuttingDown) throw new HubError('shutting_down', 'the hub is stopping');
-    if (state === 'closed') return;
+    if (isClosed()) return;
     const entry = await hub.registry.attach(me, id);
     attached = true;
     serviceId = entry.id;
-    if (state === 'closed') {
+    if (isClosed()) {
       hub.registry.detach(serviceId, id);
       return;
     }
