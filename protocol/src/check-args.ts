@@ -462,8 +462,9 @@ export function checkServiceDescription(me: unknown): ServiceDescription {
   const v = validate.serviceDescription;
   if (!v(me)) throw bad(schemaProblem(me, v.problem()));
   for (const key of Object.keys(me)) {
+    // The description itself is the first level.
     const p = jsonProblem((me as Obj)[key], MAX_DESCRIPTION_DEPTH - 1);
-    if (p) throw bad(`${key}: ${p}`);
+    if (p) throw bad(`${key}: ${p.startsWith('is nested') ? `nests the description more than ${MAX_DESCRIPTION_DEPTH} levels deep` : p}`);
   }
   checkArgumentList('input', me.input);
   if (me.output) checkArgumentList('output', me.output);
