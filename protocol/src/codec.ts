@@ -11,8 +11,9 @@ import { HubError } from './errors.js';
 import { MAX_ATTACHMENTS } from './schemas.js';
 
 /**
- * Deepest nesting (in objects and arrays, the message itself being level 1) that the codec walks.
- * A message with attachments nested deeper is refused with `bad_message`; `encodeMessage` and
+ * Deepest level of objects and arrays (the message itself being level 1) that the codec walks; an
+ * attachment ref or media object may sit in a container of the last level. A message with
+ * attachments that nests containers deeper is refused with `bad_message`; `encodeMessage` and
  * `inlineMedia` leave anything deeper untouched.
  */
 export const MAX_MESSAGE_DEPTH = 64;
