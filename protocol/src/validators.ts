@@ -28,14 +28,38 @@ export function describeAjvError(e: ErrorObject | undefined, what = 'value'): st
   return `${at} ${e.message ?? 'is invalid'}`;
 }
 
+/**
+ * Describes the first problem of a failed validation. When it comes from a union (`anyOf`) whose
+ * branches all failed on `const` or `type` at the same place, names every alternative
+ * (`/reason must be one of "client", "timeout", "shutdown"`) rather than the first branch only.
+ */
+export function describeAjvErrors(errors: readonly ErrorObject[] | null | undefined, what = 'value'): string {
+  const first = errors?.[0];
+  if (!first) return describeAjvError(first, what);
+  const union = errors.find((e) => e.keyword === 'anyOf' && e.instancePath === first.instancePath && first.schemaPath.startsWith(`${e.schemaPath}/`));
+  if (union) {
+    const branches = errors.filter((e) => e !== union && e.instancePath === first.instancePath && e.schemaPath.startsWith(`${union.schemaPath}/`));
+    const at = first.instancePath || what;
+    if (branches.every((e) => e.keyword === 'const')) {
+      const values = branches.map((e) => JSON.stringify((e.params as { allowedValue: unknown }).allowedValue));
+      return `${at} must be one of ${[...new Set(values)].join(', ')}`;
+    }
+    if (branches.every((e) => e.keyword === 'type' || e.keyword === 'const')) {
+      const kinds = branches.map((e) => (e.keyword === 'type' ? String((e.params as { type: unknown }).type) : JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)));
+      return `${at} must be ${[...new Set(kinds)].join(' or ')}`;
+    }
+  }
+  return describeAjvError(first, what);
+}
+
 /** Compiles `schema` into a Validator. Exported so other packages can compile their own schemas once. */
 export function compile<T extends TSchema>(schema: T, what = 'value'): Validator<Static<T>> {
   const fn: ValidateFunction = ajv.compile(schema);
   const v = ((value: unknown) => fn(value)) as Validator<Static<T>>;
-  v.problem = () => describeAjvError(fn.errors?.[0], what);
+  v.problem = () => describeAjvErrors(fn.errors, what);
   v.check = (value: unknown, code: ErrorCode = 'bad_request') => {
     if (fn(value)) return value as Static<T>;
-    throw new HubError(code, describeAjvError(fn.errors?.[0], what));
+    throw new HubError(code, describeAjvErrors(fn.errors, what));
   };
   Object.defineProperty(v, 'schema', { value: schema });
   return v;

@@ -477,6 +477,24 @@ describe('schemas', () => {
       expect(err.message.length).to.be.below(200);
     });
 
+    it('names every alternative of a union in its message', () => {
+      const cases: [Direction, unknown, string][] = [
+        ['hubToWorker', { type: 'cancel', task_id: 't', reason: 'bored' }, '/reason must be one of "client", "timeout", "shutdown"'],
+        ['hubToClient', { type: 'snapshot', task_id: 't', seq: 1, status: 'paused', progress: null, message: null, position: null }, '/status must be one of "queued", "running", "succeeded", "failed", "canceled"'],
+        ['hubToClient', { type: 'snapshot', task_id: 't', seq: 1, status: 'queued', progress: 'x', message: null, position: null }, '/progress must be number or null'],
+        ['clientToHub', { type: 'add_task', service_id: 1, args: 'x' }, '/args must be array or object'],
+      ];
+      for (const [direction, msg, message] of cases) {
+        expect(hubErrorOf(() => parseMessage(direction, msg), 'bad_message').message).to.equal(message);
+      }
+      expect(hubErrorOf(() => validate.addTaskBody.check({ service_id: 1, args: 5 }), 'bad_request').message).to.equal('/args must be array or object');
+    });
+
+    it('names the failing bound inside a union branch', () => {
+      const msg = { type: 'snapshot', task_id: 't', seq: 1, status: 'queued', progress: null, message: null, position: -1 };
+      expect(hubErrorOf(() => parseMessage('hubToClient', msg), 'bad_message').message).to.equal('/position must be >= 0');
+    });
+
     it('takes a message with a __proto__ key as data', () => {
       const msg = JSON.parse('{"type": "drain", "__proto__": {"polluted": true}}') as object;
       expect(parseMessage('workerToHub', msg)).to.equal(msg);
