@@ -2,7 +2,7 @@
  * `buildApp(options)`: the whole hub as a fastify instance, apart from `listen()`, so that tests
  * start it on port 0 in process and the command line starts it for real.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
@@ -48,9 +48,10 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     bodyLimit: config.maxMessageBytes,
-    disableRequestLogging: true,
+    // One line per task end, none per request (PROTOCOL.md leaves logs to us; requests are many).
+    logController: new LogController({ disableRequestLogging: true }),
     // Ids of tasks and services are validated by the routes; keep the router's own limit generous.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
   });
 
   const db = givenDb ?? (await openDb(config.db));

@@ -48,7 +48,8 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
 
   const error = (err: HubError, extra: { task_id?: string; ref?: string } = {}) => {
     const body: Record<string, unknown> = { type: 'error', code: err.code, message: err.message };
-    if (extra.ref !== undefined) body.ref = extra.ref;
+    const ref = extra.ref ?? (err.details.ref as string | undefined);
+    if (ref !== undefined) body.ref = ref;
     const taskId = extra.task_id ?? (err.details.task_id as string | undefined);
     if (taskId !== undefined) body.task_id = taskId;
     send(jsonFrame(body));

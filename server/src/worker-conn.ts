@@ -78,7 +78,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
 
   const badMessage = (err: HubError) => {
     if (state === 'hello' || state === 'handshaking') return refuse(new HubError('bad_message', err.message));
-    sendFrames(ws, jsonFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
+    sendFrames(ws, jsonFrame({ ...err.details, type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
 
