@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { startHub, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { dialableWorker, type DialableWorker } from '../helpers/dialable-worker.js';
+import { forEachDatabase } from '../helpers/backends.js';
+import { openDb } from '../../server/src/db/index.js';
+import { addWorker, removeWorker, setWorkerEnabled } from '../../server/src/store/workers.js';
+import { backoffDelay, wsUrlOf } from '../../server/src/dialer.js';
+import type { Knex } from 'knex';
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const listed = (hub: TestHub, name: string) => async () =>
+  ((await http(hub, 'GET', '/services_list')).body as Array<{ service_name: string }>).some((s) => s.service_name === name);
+
+describe('Dialer helpers', () => {
+  it('grows the delay from the minimum to the maximum, with jitter', () => {
+    expect(backoffDelay(0, 500, 30000, () => 0)).to.equal(250);
+    expect(backoffDelay(0, 500, 30000, () => 1)).to.equal(500);
+    expect(backoffDelay(3, 500, 30000, () => 1)).to.equal(4000);
+    expect(backoffDelay(20, 500, 30000, () => 1)).to.equal(30000);
+  });
+  it('turns a base URL into its WebSocket URL', () => {
+    expect(wsUrlOf('http://10.0.0.5:9001')).to.equal('ws://10.0.0.5:9001/ws');
+    expect(wsUrlOf('https://w.example/base/')).to.equal('wss://w.example/base/ws');
+  });
+});
+
+forEachDatabase('Dialer', (dbUrl) => {
+  let hub: TestHub;
+  let db: Knex;
+  let worker: DialableWorker | null = null;
+  beforeEach(async () => {
+    const url = await dbUrl();
+    hub = await startHub({ db: url, dialerPollMs: 100, dialMinDelayMs: 50, dialMaxDelayMs: 200, dialSecret: 'dial-secret' });
+    db = openDb(url);
+  });
+  afterEach(async () => {
+    await worker?.stop();
+    worker = null;
+    await hub.close();
+    await db.destroy();
+  });
+
+  it('dials a listed worker, follows it going away and coming back, and stops when removed', async () => {
+    const name = `dialed_${Date.now()}`;
+    worker = await dialableWorker(me(name), 0, { secret: 'dial-secret' });
+    const port = worker.port;
+    await addWorker(db, worker.url);
+    await until('the dialed service to be listed', listed(hub, name));
+    expect(worker.authorizations[0]).to.equal('Bearer dial-secret');
+    const id = ((await http(hub, 'GET', '/services_list')).body as Array<{ service_id: number; service_name: string }>).find((s) => s.service_name === name)!.service_id;
+    const r = await http(hub, 'POST', '/add_task', { service_id: id, args: [5] });
+    expect(r.body).to.include({ status: 'succeeded' });
+    expect(r.body.result).to.deep.equal({ x: 5 });
+
+    await worker.stop();
+    await until('the service to go', async () => !(await listed(hub, name)()));
+    worker = await dialableWorker(me(name), port, { secret: 'dial-secret' });
+    await until('the service to come back', listed(hub, name));
+    expect((await http(hub, 'POST', '/add_task', { service_id: id, args: [6] })).body.result).to.deep.equal({ x: 6 });
+
+    await setWorkerEnabled(db, worker.url, false);
+    await until('the disabled worker to be dropped', async () => !(await listed(hub, name)()));
+    await setWorkerEnabled(db, worker.url, true);
+    await until('the enabled worker to be back', listed(hub, name));
+    await removeWorker(db, worker.url);
+    await until('the removed worker to be dropped', async () => !(await listed(hub, name)()));
+    const before = worker.connections;
+    await sleep(400);
+    expect(worker.connections).to.equal(before);
+  });
+
+  it('keeps retrying a worker that is not there yet', async () => {
+    const name = `late_${Date.now()}`;
+    const probe = await dialableWorker(me(name));
+    const port = probe.port;
+    await probe.stop();
+    await addWorker(db, `http://127.0.0.1:${port}`);
+    await sleep(500);
+    worker = await dialableWorker(me(name), port, { secret: 'dial-secret' });
+    await until('the late worker to be dialed', listed(hub, name));
+  });
+});
