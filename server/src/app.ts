@@ -81,6 +81,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const dialer = new Dialer({
     config,
     log: app.log,
+    onFailure: () => hub.stats.dialFailures++,
     listUrls: async () => (await listWorkers(db, { enabledOnly: true })).map((w) => w.url),
     serve: (ws, url, onWelcome) => serveWorker(ws, { dialed: true, remote: url, token: null }, { hub, gate, heartbeat, onWelcome }),
   });

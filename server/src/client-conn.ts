@@ -138,6 +138,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   };
 
   const bad = (err: HubError) => {
+    hub.stats.badMessages.client++;
     error(err.code === 'bad_message' || err.code === 'payload_too_large' ? err : new HubError('bad_message', err.message));
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
@@ -166,12 +167,14 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   ws.on('error', (err) => hub.log.debug({ err: err.message }, 'client socket error'));
   ws.on('close', () => {
     closed = true;
+    hub.clientCount--;
     deps.clients.delete(link);
     // Tasks go on without this client; it just stops hearing of them.
     for (const taskId of following) hub.dispatcher.task(taskId)?.payload.subscribers.delete(subscriber);
     following.clear();
   });
   deps.clients.add(link);
+  hub.clientCount++;
   deps.heartbeat.watch(ws);
   send(jsonFrame({ type: 'services', services: hub.registry.list() }));
 }

@@ -28,6 +28,8 @@ export interface DialerDeps {
   log: FastifyBaseLogger;
   /** The enabled worker URLs. */
   listUrls: () => Promise<string[]>;
+  /** Called on each failed try (metrics). */
+  onFailure?: () => void;
   /** Hands an open socket to the worker protocol; `onWelcome` resets the backoff. */
   serve: (ws: WebSocket, url: string, onWelcome: () => void) => void;
 }
@@ -58,6 +60,7 @@ class Target {
 
   /** Logs a failure only when it differs from the previous one. */
   private problem(text: string): void {
+    this.deps.onFailure?.();
     if (text !== this.lastProblem) {
       this.deps.log.warn({ worker_url: this.url }, `dial failed: ${text} (retrying with backoff)`);
       this.lastProblem = text;

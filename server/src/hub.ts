@@ -57,11 +57,37 @@ export interface SubmitRequest {
   queue_timeout_ms?: number;
 }
 
+/** Counters for the operator views (metrics); only ever incremented. */
+export interface HubStats {
+  /** `bad_message` answers, by side. */
+  badMessages: { worker: number; client: number };
+  /** Worker handshakes refused, by code. */
+  rejectedHandshakes: Record<string, number>;
+  /** Failed dials of listed workers (each try). */
+  dialFailures: number;
+}
+
+/** A live worker connection as the operator views show it. */
+export interface WorkerConnInfo {
+  id: string;
+  serviceId: number;
+  instance: string | null;
+  dialed: boolean;
+  remote: string;
+  concurrency: number;
+  connectedAt: number;
+}
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export class Hub {
   readonly dispatcher: Dispatcher<TaskPayload>;
   readonly ended: EndedTasks;
+  readonly stats: HubStats = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {}, dialFailures: 0 };
+  /** Live worker connections after their welcome, by connection id. */
+  readonly connectionInfo = new Map<string, WorkerConnInfo>();
+  /** Open client WebSockets. */
+  clientCount = 0;
   private readonly workers = new Map<string, WorkerLink>();
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;

@@ -37,19 +37,6 @@ export interface WorkerConnDeps {
   onWelcome?: () => void;
 }
 
-/** The live connections, for the operator views. */
-export interface WorkerConnInfo {
-  id: string;
-  serviceId: number;
-  instance: string | null;
-  dialed: boolean;
-  remote: string;
-  concurrency: number;
-  connectedAt: number;
-}
-
-export const workerConnections = new Map<string, WorkerConnInfo>();
-
 /** Takes over `ws` for the worker protocol; returns its connection id. */
 export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerConnDeps): string {
   const { hub } = deps;
@@ -71,12 +58,14 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   };
 
   const refuse = (err: HubError) => {
+    hub.stats.rejectedHandshakes[err.code] = (hub.stats.rejectedHandshakes[err.code] ?? 0) + 1;
     log.warn({ code: err.code, remote: origin.remote }, `worker refused: ${err.message}`);
     sendFrames(ws, jsonFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     ws.close(1008, err.code);
   };
 
   const badMessage = (err: HubError) => {
+    hub.stats.badMessages.worker++;
     if (state === 'hello' || state === 'handshaking') return refuse(new HubError('bad_message', err.message));
     sendFrames(ws, jsonFrame({ ...err.details, type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     if (flood.hit()) ws.close(1008, 'too many bad messages');
@@ -109,7 +98,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     sendFrames(ws, jsonFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
     state = 'ready';
     clearTimeout(helloTimer);
-    workerConnections.set(id, {
+    hub.connectionInfo.set(id, {
       id,
       serviceId,
       instance: msg.instance ?? null,
@@ -177,7 +166,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     const was = state;
     state = 'closed';
     clearTimeout(helloTimer);
-    workerConnections.delete(id);
+    hub.connectionInfo.delete(id);
     if (was === 'ready') {
       hub.removeWorker(id, serviceId);
       log.info({ code, service_id: serviceId }, 'worker disconnected');
