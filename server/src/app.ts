@@ -2,7 +2,7 @@
  * `buildApp(options)`: the whole hub as a fastify instance, apart from `listen()`, so that tests
  * start it on port 0 in process and the command line starts it for real.
  */
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
@@ -22,6 +22,7 @@ import { serveWorker } from './worker-conn.js';
 import { serveClient, type ClientLink } from './client-conn.js';
 import { restRoutes } from './routes/rest.js';
 import { jsonFrame } from './frames.js';
+import { RateLimiter, clientIdentity } from './rate-limit.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -48,6 +49,8 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     bodyLimit: config.maxMessageBytes,
+    // On close, end every socket, also those a refused upgrade left open: a peer cannot hold the hub up.
+    forceCloseConnections: true,
     // One line per task end, none per request (PROTOCOL.md leaves logs to us; requests are many).
     logController: new LogController({ disableRequestLogging: true }),
     // Ids of tasks and services are validated by the routes; keep the router's own limit generous.
@@ -113,11 +116,20 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     void reply.code(404).send(new HubError('not_found', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`).toBody());
   });
 
-  // Client keys: every route but the public ones (PROTOCOL.md section 9).
+  const limiter = new RateLimiter(config.rateLimit);
+  /** Client keys and rate limits (PROTOCOL.md section 9). */
+  const admitClient = async (req: FastifyRequest) => {
+    const key = bearer(req.raw, 'key');
+    await gate.client(key);
+    if (!limiter.take(clientIdentity(key, req.socket.remoteAddress))) {
+      throw new HubError('rate_limited', `more than ${config.rateLimit} requests per second from this client`);
+    }
+  };
+  // Every route but the public ones and the WebSocket upgrades, which check in their preValidation
+  // (a refusal must be answered before @fastify/websocket takes the socket).
   app.addHook('onRequest', async (req) => {
-    if (req.routeOptions.config?.public) return;
-    if (req.url.startsWith('/worker')) return; // workers use worker tokens, checked at hello
-    await gate.client(bearer(req.raw, 'key'));
+    if (req.routeOptions.config?.public || req.routeOptions.url === '/client' || req.routeOptions.url === '/worker') return;
+    await admitClient(req);
   });
 
   await app.register(websocket, {
@@ -128,7 +140,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     },
   });
 
-  const originCheck = async (req: import('fastify').FastifyRequest) => {
+  const originCheck = async (req: FastifyRequest) => {
     if (!originAllowed(config, req.headers, (req.raw.socket as { encrypted?: boolean }).encrypted === true)) {
       throw new HubError('forbidden', 'this origin may not open this WebSocket');
     }
@@ -141,8 +153,9 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     }
     serveWorker(socket, { dialed: false, remote: req.socket.remoteAddress ?? '', token: bearer(req.raw, 'token') }, { hub, gate, heartbeat });
   });
-  app.get('/client', { websocket: true, preValidation: originCheck }, (socket) => {
-    serveClient(socket, { hub, heartbeat, clients });
+  app.get('/client', { websocket: true, preValidation: [originCheck, admitClient] }, (socket, req) => {
+    const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
+    serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined });
   });
 
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));

@@ -18,6 +18,8 @@ export interface ClientConnDeps {
   heartbeat: Heartbeat;
   /** The connected clients, for `services` pushes. */
   clients: Set<ClientLink>;
+  /** Takes one request from the client's rate limit; false when it is spent. */
+  allow?: () => boolean;
 }
 
 /** What the hub needs of a client connection to push `services`. */
@@ -67,6 +69,15 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   };
 
   const handle = async (msg: ClientToHubMessage) => {
+    if (deps.allow && !deps.allow()) {
+      const e = new HubError('rate_limited', 'too many requests from this client; slow down');
+      if (msg.type === 'add_task' || msg.type === 'service_info') {
+        const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+        if (msg.ref !== undefined) rejected.ref = msg.ref;
+        send(jsonFrame(rejected));
+      } else error(e, { task_id: msg.task_id });
+      return;
+    }
     switch (msg.type) {
       case 'add_task': {
         held = [];

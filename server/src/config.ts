@@ -41,6 +41,8 @@ export interface HubConfig {
   shutdownGraceMs: number;
   /** The hub's own origin behind a proxy, e.g. `https://hub.example.org`. Env `HUB_PUBLIC_URL`. @defaultValue none */
   publicUrl: string | null;
+  /** Requests per second (and burst) per client key or address, over REST and client WebSocket requests; 0: no limit. Env `HUB_RATE_LIMIT`. @defaultValue 0 */
+  rateLimit: number;
   /** Deadline of the worker's `hello`. @defaultValue 10000 */
   helloTimeoutMs: number;
   /** How long a slot stays taken after a timeout or cancel, unless the worker answers. @defaultValue 10000 */
@@ -76,6 +78,7 @@ export const defaults: Readonly<HubConfig> = Object.freeze({
   logLevel: 'info',
   shutdownGraceMs: 10_000,
   publicUrl: null,
+  rateLimit: 0,
   helloTimeoutMs: 10_000,
   cancelGraceMs: 10_000,
   dialerPollMs: 2_000,
@@ -112,6 +115,7 @@ const ENV: Partial<Record<keyof HubConfig, string>> = {
   logLevel: 'HUB_LOG_LEVEL',
   shutdownGraceMs: 'HUB_SHUTDOWN_GRACE_MS',
   publicUrl: 'HUB_PUBLIC_URL',
+  rateLimit: 'HUB_RATE_LIMIT',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -128,6 +132,7 @@ const INTS: Partial<Record<keyof HubConfig, [number, number]>> = {
   heartbeatMs: [10, 2 ** 31 - 1],
   resultTtlMs: [0, 2 ** 40],
   shutdownGraceMs: [0, 2 ** 31 - 1],
+  rateLimit: [0, 1_000_000],
   helloTimeoutMs: [1, 2 ** 31 - 1],
   cancelGraceMs: [0, 2 ** 31 - 1],
   dialerPollMs: [10, 2 ** 31 - 1],

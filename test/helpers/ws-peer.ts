@@ -41,7 +41,10 @@ export class WsPeer {
       ws.once('unexpected-response', (_req, res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c));
-        res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, body })));
+        res.on('end', () => {
+          ws.terminate();
+          reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, body }));
+        });
       });
       ws.once('error', reject);
     });
