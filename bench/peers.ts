@@ -1,0 +1,237 @@
+/**
+ * Starting the systems under test as their own processes, and running one measured trial of
+ * load against them: the hub (its real command), the baseline, the echo workers, BullMQ's worker
+ * and producer; the task store's database for the hub (a SQLite file, or a fresh MariaDB
+ * database dropped afterwards).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import type { LoadReport } from './load.js';
+import { cpuSeconds, rssBytes, start, stop, waitLine, type Child } from './procs.js';
+import type { Peer, Trial } from './report.js';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const NODE = process.execPath;
+const TSX = ['--import', 'tsx'];
+
+/** A server under test, with the URL base its workers and clients dial. */
+export interface Server {
+  peer: Peer;
+  child: Child;
+  /** `ws://127.0.0.1:PORT` */
+  wsBase: string;
+}
+
+/** Where the hub keeps its tasks. */
+export interface Store {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh SQLite file in a temporary folder. */
+export function sqliteStore(): Store {
+  const dir = mkdtempSync(path.join(tmpdir(), 'uh-bench-'));
+  return { url: `sqlite:${path.join(dir, 'hub.sqlite')}`, drop: async () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A fresh MariaDB database `uh_bench_<random>` on 127.0.0.1:3306 (root, no password), dropped by `drop`. */
+export async function mysqlStore(base = 'mysql://root@127.0.0.1:3306'): Promise<Store> {
+  const { default: mysql } = await import('mysql2/promise');
+  const name = `uh_bench_${randomBytes(4).toString('hex')}`;
+  const conn = await mysql.createConnection(`${base}/`);
+  await conn.query(`CREATE DATABASE \`${name}\``);
+  await conn.end();
+  return {
+    url: `${base}/${name}`,
+    drop: async () => {
+      const c = await mysql.createConnection(`${base}/`);
+      try {
+        await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** Runs `utils-hub start` on a free port, quiet; `nodeFlags` go to node (such as --cpu-prof). */
+export async function startHub(store: Store, nodeFlags: string[] = []): Promise<Server> {
+  const child = start('hub', NODE, [...nodeFlags, path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', store.url], {
+    cwd: ROOT,
+    env: { ...process.env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn' },
+  });
+  const m = await waitLine(child, /utils-hub listening on http:\/\/([^\s]+)/, 60_000);
+  return { peer: 'hub', child, wsBase: `ws://${m[1]}` };
+}
+
+/** Runs the baseline on a free port. */
+export async function startBaseline(): Promise<Server> {
+  const child = start('baseline', NODE, [...TSX, path.join(ROOT, 'bench/baseline.ts'), '--port', '0'], { cwd: ROOT });
+  const m = await waitLine(child, /baseline listening on http:\/\/([^\s]+)/, 30_000);
+  return { peer: 'baseline', child, wsBase: `ws://${m[1]}` };
+}
+
+/** Starts one echo-worker process with `connections` connections and waits until all are welcomed. */
+export async function startEchoWorkers(server: Server, connections: number, concurrency: number, timeoutMs = 120_000): Promise<Child> {
+  const child = start(`echo-worker(${server.peer})`, NODE, [
+    ...TSX, path.join(ROOT, 'bench/echo-worker.ts'),
+    '--url', `${server.wsBase}/worker`, '--connections', String(connections), '--concurrency', String(concurrency),
+  ], { cwd: ROOT });
+  await waitLine(child, /^ready \d+/, timeoutMs);
+  return child;
+}
+
+/** The echo worker's counts, printed when it is stopped. */
+export interface EchoStats {
+  tasks: number;
+  withAttachments: number;
+  attachmentBytes: number;
+  base64Strings: number;
+  errors: number;
+  closed: number;
+}
+
+/** Stops an echo worker and returns what it saw. */
+export async function stopEchoWorkers(child: Child): Promise<EchoStats | null> {
+  await stop(child, 'SIGTERM', 3000);
+  for (const line of child.lines) {
+    if (line.startsWith('{"stats"')) return (JSON.parse(line) as { stats: EchoStats }).stats;
+  }
+  return null;
+}
+
+/** Starts a BullMQ worker process on `queue` and waits until it listens. */
+export async function startBullmqWorker(queue: string, concurrency: number): Promise<Child> {
+  const child = start('bullmq-worker', NODE, [...TSX, path.join(ROOT, 'bench/bullmq-peer.ts'), 'worker', '--queue', queue, '--concurrency', String(concurrency)], { cwd: ROOT });
+  await waitLine(child, /^ready/, 30_000);
+  return child;
+}
+
+/** Removes a BullMQ queue's keys from Redis. */
+export async function cleanBullmq(queue: string): Promise<void> {
+  const child = start('bullmq-clean', NODE, [...TSX, path.join(ROOT, 'bench/bullmq-peer.ts'), 'clean', '--queue', queue], { cwd: ROOT });
+  const timer = setTimeout(() => void stop(child, 'SIGKILL'), 15_000);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+/** Busy jiffies of the whole machine (all cores) so far, in seconds. */
+function machineBusySeconds(clkTck: number): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return (total - f[3] - (f[4] ?? 0)) / clkTck;
+}
+
+/** What one trial is run against. */
+export interface TrialTarget {
+  peer: Peer;
+  /** The server process (hub, baseline, redis-server), or null when unknown. */
+  serverPid: number | null;
+  workerPid: number;
+  /** The load generator (or producer), started with `--serve` (see startLoad). */
+  load: Child;
+}
+
+export interface TrialSpec {
+  scenario: string;
+  round: number;
+  clkTck: number;
+}
+
+/** Runs one trial: starts the load, reads CPU over its measuring window, returns its numbers. */
+export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup: number; duration: number }): Promise<Trial> {
+  const { load } = target;
+  const since = load.lines.length;
+  const pids = { server: target.serverPid, worker: target.workerPid };
+  type Snap = { t: number; server: number; worker: number; machine: number };
+  const snap = (): Snap => ({
+    t: performance.now(),
+    server: pids.server ? cpuSeconds(pids.server) : NaN,
+    worker: cpuSeconds(pids.worker),
+    machine: machineBusySeconds(spec.clkTck),
+  });
+  let a: Snap | null = null;
+  let b: Snap | null = null;
+  let rss = NaN;
+  const off = load.onLine((line) => {
+    if (line === 'window start') a = snap();
+    else if (line === 'window end') {
+      b = snap();
+      rss = pids.server ? rssBytes(pids.server) : NaN;
+    }
+  });
+  load.proc.stdin!.write(`run ${o.warmup} ${o.duration}\n`);
+  try {
+    const m = await waitLine(load, /^\{"tasks".*\}$/, o.warmup + o.duration + 60_000, since);
+    const r = JSON.parse(m[0]) as LoadReport;
+    const s0 = a as Snap | null;
+    const s1 = b as Snap | null;
+    const secs = s0 && s1 ? (s1.t - s0.t) / 1000 : NaN;
+    const pct = (k: 'server' | 'worker' | 'machine') => (s0 && s1 ? ((s1[k] - s0[k]) / secs) * 100 : NaN);
+    return {
+      scenario: spec.scenario,
+      peer: target.peer,
+      round: spec.round,
+      tasks: r.tasks,
+      tasksPerSec: r.tasksPerSec,
+      p50: r.p50,
+      p99: r.p99,
+      bytesPerSec: r.bytesPerSec,
+      errors: r.errors,
+      serverRss: rss,
+      serverCpu: pct('server'),
+      workerCpu: pct('worker'),
+      loadCpu: r.cpuPct,
+      machineCpu: pct('machine'),
+      otherCpu: pct('machine') - (pids.server ? pct('server') : 0) - pct('worker') - r.cpuPct,
+      resultsWithAttachments: r.resultsWithAttachments,
+      base64Results: r.base64Results,
+    };
+  } finally {
+    off();
+  }
+}
+
+/** Starts a load process in `--serve` mode and waits until it is connected and ready. */
+export async function startLoad(child: Child): Promise<Child> {
+  await waitLine(child, /^serving$/, 60_000);
+  return child;
+}
+
+/** Ends a load process started by startLoad. */
+export async function stopLoad(child: Child): Promise<void> {
+  child.proc.stdin?.end('quit\n');
+  await Promise.race([child.exited, new Promise((r) => setTimeout(r, 5000))]);
+  await stop(child, 'SIGKILL');
+}
+
+/** The load generator against a hub or the baseline, in `--serve` mode. */
+export function loadProcess(server: Server, o: { inflight: number; connections: number; media: number }): Child {
+  return start(`load(${server.peer})`, NODE, [
+    ...TSX, path.join(ROOT, 'bench/load.ts'), '--serve',
+    '--url', `${server.wsBase}/client`,
+    '--inflight', String(o.inflight), '--connections', String(o.connections), '--media', String(o.media),
+  ], { cwd: ROOT, stdin: true });
+}
+
+/** The BullMQ producer, in `--serve` mode. */
+export function producerProcess(queue: string, o: { inflight: number }): Child {
+  return start('bullmq-producer', NODE, [
+    ...TSX, path.join(ROOT, 'bench/bullmq-peer.ts'), 'producer', '--serve', '--queue', queue, '--inflight', String(o.inflight),
+  ], { cwd: ROOT, stdin: true });
+}
+
+/** Idle client processes: `total` connections split over `procs` processes; resolves once all are up. */
+export async function startIdleClients(server: Server, total: number, procs: number, timeoutMs: number): Promise<Child[]> {
+  const children: Child[] = [];
+  const per = Math.ceil(total / procs);
+  for (let i = 0, left = total; left > 0; i++, left -= per) {
+    const n = Math.min(per, left);
+    children.push(start(`idle-clients(${server.peer})#${i}`, NODE, [...TSX, path.join(ROOT, 'bench/load.ts'), '--url', `${server.wsBase}/client`, '--idle', String(n)], { cwd: ROOT }));
+  }
+  await Promise.all(children.map((c) => waitLine(c, /^ready \d+/, timeoutMs)));
+  return children;
+}

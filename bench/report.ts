@@ -1,0 +1,237 @@
+/**
+ * What the harness makes of its trials: medians over rounds, hub-to-baseline ratios per round,
+ * the targets of issue 6 judged met or not, and the markdown tables.
+ */
+
+/** The systems under test. */
+export type Peer = 'hub' | 'baseline' | 'bullmq';
+
+/** One measured run of one peer in one scenario. */
+export interface Trial {
+  scenario: string;
+  peer: Peer;
+  round: number;
+  tasks: number;
+  tasksPerSec: number;
+  p50: number;
+  p99: number;
+  bytesPerSec: number;
+  errors: number;
+  /** RSS of the server process (hub, baseline; redis-server for BullMQ) at the end of the window, bytes. */
+  serverRss: number;
+  /** CPU in % of one core over the window. */
+  serverCpu: number;
+  workerCpu: number;
+  loadCpu: number;
+  /** Busy CPU of the whole machine over the window, in % of one core (200 = both cores). */
+  machineCpu: number;
+  /** machineCpu less the server, worker and load: what other processes (and the kernel) took. */
+  otherCpu: number;
+  resultsWithAttachments: number;
+  base64Results: number;
+}
+
+/** One idle-connections measurement. */
+export interface IdleTrial {
+  peer: Peer;
+  round: number;
+  clients: number;
+  workers: number;
+  /** Open files of the server with every connection up (sockets included). */
+  openFiles: number;
+  rssBefore: number;
+  rssAfter: number;
+  /** (rssAfter - rssBefore) / connections, bytes. */
+  perConnection: number;
+  seconds: number;
+}
+
+export interface ScenarioSummary {
+  scenario: string;
+  title: string;
+  peers: Partial<Record<Peer, PeerSummary>>;
+  /** hub / baseline per round, then their median. */
+  ratios: { tasksPerSec: number[]; p50: number[]; bytesPerSec: number[]; hubOverBullmq: number[] };
+  median: { tasksPerSec: number; p50: number; bytesPerSec: number; hubOverBullmq: number };
+}
+
+export interface PeerSummary {
+  rounds: number;
+  tasksPerSec: number;
+  p50: number;
+  p99: number;
+  bytesPerSec: number;
+  serverRss: number;
+  serverCpu: number;
+  workerCpu: number;
+  loadCpu: number;
+  /** Highest load-generator CPU of any round (a load generator near 100 % is a bottleneck). */
+  loadCpuMax: number;
+  machineCpu: number;
+  otherCpu: number;
+  errors: number;
+}
+
+export interface Target {
+  id: string;
+  text: string;
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+export function median(xs: number[]): number {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+function summarisePeer(trials: Trial[]): PeerSummary {
+  const med = (f: (t: Trial) => number) => median(trials.map(f));
+  return {
+    rounds: trials.length,
+    tasksPerSec: med((t) => t.tasksPerSec),
+    p50: med((t) => t.p50),
+    p99: med((t) => t.p99),
+    bytesPerSec: med((t) => t.bytesPerSec),
+    serverRss: med((t) => t.serverRss),
+    serverCpu: med((t) => t.serverCpu),
+    workerCpu: med((t) => t.workerCpu),
+    loadCpu: med((t) => t.loadCpu),
+    loadCpuMax: Math.max(...trials.map((t) => t.loadCpu)),
+    machineCpu: med((t) => t.machineCpu),
+    otherCpu: med((t) => t.otherCpu),
+    errors: trials.reduce((s, t) => s + t.errors, 0),
+  };
+}
+
+export function summarise(scenario: string, title: string, trials: Trial[]): ScenarioSummary {
+  const mine = trials.filter((t) => t.scenario === scenario);
+  const peers: ScenarioSummary['peers'] = {};
+  for (const p of ['hub', 'baseline', 'bullmq'] as Peer[]) {
+    const ts = mine.filter((t) => t.peer === p);
+    if (ts.length) peers[p] = summarisePeer(ts);
+  }
+  const ratios: ScenarioSummary['ratios'] = { tasksPerSec: [], p50: [], bytesPerSec: [], hubOverBullmq: [] };
+  const rounds = [...new Set(mine.map((t) => t.round))].sort((a, b) => a - b);
+  for (const r of rounds) {
+    const hub = mine.find((t) => t.round === r && t.peer === 'hub');
+    const base = mine.find((t) => t.round === r && t.peer === 'baseline');
+    const bull = mine.find((t) => t.round === r && t.peer === 'bullmq');
+    if (hub && base) {
+      ratios.tasksPerSec.push(hub.tasksPerSec / base.tasksPerSec);
+      ratios.p50.push(hub.p50 / base.p50);
+      ratios.bytesPerSec.push(hub.bytesPerSec / base.bytesPerSec);
+    }
+    if (hub && bull) ratios.hubOverBullmq.push(hub.tasksPerSec / bull.tasksPerSec);
+  }
+  return {
+    scenario,
+    title,
+    peers,
+    ratios,
+    median: {
+      tasksPerSec: median(ratios.tasksPerSec),
+      p50: median(ratios.p50),
+      bytesPerSec: median(ratios.bytesPerSec),
+      hubOverBullmq: median(ratios.hubOverBullmq),
+    },
+  };
+}
+
+const fx = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
+/** What the echo worker and the load generator saw of the hub's 1 MiB media path. */
+export interface MediaPath {
+  workerTasks: number;
+  workerAttachments: number;
+  workerBase64: number;
+  results: number;
+  resultAttachments: number;
+  resultBase64: number;
+}
+
+/** The targets of issue 6, judged on the medians of the per-round ratios. */
+export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath: MediaPath | null): Target[] {
+  const s = (id: string) => summaries.find((x) => x.scenario === id);
+  const targets: Target[] = [];
+  const ratioTarget = (id: string, text: string, scenario: string, key: keyof ScenarioSummary['median'], cmp: 'min' | 'max', bound: number) => {
+    const sum = s(scenario);
+    const v = sum ? sum.median[key] : NaN;
+    const perRound = sum ? sum.ratios[key].map((x) => fx(x)).join(', ') : '';
+    targets.push({
+      id,
+      text,
+      goal: `${cmp === 'min' ? '>=' : '<='} ${bound} x`,
+      measured: Number.isFinite(v) ? `${fx(v)} x (rounds: ${perRound})` : 'not run',
+      met: Number.isFinite(v) ? (cmp === 'min' ? v >= bound : v <= bound) : null,
+    });
+  };
+  ratioTarget('tiny64-vs-baseline', 'tiny tasks, 64 in flight: hub tasks/s vs baseline', 'tiny-64', 'tasksPerSec', 'min', 0.8);
+  ratioTarget('tiny64-vs-bullmq', 'tiny tasks, 64 in flight: hub tasks/s vs BullMQ', 'tiny-64', 'hubOverBullmq', 'min', 10);
+  ratioTarget('tiny1-p50', 'tiny tasks, 1 in flight: hub p50 latency vs baseline', 'tiny-1', 'p50', 'max', 1.3);
+  ratioTarget('media-bytes', '1 MiB attachments, 8 in flight: hub bytes/s vs baseline', 'media-8', 'bytesPerSec', 'min', 0.8);
+  if (mediaPath) {
+    const { workerTasks, workerAttachments, workerBase64, results, resultAttachments, resultBase64 } = mediaPath;
+    targets.push({
+      id: 'media-no-base64',
+      text: '1 MiB attachments: no base64 on the path (binary frames to the worker and back to the client)',
+      goal: '0 base64',
+      measured: `worker: ${workerAttachments}/${workerTasks} tasks as binary frames, ${workerBase64} base64; client: ${resultAttachments}/${results} results as binary frames, ${resultBase64} base64`,
+      met: workerTasks > 0 && workerBase64 === 0 && resultBase64 === 0 && workerAttachments === workerTasks && resultAttachments === results,
+    });
+  }
+  ratioTarget('mysql64-vs-baseline', 'MariaDB task store, 64 in flight: hub tasks/s vs baseline', 'mysql-64', 'tasksPerSec', 'min', 0.6);
+  const hubIdle = idle.filter((t) => t.peer === 'hub');
+  const per = median(hubIdle.map((t) => t.perConnection));
+  targets.push({
+    id: 'idle-rss',
+    text: 'idle connections: hub RSS per connection (10,000 clients + 1,000 workers)',
+    goal: '<= 30 KB',
+    measured: Number.isFinite(per) ? `${fx(per / 1024, 1)} KB` : 'not run',
+    met: Number.isFinite(per) ? per / 1024 <= 30 : null,
+  });
+  return targets;
+}
+
+const mb = (b: number) => fx(b / 1048576, 1);
+
+/** The markdown report: per-scenario medians, per-round ratios, idle memory, targets. */
+export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], targets: Target[]): string {
+  const out: string[] = [];
+  out.push('| scenario | peer | rounds | tasks/s | p50 ms | p99 ms | MB/s | server RSS MB | server CPU % | worker CPU % | load CPU % (max) | machine CPU % | other CPU % | errors |');
+  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const s of summaries) {
+    for (const p of ['hub', 'baseline', 'bullmq'] as Peer[]) {
+      const x = s.peers[p];
+      if (!x) continue;
+      out.push(
+        `| ${s.scenario} | ${p} | ${x.rounds} | ${fx(x.tasksPerSec, 0)} | ${fx(x.p50)} | ${fx(x.p99)} | ${mb(x.bytesPerSec)} | ${mb(x.serverRss)} | ${fx(x.serverCpu, 0)} | ${fx(x.workerCpu, 0)} | ${fx(x.loadCpu, 0)} (${fx(x.loadCpuMax, 0)}) | ${fx(x.machineCpu, 0)} | ${fx(x.otherCpu, 0)} | ${x.errors} |`,
+      );
+    }
+  }
+  out.push('');
+  out.push('| scenario | hub/baseline tasks/s per round | median | hub/baseline p50 per round | median | hub/BullMQ tasks/s median |');
+  out.push('| --- | --- | ---: | --- | ---: | ---: |');
+  for (const s of summaries) {
+    out.push(
+      `| ${s.scenario} | ${s.ratios.tasksPerSec.map((x) => fx(x)).join(', ')} | ${fx(s.median.tasksPerSec)} | ${s.ratios.p50.map((x) => fx(x)).join(', ')} | ${fx(s.median.p50)} | ${fx(s.median.hubOverBullmq, 1)} |`,
+    );
+  }
+  if (idle.length) {
+    out.push('');
+    out.push('| idle | round | clients + workers | server open files | RSS before MB | RSS after MB | KB per connection | seconds to connect |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const t of idle) {
+      out.push(
+        `| ${t.peer} | ${t.round} | ${t.clients} + ${t.workers} | ${t.openFiles} | ${mb(t.rssBefore)} | ${mb(t.rssAfter)} | ${fx(t.perConnection / 1024, 1)} | ${fx(t.seconds, 1)} |`,
+      );
+    }
+  }
+  out.push('');
+  out.push('| target | goal | measured | met |');
+  out.push('| --- | --- | --- | --- |');
+  for (const t of targets) out.push(`| ${t.text} | ${t.goal} | ${t.measured} | ${t.met === null ? 'not run' : t.met ? 'met' : 'NOT met'} |`);
+  return out.join('\n');
+}

@@ -1,0 +1,303 @@
+/**
+ * `npm run bench`: the hub against its baseline and BullMQ, side by side in one run (issue 6).
+ *
+ * Every system runs as its own process on loopback (the hub as its real command, the baseline,
+ * the echo workers, the load generators, BullMQ's worker and producer). Each scenario starts its
+ * own hub (fresh task store), baseline and workers, then runs its rounds A B A B: one trial of
+ * each peer per round. Prints a markdown table and writes `bench/results/<timestamp>.json`.
+ *
+ *   npm run bench                      # full: 3 rounds of 4 s per peer, a few minutes
+ *   npm run bench -- --quick           # about a minute: 2 short rounds, one idle round
+ *   npm run bench -- --only tiny-64,idle --rounds 5 --duration 3000
+ *   npm run bench -- --profile         # the hub alone under tiny-64 with --cpu-prof, summarised
+ *   options: --no-bullmq --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
+ *            --profile-seconds S
+ */
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { CLK_TCK, cleanupOnExit, openFiles, openFilesLimit, pidOf, rssBytes, stop, type Child } from './procs.js';
+import {
+  cleanBullmq, loadProcess, mysqlStore, producerProcess, ROOT, runTrial, sqliteStore, startBaseline, startBullmqWorker,
+  startEchoWorkers, startHub, startIdleClients, startLoad, stopEchoWorkers, stopLoad, type EchoStats, type Server, type Store, type TrialTarget,
+} from './peers.js';
+import { judge, markdown, summarise, type IdleTrial, type MediaPath, type Peer, type ScenarioSummary, type Trial } from './report.js';
+import { formatSummary, summariseProfile, type ProfileSummary } from './profile-summary.js';
+import { numFlag, parseFlags } from './wire.js';
+
+interface Scenario {
+  id: string;
+  title: string;
+  db: 'sqlite' | 'mysql';
+  workerConns: number;
+  concurrency: number;
+  inflight: number;
+  clientConns: number;
+  /** Bytes of the attachment sent with each task (0: tiny tasks). */
+  media: number;
+  peers: Peer[];
+}
+
+const MiB = 1024 * 1024;
+const SCENARIOS: Scenario[] = [
+  { id: 'tiny-1', title: 'tiny tasks, 1 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 1, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'bullmq'] },
+  { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'bullmq'] },
+  { id: 'media-8', title: '1 MiB attachment, 8 in flight', db: 'sqlite', workerConns: 1, concurrency: 8, inflight: 8, clientConns: 1, media: MiB, peers: ['hub', 'baseline'] },
+  { id: 'fanout-16x4', title: '16 worker connections x concurrency 4, 64 in flight', db: 'sqlite', workerConns: 16, concurrency: 4, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
+  { id: 'mysql-64', title: 'tiny tasks, 64 in flight, task store on MariaDB', db: 'mysql', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
+];
+const IDLE = { clients: 10_000, workers: 1_000, clientProcs: 4 };
+
+const flags = parseFlags(process.argv.slice(2));
+const quick = flags.has('quick');
+const opts = {
+  quick,
+  rounds: numFlag(flags, 'rounds', quick ? 2 : 3),
+  warmup: numFlag(flags, 'warmup', quick ? 500 : 1000),
+  duration: numFlag(flags, 'duration', quick ? 1500 : 4000),
+  idleRounds: numFlag(flags, 'idle-rounds', quick ? 1 : 2),
+  only: flags.has('only') ? new Set(flags.get('only')!.split(',')) : null,
+  bullmq: !flags.has('no-bullmq'),
+  mysql: !flags.has('no-mysql'),
+  idle: !flags.has('no-idle'),
+  profile: flags.has('profile'),
+  profileSeconds: numFlag(flags, 'profile-seconds', 15),
+};
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const wanted = (id: string) => !opts.only || opts.only.has(id);
+
+/** Everything the scenario started, stopped in reverse order whatever happens. */
+class Stack {
+  readonly #steps: Array<() => Promise<unknown>> = [];
+  push(step: () => Promise<unknown>): void {
+    this.#steps.push(step);
+  }
+  async unwind(): Promise<void> {
+    for (const step of this.#steps.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        log(`cleanup: ${(err as Error).message}`);
+      }
+    }
+    this.#steps.length = 0;
+  }
+}
+
+const media: MediaPath = { workerTasks: 0, workerAttachments: 0, workerBase64: 0, results: 0, resultAttachments: 0, resultBase64: 0 };
+
+async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
+  const stack = new Stack();
+  try {
+    const targets = new Map<Peer, TrialTarget>();
+    const o = { inflight: sc.inflight, connections: sc.clientConns, media: sc.media };
+    let hubWorker: Child | null = null;
+    // The peers start side by side (process start-up is most of a scenario's set-up time); the
+    // load of each waits for its workers, so that every trial finds its system ready.
+    const setUp = async (peer: Peer): Promise<void> => {
+      if (peer === 'bullmq') {
+        const queue = `uh-bench-${randomBytes(4).toString('hex')}`;
+        stack.push(() => cleanBullmq(queue));
+        const [worker, load] = await Promise.all([
+          startBullmqWorker(queue, sc.inflight).then((w) => (stack.push(() => stop(w)), w)),
+          startLoad(producerProcess(queue, { inflight: sc.inflight })).then((l) => (stack.push(() => stopLoad(l)), l)),
+        ]);
+        targets.set(peer, { peer, serverPid: pidOf('redis-server'), workerPid: worker.pid, load });
+        return;
+      }
+      let server: Server;
+      if (peer === 'hub') {
+        const store: Store = sc.db === 'mysql' ? await mysqlStore() : sqliteStore();
+        stack.push(() => store.drop());
+        server = await startHub(store);
+      } else {
+        server = await startBaseline();
+      }
+      stack.push(() => stop(server.child, 'SIGTERM', 10_000));
+      const worker = await startEchoWorkers(server, sc.workerConns, sc.concurrency);
+      if (peer === 'hub') hubWorker = worker;
+      stack.push(() => stop(worker));
+      const load = await startLoad(loadProcess(server, o));
+      stack.push(() => stopLoad(load));
+      targets.set(peer, { peer, serverPid: server.child.pid, workerPid: worker.pid, load });
+    };
+    const peers = sc.peers.filter((p) => p !== 'bullmq' || opts.bullmq);
+    const failed = (await Promise.allSettled(peers.map(setUp))).find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    // Trials run in the scenario's order of peers, whatever order they started in.
+    const ordered = peers.map((p) => [p, targets.get(p)!] as const);
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const [peer, target] of ordered) {
+        const t = await runTrial(target, { scenario: sc.id, round, clkTck: CLK_TCK }, opts);
+        trials.push(t);
+        if (sc.media && peer === 'hub') {
+          media.results += t.tasks;
+          media.resultAttachments += t.resultsWithAttachments;
+          media.resultBase64 += t.base64Results;
+        }
+        log(
+          `  ${sc.id} round ${round} ${peer.padEnd(8)} ${t.tasksPerSec.toFixed(0).padStart(6)} tasks/s  p50 ${t.p50.toFixed(2)} ms  p99 ${t.p99.toFixed(2)} ms  ` +
+            `${(t.bytesPerSec / MiB).toFixed(1)} MB/s  cpu server ${t.serverCpu.toFixed(0)}% worker ${t.workerCpu.toFixed(0)}% load ${t.loadCpu.toFixed(0)}% machine ${t.machineCpu.toFixed(0)}%` +
+            (t.errors ? `  errors ${t.errors}` : '') +
+            (t.otherCpu > 25 ? `  (other processes took ${t.otherCpu.toFixed(0)}% CPU: numbers skewed)` : ''),
+        );
+      }
+    }
+    if (hubWorker) {
+      const stats: EchoStats | null = await stopEchoWorkers(hubWorker);
+      if (stats && sc.media) {
+        media.workerTasks += stats.tasks;
+        media.workerAttachments += stats.withAttachments;
+        media.workerBase64 += stats.base64Strings;
+      }
+    }
+  } finally {
+    await stack.unwind();
+  }
+}
+
+async function idleTrial(peer: Peer, round: number): Promise<IdleTrial> {
+  const stack = new Stack();
+  try {
+    let server: Server;
+    if (peer === 'hub') {
+      const store = sqliteStore();
+      stack.push(() => store.drop());
+      server = await startHub(store);
+    } else {
+      server = await startBaseline();
+    }
+    // Stopped last in unwind order is first pushed: the server goes first, so the TIME_WAIT
+    // sockets stay on its side, not on the clients' ephemeral ports.
+    const others: Child[] = [];
+    stack.push(async () => {
+      await Promise.all(others.map((c) => stop(c, 'SIGKILL')));
+    });
+    stack.push(() => stop(server.child, 'SIGTERM', 15_000));
+    await sleep(1000);
+    const pid = server.child.pid;
+    const rssBefore = rssBytes(pid);
+    const t0 = performance.now();
+    others.push(await startEchoWorkers(server, IDLE.workers, 1, 180_000));
+    others.push(...(await startIdleClients(server, IDLE.clients, IDLE.clientProcs, 240_000)));
+    const seconds = (performance.now() - t0) / 1000;
+    await sleep(2000);
+    const rssAfter = rssBytes(pid);
+    const conns = IDLE.clients + IDLE.workers;
+    const t: IdleTrial = {
+      peer, round, clients: IDLE.clients, workers: IDLE.workers, openFiles: openFiles(pid),
+      rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / conns, seconds,
+    };
+    log(`  idle round ${round} ${peer.padEnd(8)} ${conns} connections in ${seconds.toFixed(1)} s, RSS ${(rssBefore / MiB).toFixed(1)} -> ${(rssAfter / MiB).toFixed(1)} MB, ${(t.perConnection / 1024).toFixed(1)} KB per connection`);
+    return t;
+  } finally {
+    await stack.unwind();
+  }
+}
+
+async function profileHub(dir: string): Promise<ProfileSummary> {
+  const stack = new Stack();
+  const profDir = path.join(dir, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'));
+  mkdirSync(profDir, { recursive: true });
+  try {
+    const store = sqliteStore();
+    stack.push(() => store.drop());
+    const hub = await startHub(store, ['--cpu-prof', '--cpu-prof-dir', profDir]);
+    stack.push(() => stop(hub.child, 'SIGTERM', 15_000));
+    const worker = await startEchoWorkers(hub, 1, 64);
+    stack.push(() => stop(worker));
+    const load = await startLoad(loadProcess(hub, { inflight: 64, connections: 1, media: 0 }));
+    stack.push(() => stopLoad(load));
+    const t = await runTrial(
+      { peer: 'hub', serverPid: hub.child.pid, workerPid: worker.pid, load },
+      { scenario: 'profile-tiny-64', round: 1, clkTck: CLK_TCK },
+      { warmup: 1000, duration: opts.profileSeconds * 1000 },
+    );
+    log(`  profile run: ${t.tasksPerSec.toFixed(0)} tasks/s (slower than unprofiled), hub CPU ${t.serverCpu.toFixed(0)}%`);
+  } finally {
+    await stack.unwind(); // SIGTERM lets the hub exit normally, which writes the profile
+  }
+  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`the hub wrote no .cpuprofile in ${profDir} (did it exit normally?)`);
+  return summariseProfile(path.join(profDir, file), 25);
+}
+
+function machine(): Record<string, unknown> {
+  const git = (args: string[]) => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    } catch {
+      return null;
+    }
+  };
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryGiB: +(os.totalmem() / 1024 ** 3).toFixed(1),
+    node: process.version,
+    kernel: os.release(),
+    loadavg: os.loadavg(),
+    openFilesLimit: openFilesLimit(),
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    dirty: (git(['status', '--porcelain', '--', 'server', 'protocol']) ?? '').length > 0,
+  };
+}
+
+async function main(): Promise<void> {
+  cleanupOnExit();
+  const resultsDir = path.join(ROOT, 'bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  const started = new Date();
+  const info = machine();
+  log(`bench: ${info.cpus} x ${info.cpuModel}, Node ${info.node}, load average ${(info.loadavg as number[]).map((x) => x.toFixed(2)).join(' ')}`);
+  if ((info.loadavg as number[])[0] > 0.5) log('bench: warning: the machine is already busy; other processes skew every number');
+  const limit = openFilesLimit();
+  if (opts.idle && limit.hard < IDLE.clients + IDLE.workers + 1000) {
+    log(`bench: warning: the hard limit of open files is ${limit.hard}; the idle scenario needs about ${IDLE.clients + IDLE.workers + 1000} in the server`);
+  }
+
+  const out: Record<string, unknown> = { started: started.toISOString(), machine: info, options: opts };
+  const file = path.join(resultsDir, `${started.toISOString().replace(/[:.]/g, '-')}${opts.profile ? '-profile' : ''}.json`);
+
+  if (opts.profile) {
+    log(`bench: profiling the hub under tiny tasks, 64 in flight, for ${opts.profileSeconds} s`);
+    const summary = await profileHub(resultsDir);
+    out.profile = summary;
+    writeFileSync(file, JSON.stringify(out, null, 2));
+    process.stdout.write(`${formatSummary(summary)}\n\nprofile: ${summary.file}\nresults: ${path.relative(ROOT, file)}\n`);
+    return;
+  }
+
+  const trials: Trial[] = [];
+  const idle: IdleTrial[] = [];
+  const summaries: ScenarioSummary[] = [];
+  for (const sc of SCENARIOS) {
+    if (!wanted(sc.id) || (sc.db === 'mysql' && !opts.mysql)) continue;
+    log(`bench: ${sc.id}: ${sc.title}`);
+    await runScenario(sc, trials);
+    summaries.push(summarise(sc.id, sc.title, trials));
+  }
+  if (opts.idle && wanted('idle')) {
+    log(`bench: idle: ${IDLE.clients} client and ${IDLE.workers} worker connections`);
+    for (let round = 1; round <= opts.idleRounds; round++) {
+      for (const peer of ['hub', 'baseline'] as Peer[]) idle.push(await idleTrial(peer, round));
+    }
+  }
+  const targets = judge(summaries, idle, wanted('media-8') ? media : null);
+  const table = markdown(summaries, idle, targets);
+  Object.assign(out, { finished: new Date().toISOString(), trials, idle, summaries, media, targets, table });
+  writeFileSync(file, JSON.stringify(out, null, 2));
+  process.stdout.write(`\n${table}\n\nresults: ${path.relative(ROOT, file)} (${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    log(`bench: ${err.stack ?? err.message}`);
+    process.exit(1);
+  },
+);
