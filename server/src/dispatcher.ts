@@ -406,6 +406,11 @@ export class Dispatcher<P> {
     return this.tasks.get(taskId)?.record;
   }
 
+  /** Every task queued or running, in submission order (for the operator views). */
+  *liveTasks(): IterableIterator<TaskRecord<P>> {
+    for (const task of this.tasks.values()) yield task.record;
+  }
+
   /** Position of a queued task in its queue, or null. O(position). */
   position(taskId: string): number | null {
     const task = this.tasks.get(taskId);

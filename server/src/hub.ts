@@ -38,6 +38,8 @@ export interface WorkerLink {
 export interface TaskPayload {
   args: Record<string, unknown>;
   subscribers: Set<Subscriber>;
+  /** The connection of its latest attempt, kept past its end for the task's end log line. */
+  connectionId?: string;
 }
 
 /** What a worker's progress or result carries, to forward without re-serialising. */
@@ -296,6 +298,7 @@ export class Hub {
         break;
       case 'started':
         text = jsonFrame({ type: 'started', task_id: task.id, seq: ev.seq, attempt: ev.attempt });
+        task.payload.connectionId = task.connectionId ?? undefined;
         this.persist(task);
         break;
       case 'progress': {
@@ -355,7 +358,7 @@ export class Hub {
     this.store.saveEnded(ended);
     const service = this.registry.byServiceId(task.serviceId)?.name;
     this.log.info(
-      { task_id: task.id, service, status: ended.status, code: ended.error?.code, attempts: ended.attempts, ms: ended.finishedAt - ended.createdAt },
+      { task_id: task.id, service, connection_id: task.payload.connectionId, status: ended.status, code: ended.error?.code, attempts: ended.attempts, ms: ended.finishedAt - ended.createdAt },
       'task ended',
     );
     for (const l of this.endListeners) l(ended);
