@@ -1,0 +1,30 @@
+/**
+ * Packing of a task's media bytes into one blob (the `tasks.attachments` column), raw, without
+ * base64: a 32-bit big-endian count, then each length as 32-bit big-endian, then the bytes.
+ */
+
+/** Packs buffers into one. `unpackAttachments` reverses it. */
+export function packAttachments(buffers: readonly Uint8Array[]): Buffer {
+  const header = Buffer.alloc(4 + 4 * buffers.length);
+  header.writeUInt32BE(buffers.length, 0);
+  buffers.forEach((b, i) => header.writeUInt32BE(b.byteLength, 4 + 4 * i));
+  return Buffer.concat([header, ...buffers]);
+}
+
+/** Unpacks what `packAttachments` made. Throws on a malformed blob. */
+export function unpackAttachments(buf: Uint8Array): Buffer[] {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (b.length < 4) throw new Error('malformed attachments blob: too short');
+  const count = b.readUInt32BE(0);
+  let offset = 4 + 4 * count;
+  if (offset > b.length) throw new Error('malformed attachments blob: truncated header');
+  const out: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = b.readUInt32BE(4 + 4 * i);
+    if (offset + len > b.length) throw new Error('malformed attachments blob: truncated data');
+    out.push(b.subarray(offset, offset + len));
+    offset += len;
+  }
+  if (offset !== b.length) throw new Error('malformed attachments blob: trailing bytes');
+  return out;
+}

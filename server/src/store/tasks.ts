@@ -1,0 +1,454 @@
+/**
+ * The `tasks` table, written through a write-behind buffer: the hub saves a task's state at each
+ * event without waiting, and the store writes the latest state of each task in batches of one
+ * statement each (PROTOCOL.md section 5.2: an ended task stays readable across a restart).
+ */
+import type { Knex } from 'knex';
+import { TASK_STATUSES, type TaskStatus } from '@utils-hub/protocol';
+import { isMysql } from '../db/open.js';
+
+export { packAttachments, unpackAttachments } from './attachments.js';
+
+/** The statuses after which a task never changes. */
+export const ENDED_STATUSES: readonly TaskStatus[] = Object.freeze(['succeeded', 'failed', 'canceled'] as const);
+
+/** Longest task id the table holds. */
+export const MAX_TASK_ID_LENGTH = 32;
+
+/** The error of a failed task, as the wire carries it: `{code, message, ...details}`. */
+export interface TaskErrorValue {
+  code: string;
+  message: string;
+  [detail: string]: unknown;
+}
+
+/**
+ * A task as stored: the columns of `tasks`. Times in ms since the epoch. The store serialises
+ * `error` and `result` as JSON; `attachments` holds the result's media bytes packed with
+ * `packAttachments` (the result refers to them as `{"$attachment": k, "mime", "name"}`).
+ */
+export interface TaskRow {
+  id: string;
+  service_id: number;
+  status: TaskStatus;
+  /** Attempts started so far. */
+  attempts: number;
+  /** Seq of the task's latest event (its end event's, once ended); `undefined` when not given. */
+  seq?: number;
+  /** 0 to 1, or null before any progress. */
+  progress: number | null;
+  message: string | null;
+  error: TaskErrorValue | null;
+  /** Any JSON value; `undefined` when there is no result (a JSON `null` result stays `null`). */
+  result?: unknown;
+  attachments: Buffer | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+/** Options of a {@link TaskStore}. */
+export interface TaskStoreOptions {
+  /** Most rows per statement. Default 500, which is also SQLite's cap (its compound-select limit). */
+  batchSize?: number;
+  /**
+   * Rough bound of the data in one statement, in bytes; a larger row goes alone. Default 4 MiB,
+   * so that a statement stays under MariaDB's default `max_allowed_packet` (16 MiB) even with
+   * blobs sent as hex.
+   */
+  maxBatchBytes?: number;
+  /** How long a saved row may wait for its batch, in ms. Default 50. */
+  flushDelayMs?: number;
+  /** First delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`. Default 100. */
+  retryMinMs?: number;
+  /** Longest delay between retries, in ms. Default 5000. */
+  retryMaxMs?: number;
+  /** How long `close()` keeps retrying a failing write before giving up, in ms. Default 5000. */
+  closeTimeoutMs?: number;
+  /**
+   * Called when a write fails, with the ids of its tasks. `dropped: false`: the rows are kept and retried. `dropped: true`:
+   * the database accepted the other rows of the batch but refused this one on its own, twice,
+   * so it was given up rather than let it hold back every later write.
+   */
+  onError?: (err: Error, info: { ids: string[]; dropped: boolean }) => void;
+}
+
+type NumericOptions = Required<Omit<TaskStoreOptions, 'onError'>>;
+
+const DEFAULTS: Readonly<NumericOptions> = Object.freeze({
+  batchSize: 500,
+  maxBatchBytes: 4 * 1024 * 1024,
+  flushDelayMs: 50,
+  retryMinMs: 100,
+  retryMaxMs: 5000,
+  closeTimeoutMs: 5000,
+});
+
+/** SQLite refuses an INSERT of more rows than this (knex writes it as a compound SELECT). */
+const SQLITE_MAX_BATCH = 500;
+
+/** The row as the database takes it. */
+interface TaskRecord {
+  id: string;
+  service_id: number;
+  status: string;
+  attempts: number;
+  seq: number | null;
+  progress: number | null;
+  message: string | null;
+  error: string | null;
+  result: string | null;
+  attachments: Buffer | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+const MERGE_COLUMNS = [
+  'service_id',
+  'status',
+  'attempts',
+  'seq',
+  'progress',
+  'message',
+  'error',
+  'result',
+  'attachments',
+  'created_at',
+  'started_at',
+  'finished_at',
+] as const;
+
+interface Pending {
+  row: TaskRow;
+  record: TaskRecord;
+  /** Rough size of the record in a statement. */
+  bytes: number;
+}
+
+function fail(row: TaskRow, what: string): never {
+  throw new TypeError(`TaskStore.save: task ${JSON.stringify(row?.id)} has ${what}`);
+}
+
+function isTime(v: unknown): boolean {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Checks a row and turns it into what the database takes. Throws TypeError on a bad row. */
+function toRecord(row: TaskRow): TaskRecord {
+  if (typeof row !== 'object' || row === null) throw new TypeError('TaskStore.save: a row must be an object');
+  if (typeof row.id !== 'string' || row.id.length < 1 || row.id.length > MAX_TASK_ID_LENGTH) {
+    fail(row, `an invalid id (1 to ${MAX_TASK_ID_LENGTH} characters)`);
+  }
+  if (!Number.isSafeInteger(row.service_id) || row.service_id < 0) fail(row, 'an invalid service_id');
+  if (!(TASK_STATUSES as readonly string[]).includes(row.status)) fail(row, `an unknown status ${JSON.stringify(row.status)}`);
+  if (!Number.isSafeInteger(row.attempts) || row.attempts < 0) fail(row, 'an invalid attempts count');
+  if (row.seq !== undefined && (!Number.isSafeInteger(row.seq) || row.seq < 0)) fail(row, 'an invalid seq');
+  if (row.progress !== null && !(typeof row.progress === 'number' && Number.isFinite(row.progress))) {
+    fail(row, 'an invalid progress');
+  }
+  if (row.message !== null && typeof row.message !== 'string') fail(row, 'a message that is not a string');
+  if (row.attachments !== null && !Buffer.isBuffer(row.attachments)) fail(row, 'attachments that are not a Buffer');
+  if (!isTime(row.created_at)) fail(row, 'an invalid created_at');
+  if (row.started_at !== null && !isTime(row.started_at)) fail(row, 'an invalid started_at');
+  if (row.finished_at !== null && !isTime(row.finished_at)) fail(row, 'an invalid finished_at');
+  // JSON.stringify answers undefined for undefined (and functions): stored as NULL.
+  const result = row.result === undefined ? null : (JSON.stringify(row.result) ?? null);
+  const error = row.error === null || row.error === undefined ? null : (JSON.stringify(row.error) ?? null);
+  return {
+    id: row.id,
+    service_id: row.service_id,
+    status: row.status,
+    attempts: row.attempts,
+    seq: row.seq ?? null,
+    progress: row.progress,
+    message: row.message,
+    error,
+    result,
+    attachments: row.attachments,
+    created_at: row.created_at,
+    started_at: row.started_at,
+    finished_at: row.finished_at,
+  };
+}
+
+function sizeOf(r: TaskRecord): number {
+  // Blobs travel as hex in MySQL statements: two characters a byte.
+  return 256 + (r.message?.length ?? 0) + (r.error?.length ?? 0) + (r.result?.length ?? 0) + 2 * (r.attachments?.length ?? 0);
+}
+
+type RawTask = Omit<TaskRecord, 'progress' | 'seq'> & {
+  progress: number | string | null;
+  seq: number | string | null;
+  attachments: Buffer | Uint8Array | null;
+};
+
+function num(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}
+
+function fromRecord(r: RawTask): TaskRow {
+  const row: TaskRow = {
+    id: r.id,
+    service_id: Number(r.service_id),
+    status: r.status as TaskStatus,
+    attempts: Number(r.attempts),
+    progress: num(r.progress),
+    message: r.message ?? null,
+    error: r.error === null ? null : (JSON.parse(r.error) as TaskErrorValue),
+    attachments: r.attachments === null ? null : Buffer.from(r.attachments),
+    created_at: Number(r.created_at),
+    started_at: num(r.started_at),
+    finished_at: num(r.finished_at),
+  };
+  if (r.seq !== null) row.seq = Number(r.seq);
+  if (r.result !== null) row.result = JSON.parse(r.result);
+  return row;
+}
+
+function errorOf(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * Write-behind store of tasks. `save()` returns at once; the latest row of each task is written
+ * within `flushDelayMs`, or as soon as `batchSize` rows wait, in one INSERT … ON CONFLICT /
+ * ON DUPLICATE KEY UPDATE statement per batch. A failed write keeps its rows (a newer save of the
+ * same task wins) and is retried with jittered exponential backoff.
+ */
+export class TaskStore {
+  readonly #db: Knex;
+  readonly #opts: Readonly<NumericOptions>;
+  readonly #onError: TaskStoreOptions['onError'];
+  /** Latest unsaved row per task id, in order of first save. */
+  readonly #pending = new Map<string, Pending>();
+  /** Rows of the statement in flight. */
+  readonly #writing = new Map<string, Pending>();
+  #timer: NodeJS.Timeout | null = null;
+  #timerAt = 0;
+  #running: Promise<void> | null = null;
+  /** Consecutive failed writes. */
+  #failures = 0;
+  #stopped = false;
+  #closing: Promise<void> | null = null;
+
+  constructor(db: Knex, options: TaskStoreOptions = {}) {
+    const { onError, ...rest } = options;
+    const opts: NumericOptions = { ...DEFAULTS };
+    for (const [key, value] of Object.entries(rest)) {
+      if (!(key in DEFAULTS)) throw new Error(`TaskStore: unknown option "${key}"`);
+      if (value === undefined) continue;
+      if (!Number.isSafeInteger(value) || (value as number) < (key === 'flushDelayMs' ? 0 : 1)) {
+        throw new Error(`TaskStore: option "${key}" must be a ${key === 'flushDelayMs' ? 'non-negative' : 'positive'} integer, got ${String(value)}`);
+      }
+      opts[key as keyof NumericOptions] = value as number;
+    }
+    if (!isMysql(db)) opts.batchSize = Math.min(opts.batchSize, SQLITE_MAX_BATCH);
+    this.#db = db;
+    this.#opts = Object.freeze(opts);
+    this.#onError = onError;
+  }
+
+  /** Rows saved and not yet written. */
+  get pendingCount(): number {
+    return this.#pending.size + this.#writing.size;
+  }
+
+  /**
+   * Records the latest state of a task, to be written soon; earlier unsaved states of the same
+   * task are replaced. Throws TypeError for a row the table cannot hold (and after `close()`).
+   * The row is copied (its buffers and JSON values are not: leave them unchanged).
+   */
+  save(row: TaskRow): void {
+    if (this.#closing) throw new Error('TaskStore.save: the store is closed');
+    const record = toRecord(row);
+    this.#pending.set(row.id, { row: { ...row }, record, bytes: sizeOf(record) });
+    if (this.#failures > 0) return; // a retry is already scheduled
+    this.#schedule(this.#pending.size >= this.#opts.batchSize ? 0 : this.#opts.flushDelayMs);
+  }
+
+  /** The task's latest state: an unsaved one first, else the table's. Null when unknown. */
+  async get(id: string): Promise<TaskRow | null> {
+    const p = this.#pending.get(id) ?? this.#writing.get(id);
+    if (p) return { ...p.row };
+    const raw = (await this.#db('tasks').where({ id }).first()) as RawTask | undefined;
+    return raw ? fromRecord(raw) : null;
+  }
+
+  /**
+   * Writes every row saved so far, now. Rejects when a write fails; the rows are then kept and
+   * retried in the background.
+   */
+  async flush(): Promise<void> {
+    if (this.#running) await this.#running.catch(() => {});
+    if (this.#pending.size === 0) return;
+    await this.#start();
+  }
+
+  /**
+   * Ends every task left `queued` or `running` (by a hub that stopped or crashed) as `failed` with
+   * `{code: "interrupted", message}`, finished at `now`. Returns how many. Run at start.
+   */
+  async markInterrupted(now: number = Date.now(), message = 'the hub stopped while the task was unfinished'): Promise<number> {
+    await this.flush();
+    return await this.#db('tasks')
+      .whereIn('status', ['queued', 'running'])
+      .update({ status: 'failed', error: JSON.stringify({ code: 'interrupted', message }), finished_at: now });
+  }
+
+  /** Deletes the ended tasks that finished before `before` (ms since the epoch). Returns how many. */
+  async purgeEnded(before: number): Promise<number> {
+    await this.flush();
+    return await this.#db('tasks').whereIn('status', ENDED_STATUSES).where('finished_at', '<', before).delete();
+  }
+
+  /**
+   * Writes what is pending, retrying for up to `closeTimeoutMs`, then stops the timers. Rejects
+   * when rows could not be written. Safe to call twice: returns the same promise. Does not close
+   * the database.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#stopped = true; // from here on, close() drives the retries
+    this.#clearTimer();
+    const deadline = Date.now() + this.#opts.closeTimeoutMs;
+    let delay = this.#opts.retryMinMs;
+    try {
+      for (;;) {
+        try {
+          await this.flush();
+          return;
+        } catch (err) {
+          if (Date.now() + delay > deadline) {
+            throw new Error(`TaskStore.close: ${this.pendingCount} task rows not saved: ${errorOf(err).message}`, { cause: err });
+          }
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          delay = Math.min(delay * 2, this.#opts.retryMaxMs);
+        }
+      }
+    } finally {
+      this.#clearTimer();
+    }
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#running || this.#stopped) return; // a running write picks new rows up when done
+    const at = Date.now() + delayMs;
+    if (this.#timer) {
+      if (this.#timerAt <= at) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#start().catch(() => {}); // reported through onError; retried by #start
+    }, delayMs);
+    // The hub closes the store on shutdown; a pending timer must not keep a process alive.
+    this.#timer.unref();
+  }
+
+  #backoff(): number {
+    const base = Math.min(this.#opts.retryMaxMs, this.#opts.retryMinMs * 2 ** Math.min(this.#failures - 1, 30));
+    return Math.round(base * (0.8 + 0.4 * Math.random()));
+  }
+
+  #start(): Promise<void> {
+    if (this.#running) return this.#running;
+    this.#clearTimer();
+    const run = this.#drain().finally(() => {
+      this.#running = null;
+      if (this.#pending.size > 0) this.#schedule(this.#failures > 0 ? this.#backoff() : 0);
+    });
+    this.#running = run;
+    return run;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#pending.size > 0) {
+      const batch = this.#take();
+      try {
+        await this.#write(batch);
+        this.#failures = 0;
+      } catch (err) {
+        // Keep the rows for the retry, unless the task was saved again meanwhile (newer wins).
+        for (const p of batch) if (!this.#pending.has(p.row.id)) this.#pending.set(p.row.id, p);
+        this.#failures++;
+        this.#report(err, batch, false);
+        throw err;
+      } finally {
+        this.#writing.clear();
+      }
+    }
+  }
+
+  #take(): Pending[] {
+    const batch: Pending[] = [];
+    let bytes = 0;
+    for (const [id, p] of this.#pending) {
+      if (batch.length >= this.#opts.batchSize) break;
+      if (batch.length > 0 && bytes + p.bytes > this.#opts.maxBatchBytes) break;
+      batch.push(p);
+      bytes += p.bytes;
+      this.#pending.delete(id);
+      this.#writing.set(id, p);
+    }
+    return batch;
+  }
+
+  async #insert(records: TaskRecord[]): Promise<void> {
+    await this.#db('tasks').insert(records).onConflict('id').merge([...MERGE_COLUMNS]);
+  }
+
+  async #write(batch: Pending[]): Promise<void> {
+    try {
+      await this.#insert(batch.map((p) => p.record));
+      return;
+    } catch (err) {
+      if (batch.length === 1) throw err;
+      // Is the database answering at all? If not, keep every row for the retry.
+      try {
+        await this.#db.raw('select 1');
+      } catch {
+        throw err;
+      }
+      // It answers, so the statement may hold a row it refuses (say, an unknown service_id):
+      // write the rows one by one, so that one bad row cannot hold back every later save.
+      let refused: Pending[] = [];
+      let lastError: unknown = err;
+      for (let pass = 0; pass < 2; pass++) {
+        const next: Pending[] = [];
+        for (const p of pass === 0 ? batch : refused) {
+          try {
+            await this.#insert([p.record]);
+          } catch (e) {
+            next.push(p);
+            lastError = e;
+          }
+        }
+        refused = next;
+        if (pass === 0 && refused.length === batch.length) throw err; // nothing goes through: keep all
+        if (refused.length === 0) return;
+      }
+      // Dropped. A newer save of the same task, if any, is still pending and gets its own chance.
+      this.#report(lastError, refused, true);
+    }
+  }
+
+  #report(err: unknown, rows: Pending[], dropped: boolean): void {
+    if (!this.#onError) return;
+    try {
+      this.#onError(errorOf(err), { ids: rows.map((p) => p.row.id), dropped });
+    } catch {
+      // A faulty listener must not break the store.
+    }
+  }
+}
