@@ -79,15 +79,54 @@ export function originAllowed(config: Readonly<HubConfig>, headers: IncomingMess
 }
 
 /** Checks credentials against the environment and the database, caching the database's answers briefly. */
+/**
+ * A count read from the database at most once per `ttlMs`. A stale value is answered at once while
+ * a fresh one is read in the background, and kept when the database fails, so that requests never
+ * wait on the database for it (and keep working while it is away).
+ */
+class CachedCount {
+  private value: number | null = null;
+  private until = 0;
+  private reading: Promise<number> | null = null;
+
+  constructor(
+    private readonly read: () => Promise<number>,
+    private readonly ttlMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  async get(): Promise<number> {
+    if (this.value !== null && this.until > this.now()) return this.value;
+    const refresh = (this.reading ??= this.read()
+      .then((v) => {
+        this.value = v;
+        this.until = this.now() + this.ttlMs;
+        return v;
+      })
+      .finally(() => {
+        this.reading = null;
+      }));
+    if (this.value !== null) {
+      refresh.catch(() => undefined);
+      return this.value;
+    }
+    return refresh;
+  }
+}
+
 export class Gatekeeper {
-  private clientCount: { value: number; until: number } | null = null;
+  private readonly clientCount: CachedCount;
+  private readonly workerCount: CachedCount;
   private readonly clientOk = new Map<string, number>();
 
   constructor(
     private readonly config: Readonly<HubConfig>,
     private readonly tokens: TokenLookup,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.clientCount = new CachedCount(() => tokens.count('client'), 1000, now);
+    this.workerCount = new CachedCount(() => tokens.count('worker'), 1000, now);
+  }
 
   /**
    * Admits a worker that dialed the hub, for the service `serviceName`. Throws `unauthorized`
@@ -104,7 +143,7 @@ export class Gatekeeper {
         return { service: row.service, via: 'db-token' };
       }
     }
-    const anyToken = this.config.workerTokens.length > 0 || (await this.tokens.count('worker')) > 0;
+    const anyToken = this.config.workerTokens.length > 0 || (await this.workerCount.get()) > 0;
     if (!anyToken && isLoopback(remoteAddress)) return { service: null, via: 'loopback' };
     throw new HubError(
       'unauthorized',
@@ -115,11 +154,7 @@ export class Gatekeeper {
   /** True when client keys are required (HUB_API_KEYS set or keys in the database). */
   async clientKeysRequired(): Promise<boolean> {
     if (this.config.apiKeys.length > 0) return true;
-    const t = this.now();
-    if (!this.clientCount || this.clientCount.until < t) {
-      this.clientCount = { value: await this.tokens.count('client'), until: t + 1000 };
-    }
-    return this.clientCount.value > 0;
+    return (await this.clientCount.get()) > 0;
   }
 
   /** Throws `unauthorized` unless `key` is a valid client key or none is required. */
