@@ -16,7 +16,7 @@ export interface DialableWorker {
   stop(): Promise<void>;
 }
 
-export async function dialableWorker(description: object, port = 0, opts: { secret?: string } = {}): Promise<DialableWorker> {
+export async function dialableWorker(description: object, port = 0, opts: { secret?: string; delayMs?: number } = {}): Promise<DialableWorker> {
   const authorizations: Array<string | undefined> = [];
   const sockets = new Set<WebSocket>();
   const wss = new WebSocketServer({ noServer: true });
@@ -44,9 +44,14 @@ export async function dialableWorker(description: object, port = 0, opts: { secr
       const decoder = new FrameDecoder({
         onMessage: (m) => {
           if (m.type !== 'task') return;
-          const { text, binaries } = encodeMessage({ type: 'result', task_id: m.task_id, result: m.args });
-          ws.send(text);
-          for (const b of binaries) ws.send(b);
+          const answer = () => {
+            if (ws.readyState !== ws.OPEN) return;
+            const { text, binaries } = encodeMessage({ type: 'result', task_id: m.task_id, result: m.args });
+            ws.send(text);
+            for (const b of binaries) ws.send(b);
+          };
+          if (opts.delayMs) setTimeout(answer, opts.delayMs);
+          else answer();
         },
         onError: () => undefined,
       });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { startHub, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeClient, tempSqlite, http, me, sleep, type TestHub } from '../helpers/hub.js';
 import { dialableWorker, type DialableWorker } from '../helpers/dialable-worker.js';
 import { forEachDatabase } from '../helpers/backends.js';
 import { openDb } from '../../server/src/db/index.js';
@@ -86,5 +86,52 @@ forEachDatabase('Dialer', (dbUrl) => {
     await sleep(500);
     worker = await dialableWorker(me(name), port, { secret: 'dial-secret' });
     await until('the late worker to be dialed', listed(hub, name));
+  });
+});
+
+describe('Dialer under load', function () {
+  this.timeout(60_000);
+  it('survives a flapping dialed worker: each task ends exactly once, no connection leaks', async () => {
+    const url = tempSqlite();
+    const hub = await startHub({ db: url, dialerPollMs: 100, dialMinDelayMs: 20, dialMaxDelayMs: 100, maxAttempts: 5 });
+    const db = openDb(url);
+    let worker = await dialableWorker(me('flappy'), 0, { delayMs: 20 });
+    const port = worker.port;
+    try {
+      await addWorker(db, worker.url);
+      await until('the flappy service', listed(hub, 'flappy'));
+      const id = ((await http(hub, 'GET', '/services_list')).body as Array<{ service_id: number }>)[0].service_id;
+      const c = await fakeClient(hub);
+      const total = 200;
+      let sent = 0;
+      const pump = (async () => {
+        while (sent < total) {
+          c.send({ type: 'add_task', ref: `t${sent}`, service_id: id, args: [sent], queue_timeout_ms: 20_000 });
+          sent++;
+          await sleep(5);
+        }
+      })();
+      for (let i = 0; i < 3; i++) {
+        await sleep(250);
+        await worker.stop();
+        await sleep(150);
+        worker = await dialableWorker(me('flappy'), port, { delayMs: 20 });
+      }
+      await pump;
+      const endTypes = new Set(['result', 'failed', 'canceled']);
+      const endsOf = () => c.received.filter((m) => endTypes.has(m.type));
+      await until('every task to end', async () => new Set(endsOf().map((m) => m.task_id)).size === total, 30_000);
+      await sleep(200);
+      expect(endsOf()).to.have.length(total); // exactly one end each
+      expect(c.received.filter((m) => m.type === 'result')).to.have.length(total);
+      await sleep(300);
+      expect(hub.app.hub.connectionInfo.size).to.equal(1);
+      expect(hub.app.hub.dispatcher.connections()).to.have.length(1);
+      await c.close();
+    } finally {
+      await worker.stop();
+      await hub.close();
+      await db.destroy();
+    }
   });
 });
