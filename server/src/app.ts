@@ -2,7 +2,7 @@
  * `buildApp(options)`: the whole hub as a fastify instance, apart from `listen()`, so that tests
  * start it on port 0 in process and the command line starts it for real.
  */
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
@@ -55,6 +55,16 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     logController: new LogController({ disableRequestLogging: true }),
     // Ids of tasks and services are validated by the routes; keep the router's own limit generous.
     routerOptions: { maxParamLength: 512 },
+    // `__proto__` and `constructor` are plain names in a body, as on the WebSocket (JSON.parse makes
+    // them own keys; the protocol reads own keys only): an arg of that name is `invalid_args`.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
+    // A path the router cannot read (broken percent-encoding, a parameter over its limit) gets the
+    // contract's error body rather than fastify's own.
+    frameworkErrors: (err, _req, reply) => {
+      const bad = new HubError('bad_request', err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the path is not a valid URL');
+      void (reply as FastifyReply).code(bad.status).send(bad.toBody());
+    },
   });
 
   const db = givenDb ?? (await openDb(config.db));

@@ -80,6 +80,9 @@ export interface WorkerConnInfo {
   connectedAt: number;
 }
 
+/** Longest delay that setTimeout honours (2^31 - 1 ms, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export class Hub {
@@ -377,12 +380,13 @@ export class Hub {
     if (this.timer && at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
+    // Node fires a longer delay after 1 ms, and a `queue_timeout_ms` may be days: wake up early instead.
     this.timer = setTimeout(() => {
       this.timer = null;
       this.timerAt = Infinity;
       this.dispatcher.tick();
       this.schedule();
-    }, Math.max(0, at - this.now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())));
     this.timer.unref?.();
   }
 
