@@ -21,6 +21,7 @@ import { TaskPersistence } from './task-persistence.js';
 import { serveWorker } from './worker-conn.js';
 import { serveClient, type ClientLink } from './client-conn.js';
 import { restRoutes } from './routes/rest.js';
+import { operatorRoutes } from './routes/operator.js';
 import { jsonFrame } from './frames.js';
 import { RateLimiter, clientIdentity } from './rate-limit.js';
 
@@ -171,6 +172,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
 
   await app.register(restRoutes, { hub });
+  await app.register(operatorRoutes, { hub, db });
 
   let closing: Promise<void> | null = null;
   app.addHook('preClose', async () => {

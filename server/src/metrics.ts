@@ -1,0 +1,184 @@
+/**
+ * The hub's Prometheus metrics (`GET /metrics`), in a registry of their own per hub: tests build
+ * many hubs in one process, and the global default registry would mix them up.
+ *
+ * Cost: nothing per progress message. Task counters and histograms move once per ended task
+ * (`hub.onEnd`); gauges and the counters kept in `hub.stats` are read when Prometheus scrapes.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Hub } from './hub.js';
+import type { EndedTask } from './ended-tasks.js';
+
+/** Bucket bounds of the task duration histogram, in seconds: 10 ms to 1 hour (the longest default run deadline). */
+export const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600];
+/** Bucket bounds of the queue-wait histogram, in seconds: 1 ms to 5 minutes. */
+export const WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/** Options of {@link createMetrics}. */
+export interface MetricsOptions {
+  /** Also export Node's process metrics (`process_*`, `nodejs_*`). Default true. */
+  processMetrics?: boolean;
+}
+
+/** The metrics of one hub. */
+export interface HubMetrics {
+  /** The registry that holds them (and nothing else). */
+  readonly registry: Registry;
+  /** The exposition text and its content type, for `GET /metrics`. */
+  scrape(): Promise<{ contentType: string; body: string }>;
+}
+
+/**
+ * Turns a counter kept as a plain number elsewhere (`hub.stats`) into a Prometheus counter: each
+ * scrape adds what it grew by since the previous one, so the counter never goes backwards.
+ */
+class Follower {
+  private readonly seen = new Map<string, number>();
+
+  follow(counter: Counter<string>, labels: Record<string, string>, value: number): void {
+    const key = JSON.stringify(labels);
+    const delta = value - (this.seen.get(key) ?? 0);
+    this.seen.set(key, value);
+    // Adding 0 still shows the series, at 0, from the first scrape on.
+    counter.inc(labels, Math.max(0, delta));
+  }
+}
+
+/** Creates the hub's metrics and hooks them to the hub. */
+export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const serviceName = (id: number) => hub.registry.byServiceId(id)?.name ?? `#${id}`;
+  const follower = new Follower();
+
+  const tasks = new Counter({
+    name: 'utils_hub_tasks_total',
+    help: 'Tasks ended, by service, end status and error code ("" when succeeded).',
+    labelNames: ['service', 'status', 'code'] as const,
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'utils_hub_task_duration_seconds',
+    help: 'Run time of ended tasks that started, from the start of their last attempt to their end, by service and end status.',
+    labelNames: ['service', 'status'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const queueWait = new Histogram({
+    name: 'utils_hub_task_queue_wait_seconds',
+    help:
+      'Time from submission to start, by service, counted when the task ends; a task that ended without starting ' +
+      '(no_worker, canceled, shutting_down) counts its whole wait; requeued tasks (more than one attempt) are left out.',
+    labelNames: ['service'] as const,
+    buckets: WAIT_BUCKETS,
+    registers,
+  });
+
+  hub.onEnd((t: EndedTask) => {
+    const service = serviceName(t.serviceId);
+    tasks.inc({ service, status: t.status, code: t.status === 'succeeded' ? '' : (t.error?.code ?? '') });
+    if (t.startedAt !== null) duration.observe({ service, status: t.status }, Math.max(0, t.finishedAt - t.startedAt) / 1000);
+    if (t.attempts <= 1) queueWait.observe({ service }, Math.max(0, (t.startedAt ?? t.finishedAt) - t.createdAt) / 1000);
+  });
+
+  new Gauge({
+    name: 'utils_hub_queue_length',
+    help: 'Tasks waiting in the queue of each known service.',
+    labelNames: ['service'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const s of hub.registry.all()) this.set({ service: s.name }, hub.dispatcher.queueLength(s.id));
+    },
+  });
+  new Gauge({
+    name: 'utils_hub_tasks_in_flight',
+    help: 'Slots taken on the live connections of each service: tasks in flight, plus those timed out or canceled whose answer is awaited.',
+    labelNames: ['service'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const s of hub.registry.all()) this.set({ service: s.name }, 0);
+      for (const c of hub.dispatcher.connections()) this.inc({ service: serviceName(c.serviceId) }, c.inFlight);
+    },
+  });
+  new Gauge({
+    name: 'utils_hub_worker_slots',
+    help: 'Concurrency summed over the live connections of each service.',
+    labelNames: ['service'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const s of hub.registry.all()) this.set({ service: s.name }, 0);
+      for (const c of hub.dispatcher.connections()) this.inc({ service: serviceName(c.serviceId) }, c.concurrency);
+    },
+  });
+  new Gauge({
+    name: 'utils_hub_tasks_running',
+    help: 'Tasks running across all services.',
+    registers,
+    collect() {
+      this.set(hub.dispatcher.runningCount);
+    },
+  });
+  new Gauge({
+    name: 'utils_hub_connections',
+    help: 'Live connections by kind: worker_dialed (the hub dialed the worker), worker_outbound (the worker dialed the hub), client.',
+    labelNames: ['kind'] as const,
+    registers,
+    collect() {
+      let dialed = 0;
+      let outbound = 0;
+      for (const c of hub.connectionInfo.values()) {
+        if (c.dialed) dialed++;
+        else outbound++;
+      }
+      this.set({ kind: 'worker_dialed' }, dialed);
+      this.set({ kind: 'worker_outbound' }, outbound);
+      this.set({ kind: 'client' }, hub.clientCount);
+    },
+  });
+  new Gauge({
+    name: 'utils_hub_shutting_down',
+    help: '1 once the hub began to stop, else 0.',
+    registers,
+    collect() {
+      this.set(hub.shuttingDown ? 1 : 0);
+    },
+  });
+
+  const stats = hub.stats;
+  new Counter({
+    name: 'utils_hub_dial_failures_total',
+    help: 'Failed dials of the workers listed in the database (each try).',
+    registers,
+    collect() {
+      follower.follow(this, {}, stats.dialFailures);
+    },
+  });
+  new Counter({
+    name: 'utils_hub_bad_messages_total',
+    help: 'bad_message answers, by side (worker or client).',
+    labelNames: ['side'] as const,
+    registers,
+    collect() {
+      follower.follow(this, { side: 'worker' }, stats.badMessages.worker);
+      follower.follow(this, { side: 'client' }, stats.badMessages.client);
+    },
+  });
+  new Counter({
+    name: 'utils_hub_rejected_handshakes_total',
+    help: 'Worker handshakes refused, by error code.',
+    labelNames: ['code'] as const,
+    registers,
+    collect() {
+      for (const [code, n] of Object.entries(stats.rejectedHandshakes)) follower.follow(this, { code }, n);
+    },
+  });
+
+  return {
+    registry,
+    scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+  };
+}

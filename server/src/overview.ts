@@ -1,0 +1,125 @@
+/**
+ * The live view of the operator page (`GET /api/overview`): services with their connections,
+ * queue lengths, and recent tasks with their progress and their end. Built on demand from the
+ * hub's state; the only state kept here is a short ring of ended tasks, fed once per task end.
+ */
+import type { Hub } from './hub.js';
+import type { EndedTask } from './ended-tasks.js';
+import type { Overview, OverviewService, OverviewTask } from './overview-shape.js';
+
+export type { Overview, OverviewConnection, OverviewService, OverviewTask } from './overview-shape.js';
+
+/** Options of {@link OverviewSource}. */
+export interface OverviewOptions {
+  /** Most running tasks listed. Default 50. */
+  maxRunning?: number;
+  /** Most queued tasks listed (the oldest ones). Default 20. */
+  maxQueued?: number;
+  /** Most ended tasks listed (the latest ones). Default 30. */
+  maxEnded?: number;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export class OverviewSource {
+  private readonly maxRunning: number;
+  private readonly maxQueued: number;
+  private readonly maxEnded: number;
+  /** The latest ended tasks, oldest first. */
+  private readonly ended: OverviewTask[] = [];
+
+  constructor(
+    private readonly hub: Hub,
+    options: OverviewOptions = {},
+  ) {
+    this.maxRunning = options.maxRunning ?? 50;
+    this.maxQueued = options.maxQueued ?? 20;
+    this.maxEnded = options.maxEnded ?? 30;
+    hub.onEnd((t) => this.remember(t));
+  }
+
+  private name(serviceId: number): string {
+    return this.hub.registry.byServiceId(serviceId)?.name ?? `#${serviceId}`;
+  }
+
+  private remember(t: EndedTask): void {
+    this.ended.push({
+      task_id: t.id,
+      service_id: t.serviceId,
+      service_name: this.name(t.serviceId),
+      status: t.status,
+      progress: t.progress,
+      message: t.message,
+      attempts: t.attempts,
+      connection_id: null,
+      created_at: iso(t.createdAt)!,
+      started_at: iso(t.startedAt),
+      finished_at: iso(t.finishedAt),
+      error: t.error ? { code: t.error.code, message: t.error.message } : null,
+    });
+    if (this.ended.length > this.maxEnded) this.ended.shift();
+  }
+
+  /** The overview now. */
+  snapshot(): Overview {
+    const { hub } = this;
+    const d = hub.dispatcher;
+    const services: OverviewService[] = hub.registry.all().map((s) => ({
+      service_id: s.id,
+      service_name: s.name,
+      service_description: s.me.description,
+      live: s.connections.size > 0,
+      queued: d.queueLength(s.id),
+      connections: d.connections(s.id).map((c) => {
+        const info = hub.connectionInfo.get(c.id);
+        return {
+          connection_id: c.id,
+          instance: info?.instance ?? null,
+          dialed: info?.dialed ?? false,
+          remote: info?.remote ?? '',
+          in_flight: c.inFlight,
+          concurrency: c.concurrency,
+          draining: c.draining,
+          connected_at: iso(info?.connectedAt ?? null),
+        };
+      }),
+    }));
+
+    // One pass over the live tasks that stops once it has what it shows: every running task
+    // (up to the cap) and the oldest queued ones; a deep queue is summed up by `queued` above.
+    const running: OverviewTask[] = [];
+    const queued: OverviewTask[] = [];
+    const wantRunning = Math.min(d.runningCount, this.maxRunning);
+    for (const r of d.liveTasks()) {
+      const list = r.status === 'running' ? running : queued;
+      const cap = r.status === 'running' ? this.maxRunning : this.maxQueued;
+      if (list.length < cap) {
+        list.push({
+          task_id: r.id,
+          service_id: r.serviceId,
+          service_name: this.name(r.serviceId),
+          status: r.status === 'running' ? 'running' : 'queued',
+          progress: r.progress,
+          message: r.message,
+          attempts: r.attempt,
+          connection_id: r.connectionId,
+          created_at: iso(r.createdAt)!,
+          started_at: iso(r.startedAt),
+          finished_at: null,
+          error: null,
+        });
+      }
+      if (running.length >= wantRunning && queued.length >= this.maxQueued) break;
+    }
+    return {
+      now: new Date().toISOString(),
+      shutting_down: hub.shuttingDown,
+      clients: hub.clientCount,
+      running: d.runningCount,
+      queued: d.queuedCount,
+      max_message_bytes: hub.config.maxMessageBytes,
+      services,
+      tasks: [...running.reverse(), ...queued, ...[...this.ended].reverse()],
+    };
+  }
+}
