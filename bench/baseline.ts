@@ -11,13 +11,15 @@
  *   concurrency, a tie to the one assigned least recently; else a FIFO queue per service.
  * - Attachments are forwarded as the same binary frames; the `$attachment` refs inside args and
  *   results are passed on as they are, since the frames keep their order.
+ * - Frames to one peer within one tick leave in one write (wire.ts `setCorking`).
  *
- *   node --import tsx bench/baseline.ts [--host 127.0.0.1] [--port 0]
+ *   node --import tsx bench/baseline.ts [--host 127.0.0.1] [--port 0] [--naive]
+ * (`--naive`: one write system call per frame instead of one per peer per tick; see wire.ts.)
  * prints `baseline listening on http://HOST:PORT`.
  */
 import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { Frames, numFlag, parseFlags, sendFrames } from './wire.js';
+import { Frames, numFlag, parseFlags, sendFrames, setCorking } from './wire.js';
 
 interface WorkerConn {
   ws: WebSocket;
@@ -47,6 +49,9 @@ interface Service {
 const flags = parseFlags(process.argv.slice(2));
 const host = flags.get('host') ?? '127.0.0.1';
 const port = numFlag(flags, 'port', 0);
+// The least work includes the fewest system calls: one write per peer per tick (wire.ts).
+// `--naive` writes each frame at once, as a plain `ws.send` does, to show what that costs.
+setCorking(!flags.has('naive'));
 
 const servicesByName = new Map<string, Service>();
 const servicesById = new Map<number, Service>();
@@ -65,7 +70,7 @@ function servicesMessage(): string {
 
 function announceServices(): void {
   const text = servicesMessage();
-  for (const c of clients) c.send(text);
+  for (const c of clients) sendFrames(c, text);
 }
 
 /** The connection with the fewest tasks in flight below its concurrency; ties to the least recently assigned. */
@@ -87,7 +92,7 @@ function assign(task: Task, conn: WorkerConn): void {
   sendFrames(conn.ws, JSON.stringify(msg), task.binaries);
   task.binaries = [];
   if (task.client.readyState === task.client.OPEN) {
-    task.client.send(JSON.stringify({ type: 'started', task_id: task.id, seq: 1, attempt: 1 }));
+    sendFrames(task.client, JSON.stringify({ type: 'started', task_id: task.id, seq: 1, attempt: 1 }));
   }
 }
 
@@ -105,20 +110,20 @@ function serveClient(ws: WebSocket): void {
     if (msg.type !== 'add_task') return;
     const service = servicesById.get(msg.service_id);
     if (!service) {
-      ws.send(JSON.stringify({ type: 'rejected', ref: msg.ref, error: { code: 'service_not_found', message: 'no service has that id' } }));
+      sendFrames(ws, JSON.stringify({ type: 'rejected', ref: msg.ref, error: { code: 'service_not_found', message: 'no service has that id' } }));
       return;
     }
     const task: Task = { id: `t${++taskCounter}`, serviceId: service.id, args: msg.args, binaries, client: ws, worker: null };
     tasks.set(task.id, task);
     const conn = pick(service);
-    ws.send(JSON.stringify({ type: 'accepted', ref: msg.ref, task_id: task.id, position: conn ? 0 : service.queue.length }));
+    sendFrames(ws, JSON.stringify({ type: 'accepted', ref: msg.ref, task_id: task.id, position: conn ? 0 : service.queue.length }));
     if (conn) assign(task, conn);
     else service.queue.push(task);
   });
   ws.on('message', (data, isBinary) => frames.push(data, isBinary));
   ws.on('error', () => {});
   ws.on('close', () => clients.delete(ws));
-  ws.send(servicesMessage());
+  sendFrames(ws, servicesMessage());
 }
 
 function serveWorker(ws: WebSocket): void {
@@ -135,7 +140,7 @@ function serveWorker(ws: WebSocket): void {
       }
       conn = { ws, serviceId: service.id, concurrency: msg.concurrency ?? 1, inFlight: 0, lastAssigned: 0 };
       service.conns.push(conn);
-      ws.send(JSON.stringify({ type: 'welcome', service_id: service.id, connection_id: `c${++connCounter}`, heartbeat_ms: 15_000 }));
+      sendFrames(ws, JSON.stringify({ type: 'welcome', service_id: service.id, connection_id: `c${++connCounter}`, heartbeat_ms: 15_000 }));
       if (service.conns.length === 1) announceServices();
       drainQueue(service);
       return;

@@ -125,6 +125,7 @@ async function runProducer(): Promise<void> {
       errors,
       resultsWithAttachments: 0,
       base64Results: 0,
+      endedSinceStart: NaN,
     };
   };
   await serveWindows(flags, runWindow);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { LoadReport } from './load.js';
-import { cpuSeconds, rssBytes, start, stop, waitLine, type Child } from './procs.js';
+import { cpuSeconds, rssBytes, start, stop, syscalls, waitLine, type Child } from './procs.js';
 import type { Peer, Trial } from './report.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -67,11 +67,12 @@ export async function startHub(store: Store, nodeFlags: string[] = []): Promise<
   return { peer: 'hub', child, wsBase: `ws://${m[1]}` };
 }
 
-/** Runs the baseline on a free port. */
-export async function startBaseline(): Promise<Server> {
-  const child = start('baseline', NODE, [...TSX, path.join(ROOT, 'bench/baseline.ts'), '--port', '0'], { cwd: ROOT });
+/** Runs the baseline on a free port (`naive`: one write per frame, see wire.ts). */
+export async function startBaseline(nodeFlags: string[] = [], naive = false): Promise<Server> {
+  const peer: Peer = naive ? 'baseline-naive' : 'baseline';
+  const child = start(peer, NODE, [...nodeFlags, ...TSX, path.join(ROOT, 'bench/baseline.ts'), '--port', '0', ...(naive ? ['--naive'] : [])], { cwd: ROOT });
   const m = await waitLine(child, /baseline listening on http:\/\/([^\s]+)/, 30_000);
-  return { peer: 'baseline', child, wsBase: `ws://${m[1]}` };
+  return { peer, child, wsBase: `ws://${m[1]}` };
 }
 
 /** Starts one echo-worker process with `connections` connections and waits until all are welcomed. */
@@ -146,9 +147,10 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
   const { load } = target;
   const since = load.lines.length;
   const pids = { server: target.serverPid, worker: target.workerPid };
-  type Snap = { t: number; server: number; worker: number; machine: number };
+  type Snap = { t: number; server: number; worker: number; machine: number; io: { reads: number; writes: number } };
   const snap = (): Snap => ({
     t: performance.now(),
+    io: pids.server ? syscalls(pids.server) : { reads: NaN, writes: NaN },
     server: pids.server ? cpuSeconds(pids.server) : NaN,
     worker: cpuSeconds(pids.worker),
     machine: machineBusySeconds(spec.clkTck),
@@ -186,9 +188,12 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
       workerCpu: pct('worker'),
       loadCpu: r.cpuPct,
       machineCpu: pct('machine'),
+      serverWritesPerTask: s0 && s1 ? (s1.io.writes - s0.io.writes) / r.tasks : NaN,
+      serverReadsPerTask: s0 && s1 ? (s1.io.reads - s0.io.reads) / r.tasks : NaN,
       otherCpu: pct('machine') - (pids.server ? pct('server') : 0) - pct('worker') - r.cpuPct,
       resultsWithAttachments: r.resultsWithAttachments,
       base64Results: r.base64Results,
+      endedSinceStart: r.endedSinceStart,
     };
   } finally {
     off();

@@ -181,6 +181,17 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/** Read and write system calls of a process so far (/proc/PID/io: syscr, syscw); NaN when unreadable. */
+export function syscalls(pid: number): { reads: number; writes: number } {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const get = (k: string) => Number(io.match(new RegExp(`^${k}:\\s+(\\d+)`, 'm'))?.[1] ?? NaN);
+    return { reads: get('syscr'), writes: get('syscw') };
+  } catch {
+    return { reads: NaN, writes: NaN };
+  }
+}
+
 /** How many files (sockets included) a process has open; NaN when unreadable. */
 export function openFiles(pid: number): number {
   try {

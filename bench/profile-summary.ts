@@ -4,7 +4,7 @@
  * fastify, knex, the garbage collector, ...), and the hub's own functions by total (inclusive)
  * time, each as a share of the time the process was not idle.
  *
- *   node --import tsx bench/profile-summary.ts PROFILE.cpuprofile [--top 25]
+ *   node --import tsx bench/profile-summary.ts PROFILE.cpuprofile [--top 25] [--tasks N]
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -29,11 +29,12 @@ interface CpuProfile {
   endTime: number;
 }
 
-/** One row of a summary: a frame or an area, its time in ms and its share of busy time in %. */
+/** One row of a summary: a frame or an area, its time in ms, its share of busy time in %, and µs per task when the task count is known. */
 export interface Row {
   name: string;
   ms: number;
   pct: number;
+  usPerTask?: number;
 }
 
 export interface ProfileSummary {
@@ -42,6 +43,8 @@ export interface ProfileSummary {
   totalMs: number;
   /** Time not spent idle, ms: the base of every percentage. */
   busyMs: number;
+  /** Tasks the process handled while profiled, when known: rows then carry µs per task. */
+  tasks?: number;
   self: Row[];
   areas: Row[];
   /** Functions of the project itself (server/, protocol/) by inclusive time. */
@@ -73,6 +76,7 @@ function areaOf(cf: CallFrame): string {
   if (u.startsWith('node:')) return 'node (core)';
   const top = u.split('/')[0];
   if (top === 'server' || top === 'protocol') return `${top}/ (project)`;
+  if (top === 'bench') return 'bench/ (baseline)';
   return top;
 }
 
@@ -81,15 +85,15 @@ function isProject(cf: CallFrame): boolean {
   return u.startsWith('server/') || u.startsWith('protocol/');
 }
 
-function rows(map: Map<string, number>, busyUs: number, top: number): Row[] {
+function rows(map: Map<string, number>, busyUs: number, top: number, tasks?: number): Row[] {
   return [...map.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
-    .map(([name, us]) => ({ name, ms: us / 1000, pct: (us / busyUs) * 100 }));
+    .map(([name, us]) => (tasks ? { name, ms: us / 1000, pct: (us / busyUs) * 100, usPerTask: us / tasks } : { name, ms: us / 1000, pct: (us / busyUs) * 100 }));
 }
 
-/** Summarises one .cpuprofile file. */
-export function summariseProfile(file: string, top = 25): ProfileSummary {
+/** Summarises one .cpuprofile file; `tasks`, when given, is how many tasks it handled meanwhile. */
+export function summariseProfile(file: string, top = 25, tasks?: number): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -131,18 +135,25 @@ export function summariseProfile(file: string, top = 25): ProfileSummary {
     file,
     totalMs: totalUs / 1000,
     busyMs: busyUs / 1000,
-    self: rows(self, busyUs, top),
-    areas: rows(areas, busyUs, top),
-    projectTotal: rows(total, busyUs, top),
+    ...(tasks ? { tasks } : {}),
+    self: rows(self, busyUs, top, tasks),
+    areas: rows(areas, busyUs, top, tasks),
+    projectTotal: rows(total, busyUs, top, tasks),
   };
 }
 
 /** The summary as markdown tables. */
 export function formatSummary(s: ProfileSummary): string {
+  const per = s.tasks !== undefined;
   const table = (title: string, rs: Row[]) =>
-    [`| ${title} | ms | % of busy |`, '| --- | ---: | ---: |', ...rs.map((r) => `| \`${r.name}\` | ${r.ms.toFixed(0)} | ${r.pct.toFixed(1)} |`)].join('\n');
+    [
+      `| ${title} | ms | % of busy |${per ? ' µs/task |' : ''}`,
+      `| --- | ---: | ---: |${per ? ' ---: |' : ''}`,
+      ...rs.map((r) => `| \`${r.name}\` | ${r.ms.toFixed(0)} | ${r.pct.toFixed(1)} |${per ? ` ${r.usPerTask!.toFixed(1)} |` : ''}`),
+    ].join('\n');
   return [
-    `Profile ${path.basename(s.file)}: ${(s.totalMs / 1000).toFixed(1)} s sampled, ${(s.busyMs / 1000).toFixed(1)} s busy (${((s.busyMs / s.totalMs) * 100).toFixed(0)} %).`,
+    `Profile ${path.basename(s.file)}: ${(s.totalMs / 1000).toFixed(1)} s sampled, ${(s.busyMs / 1000).toFixed(1)} s busy (${((s.busyMs / s.totalMs) * 100).toFixed(0)} %)` +
+      (per ? `, ${s.tasks} tasks: ${((s.busyMs * 1000) / s.tasks!).toFixed(0)} µs busy per task (start-up included).` : '.'),
     '',
     table('top frames by self time', s.self),
     '',
@@ -154,11 +165,12 @@ export function formatSummary(s: ProfileSummary): string {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const args = process.argv.slice(2);
-  const file = args.find((a) => !a.startsWith('--'));
+  const file = args.find((a, i) => !a.startsWith('--') && !['--top', '--tasks'].includes(args[i - 1]));
   const topIdx = args.indexOf('--top');
+  const tasksIdx = args.indexOf('--tasks');
   if (!file) {
     process.stderr.write('usage: profile-summary.ts PROFILE.cpuprofile [--top N]\n');
     process.exit(2);
   }
-  process.stdout.write(`${formatSummary(summariseProfile(file, topIdx >= 0 ? Number(args[topIdx + 1]) : 25))}\n`);
+  process.stdout.write(`${formatSummary(summariseProfile(file, topIdx >= 0 ? Number(args[topIdx + 1]) : 25, tasksIdx >= 0 ? Number(args[tasksIdx + 1]) : undefined))}\n`);
 }

@@ -3,8 +3,9 @@
  * the targets of issue 6 judged met or not, and the markdown tables.
  */
 
-/** The systems under test. */
-export type Peer = 'hub' | 'baseline' | 'bullmq';
+/** The systems under test; `baseline-naive` is the baseline writing each frame at once. */
+export type Peer = 'hub' | 'baseline' | 'baseline-naive' | 'bullmq';
+export const PEERS: readonly Peer[] = ['hub', 'baseline', 'baseline-naive', 'bullmq'];
 
 /** One measured run of one peer in one scenario. */
 export interface Trial {
@@ -25,10 +26,15 @@ export interface Trial {
   loadCpu: number;
   /** Busy CPU of the whole machine over the window, in % of one core (200 = both cores). */
   machineCpu: number;
+  /** Write and read system calls of the server per task over the window (sockets and files). */
+  serverWritesPerTask: number;
+  serverReadsPerTask: number;
   /** machineCpu less the server, worker and load: what other processes (and the kernel) took. */
   otherCpu: number;
   resultsWithAttachments: number;
   base64Results: number;
+  /** Tasks the load generator saw end since it started (warm-up and drain included). */
+  endedSinceStart: number;
 }
 
 /** One idle-connections measurement. */
@@ -51,8 +57,8 @@ export interface ScenarioSummary {
   title: string;
   peers: Partial<Record<Peer, PeerSummary>>;
   /** hub / baseline per round, then their median. */
-  ratios: { tasksPerSec: number[]; p50: number[]; bytesPerSec: number[]; hubOverBullmq: number[] };
-  median: { tasksPerSec: number; p50: number; bytesPerSec: number; hubOverBullmq: number };
+  ratios: { tasksPerSec: number[]; p50: number[]; bytesPerSec: number[]; hubOverBullmq: number[]; hubOverNaive: number[] };
+  median: { tasksPerSec: number; p50: number; bytesPerSec: number; hubOverBullmq: number; hubOverNaive: number };
 }
 
 export interface PeerSummary {
@@ -69,6 +75,10 @@ export interface PeerSummary {
   loadCpuMax: number;
   machineCpu: number;
   otherCpu: number;
+  serverWritesPerTask: number;
+  serverReadsPerTask: number;
+  /** Server CPU time per task, in microseconds. */
+  serverCpuPerTask: number;
   errors: number;
 }
 
@@ -102,6 +112,9 @@ function summarisePeer(trials: Trial[]): PeerSummary {
     loadCpuMax: Math.max(...trials.map((t) => t.loadCpu)),
     machineCpu: med((t) => t.machineCpu),
     otherCpu: med((t) => t.otherCpu),
+    serverWritesPerTask: med((t) => t.serverWritesPerTask),
+    serverReadsPerTask: med((t) => t.serverReadsPerTask),
+    serverCpuPerTask: med((t) => ((t.serverCpu / 100) * 1e6) / t.tasksPerSec),
     errors: trials.reduce((s, t) => s + t.errors, 0),
   };
 }
@@ -109,16 +122,18 @@ function summarisePeer(trials: Trial[]): PeerSummary {
 export function summarise(scenario: string, title: string, trials: Trial[]): ScenarioSummary {
   const mine = trials.filter((t) => t.scenario === scenario);
   const peers: ScenarioSummary['peers'] = {};
-  for (const p of ['hub', 'baseline', 'bullmq'] as Peer[]) {
+  for (const p of PEERS) {
     const ts = mine.filter((t) => t.peer === p);
     if (ts.length) peers[p] = summarisePeer(ts);
   }
-  const ratios: ScenarioSummary['ratios'] = { tasksPerSec: [], p50: [], bytesPerSec: [], hubOverBullmq: [] };
+  const ratios: ScenarioSummary['ratios'] = { tasksPerSec: [], p50: [], bytesPerSec: [], hubOverBullmq: [], hubOverNaive: [] };
   const rounds = [...new Set(mine.map((t) => t.round))].sort((a, b) => a - b);
   for (const r of rounds) {
     const hub = mine.find((t) => t.round === r && t.peer === 'hub');
     const base = mine.find((t) => t.round === r && t.peer === 'baseline');
     const bull = mine.find((t) => t.round === r && t.peer === 'bullmq');
+    const naive = mine.find((t) => t.round === r && t.peer === 'baseline-naive');
+    if (hub && naive) ratios.hubOverNaive.push(hub.tasksPerSec / naive.tasksPerSec);
     if (hub && base) {
       ratios.tasksPerSec.push(hub.tasksPerSec / base.tasksPerSec);
       ratios.p50.push(hub.p50 / base.p50);
@@ -136,6 +151,7 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
       p50: median(ratios.p50),
       bytesPerSec: median(ratios.bytesPerSec),
       hubOverBullmq: median(ratios.hubOverBullmq),
+      hubOverNaive: median(ratios.hubOverNaive),
     },
   };
 }
@@ -200,23 +216,23 @@ const mb = (b: number) => fx(b / 1048576, 1);
 /** The markdown report: per-scenario medians, per-round ratios, idle memory, targets. */
 export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], targets: Target[]): string {
   const out: string[] = [];
-  out.push('| scenario | peer | rounds | tasks/s | p50 ms | p99 ms | MB/s | server RSS MB | server CPU % | worker CPU % | load CPU % (max) | machine CPU % | other CPU % | errors |');
-  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('| scenario | peer | rounds | tasks/s | p50 ms | p99 ms | MB/s | server RSS MB | server CPU % | server CPU µs/task | server writes/task | worker CPU % | load CPU % (max) | machine CPU % | other CPU % | errors |');
+  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const s of summaries) {
-    for (const p of ['hub', 'baseline', 'bullmq'] as Peer[]) {
+    for (const p of PEERS) {
       const x = s.peers[p];
       if (!x) continue;
       out.push(
-        `| ${s.scenario} | ${p} | ${x.rounds} | ${fx(x.tasksPerSec, 0)} | ${fx(x.p50)} | ${fx(x.p99)} | ${mb(x.bytesPerSec)} | ${mb(x.serverRss)} | ${fx(x.serverCpu, 0)} | ${fx(x.workerCpu, 0)} | ${fx(x.loadCpu, 0)} (${fx(x.loadCpuMax, 0)}) | ${fx(x.machineCpu, 0)} | ${fx(x.otherCpu, 0)} | ${x.errors} |`,
+        `| ${s.scenario} | ${p} | ${x.rounds} | ${fx(x.tasksPerSec, 0)} | ${fx(x.p50)} | ${fx(x.p99)} | ${mb(x.bytesPerSec)} | ${mb(x.serverRss)} | ${fx(x.serverCpu, 0)} | ${fx(x.serverCpuPerTask, 0)} | ${fx(x.serverWritesPerTask, 1)} | ${fx(x.workerCpu, 0)} | ${fx(x.loadCpu, 0)} (${fx(x.loadCpuMax, 0)}) | ${fx(x.machineCpu, 0)} | ${fx(x.otherCpu, 0)} | ${x.errors} |`,
       );
     }
   }
   out.push('');
-  out.push('| scenario | hub/baseline tasks/s per round | median | hub/baseline p50 per round | median | hub/BullMQ tasks/s median |');
-  out.push('| --- | --- | ---: | --- | ---: | ---: |');
+  out.push('| scenario | hub/baseline tasks/s per round | median | hub/baseline p50 per round | median | hub/baseline bytes/s median | hub/naive baseline tasks/s median | hub/BullMQ tasks/s median |');
+  out.push('| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |');
   for (const s of summaries) {
     out.push(
-      `| ${s.scenario} | ${s.ratios.tasksPerSec.map((x) => fx(x)).join(', ')} | ${fx(s.median.tasksPerSec)} | ${s.ratios.p50.map((x) => fx(x)).join(', ')} | ${fx(s.median.p50)} | ${fx(s.median.hubOverBullmq, 1)} |`,
+      `| ${s.scenario} | ${s.ratios.tasksPerSec.map((x) => fx(x)).join(', ')} | ${fx(s.median.tasksPerSec)} | ${s.ratios.p50.map((x) => fx(x)).join(', ')} | ${fx(s.median.p50)} | ${fx(s.median.bytesPerSec)} | ${fx(s.median.hubOverNaive)} | ${fx(s.median.hubOverBullmq, 1)} |`,
     );
   }
   if (idle.length) {

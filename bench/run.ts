@@ -6,11 +6,13 @@
  * own hub (fresh task store), baseline and workers, then runs its rounds A B A B: one trial of
  * each peer per round. Prints a markdown table and writes `bench/results/<timestamp>.json`.
  *
- *   npm run bench                      # full: 3 rounds of 4 s per peer, a few minutes
- *   npm run bench -- --quick           # about a minute: 2 short rounds, one idle round
+ *   npm run bench                      # full: 3 rounds of 3 s per peer, about five minutes
+ *   npm run bench -- --quick           # about a minute: 2 short rounds, one idle round (hub only),
+ *                                      # no naive baseline
  *   npm run bench -- --only tiny-64,idle --rounds 5 --duration 3000
- *   npm run bench -- --profile         # the hub alone under tiny-64 with --cpu-prof, summarised
- *   options: --no-bullmq --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
+ *   npm run bench -- --profile         # hub, then baseline, alone under tiny-64 with --cpu-prof,
+ *                                      # summarised (--profile-scenario media-8 for another one)
+ *   options: --no-bullmq --no-naive --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
  *            --profile-seconds S
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -42,8 +44,8 @@ interface Scenario {
 
 const MiB = 1024 * 1024;
 const SCENARIOS: Scenario[] = [
-  { id: 'tiny-1', title: 'tiny tasks, 1 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 1, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'bullmq'] },
-  { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'bullmq'] },
+  { id: 'tiny-1', title: 'tiny tasks, 1 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 1, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'baseline-naive', 'bullmq'] },
+  { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'baseline-naive', 'bullmq'] },
   { id: 'media-8', title: '1 MiB attachment, 8 in flight', db: 'sqlite', workerConns: 1, concurrency: 8, inflight: 8, clientConns: 1, media: MiB, peers: ['hub', 'baseline'] },
   { id: 'fanout-16x4', title: '16 worker connections x concurrency 4, 64 in flight', db: 'sqlite', workerConns: 16, concurrency: 4, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
   { id: 'mysql-64', title: 'tiny tasks, 64 in flight, task store on MariaDB', db: 'mysql', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
@@ -55,15 +57,20 @@ const quick = flags.has('quick');
 const opts = {
   quick,
   rounds: numFlag(flags, 'rounds', quick ? 2 : 3),
-  warmup: numFlag(flags, 'warmup', quick ? 500 : 1000),
-  duration: numFlag(flags, 'duration', quick ? 1500 : 4000),
+  warmup: numFlag(flags, 'warmup', quick ? 400 : 1000),
+  duration: numFlag(flags, 'duration', quick ? 1000 : 3000),
   idleRounds: numFlag(flags, 'idle-rounds', quick ? 1 : 2),
   only: flags.has('only') ? new Set(flags.get('only')!.split(',')) : null,
   bullmq: !flags.has('no-bullmq'),
+  // The naive baseline and the baseline's idle memory are references, not targets: full runs only.
+  naive: !flags.has('no-naive') && !quick,
+  idleBaseline: !quick,
   mysql: !flags.has('no-mysql'),
   idle: !flags.has('no-idle'),
   profile: flags.has('profile'),
   profileSeconds: numFlag(flags, 'profile-seconds', 15),
+  /** The scenario the profile runs: tiny-64 (default) or any other of SCENARIOS on SQLite. */
+  profileScenario: flags.get('profile-scenario') ?? 'tiny-64',
 };
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -115,7 +122,7 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
         stack.push(() => store.drop());
         server = await startHub(store);
       } else {
-        server = await startBaseline();
+        server = await startBaseline([], peer === 'baseline-naive');
       }
       stack.push(() => stop(server.child, 'SIGTERM', 10_000));
       const worker = await startEchoWorkers(server, sc.workerConns, sc.concurrency);
@@ -125,7 +132,7 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
       stack.push(() => stopLoad(load));
       targets.set(peer, { peer, serverPid: server.child.pid, workerPid: worker.pid, load });
     };
-    const peers = sc.peers.filter((p) => p !== 'bullmq' || opts.bullmq);
+    const peers = sc.peers.filter((p) => (p !== 'bullmq' || opts.bullmq) && (p !== 'baseline-naive' || opts.naive));
     const failed = (await Promise.allSettled(peers.map(setUp))).find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     // Trials run in the scenario's order of peers, whatever order they started in.
@@ -199,31 +206,56 @@ async function idleTrial(peer: Peer, round: number): Promise<IdleTrial> {
   }
 }
 
-async function profileHub(dir: string): Promise<ProfileSummary> {
+/**
+ * Runs one server (hub or baseline) alone under a scenario's load with `--cpu-prof`,
+ * stops it so that it writes the profile, and summarises the profile per task.
+ */
+async function profileServer(peer: 'hub' | 'baseline', sc: Scenario, dir: string): Promise<{ summary: ProfileSummary; trial: Trial }> {
   const stack = new Stack();
-  const profDir = path.join(dir, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'));
+  const profDir = path.join(dir, 'profiles', `${new Date().toISOString().replace(/[:.]/g, '-')}-${peer}`);
   mkdirSync(profDir, { recursive: true });
+  const flags = ['--cpu-prof', '--cpu-prof-dir', profDir];
+  let trial: Trial;
   try {
-    const store = sqliteStore();
-    stack.push(() => store.drop());
-    const hub = await startHub(store, ['--cpu-prof', '--cpu-prof-dir', profDir]);
-    stack.push(() => stop(hub.child, 'SIGTERM', 15_000));
-    const worker = await startEchoWorkers(hub, 1, 64);
+    let server: Server;
+    if (peer === 'hub') {
+      const store = sqliteStore();
+      stack.push(() => store.drop());
+      server = await startHub(store, flags);
+    } else {
+      server = await startBaseline(flags);
+    }
+    stack.push(() => stop(server.child, 'SIGTERM', 15_000));
+    const worker = await startEchoWorkers(server, sc.workerConns, sc.concurrency);
     stack.push(() => stop(worker));
-    const load = await startLoad(loadProcess(hub, { inflight: 64, connections: 1, media: 0 }));
+    const load = await startLoad(loadProcess(server, { inflight: sc.inflight, connections: sc.clientConns, media: sc.media }));
     stack.push(() => stopLoad(load));
-    const t = await runTrial(
-      { peer: 'hub', serverPid: hub.child.pid, workerPid: worker.pid, load },
-      { scenario: 'profile-tiny-64', round: 1, clkTck: CLK_TCK },
+    trial = await runTrial(
+      { peer, serverPid: server.child.pid, workerPid: worker.pid, load },
+      { scenario: `profile-${sc.id}`, round: 1, clkTck: CLK_TCK },
       { warmup: 1000, duration: opts.profileSeconds * 1000 },
     );
-    log(`  profile run: ${t.tasksPerSec.toFixed(0)} tasks/s (slower than unprofiled), hub CPU ${t.serverCpu.toFixed(0)}%`);
+    log(`  profiled ${peer}: ${trial.tasksPerSec.toFixed(0)} tasks/s (profiling slows it), server CPU ${trial.serverCpu.toFixed(0)}%`);
   } finally {
-    await stack.unwind(); // SIGTERM lets the hub exit normally, which writes the profile
+    await stack.unwind(); // SIGTERM lets the server exit normally, which writes the profile
   }
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-  if (!file) throw new Error(`the hub wrote no .cpuprofile in ${profDir} (did it exit normally?)`);
-  return summariseProfile(path.join(profDir, file), 25);
+  if (!file) throw new Error(`${peer} wrote no .cpuprofile in ${profDir} (did it exit normally?)`);
+  return { summary: summariseProfile(path.join(profDir, file), 25, trial.endedSinceStart), trial };
+}
+
+/** Busy µs per task by area, hub beside baseline: where the hub's extra time goes. */
+function compareAreas(hub: ProfileSummary, base: ProfileSummary): string {
+  const areas = new Map<string, { hub: number; base: number }>();
+  for (const r of hub.areas) areas.set(r.name, { hub: r.usPerTask ?? NaN, base: 0 });
+  for (const r of base.areas) areas.set(r.name, { hub: areas.get(r.name)?.hub ?? 0, base: r.usPerTask ?? NaN });
+  const perTask = (s: ProfileSummary) => (s.busyMs * 1000) / (s.tasks ?? NaN);
+  const lines = ['| area | hub µs/task | baseline µs/task | hub extra µs/task |', '| --- | ---: | ---: | ---: |'];
+  lines.push(`| **all (busy)** | ${perTask(hub).toFixed(1)} | ${perTask(base).toFixed(1)} | ${(perTask(hub) - perTask(base)).toFixed(1)} |`);
+  for (const [name, v] of [...areas].sort((a, b) => b[1].hub - b[1].base - (a[1].hub - a[1].base)).slice(0, 15)) {
+    lines.push(`| \`${name}\` | ${v.hub.toFixed(1)} | ${v.base.toFixed(1)} | ${(v.hub - v.base).toFixed(1)} |`);
+  }
+  return lines.join('\n');
 }
 
 function machine(): Record<string, unknown> {
@@ -264,11 +296,18 @@ async function main(): Promise<void> {
   const file = path.join(resultsDir, `${started.toISOString().replace(/[:.]/g, '-')}${opts.profile ? '-profile' : ''}.json`);
 
   if (opts.profile) {
-    log(`bench: profiling the hub under tiny tasks, 64 in flight, for ${opts.profileSeconds} s`);
-    const summary = await profileHub(resultsDir);
-    out.profile = summary;
+    const sc = SCENARIOS.find((x) => x.id === opts.profileScenario);
+    if (!sc || sc.db !== 'sqlite') throw new Error(`--profile-scenario: one of ${SCENARIOS.filter((x) => x.db === 'sqlite').map((x) => x.id).join(', ')}`);
+    log(`bench: profiling the hub, then the baseline, under ${sc.title}, for ${opts.profileSeconds} s each`);
+    const hub = await profileServer('hub', sc, resultsDir);
+    const base = await profileServer('baseline', sc, resultsDir);
+    const comparison = compareAreas(hub.summary, base.summary);
+    Object.assign(out, { profile: { hub: hub.summary, baseline: base.summary, trials: [hub.trial, base.trial], comparison } });
     writeFileSync(file, JSON.stringify(out, null, 2));
-    process.stdout.write(`${formatSummary(summary)}\n\nprofile: ${summary.file}\nresults: ${path.relative(ROOT, file)}\n`);
+    process.stdout.write(
+      `## hub\n\n${formatSummary(hub.summary)}\n\n## baseline\n\n${formatSummary(base.summary)}\n\n## hub vs baseline, busy time per task by area\n\n${comparison}\n\n` +
+        `profiles: ${path.relative(ROOT, hub.summary.file)}, ${path.relative(ROOT, base.summary.file)}\nresults: ${path.relative(ROOT, file)}\n`,
+    );
     return;
   }
 
@@ -284,7 +323,7 @@ async function main(): Promise<void> {
   if (opts.idle && wanted('idle')) {
     log(`bench: idle: ${IDLE.clients} client and ${IDLE.workers} worker connections`);
     for (let round = 1; round <= opts.idleRounds; round++) {
-      for (const peer of ['hub', 'baseline'] as Peer[]) idle.push(await idleTrial(peer, round));
+      for (const peer of (opts.idleBaseline ? ['hub', 'baseline'] : ['hub']) as Peer[]) idle.push(await idleTrial(peer, round));
     }
   }
   const targets = judge(summaries, idle, wanted('media-8') ? media : null);

@@ -71,8 +71,33 @@ export class Frames {
   }
 }
 
+let corking = false;
+const corked = new Set<{ cork(): void; uncork(): void }>();
+
+/**
+ * Holds each socket's writes until the end of the current tick, so that every frame sent to one
+ * peer in one tick leaves in one write system call instead of one each (on loopback, each write
+ * also wakes the peer: a context switch on a 2-core machine). The load generator, the echo worker
+ * and the baseline turn it on; `baseline.ts --naive` leaves it off, for comparison.
+ */
+export function setCorking(on: boolean): void {
+  corking = on;
+}
+
+function cork(ws: WebSocket): void {
+  const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+  if (!socket || corked.has(socket)) return;
+  corked.add(socket);
+  socket.cork();
+  process.nextTick(() => {
+    corked.delete(socket);
+    socket.uncork();
+  });
+}
+
 /** Sends a text frame and then its binary frames; returns the bytes sent. */
 export function sendFrames(ws: WebSocket, text: string, binaries?: readonly Buffer[] | null): number {
+  if (corking) cork(ws);
   ws.send(text);
   let bytes = Buffer.byteLength(text);
   if (binaries) {
