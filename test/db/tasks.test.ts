@@ -271,6 +271,45 @@ describe('TaskStore', () => {
           expect(errors).to.deep.equal([{ ids: ['bad'], dropped: true }]);
           expect(store.pendingCount).to.equal(0);
         });
+        it('drops a row refused alone after three attempts', async () => {
+          const errors: { ids: string[]; dropped: boolean }[] = [];
+          const store = open({ retryMinMs: 10, retryMaxMs: 20, onError: (_e, info) => errors.push(info) });
+          store.save(row('bad', { service_id: 999_999 }));
+          await store.flush().catch(() => {});
+          await until(() => store.pendingCount === 0);
+          expect(errors).to.deep.equal([
+            { ids: ['bad'], dropped: false },
+            { ids: ['bad'], dropped: false },
+            { ids: ['bad'], dropped: true },
+          ]);
+          expect(await tableRows(db())).to.equal(0);
+        });
+
+        it('keeps a lone row for as long as the table is missing', async () => {
+          const errors: { ids: string[]; dropped: boolean }[] = [];
+          const store = open({ retryMinMs: 10, retryMaxMs: 20, onError: (_e, info) => errors.push(info) });
+          await db().schema.renameTable('tasks', 'tasks_off');
+          store.save(row('t1'));
+          await until(() => errors.length >= 5);
+          await db().schema.renameTable('tasks_off', 'tasks');
+          await until(async () => (await tableRows(db())) === 1);
+          expect(errors.every((e) => !e.dropped)).to.equal(true);
+        });
+
+        it('drops a row over MySQL max_allowed_packet and writes the others', async function () {
+          if (backend.name !== 'mysql') this.skip(); // SQLite has no packet limit
+          const [[{ max }]] = (await db().raw('select @@max_allowed_packet as max')) as [[{ max: number }]];
+          if (Number(max) > 64 * 1024 * 1024) this.skip(); // too large to exceed in a test
+          const errors: { ids: string[]; dropped: boolean }[] = [];
+          const store = open({ retryMinMs: 10, retryMaxMs: 20, onError: (_e, info) => errors.push(info) });
+          store.save(row('before'));
+          store.save(row('huge', { status: 'succeeded', attachments: Buffer.alloc(Number(max), 1) }));
+          store.save(row('after'));
+          await store.flush().catch(() => {});
+          await until(() => store.pendingCount === 0, 10_000);
+          expect((await db()('tasks').select('id').orderBy('id')).map((r: { id: string }) => r.id)).to.deep.equal(['after', 'before']);
+          expect(errors.filter((e) => e.dropped)).to.deep.equal([{ ids: ['huge'], dropped: true }]);
+        });
       });
 
       describe('#markInterrupted', () => {

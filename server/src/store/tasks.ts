@@ -52,9 +52,9 @@ export interface TaskStoreOptions {
   /** Most rows per statement. Default 500, which is also SQLite's cap (its compound-select limit). */
   batchSize?: number;
   /**
-   * Rough bound of the data in one statement, in bytes; a larger row goes alone. Default 4 MiB,
-   * so that a statement stays under MariaDB's default `max_allowed_packet` (16 MiB) even with
-   * blobs sent as hex.
+   * Bound of the data in one statement, in bytes (media count twice: they travel as hex); a larger
+   * row goes alone. Default 4 MiB. On MySQL, also bounded by the server's `max_allowed_packet`;
+   * a single row over that cannot be written at all and is dropped (and reported).
    */
   maxBatchBytes?: number;
   /** How long a saved row may wait for its batch, in ms. Default 50. */
@@ -66,9 +66,10 @@ export interface TaskStoreOptions {
   /** How long `close()` keeps retrying a failing write before giving up, in ms. Default 5000. */
   closeTimeoutMs?: number;
   /**
-   * Called when a write fails, with the ids of its tasks. `dropped: false`: the rows are kept and retried. `dropped: true`:
-   * the database accepted the other rows of the batch but refused this one on its own, twice,
-   * so it was given up rather than let it hold back every later write.
+   * Called when a write fails, with the ids of its tasks. `dropped: false`: the rows are kept
+   * and retried. `dropped: true`: the database, while answering, refused these rows on their own
+   * (twice when other rows of their batch went through, three times when alone; say, a row over
+   * MySQL's `max_allowed_packet`), so they were given up rather than let them fail every write.
    */
   onError?: (err: Error, info: { ids: string[]; dropped: boolean }) => void;
 }
@@ -124,7 +125,29 @@ interface Pending {
   record: TaskRecord;
   /** Rough size of the record in a statement. */
   bytes: number;
+  /** Times the database refused this row written alone while it answered otherwise. */
+  refusals: number;
 }
+
+/** A row the database refuses this many times on its own, while it answers otherwise, is dropped. */
+const MAX_REFUSALS = 3;
+
+/** Error codes that say "try again later" rather than "this row is wrong". */
+const TRANSIENT_CODES = new Set([
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_LOCK_DEADLOCK',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'PROTOCOL_CONNECTION_LOST',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_IOERR',
+  'SQLITE_FULL',
+]);
 
 function fail(row: TaskRow, what: string): never {
   throw new TypeError(`TaskStore.save: task ${JSON.stringify(row?.id)} has ${what}`);
@@ -172,10 +195,28 @@ function toRecord(row: TaskRow): TaskRecord {
   };
 }
 
-function sizeOf(r: TaskRecord): number {
-  // Blobs travel as hex in MySQL statements: two characters a byte.
-  return 256 + (r.message?.length ?? 0) + (r.error?.length ?? 0) + (r.result?.length ?? 0) + 2 * (r.attachments?.length ?? 0);
+/** Length of a string as a quoted, escaped SQL literal (mysql2 escapes these with a backslash). */
+function sqlStringLength(v: string | null): number {
+  if (v === null) return 4;
+  return Buffer.byteLength(v, 'utf8') + (v.match(/[\0\b\t\n\r\x1a"'\\]/g)?.length ?? 0) + 2;
 }
+
+/** Length of the record in an INSERT statement, in bytes: blobs travel as hex, two characters a byte. */
+function sizeOf(r: TaskRecord): number {
+  return (
+    ROW_OVERHEAD +
+    sqlStringLength(r.id) +
+    sqlStringLength(r.message) +
+    sqlStringLength(r.error) +
+    sqlStringLength(r.result) +
+    (r.attachments === null ? 4 : 2 * r.attachments.length + 3)
+  );
+}
+
+/** Bytes of a row's numbers, separators and ON DUPLICATE KEY clause share, with room to spare. */
+const ROW_OVERHEAD = 256;
+/** Bytes of an INSERT statement besides its rows. */
+const STATEMENT_OVERHEAD = 1024;
 
 type RawTask = Omit<TaskRecord, 'progress' | 'seq'> & {
   progress: number | string | null;
@@ -231,6 +272,9 @@ export class TaskStore {
   #failures = 0;
   #stopped = false;
   #closing: Promise<void> | null = null;
+  readonly #mysql: boolean;
+  /** MySQL's `max_allowed_packet`, read before the first write; null on SQLite or until read. */
+  #packetLimit: number | null = null;
 
   constructor(db: Knex, options: TaskStoreOptions = {}) {
     const { onError, ...rest } = options;
@@ -243,7 +287,8 @@ export class TaskStore {
       }
       opts[key as keyof NumericOptions] = value as number;
     }
-    if (!isMysql(db)) opts.batchSize = Math.min(opts.batchSize, SQLITE_MAX_BATCH);
+    this.#mysql = isMysql(db);
+    if (!this.#mysql) opts.batchSize = Math.min(opts.batchSize, SQLITE_MAX_BATCH);
     this.#db = db;
     this.#opts = Object.freeze(opts);
     this.#onError = onError;
@@ -262,7 +307,7 @@ export class TaskStore {
   save(row: TaskRow): void {
     if (this.#closing) throw new Error('TaskStore.save: the store is closed');
     const record = toRecord(row);
-    this.#pending.set(row.id, { row: { ...row }, record, bytes: sizeOf(record) });
+    this.#pending.set(row.id, { row: { ...row }, record, bytes: sizeOf(record), refusals: 0 });
     if (this.#failures > 0) return; // a retry is already scheduled
     this.#schedule(this.#pending.size >= this.#opts.batchSize ? 0 : this.#opts.flushDelayMs);
   }
@@ -374,7 +419,15 @@ export class TaskStore {
 
   async #drain(): Promise<void> {
     while (this.#pending.size > 0) {
+      try {
+        await this.#readPacketLimit();
+      } catch (err) {
+        this.#failures++;
+        this.#report(err, [...this.#pending.values()], false);
+        throw err;
+      }
       const batch = this.#take();
+      if (batch.length === 0) continue;
       try {
         await this.#write(batch);
         this.#failures = 0;
@@ -390,16 +443,42 @@ export class TaskStore {
     }
   }
 
+  /**
+   * Reads MySQL's `max_allowed_packet` once: a statement over it is refused by closing the
+   * connection, which looks like a network fault, so the store must keep under it beforehand.
+   */
+  async #readPacketLimit(): Promise<void> {
+    if (!this.#mysql || this.#packetLimit !== null) return;
+    const [rows] = (await this.#db.raw('select @@max_allowed_packet as m')) as [{ m: number | string }[]];
+    this.#packetLimit = Number(rows[0].m);
+  }
+
   #take(): Pending[] {
+    const limit = this.#packetLimit;
+    const maxBytes = limit === null ? this.#opts.maxBatchBytes : Math.min(this.#opts.maxBatchBytes, limit - STATEMENT_OVERHEAD);
     const batch: Pending[] = [];
+    const tooBig: Pending[] = [];
     let bytes = 0;
     for (const [id, p] of this.#pending) {
+      if (limit !== null && p.bytes + STATEMENT_OVERHEAD > limit) {
+        tooBig.push(p);
+        this.#pending.delete(id);
+        continue;
+      }
       if (batch.length >= this.#opts.batchSize) break;
-      if (batch.length > 0 && bytes + p.bytes > this.#opts.maxBatchBytes) break;
+      if (batch.length > 0 && bytes + p.bytes > maxBytes) break;
       batch.push(p);
       bytes += p.bytes;
       this.#pending.delete(id);
       this.#writing.set(id, p);
+    }
+    if (tooBig.length > 0) {
+      const sizes = tooBig.map((p) => p.bytes).join(', ');
+      this.#report(
+        new Error(`task rows of ${sizes} bytes cannot be written: MySQL's max_allowed_packet is ${limit} bytes (media count twice, as hex)`),
+        tooBig,
+        true,
+      );
     }
     return batch;
   }
@@ -408,20 +487,38 @@ export class TaskStore {
     await this.#db('tasks').insert(records).onConflict('id').merge([...MERGE_COLUMNS]);
   }
 
+  /**
+   * Whether a failed write was about its rows rather than the database: the error is not a
+   * transient one, and the database answers a read of the table.
+   */
+  async #refusedByAnsweringDb(err: unknown): Promise<boolean> {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return false;
+    if ((err as Error | null)?.name === 'KnexTimeoutError') return false;
+    try {
+      await this.#db('tasks').select('id').where('id', '').limit(1);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async #write(batch: Pending[]): Promise<void> {
     try {
       await this.#insert(batch.map((p) => p.record));
       return;
     } catch (err) {
-      if (batch.length === 1) throw err;
-      // Is the database answering at all? If not, keep every row for the retry.
-      try {
-        await this.#db.raw('select 1');
-      } catch {
-        throw err;
+      if (!(await this.#refusedByAnsweringDb(err))) throw err; // keep every row for the retry
+      if (batch.length === 1) {
+        // Alone, a refused row cannot be told from a passing fault with certainty: give it a
+        // few attempts (with backoff) before dropping it, so that it cannot fail every flush.
+        const [p] = batch;
+        if (++p.refusals < MAX_REFUSALS) throw err;
+        this.#report(err, batch, true);
+        return;
       }
-      // It answers, so the statement may hold a row it refuses (say, an unknown service_id):
-      // write the rows one by one, so that one bad row cannot hold back every later save.
+      // The statement may hold a row the database refuses (say, an unknown service_id): write
+      // the rows one by one, so that one bad row cannot hold back every later save.
       let refused: Pending[] = [];
       let lastError: unknown = err;
       for (let pass = 0; pass < 2; pass++) {
