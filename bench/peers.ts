@@ -120,10 +120,27 @@ export async function cleanBullmq(queue: string): Promise<void> {
 }
 
 /** Busy jiffies of the whole machine (all cores) so far, in seconds. */
-function machineBusySeconds(clkTck: number): number {
+export function machineBusySeconds(clkTck: number): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
   return (total - f[3] - (f[4] ?? 0)) / clkTck;
+}
+
+/**
+ * Waits, up to `maxMs`, until the machine is quiet: busy below `thresholdPct` (of one core) over
+ * half a second, while the bench's own processes idle between trials. Other people's builds and
+ * tests on a 2-core machine skew every number; this keeps the trials out of the worst of it.
+ * Returns the busy % last seen.
+ */
+export async function waitQuiet(clkTck: number, maxMs: number, thresholdPct = 30): Promise<number> {
+  const deadline = performance.now() + maxMs;
+  for (;;) {
+    const b0 = machineBusySeconds(clkTck);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 500));
+    const busy = ((machineBusySeconds(clkTck) - b0) / ((performance.now() - t0) / 1000)) * 100;
+    if (busy < thresholdPct || performance.now() >= deadline) return busy;
+  }
 }
 
 /** What one trial is run against. */

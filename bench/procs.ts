@@ -141,6 +141,12 @@ function killAllNow(): void {
 }
 
 let hooked = false;
+let signalled = false;
+
+/** True once the harness got SIGINT, SIGTERM or SIGHUP: errors from then on are its echo. */
+export function interrupted(): boolean {
+  return signalled;
+}
 /** Makes sure no child outlives the harness: on exit, on Ctrl-C or SIGTERM, on an uncaught error. */
 export function cleanupOnExit(onSignal: () => Promise<void> = async () => {}): void {
   if (hooked) return;
@@ -148,6 +154,7 @@ export function cleanupOnExit(onSignal: () => Promise<void> = async () => {}): v
   process.on('exit', killAllNow);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
+      signalled = true;
       process.stderr.write(`\nbench: ${sig}, stopping children\n`);
       void Promise.race([Promise.all([stopAll(), onSignal()]), new Promise((r) => setTimeout(r, 8000))]).finally(() => process.exit(130));
     });

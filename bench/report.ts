@@ -176,11 +176,14 @@ export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath
     const sum = s(scenario);
     const v = sum ? sum.median[key] : NaN;
     const perRound = sum ? sum.ratios[key].map((x) => fx(x)).join(', ') : '';
+    // Another process's CPU during the trials makes the ratio unreliable: say so beside it.
+    const other = sum ? Math.max(...Object.values(sum.peers).map((p) => p.otherCpu)) : NaN;
+    const noisy = other > 25 ? `; unreliable: other processes took ${fx(other, 0)}% CPU` : '';
     targets.push({
       id,
       text,
       goal: `${cmp === 'min' ? '>=' : '<='} ${bound} x`,
-      measured: Number.isFinite(v) ? `${fx(v)} x (rounds: ${perRound})` : 'not run',
+      measured: Number.isFinite(v) ? `${fx(v)} x (rounds: ${perRound}${noisy})` : 'not run',
       met: Number.isFinite(v) ? (cmp === 'min' ? v >= bound : v <= bound) : null,
     });
   };

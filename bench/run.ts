@@ -13,6 +13,7 @@
  *   npm run bench -- --profile         # hub, then baseline, alone under tiny-64 with --cpu-prof,
  *                                      # summarised (--profile-scenario media-8 for another one)
  *   options: --no-bullmq --no-naive --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
+ *            --quiet-wait MS (most to wait before each round for a quiet machine; 20000, quick 3000)
  *            --profile-seconds S
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -20,10 +21,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { CLK_TCK, cleanupOnExit, openFiles, openFilesLimit, pidOf, rssBytes, stop, type Child } from './procs.js';
+import { CLK_TCK, cleanupOnExit, interrupted, openFiles, openFilesLimit, pidOf, rssBytes, stop, type Child } from './procs.js';
 import {
   cleanBullmq, loadProcess, mysqlStore, producerProcess, ROOT, runTrial, sqliteStore, startBaseline, startBullmqWorker,
-  startEchoWorkers, startHub, startIdleClients, startLoad, stopEchoWorkers, stopLoad, type EchoStats, type Server, type Store, type TrialTarget,
+  startEchoWorkers, startHub, startIdleClients, startLoad, stopEchoWorkers, stopLoad, waitQuiet, type EchoStats, type Server, type Store, type TrialTarget,
 } from './peers.js';
 import { judge, markdown, summarise, type IdleTrial, type MediaPath, type Peer, type ScenarioSummary, type Trial } from './report.js';
 import { formatSummary, summariseProfile, type ProfileSummary } from './profile-summary.js';
@@ -39,6 +40,8 @@ interface Scenario {
   clientConns: number;
   /** Bytes of the attachment sent with each task (0: tiny tasks). */
   media: number;
+  /** Shortest measuring window, ms: slow scenarios need longer ones to count enough tasks. */
+  minDuration?: number;
   peers: Peer[];
 }
 
@@ -46,7 +49,7 @@ const MiB = 1024 * 1024;
 const SCENARIOS: Scenario[] = [
   { id: 'tiny-1', title: 'tiny tasks, 1 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 1, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'baseline-naive', 'bullmq'] },
   { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'baseline-naive', 'bullmq'] },
-  { id: 'media-8', title: '1 MiB attachment, 8 in flight', db: 'sqlite', workerConns: 1, concurrency: 8, inflight: 8, clientConns: 1, media: MiB, peers: ['hub', 'baseline'] },
+  { id: 'media-8', title: '1 MiB attachment, 8 in flight', db: 'sqlite', workerConns: 1, concurrency: 8, inflight: 8, clientConns: 1, media: MiB, minDuration: 2500, peers: ['hub', 'baseline'] },
   { id: 'fanout-16x4', title: '16 worker connections x concurrency 4, 64 in flight', db: 'sqlite', workerConns: 16, concurrency: 4, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
   { id: 'mysql-64', title: 'tiny tasks, 64 in flight, task store on MariaDB', db: 'mysql', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
 ];
@@ -69,6 +72,8 @@ const opts = {
   idle: !flags.has('no-idle'),
   profile: flags.has('profile'),
   profileSeconds: numFlag(flags, 'profile-seconds', 15),
+  /** Most ms to wait before each round for other processes to quiet down (0: never wait). */
+  quietWait: numFlag(flags, 'quiet-wait', quick ? 3000 : 20_000),
   /** The scenario the profile runs: tiny-64 (default) or any other of SCENARIOS on SQLite. */
   profileScenario: flags.get('profile-scenario') ?? 'tiny-64',
 };
@@ -77,13 +82,26 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const wanted = (id: string) => !opts.only || opts.only.has(id);
 
+/** Stacks not yet unwound, for a Ctrl-C in the middle of a scenario. */
+const liveStacks = new Set<Stack>();
+
 /** Everything the scenario started, stopped in reverse order whatever happens. */
 class Stack {
   readonly #steps: Array<() => Promise<unknown>> = [];
+  constructor() {
+    liveStacks.add(this);
+  }
   push(step: () => Promise<unknown>): void {
     this.#steps.push(step);
   }
-  async unwind(): Promise<void> {
+  /** Runs the steps once; a second call (Ctrl-C while one runs) waits for the same run. */
+  unwind(): Promise<void> {
+    liveStacks.delete(this);
+    this.#unwinding ??= this.#run();
+    return this.#unwinding;
+  }
+  #unwinding: Promise<void> | null = null;
+  async #run(): Promise<void> {
     for (const step of this.#steps.reverse()) {
       try {
         await step();
@@ -91,7 +109,6 @@ class Stack {
         log(`cleanup: ${(err as Error).message}`);
       }
     }
-    this.#steps.length = 0;
   }
 }
 
@@ -138,8 +155,15 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
     // Trials run in the scenario's order of peers, whatever order they started in.
     const ordered = peers.map((p) => [p, targets.get(p)!] as const);
     for (let round = 1; round <= opts.rounds; round++) {
+      if (opts.quietWait > 0) {
+        const t0 = performance.now();
+        const busy = await waitQuiet(CLK_TCK, opts.quietWait);
+        const waited = performance.now() - t0;
+        if (waited > 1000) log(`  waited ${(waited / 1000).toFixed(0)} s for other processes (machine ${busy.toFixed(0)}% busy)`);
+      }
       for (const [peer, target] of ordered) {
-        const t = await runTrial(target, { scenario: sc.id, round, clkTck: CLK_TCK }, opts);
+        const window = { warmup: opts.warmup, duration: Math.max(opts.duration, sc.minDuration ?? 0) };
+        const t = await runTrial(target, { scenario: sc.id, round, clkTck: CLK_TCK }, window);
         trials.push(t);
         if (sc.media && peer === 'hub') {
           media.results += t.tasks;
@@ -280,7 +304,10 @@ function machine(): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
-  cleanupOnExit();
+  // On Ctrl-C: stop the processes, drop the databases and temporary files, remove the queues.
+  cleanupOnExit(async () => {
+    await Promise.all([...liveStacks].map((st) => st.unwind()));
+  });
   const resultsDir = path.join(ROOT, 'bench/results');
   mkdirSync(resultsDir, { recursive: true });
   const started = new Date();
@@ -336,6 +363,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: Error) => {
+    if (interrupted()) return; // the signal handler cleans up and exits
     log(`bench: ${err.stack ?? err.message}`);
     process.exit(1);
   },
