@@ -7,7 +7,9 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import * as S from './schemas.js';
 import { HubError, type ErrorCode } from './errors.js';
 
-const ajv = new Ajv({ allErrors: false, strict: false, coerceTypes: false, useDefaults: false });
+// `strict: false` would also let Infinity pass as a number or an integer (JSON reads `1e999` as
+// Infinity); `strictNumbers` keeps numbers finite.
+const ajv = new Ajv({ allErrors: false, strict: false, strictNumbers: true, coerceTypes: false, useDefaults: false });
 
 /** A compiled validator: `check(value)` gives the value typed, or throws a HubError. */
 export interface Validator<T> {
@@ -100,18 +102,31 @@ type MessageIn<D extends Direction> = D extends 'workerToHub'
       : S.HubToClientMessage;
 
 /**
+ * `ref` and `task_id` of a refused message, when they fit their schema, so that the error answer
+ * names the request it refuses (docs/protocol.md, "WebSocket framing").
+ */
+function labels(msg: object): Record<string, unknown> {
+  const m = msg as { ref?: unknown; task_id?: unknown };
+  const out: Record<string, unknown> = {};
+  if (Object.prototype.hasOwnProperty.call(m, 'ref') && typeof m.ref === 'string' && m.ref.length <= 256) out.ref = m.ref;
+  if (Object.prototype.hasOwnProperty.call(m, 'task_id') && typeof m.task_id === 'string' && m.task_id.length <= 64) out.task_id = m.task_id;
+  return out;
+}
+
+/**
  * Checks a parsed message against the schema of its `type` for one direction. Returns the typed
- * message, or throws `bad_message` saying what is wrong (unknown type, or the first schema problem).
+ * message, or throws `bad_message` saying what is wrong (unknown type, or the first schema
+ * problem), with the message's `ref` and `task_id` as details when it has them.
  */
 export function parseMessage<D extends Direction>(direction: D, msg: unknown): MessageIn<D> {
   if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) {
     throw new HubError('bad_message', 'a message must be a JSON object');
   }
   const type = (msg as { type?: unknown }).type;
-  if (typeof type !== 'string') throw new HubError('bad_message', 'a message needs a string "type"');
+  if (typeof type !== 'string') throw new HubError('bad_message', 'a message needs a string "type"', labels(msg));
   const table = validate[direction] as Record<string, Validator<unknown>>;
   const v = Object.prototype.hasOwnProperty.call(table, type) ? table[type] : undefined;
-  if (!v) throw new HubError('bad_message', `unknown message type ${JSON.stringify(type.slice(0, 64))}`);
-  if (!v(msg)) throw new HubError('bad_message', v.problem());
+  if (!v) throw new HubError('bad_message', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, labels(msg));
+  if (!v(msg)) throw new HubError('bad_message', v.problem(), labels(msg));
   return msg as MessageIn<D>;
 }
