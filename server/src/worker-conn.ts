@@ -8,6 +8,7 @@ import {
   checkServiceDescription,
   FrameDecoder,
   HubError,
+  MAX_MESSAGE_DEPTH,
   parseMessage,
   PROTOCOL_VERSION,
   type WorkerToHubMessage,
@@ -35,6 +36,25 @@ export interface WorkerConnDeps {
   heartbeat: Heartbeat;
   /** Called once the worker is welcomed (the dialer resets its backoff). */
   onWelcome?: () => void;
+}
+
+/**
+ * True when `value`, a member of a message (level 2), holds containers nested deeper than
+ * MAX_MESSAGE_DEPTH levels. Iterative; attachment bytes are leaves. A result is written to the
+ * task store and served over REST as JSON, which cannot write a value nested thousands deep.
+ */
+export function nestedTooDeep(value: unknown): boolean {
+  const stack: Array<[object, number]> = [];
+  if (typeof value === 'object' && value !== null) stack.push([value, 2]);
+  while (stack.length > 0) {
+    const [v, level] = stack.pop()!;
+    if (v instanceof Uint8Array) continue;
+    if (level > MAX_MESSAGE_DEPTH) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, level + 1]);
+    }
+  }
+  return false;
 }
 
 /** Takes over `ws` for the worker protocol; returns its connection id. */
@@ -130,6 +150,9 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
       return;
     }
     if (state !== 'ready') return badMessage(new HubError('bad_message', 'wait for "welcome" before sending more'));
+    if ((msg.type === 'result' && nestedTooDeep(msg.result)) || (msg.type === 'progress' && nestedTooDeep(msg.data))) {
+      return badMessage(new HubError('bad_message', `a ${msg.type} may nest at most ${MAX_MESSAGE_DEPTH} levels deep`, { task_id: msg.task_id }));
+    }
     const bins = attachments.length ? attachments : null;
     switch (msg.type) {
       case 'progress':
