@@ -52,6 +52,7 @@ describe('Operator', () => {
       const w = await fakeWorker(hub, me('page_form', EVERY_KIND));
       await open(hub);
       await pick('page_form');
+      expect(await page.locator('#pg-progress').isVisible(), 'no progress bar before a run').to.equal(false);
       const angle = page.locator('input[name=angle]');
       expect(await angle.getAttribute('type')).to.equal('number');
       expect(await angle.getAttribute('min')).to.equal('0');
