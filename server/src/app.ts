@@ -68,7 +68,8 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     },
   });
 
-  const db = givenDb ?? (await openDb(config.db));
+  // The database's own warnings (a lost connection, a retry) go to the hub's log, not to stderr.
+  const db = givenDb ?? openDb(config.db, { log: (level, message) => app.log[level === 'error' ? 'error' : 'warn']({ db: 'knex' }, message) });
   await migrate(db);
   const registry = new Registry({
     load: async () => (await listServices(db)).map((s) => ({ id: s.id, me: s.me })),
