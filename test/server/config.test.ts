@@ -1,0 +1,47 @@
+import { expect } from 'chai';
+import { defaults, loadConfig, ConfigError } from '../../server/src/config.js';
+
+describe('loadConfig', () => {
+  it('gives the defaults of section 9', () => {
+    const c = loadConfig({});
+    expect(c).to.include({ host: '127.0.0.1', port: 8080, db: 'sqlite:./data/hub.sqlite', taskTimeoutMs: 300000, maxTaskTimeoutMs: 3600000, queueTimeoutMs: 30000, queueLimit: 10000, maxAttempts: 2, maxMessageBytes: 33554432, heartbeatMs: 15000, resultTtlMs: 3600000, logLevel: 'info', shutdownGraceMs: 10000, rateLimit: 0 });
+    expect(c.workerTokens).to.deep.equal([]);
+    expect(c.publicUrl).to.equal(null);
+  });
+
+  it('reads the environment, flags win over it, and the result is frozen', () => {
+    const c = loadConfig({ HUB_PORT: '9000', HUB_HOST: '0.0.0.0', HUB_WORKER_TOKENS: 'a, b,,c', HUB_PUBLIC_URL: 'https://hub.example.org/path' }, { port: 9100 });
+    expect(c.port).to.equal(9100);
+    expect(c.host).to.equal('0.0.0.0');
+    expect(c.workerTokens).to.deep.equal(['a', 'b', 'c']);
+    expect(c.publicUrl).to.equal('https://hub.example.org');
+    expect(Object.isFrozen(c)).to.equal(true);
+    expect(() => ((c as { port: number }).port = 1)).to.throw(TypeError);
+  });
+
+  const bad: Array<[Record<string, string>, string]> = [
+    [{ HUB_PORT: 'eighty' }, 'HUB_PORT'],
+    [{ HUB_PORT: '70000' }, 'HUB_PORT'],
+    [{ HUB_QUEUE_LIMIT: '-1' }, 'HUB_QUEUE_LIMIT'],
+    [{ HUB_MAX_ATTEMPTS: '0' }, 'HUB_MAX_ATTEMPTS'],
+    [{ HUB_HEARTBEAT_MS: '1.5' }, 'HUB_HEARTBEAT_MS'],
+    [{ HUB_DB: 'postgres://x' }, 'HUB_DB'],
+    [{ HUB_LOG_LEVEL: 'loud' }, 'HUB_LOG_LEVEL'],
+    [{ HUB_ALLOWED_ORIGINS: 'not a url' }, 'HUB_ALLOWED_ORIGINS'],
+    [{ HUB_PUBLIC_URL: 'ftp://x' }, 'HUB_PUBLIC_URL'],
+    [{ HUB_TASK_TIMEOUT_MS: '5000', HUB_MAX_TASK_TIMEOUT_MS: '1000' }, 'HUB_TASK_TIMEOUT_MS'],
+  ];
+  for (const [env, name] of bad) {
+    it(`refuses ${JSON.stringify(env)} naming ${name}`, () => {
+      expect(() => loadConfig(env)).to.throw(ConfigError, name);
+    });
+  }
+
+  it('refuses an unknown option given in code', () => {
+    expect(() => loadConfig({}, { nope: 1 } as never)).to.throw(ConfigError, 'nope');
+  });
+
+  it('keeps the defaults object itself frozen', () => {
+    expect(Object.isFrozen(defaults)).to.equal(true);
+  });
+});
