@@ -35,7 +35,10 @@ export async function restGet(options: ResolvedOptions, path: string): Promise<u
   } catch (err) {
     if (abort.signal.aborted) throw new HubError('timeout', `the hub did not answer GET ${path} within ${options.requestTimeoutMs} ms`);
     if (err instanceof SyntaxError) throw new HubError('internal', `the hub answered GET ${path} with a body that is not JSON`);
-    throw new HubError('internal', `GET ${path} failed: ${(err as Error)?.message ?? String(err)}`);
+    // Node's fetch says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure) is its cause.
+    const cause = (err as { cause?: { message?: unknown } })?.cause?.message;
+    const why = `${(err as Error)?.message ?? String(err)}${typeof cause === 'string' && cause ? ` (${cause})` : ''}`;
+    throw new HubError('internal', `GET ${path} failed: ${why}`);
   } finally {
     clearTimeout(timer);
   }
