@@ -12,9 +12,13 @@ export type { AnswerKind } from './replies.js';
 
 /** The part of a service's description (`serviceInfo()`) that a conversation needs. */
 export interface ConversationService {
+  /** The service's id, to run it with once the conversation is done. */
   service_id?: number;
+  /** The service's name. */
   service_name?: string;
+  /** What the service does, for a person. */
   service_description?: string;
+  /** The arguments to ask for, in order, with their extras (prompt, choices, min, max, mime...). */
   arguments: Argument[];
 }
 
@@ -38,15 +42,17 @@ export interface Question {
   optional: boolean;
   /** Media: the accepted mime patterns (the argument's list, else its family such as `image/*`). */
   mime?: string[];
-  /** Number bounds, or length bounds of text. */
+  /** The least number, or the least length of text, when the argument has one. */
   min?: number;
+  /** The greatest number, or the greatest length of text, when the argument has one. */
   max?: number;
   /** Media: the largest size accepted, in bytes. */
   maxBytes?: number;
   /** What is expected, for a person: "a whole number from 1 to 10", "an image (image/png)". */
   hint: string;
-  /** This question's place (from 0) and how many arguments there are. */
+  /** This question's place, from 0. */
   index: number;
+  /** How many arguments the service has (questions in all, skipped ones included). */
   total: number;
 }
 
@@ -55,9 +61,13 @@ export type AnswerResult = { ok: true } | { ok: false; message: string };
 
 /** A conversation as JSON (`toJSON()`); media bytes are base64 in it. */
 export interface ConversationJSON {
+  /** The format's version. */
   version: 1;
+  /** The service description the conversation was started with. */
   service: ConversationService;
+  /** The question it stands at (the number of arguments when done). */
   index: number;
+  /** The answers so far, keyed by argument_name. */
   answers: Record<string, unknown>;
 }
 

@@ -9,7 +9,7 @@ export type { RunOptions, SubmitOptions, TaskArgs } from './submit-options.js';
 export { TaskHandle } from './task-handle.js';
 export type { TaskHandleEvents, TaskProgress, TaskSnapshot, TaskState } from './task-handle.js';
 export { HUB_CLIENT_DEFAULTS, hubEndpoints } from './options.js';
-export type { FetchLike, HubClientOptions } from './options.js';
+export type { FetchLike, HubClientOptions, ResolvedOptions } from './options.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
 export { backoffDelay } from './connection.js';
 export { media, mediaFromBlob, fromBase64, toBase64 } from './media.js';
@@ -18,3 +18,4 @@ export { Conversation, conversation, conversationFromJSON } from './conversation
 export type { AnswerKind, AnswerResult, ConversationJSON, ConversationService, Question } from './conversation.js';
 export { HubError } from '@utils-hub/protocol/errors';
 export type { ErrorCode } from '@utils-hub/protocol/errors';
+export type { Argument, ArgType, ServiceInfo, ServiceListEntry } from '@utils-hub/protocol';

@@ -47,7 +47,7 @@ export const HUB_CLIENT_DEFAULTS = Object.freeze({
   idleTimeoutMs: 45_000,
 });
 
-/** Options after merging and checking. */
+/** The options of a client (`HubClient.options`): merged over the defaults, checked, frozen; each as in HubClientOptions. */
 export interface ResolvedOptions {
   readonly key: string | undefined;
   readonly WebSocket: WebSocketConstructor | undefined;

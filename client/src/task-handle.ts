@@ -23,11 +23,15 @@ export interface TaskProgress {
 
 /** The answer to `subscribe` (after a reconnect): the task's state now. */
 export interface TaskSnapshot {
+  /** Waiting for a worker, or running on one. */
   status: 'queued' | 'running';
+  /** The latest progress, from 0 to 1, or null when the worker gave none. */
   progress: number | null;
+  /** The latest progress message, or null. */
   message: string | null;
   /** Tasks before it in its service's queue while queued, else null. */
   position: number | null;
+  /** The `seq` of the task's latest event. */
   seq: number;
 }
 
