@@ -358,7 +358,12 @@ export class Hub {
       ...end,
     };
     this.ended.add(ended);
-    this.store.saveEnded(ended);
+    try {
+      this.store.saveEnded(ended);
+    } catch (err) {
+      // A row the store refuses must not keep the end from the task's subscribers.
+      this.log.error({ err, task_id: task.id }, 'the task store refused an ended task');
+    }
     const service = this.registry.byServiceId(task.serviceId)?.name;
     this.log.info(
       { task_id: task.id, service, connection_id: task.payload.connectionId, status: ended.status, code: ended.error?.code, attempts: ended.attempts, ms: ended.finishedAt - ended.createdAt },
@@ -368,7 +373,11 @@ export class Hub {
   }
 
   private persist(task: TaskRecord<TaskPayload>): void {
-    this.store.saveLive(task);
+    try {
+      this.store.saveLive(task);
+    } catch (err) {
+      this.log.error({ err, task_id: task.id }, 'the task store refused a task');
+    }
   }
 
   // ---- time ----
