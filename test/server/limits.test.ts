@@ -251,6 +251,34 @@ describe('Limits', () => {
     await alive.close();
   });
 
+  it('refuses a result nested deeper than 64 levels with bad_message, and the task still ends for its waiting caller', async () => {
+    hub = await startHub();
+    const w = await fakeWorker(hub, me('deep_result'));
+    const call = http(hub, 'POST', '/add_task', { service_id: w.welcome.service_id, args: [1] });
+    const task = await w.nextOf('task');
+    w.sendRaw(`{"type":"result","task_id":"${task.task_id}","result":${'['.repeat(5000)}1${']'.repeat(5000)}}`);
+    expect(await w.nextOf('error')).to.include({ code: 'bad_message', task_id: task.task_id });
+    w.send({ type: 'result', task_id: task.task_id, result: [[[1]]] });
+    const res = await call;
+    expect(res.status).to.equal(200);
+    expect(res.body.result).to.deep.equal([[[1]]]);
+  });
+
+  it('delivers a task end to its subscribers even when the task store refuses the row', async () => {
+    hub = await startHub({ logger: false });
+    const store = hub.app.hub.store;
+    store.saveEnded = () => {
+      throw new TypeError('refused');
+    };
+    const w = await fakeWorker(hub, me('store_refuses'));
+    const call = http(hub, 'POST', '/add_task', { service_id: w.welcome.service_id, args: [1] });
+    const task = await w.nextOf('task');
+    w.send({ type: 'result', task_id: task.task_id, result: 'ok' });
+    const res = await call;
+    expect(res.status).to.equal(200);
+    expect(res.body.result).to.equal('ok');
+  });
+
   it('keeps a task whose queue timeout is beyond the range of a timer waiting, without a busy timer', async () => {
     hub = await startHub();
     const warnings: string[] = [];
