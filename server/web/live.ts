@@ -41,8 +41,8 @@ function hubState(text: string, kind: string): void {
 
 function render(o: Overview): void {
   byId('summary').replaceChildren(
-    stat(o.services.filter((s) => s.live).length, 'live services'),
-    stat(o.services.reduce((n, s) => n + s.connections.length, 0), 'worker connections'),
+    stat(o.services.filter((s) => s.live).length, 'services live'),
+    stat(o.services.reduce((n, s) => n + s.connections.length, 0), 'workers'),
     stat(o.clients, 'clients'),
     stat(o.running, 'running'),
     stat(o.queued, 'queued'),
