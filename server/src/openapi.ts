@@ -87,19 +87,6 @@ function version(): string {
   }
 }
 
-/** The routes the document lists, as `[method, path]` in OpenAPI's `{param}` form. */
-export const DOCUMENTED_ROUTES = [
-  ['get', '/services_list'],
-  ['get', '/service_info/{id}'],
-  ['post', '/add_task'],
-  ['get', '/tasks/{task_id}'],
-  ['delete', '/tasks/{task_id}'],
-  ['get', '/healthz'],
-  ['get', '/readyz'],
-  ['get', '/metrics'],
-  ['get', '/api/overview'],
-] as const;
-
 /** Builds the OpenAPI 3.1 document of the hub's HTTP routes. */
 export function openApiDocument(): Json {
   const taskId = idParam('task_id', { type: 'string', minLength: 1, maxLength: 64 }, 'The task\'s id (a nanoid made by the hub).');

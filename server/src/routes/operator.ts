@@ -56,8 +56,8 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions
 
   app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
     if (hub.shuttingDown) return reply.code(503).send({ status: 'not_ready', reason: 'the hub is stopping' });
-    const db_ = await dbReady(db);
-    if (!db_.ready) return reply.code(503).send({ status: 'not_ready', reason: db_.reason });
+    const readiness = await dbReady(db);
+    if (!readiness.ready) return reply.code(503).send({ status: 'not_ready', reason: readiness.reason });
     return { status: 'ready' };
   });
 
