@@ -94,12 +94,17 @@ export class Service extends TypedEmitter<WorkerEvents> {
    * HubError with the hub's code and retried with backoff like any loss, since an operator may fix
    * it (a token created, a conflicting worker stopped). Tasks in flight on a lost connection are
    * aborted (`connection_lost`) and their answers dropped: the hub re-dispatches them.
-   * Resolves with the first welcome; rejects only if the service is closed before one (or throws
-   * TypeError at once for a bad option).
+   * Resolves with the first welcome (the connection goes on after it); rejects at once with a
+   * TypeError naming a bad option, or later if the service is closed before a welcome.
    */
   connect(hubUrl: string, options: ConnectOptions = {}): Promise<ConnectedInfo> {
     if (this.#closing) return Promise.reject(new Error(`service ${this.name} is closed`));
-    const dialer = new Dialer(resolveConnect(hubUrl, options, this.concurrency), this.#core, this.#hooks);
+    let dialer: Dialer;
+    try {
+      dialer = new Dialer(resolveConnect(hubUrl, options, this.concurrency), this.#core, this.#hooks);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.#dialers.add(dialer);
     dialer.start();
     return dialer.firstWelcome;
