@@ -22,7 +22,7 @@ export interface MetricsOptions {
 
 /** The metrics of one hub. */
 export interface HubMetrics {
-  /** The registry that holds them (and nothing else). */
+  /** The registry that holds the hub's own metrics (the process metrics are shared, see below). */
   readonly registry: Registry;
   /** The exposition text and its content type, for `GET /metrics`. */
   scrape(): Promise<{ contentType: string; body: string }>;
@@ -44,11 +44,26 @@ class Follower {
   }
 }
 
+/**
+ * Node's process metrics, in one registry per process: they describe the process, not a hub, and
+ * prom-client's collectors (an event-loop delay monitor, a GC observer) are never stopped, so one
+ * set per hub would pile up in a process that builds many hubs (tests).
+ */
+let processRegistry: Registry | undefined;
+
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 /** Creates the hub's metrics and hooks them to the hub. */
 export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetrics {
   const registry = new Registry();
   const registers = [registry];
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const shared = (options.processMetrics ?? true) ? processMetrics() : undefined;
   const serviceName = (id: number) => hub.registry.byServiceId(id)?.name ?? `#${id}`;
   const follower = new Follower();
 
@@ -179,6 +194,10 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
 
   return {
     registry,
-    scrape: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+    scrape: async () => ({
+      contentType: registry.contentType,
+      // Two registries with no name in common: their texts side by side are one valid exposition.
+      body: (shared ? await shared.metrics() : '') + (await registry.metrics()),
+    }),
   };
 }

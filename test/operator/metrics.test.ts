@@ -130,6 +130,8 @@ describe('Operator', () => {
         expect((await fetch(`${keyed.url}/metrics`)).status).to.equal(401);
         const text = await scrape(keyed, { authorization: 'Bearer metrics-key' });
         expect(sample(text, 'utils_hub_shutting_down')).to.equal(0);
+        expect(text).to.match(/^process_cpu_user_seconds_total \S+$/m);
+        expect(text.match(/^# TYPE process_cpu_user_seconds_total /gm)).to.have.length(1);
       } finally {
         await keyed.close();
       }
