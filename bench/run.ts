@@ -12,11 +12,11 @@
  *   npm run bench -- --only tiny-64,idle --rounds 5 --duration 3000
  *   npm run bench -- --profile         # hub, then baseline, alone under tiny-64 with --cpu-prof,
  *                                      # summarised (--profile-scenario media-8 for another one)
- *   options: --no-bullmq --no-naive --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
+ *   options: --build (tsc -b first; done anyway when server/dist is missing) --no-bullmq --no-naive --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
  *            --quiet-wait MS (most to wait before each round for a quiet machine; 20000, quick 3000)
  *            --profile-seconds S
  */
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -317,6 +317,13 @@ async function main(): Promise<void> {
   const limit = openFilesLimit();
   if (opts.idle && limit.hard < IDLE.clients + IDLE.workers + 1000) {
     log(`bench: warning: the hard limit of open files is ${limit.hard}; the idle scenario needs about ${IDLE.clients + IDLE.workers + 1000} in the server`);
+  }
+
+  // The hub runs as its real command, from server/dist: build it when it is missing (a fresh
+  // clone whose install skipped `prepare`) or when asked to (--build).
+  if (flags.has('build') || !existsSync(path.join(ROOT, 'server/dist/cli.js'))) {
+    log('bench: building (tsc -b)');
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-b'], { cwd: ROOT, stdio: 'inherit', timeout: 300_000 });
   }
 
   const out: Record<string, unknown> = { started: started.toISOString(), machine: info, options: opts };
