@@ -78,7 +78,7 @@ function sizeText(n: number): string {
 }
 
 function describeQuestion(q: Question): string[] {
-  const out = [`[${q.index + 1}/${q.total}] ${q.text}${q.description ? ` (${q.description})` : ''}`];
+  const out = [`[${q.index + 1}/${q.total}] ${q.text}${q.description ? ` — ${q.description}` : ''}`];
   let hint = q.kind === 'media' ? `${q.hint}: give a file path` : q.hint;
   if (q.default !== undefined) hint += `; Enter for the default, ${JSON.stringify(q.default)}`;
   else if (q.optional) hint += '; Enter to skip';
