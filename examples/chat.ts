@@ -65,6 +65,9 @@ class Lines {
 
 const say = (text = '') => process.stdout.write(`${text}\n`);
 
+/** Where relative paths start: the directory `npm run` was typed in (npm itself runs in the root). */
+const BASE = process.env.INIT_CWD || process.cwd();
+
 /** Asks on stdout and reads the answer; a piped answer is echoed so the transcript reads as a chat. */
 async function ask(lines: Lines, prompt = '> '): Promise<string | null> {
   process.stdout.write(prompt);
@@ -91,7 +94,7 @@ function describeQuestion(q: Question): string[] {
 async function mediaAnswer(text: string): Promise<unknown> {
   const t = text.trim();
   if (t === '' || t.startsWith('data:') || t === 'skip' || t === '/skip') return t;
-  const path = resolve(t.replace(/^~(?=\/)/, process.env.HOME ?? '~'));
+  const path = resolve(BASE, t.replace(/^~(?=\/)/, process.env.HOME ?? '~'));
   const data = await readFile(path);
   return { mime: mimeOf(path), name: basename(path), data };
 }
@@ -187,7 +190,7 @@ export async function main(argv: string[]): Promise<number> {
   client.on('error', () => {}); // failed redials; a call that waits says what went wrong
   const lines = new Lines(process.stdin);
   try {
-    return await chat(client, lines, resolve(opts.out));
+    return await chat(client, lines, resolve(BASE, opts.out));
   } catch (err) {
     console.error(err instanceof HubError ? `hub error ${err.code}: ${err.message}` : `error: ${(err as Error).message}`);
     return 1;
