@@ -79,12 +79,9 @@ describe('worker-client', () => {
       await service.close();
       await sleep(100);
       expect(hub.connections).to.have.length(1);
-      let err: Error | undefined;
-      await service.connect(hub.url).catch((e) => (err = e));
-      expect(err?.message).to.match(/closed/);
-      err = undefined;
-      await service.listen({ port: 0 }).catch((e) => (err = e));
-      expect(err?.message).to.match(/closed/);
+      const refusal = (p: Promise<unknown>) => p.then(() => new Error('resolved'), (e: Error) => e);
+      expect((await refusal(service.connect(hub.url))).message).to.match(/closed/);
+      expect((await refusal(service.listen({ port: 0 }))).message).to.match(/closed/);
     });
 
     it('drains the connections of a listening worker and closes its server', async () => {
