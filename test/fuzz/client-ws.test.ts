@@ -204,7 +204,12 @@ describe('Fuzz: client WebSocket', function () {
         else if (p.op === 'service_info') reply = { type: 'service_info', ref, serviceId: svc.svc === 'echo' ? echoId : idleId };
         else if ('over' in p.timeout && p.timeout.over) reply = { type: 'rejected', code: 'bad_request', ref };
         else if (p.args.problems!.length > 0) reply = { type: 'rejected', code: 'invalid_args', ref, problems: p.args.problems! };
-        else reply = { type: 'accepted', ref, service: svc.svc };
+        else {
+          // A queued task is live for later cases only when its queue timeout cannot pass meanwhile.
+          const qto = p.op === 'add_task' ? p.queueTimeout : absent;
+          const lasts = svc.svc === 'idle' && ('absent' in qto || (qto.value as number) >= 60_000);
+          reply = { type: 'accepted', ref, service: lasts ? 'idle' : svc.svc === 'idle' ? 'idle-short' : svc.svc };
+        }
         return [{ text: toJson(msg), reply: [reply] }];
       }
       case 'cancel':
@@ -301,7 +306,11 @@ describe('Fuzz: client WebSocket', function () {
         }
         if (a.msg.type === 'services') continue;
         if (mine.has(a.msg.task_id) && ['queued', 'started', 'progress', 'result', 'failed', 'canceled'].includes(a.msg.type)) {
-          if (['result', 'failed', 'canceled'].includes(a.msg.type)) ended.add(a.msg.task_id);
+          if (['result', 'failed', 'canceled'].includes(a.msg.type)) {
+            ended.add(a.msg.task_id);
+            const at = live.indexOf(a.msg.task_id);
+            if (at >= 0) live.splice(at, 1);
+          }
           continue;
         }
         extra.push(a);

@@ -20,7 +20,7 @@ import fc from 'fast-check';
 import { count, params, runsOf, timeoutFor } from './support/settings.js';
 import { startWatchedHub, echoWorker, type EchoWorker, type WatchedHub } from './support/hub-watch.js';
 import { RawPeer, type Answer } from './support/raw-peer.js';
-import { DecoderModel, about, floodHits, matches, type Expect } from './support/ws-model.js';
+import { DecoderModel, about, floodHits, matches, walk, type Expect } from './support/ws-model.js';
 import { FUZZ_INPUT, fuzzService } from './support/service.js';
 import { RawJson, anyValue, brokenUtf8, deepJson, hostileKey, hostileString, jsonValue, notAMessage, notJson, objectOf, toJson } from './support/values.js';
 import { http } from '../helpers/hub.js';
@@ -291,7 +291,10 @@ describe('Fuzz: worker WebSocket', function () {
           switch (p.kind) {
             case 'first':
               peer.text(p.text);
-              codes = ['bad_message'];
+              if (Buffer.byteLength(p.text) > LIMIT) {
+                close = 1009;
+                codes = [];
+              } else codes = ['bad_message'];
               break;
             case 'stray':
               peer.binary(Buffer.from('stray'));
@@ -332,7 +335,9 @@ describe('Fuzz: worker WebSocket', function () {
                 codes = [];
                 break;
               }
-              const schemaBad = isBad(p.protocol) || isBad(p.concurrency) || isBad(p.instance) || isBad(p.me.me);
+              // A message with attachments is refused for its nesting before anything reads it.
+              const tooDeep = p.attach !== null && walk(JSON.parse(text)).depth > 64;
+              const schemaBad = tooDeep || isBad(p.protocol) || isBad(p.concurrency) || isBad(p.instance) || isBad(p.me.me);
               const verdict = schemaBad
                 ? 'bad_message'
                 : (p.protocol as { value: unknown }).value !== 1

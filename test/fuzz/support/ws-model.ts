@@ -47,7 +47,7 @@ export function about(msg: unknown): { ref?: string; task_id?: string } {
 }
 
 /** Deepest container (the message being level 1) outside attachment refs, and the `$attachment` values. */
-function walk(msg: unknown): { depth: number; refs: unknown[] } {
+export function walk(msg: unknown): { depth: number; refs: unknown[] } {
   const refs: unknown[] = [];
   let depth = 0;
   const stack: Array<[unknown, number]> = [[msg, 1]];
