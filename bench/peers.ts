@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { LoadReport } from './load.js';
 import { cpuSeconds, rssBytes, start, stop, syscalls, waitLine, type Child } from './procs.js';
@@ -57,14 +57,20 @@ export async function mysqlStore(base = 'mysql://root@127.0.0.1:3306'): Promise<
   };
 }
 
-/** Runs `utils-hub start` on a free port, quiet; `nodeFlags` go to node (such as --cpu-prof). */
-export async function startHub(store: Store, nodeFlags: string[] = []): Promise<Server> {
-  const child = start('hub', NODE, [...nodeFlags, path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', store.url], {
+/**
+ * Runs `utils-hub start` on a free port, quiet; `nodeFlags` go to node (such as --cpu-prof).
+ * `corked`: the experiment of bench/experiments/cork-ws.ts (peer `hub-cork`).
+ */
+export async function startHub(store: Store, nodeFlags: string[] = [], corked = false): Promise<Server> {
+  const peer: Peer = corked ? 'hub-cork' : 'hub';
+  // The experiment loads bench/experiments/cork-ws.ts into the hub's process (tsx for the .ts).
+  const preload = corked ? ['--import', 'tsx', '--import', pathToFileURL(path.join(ROOT, 'bench/experiments/cork-ws.ts')).href] : [];
+  const child = start(peer, NODE, [...nodeFlags, ...preload, path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', store.url], {
     cwd: ROOT,
     env: { ...process.env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn' },
   });
   const m = await waitLine(child, /utils-hub listening on http:\/\/([^\s]+)/, 60_000);
-  return { peer: 'hub', child, wsBase: `ws://${m[1]}` };
+  return { peer, child, wsBase: `ws://${m[1]}` };
 }
 
 /** Runs the baseline on a free port (`naive`: one write per frame, see wire.ts). */

@@ -3,9 +3,12 @@
  * the targets of issue 6 judged met or not, and the markdown tables.
  */
 
-/** The systems under test; `baseline-naive` is the baseline writing each frame at once. */
-export type Peer = 'hub' | 'baseline' | 'baseline-naive' | 'bullmq';
-export const PEERS: readonly Peer[] = ['hub', 'baseline', 'baseline-naive', 'bullmq'];
+/**
+ * The systems under test; `baseline-naive` is the baseline writing each frame at once, `hub-cork`
+ * the hub with the experiment of bench/experiments/cork-ws.ts (one write per peer per tick).
+ */
+export type Peer = 'hub' | 'hub-cork' | 'baseline' | 'baseline-naive' | 'bullmq';
+export const PEERS: readonly Peer[] = ['hub', 'hub-cork', 'baseline', 'baseline-naive', 'bullmq'];
 
 /** One measured run of one peer in one scenario. */
 export interface Trial {
@@ -57,8 +60,8 @@ export interface ScenarioSummary {
   title: string;
   peers: Partial<Record<Peer, PeerSummary>>;
   /** hub / baseline per round, then their median. */
-  ratios: { tasksPerSec: number[]; p50: number[]; bytesPerSec: number[]; hubOverBullmq: number[]; hubOverNaive: number[] };
-  median: { tasksPerSec: number; p50: number; bytesPerSec: number; hubOverBullmq: number; hubOverNaive: number };
+  ratios: { tasksPerSec: number[]; p50: number[]; bytesPerSec: number[]; hubOverBullmq: number[]; hubOverNaive: number[]; corkOverBaseline: number[] };
+  median: { tasksPerSec: number; p50: number; bytesPerSec: number; hubOverBullmq: number; hubOverNaive: number; corkOverBaseline: number };
 }
 
 export interface PeerSummary {
@@ -126,7 +129,7 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
     const ts = mine.filter((t) => t.peer === p);
     if (ts.length) peers[p] = summarisePeer(ts);
   }
-  const ratios: ScenarioSummary['ratios'] = { tasksPerSec: [], p50: [], bytesPerSec: [], hubOverBullmq: [], hubOverNaive: [] };
+  const ratios: ScenarioSummary['ratios'] = { tasksPerSec: [], p50: [], bytesPerSec: [], hubOverBullmq: [], hubOverNaive: [], corkOverBaseline: [] };
   const rounds = [...new Set(mine.map((t) => t.round))].sort((a, b) => a - b);
   for (const r of rounds) {
     const hub = mine.find((t) => t.round === r && t.peer === 'hub');
@@ -134,6 +137,8 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
     const bull = mine.find((t) => t.round === r && t.peer === 'bullmq');
     const naive = mine.find((t) => t.round === r && t.peer === 'baseline-naive');
     if (hub && naive) ratios.hubOverNaive.push(hub.tasksPerSec / naive.tasksPerSec);
+    const cork = mine.find((t) => t.round === r && t.peer === 'hub-cork');
+    if (cork && base) ratios.corkOverBaseline.push(cork.tasksPerSec / base.tasksPerSec);
     if (hub && base) {
       ratios.tasksPerSec.push(hub.tasksPerSec / base.tasksPerSec);
       ratios.p50.push(hub.p50 / base.p50);
@@ -152,6 +157,7 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
       bytesPerSec: median(ratios.bytesPerSec),
       hubOverBullmq: median(ratios.hubOverBullmq),
       hubOverNaive: median(ratios.hubOverNaive),
+      corkOverBaseline: median(ratios.corkOverBaseline),
     },
   };
 }
@@ -219,6 +225,7 @@ const mb = (b: number) => fx(b / 1048576, 1);
 /** The markdown report: per-scenario medians, per-round ratios, idle memory, targets. */
 export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], targets: Target[]): string {
   const out: string[] = [];
+  const cork = summaries.some((s) => s.peers['hub-cork']);
   out.push('| scenario | peer | rounds | tasks/s | p50 ms | p99 ms | MB/s | server RSS MB | server CPU % | server CPU µs/task | server writes/task | worker CPU % | load CPU % (max) | machine CPU % | other CPU % | errors |');
   out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const s of summaries) {
@@ -231,11 +238,14 @@ export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], target
     }
   }
   out.push('');
-  out.push('| scenario | hub/baseline tasks/s per round | median | hub/baseline p50 per round | median | hub/baseline bytes/s median | hub/naive baseline tasks/s median | hub/BullMQ tasks/s median |');
-  out.push('| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |');
+  out.push(
+    '| scenario | hub/baseline tasks/s per round | median | hub/baseline p50 per round | median | hub/baseline bytes/s median | hub/naive baseline tasks/s median | hub/BullMQ tasks/s median |' +
+      (cork ? ' hub-cork/baseline tasks/s median |' : ''),
+  );
+  out.push(`| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |${cork ? ' ---: |' : ''}`);
   for (const s of summaries) {
     out.push(
-      `| ${s.scenario} | ${s.ratios.tasksPerSec.map((x) => fx(x)).join(', ')} | ${fx(s.median.tasksPerSec)} | ${s.ratios.p50.map((x) => fx(x)).join(', ')} | ${fx(s.median.p50)} | ${fx(s.median.bytesPerSec)} | ${fx(s.median.hubOverNaive)} | ${fx(s.median.hubOverBullmq, 1)} |`,
+      `| ${s.scenario} | ${s.ratios.tasksPerSec.map((x) => fx(x)).join(', ')} | ${fx(s.median.tasksPerSec)} | ${s.ratios.p50.map((x) => fx(x)).join(', ')} | ${fx(s.median.p50)} | ${fx(s.median.bytesPerSec)} | ${fx(s.median.hubOverNaive)} | ${fx(s.median.hubOverBullmq, 1)} |${cork ? ` ${fx(s.median.corkOverBaseline)} |` : ''}`,
     );
   }
   if (idle.length) {

@@ -13,6 +13,7 @@
  *   npm run bench -- --profile         # hub, then baseline, alone under tiny-64 with --cpu-prof,
  *                                      # summarised (--profile-scenario media-8 for another one)
  *   options: --build (tsc -b first; done anyway when server/dist is missing) --no-bullmq --no-naive --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
+ *            --experiment-cork (adds hub-cork: the hub writing once per peer per tick)
  *            --quiet-wait MS (most to wait before each round for a quiet machine; 20000, quick 3000)
  *            --profile-seconds S
  */
@@ -68,6 +69,8 @@ const opts = {
   // The naive baseline and the baseline's idle memory are references, not targets: full runs only.
   naive: !flags.has('no-naive') && !quick,
   idleBaseline: !quick,
+  /** Adds the peer `hub-cork`: the hub with bench/experiments/cork-ws.ts loaded (not a target). */
+  experimentCork: flags.has('experiment-cork'),
   mysql: !flags.has('no-mysql'),
   idle: !flags.has('no-idle'),
   profile: flags.has('profile'),
@@ -134,10 +137,10 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
         return;
       }
       let server: Server;
-      if (peer === 'hub') {
+      if (peer === 'hub' || peer === 'hub-cork') {
         const store: Store = sc.db === 'mysql' ? await mysqlStore() : sqliteStore();
         stack.push(() => store.drop());
-        server = await startHub(store);
+        server = await startHub(store, [], peer === 'hub-cork');
       } else {
         server = await startBaseline([], peer === 'baseline-naive');
       }
@@ -150,6 +153,7 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
       targets.set(peer, { peer, serverPid: server.child.pid, workerPid: worker.pid, load });
     };
     const peers = sc.peers.filter((p) => (p !== 'bullmq' || opts.bullmq) && (p !== 'baseline-naive' || opts.naive));
+    if (opts.experimentCork) peers.splice(1, 0, 'hub-cork');
     const failed = (await Promise.allSettled(peers.map(setUp))).find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     // Trials run in the scenario's order of peers, whatever order they started in.
