@@ -66,8 +66,9 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   const maxBuffered = hub.config.maxBufferedBytes;
   let state = 'hello' as 'hello' | 'handshaking' | 'ready' | 'closed';
   let serviceId = -1;
-  // Read through a function: the state changes while the handshake awaits.
-  const isClosed = () => state === 'closed';
+  // Read through a function: the state changes while the handshake awaits. A refused connection
+  // is closing before its close event comes: it must not be welcomed and take tasks.
+  const isClosed = () => state === 'closed' || ws.readyState !== ws.OPEN;
   let attached = false;
 
   const link: WorkerLink = {
