@@ -405,6 +405,25 @@ describe('Fuzz: worker WebSocket', function () {
     );
   });
 
+  it('takes no task on a connection refused during its handshake: a queued task keeps its attempts', async function () {
+    this.timeout(30_000);
+    const name = 'fz_refused_race';
+    const idle = await echoWorker(hub, fuzzService(name));
+    await idle.close();
+    const queued = await http(hub, 'POST', '/add_task?wait=false', { service_id: idle.welcome.service_id, args: { n: 1 } });
+    for (let i = 0; i < 20; i++) {
+      count('worker handshake');
+      const p = await RawPeer.open(`${hub.wsUrl}/worker`);
+      p.json({ type: 'hello', protocol: 1, me: fuzzService(name) });
+      p.json({ type: 'progress', task_id: 'too-early' }); // before the welcome: refused
+      expect(await p.closed).to.equal(1008);
+      expect(p.inbox.map((a) => a.msg.type)).to.deep.equal(['error']);
+      const view = await http(hub, 'GET', `/tasks/${queued.body.task_id}`);
+      expect(view.body, `after refusal ${i + 1}`).to.include({ status: 'queued', attempts: 0 });
+    }
+    await http(hub, 'DELETE', `/tasks/${queued.body.task_id}`);
+  });
+
   it('after welcome: answers every generated frame sequence as the contract says, keeping the connection unless it must close', async function () {
     const runs = runsOf(200);
     this.timeout(timeoutFor(runs));
