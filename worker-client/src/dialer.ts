@@ -68,10 +68,7 @@ export class Dialer {
     this.#first?.reject(new Error('the service was closed before the hub welcomed it'));
     this.#first = null;
     const s = this.#session;
-    if (s && !s.welcomed) {
-      void s.close(1001, 'worker closing');
-      return s;
-    }
+    if (s && !s.welcomed) void s.close(1001, 'worker closing');
     return s;
   }
 
