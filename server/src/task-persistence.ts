@@ -9,17 +9,24 @@ import type { EndedTask } from './ended-tasks.js';
 import { jsonFrame } from './frames.js';
 import { packAttachments, unpackAttachments, type TaskStore, type TaskRow } from './store/tasks.js';
 
-/** Replaces `{"$attachment": k, ...}` refs with `{...rest, data: buffers[k]}`. */
+/**
+ * Replaces `{"$attachment": k, ...}` refs with `{...rest, data: buffers[k]}`. An object whose
+ * `$attachment` names no buffer stays as it is, as it was when the hub first relayed it.
+ */
 export function resolveRefs(value: unknown, buffers: readonly Buffer[], depth = 0): unknown {
   if (value === null || typeof value !== 'object' || depth > 64) return value;
   if (Array.isArray(value)) return value.map((v) => resolveRefs(v, buffers, depth + 1));
   const obj = value as Record<string, unknown>;
-  if (typeof obj.$attachment === 'number') {
+  const k = Object.prototype.hasOwnProperty.call(obj, '$attachment') ? obj.$attachment : undefined;
+  if (typeof k === 'number' && Number.isInteger(k) && k >= 0 && k < buffers.length) {
     const { $attachment, ...rest } = obj;
-    return { ...rest, data: buffers[$attachment as number] };
+    return { ...rest, data: buffers[k] };
   }
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(obj)) out[k] = resolveRefs(obj[k], buffers, depth + 1);
+  // A key `__proto__` stays a key: an assignment would set the prototype instead.
+  for (const key of Object.keys(obj)) {
+    Object.defineProperty(out, key, { value: resolveRefs(obj[key], buffers, depth + 1), enumerable: true, writable: true, configurable: true });
+  }
   return out;
 }
 
