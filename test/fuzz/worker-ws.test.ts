@@ -269,7 +269,8 @@ describe('Fuzz: worker WebSocket', function () {
   let k = 0;
 
   before(async () => {
-    hub = await startWatchedHub({ maxMessageBytes: LIMIT, helloTimeoutMs: HELLO_TIMEOUT, taskTimeoutMs: 60_000 });
+    // No ended task in memory: task ends are read back from the database.
+    hub = await startWatchedHub({ maxMessageBytes: LIMIT, helloTimeoutMs: HELLO_TIMEOUT, taskTimeoutMs: 60_000, endedCacheSize: 0 });
     live = await echoWorker(hub, fuzzService('fuzz_worker_live'));
   });
   after(async () => {
@@ -514,10 +515,17 @@ describe('Fuzz: worker WebSocket', function () {
     await connect();
     const client = await RawPeer.open(`${hub.wsUrl}/client`);
     type Action =
-      | { a: 'progress' | 'result' | 'failed' | 'cancel' | 'deep' | 'attach-result'; i: number }
+      | { a: 'progress' | 'result' | 'failed' | 'cancel' | 'deep' | 'attach-result'; i: number; text: string; value: unknown }
       | { a: 'foreign' };
+    // Hostile messages, results and worker errors go through the task store and back.
     const action: fc.Arbitrary<Action> = fc.oneof(
-      fc.record({ a: fc.constantFrom('progress' as const, 'result' as const, 'failed' as const, 'cancel' as const, 'deep' as const, 'attach-result' as const), i: fc.nat(3) }),
+      fc.record({
+        a: fc.constantFrom('progress' as const, 'result' as const, 'failed' as const, 'cancel' as const, 'deep' as const, 'attach-result' as const),
+        i: fc.nat(3),
+        text: hostileString.filter((t) => t.length >= 1 && t.length <= 128),
+        // Attachment refs in a result without attachments are plain data.
+        value: fc.oneof({ weight: 8, arbitrary: jsonValue }, { weight: 1, arbitrary: fc.constantFrom<unknown>({ $attachment: 0 }, [{ $attachment: 1, mime: 'image/png' }], { a: { $attachment: 0, data: 'x' } }) }),
+      }),
       fc.constant({ a: 'foreign' as const }),
     );
     let marker = 0;
@@ -541,6 +549,10 @@ describe('Fuzz: worker WebSocket', function () {
           // The model: each task is running until its first end.
           const state: string[] = ids.map(() => 'running');
           const progress: number[] = ids.map(() => 0);
+          /** The result (as JSON) and last progress message that GET /tasks must show. */
+          const results: Array<string | undefined> = ids.map(() => undefined);
+          const messages: Array<string | null> = ids.map(() => null);
+          const workerError: Array<Record<string, unknown> | undefined> = ids.map(() => undefined);
           const owedCancels = new Set<string>();
           const workerErrors: string[] = [];
           for (const act of actions) {
@@ -554,21 +566,35 @@ describe('Fuzz: worker WebSocket', function () {
             const running = state[i] === 'running';
             switch (act.a) {
               case 'progress':
-                worker.json({ type: 'progress', task_id: id, progress: 0.5, message: 'half' });
-                if (running) progress[i]++;
+                worker.json({ type: 'progress', task_id: id, progress: 0.5, message: act.text });
+                if (running) {
+                  progress[i]++;
+                  messages[i] = act.text;
+                }
                 break;
-              case 'result':
-                worker.json({ type: 'result', task_id: id, result: { done: i } });
-                if (running) state[i] = 'succeeded';
+              case 'result': {
+                const text = toJson({ type: 'result', task_id: id, result: act.value });
+                worker.text(text);
+                if (running) {
+                  state[i] = 'succeeded';
+                  results[i] = JSON.stringify((JSON.parse(text) as { result: unknown }).result);
+                }
                 break;
+              }
               case 'attach-result':
                 worker.text(JSON.stringify({ type: 'result', task_id: id, result: { file: { $attachment: 0, mime: 'image/png' } }, attachments: 1 }));
                 worker.binary(Buffer.from(`bytes-${i}`));
-                if (running) state[i] = 'succeeded';
+                if (running) {
+                  state[i] = 'succeeded';
+                  results[i] = JSON.stringify({ file: { mime: 'image/png', data: Buffer.from(`bytes-${i}`).toString('base64') } });
+                }
                 break;
               case 'failed':
-                worker.json({ type: 'failed', task_id: id, error: { code: 'boom', message: 'no' } });
-                if (running) state[i] = 'failed';
+                worker.json({ type: 'failed', task_id: id, error: { code: act.text, message: act.text, extra: act.value } });
+                if (running) {
+                  state[i] = 'failed';
+                  workerError[i] = { code: act.text, message: act.text };
+                }
                 break;
               case 'deep':
                 worker.text(toJson({ type: 'result', task_id: id, result: deepJson(5000) }));
@@ -594,6 +620,7 @@ describe('Fuzz: worker WebSocket', function () {
             if (state[i] === 'running') {
               worker.json({ type: 'result', task_id: ids[i], result: { done: i } });
               state[i] = 'succeeded';
+              results[i] = JSON.stringify({ done: i });
             }
           }
           for (const id of owedCancels) worker.json({ type: 'failed', task_id: id, error: { code: 'canceled', message: 'late' } });
@@ -617,6 +644,8 @@ describe('Fuzz: worker WebSocket', function () {
           expect(workerErrors, 'every deep result is answered').to.deep.equal([]);
           // What the client heard of each task: seq 1, 2, ... without gaps, one end, the model's.
           const events = client.take().map((x) => x.msg);
+          // Read the ends back from the database, not from memory (the hub keeps no ended task in memory here).
+          await hub.app.hub.store.flush();
           for (let i = 0; i < tasks; i++) {
             const mineEvents = events.filter((m) => m.task_id === ids[i] && m.seq !== undefined);
             expect(mineEvents.map((m) => m.seq), `${ids[i]}: ${JSON.stringify(mineEvents)}`).to.deep.equal(mineEvents.map((_, j) => j + 1));
@@ -630,7 +659,14 @@ describe('Fuzz: worker WebSocket', function () {
             const view = await http(hub, 'GET', `/tasks/${ids[i]}`);
             expect(view.status, JSON.stringify(view.body)).to.equal(200);
             expect(view.body.status).to.equal(state[i]);
-            if (state[i] === 'failed') expect(view.body.error).to.deep.include({ code: 'task_failed', worker_error: { code: 'boom', message: 'no' } });
+            if (state[i] === 'failed') {
+              expect(view.body.error.code).to.equal('task_failed');
+              expect(view.body.error.worker_error).to.deep.equal(workerError[i]);
+            }
+            if (state[i] === 'succeeded') expect(JSON.stringify(view.body.result), `${ids[i]}: the result as the worker sent it`).to.equal(results[i]);
+            // Text that is not well-formed UTF-16 (a lone surrogate) cannot be stored as such.
+            const shown = messages[i];
+            if (shown === null || (shown as string & { isWellFormed(): boolean }).isWellFormed()) expect(view.body.message, `${ids[i]}: the last progress message`).to.equal(shown);
           }
         }),
         params(runs),
