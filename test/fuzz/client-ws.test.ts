@@ -17,7 +17,7 @@ import fc from 'fast-check';
 import { count, params, runsOf, timeoutFor } from './support/settings.js';
 import { startWatchedHub, echoWorker, type EchoWorker, type WatchedHub } from './support/hub-watch.js';
 import { RawPeer, type Answer } from './support/raw-peer.js';
-import { DecoderModel, about, floodHits, matches, type Expect } from './support/ws-model.js';
+import { DecoderModel, about, floodHits, matches, type Expect, type Reply } from './support/ws-model.js';
 import { argsCase, fuzzService } from './support/service.js';
 import { RawJson, anyValue, brokenUtf8, deepJson, hostileKey, hostileString, notAMessage, notJson, objectOf, toJson } from './support/values.js';
 
@@ -115,7 +115,7 @@ const plan: fc.Arbitrary<Plan> = fc.oneof(
 );
 
 /** One frame to send, with what the hub owes for it if it is a whole message. */
-type Frame = { text: string; reply: Expect[] } | { binary: number } | { closes: number; bytes: Buffer };
+type Frame = { text: string; reply: Reply } | { binary: number } | { closes: number; bytes: Buffer };
 
 describe('Fuzz: client WebSocket', function () {
   let hub: WatchedHub;
@@ -229,11 +229,8 @@ describe('Fuzz: client WebSocket', function () {
         entries.push(['task_id', id]);
         if (target === 'unknown') reply = [{ type: 'error', code: 'task_not_found', task_id: id }];
         else if (target === 'ended') reply = p.op === 'cancel' ? [{ type: 'error', code: 'already_finished', task_id: id }] : [{ type: 'end', task_id: id, anyEnd: true }];
-        else if (p.op === 'cancel') {
-          reply = [{ type: 'canceled', task_id: id }];
-          live.pop();
-          ended.add(id);
-        } else reply = [{ type: 'snapshot', task_id: id, status: 'queued' }];
+        else if (p.op === 'cancel') reply = [{ type: 'canceled', task_id: id }];
+        else reply = [{ type: 'snapshot', task_id: id, status: 'queued' }];
         const msg = objectOf([...p.extra, ...entries]);
         return [{ text: toJson(msg), reply }];
       }
@@ -248,11 +245,14 @@ describe('Fuzz: client WebSocket', function () {
         const msg = objectOf(entries);
         const text = toJson(msg);
         const ab = about(JSON.parse(text));
-        let reply: Expect;
-        if (isBad(p.refText)) reply = { type: 'error', code: 'bad_message', ...ab };
-        else if (p.arg === 'img' && (p.frames[p.ref] ?? 0) > 1024) reply = { type: 'rejected', code: 'invalid_args', ref: ab.ref, problems: ['img'] };
-        else reply = { type: 'accepted', ref: ab.ref, service: 'echo' };
-        return [{ text, reply: [reply] }, ...p.frames.map((size) => ({ binary: size }))];
+        // The frames the message gets may be others than these (a later case's), so the answer
+        // depends on the size of the frame its ref names.
+        const reply = (sizes: number[]): Expect[] => {
+          if (isBad(p.refText)) return [{ type: 'error', code: 'bad_message', ...ab }];
+          if (p.arg === 'img' && sizes[p.ref] > 1024) return [{ type: 'rejected', code: 'invalid_args', ref: ab.ref, problems: ['img'] }];
+          return [{ type: 'accepted', ref: ab.ref, service: 'echo' }];
+        };
+        return [{ text, reply }, ...p.frames.map((size) => ({ binary: size }))];
       }
     }
   }
@@ -298,6 +298,11 @@ describe('Fuzz: client WebSocket', function () {
         const i = left.findIndex((e) => matches(e, a.msg));
         if (i >= 0) {
           const [e] = left.splice(i, 1);
+          if (e.type === 'canceled') {
+            const at = live.indexOf(a.msg.task_id);
+            if (at >= 0) live.splice(at, 1);
+            ended.add(a.msg.task_id);
+          }
           if (e.type === 'accepted') {
             mine.add(a.msg.task_id);
             if (e.service === 'idle') live.push(a.msg.task_id);

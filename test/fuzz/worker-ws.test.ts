@@ -336,8 +336,10 @@ describe('Fuzz: worker WebSocket', function () {
                 codes = [];
                 break;
               }
-              // A message with attachments is refused for its nesting before anything reads it.
-              const tooDeep = p.attach !== null && walk(JSON.parse(text)).depth > 64;
+              // A message with attachments is refused for its nesting or its refs before anything reads it.
+              const shape = walk(JSON.parse(text));
+              const refsBad = shape.refs.some((r) => typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= (p.attach?.n ?? 0));
+              const tooDeep = p.attach !== null && (shape.depth > 64 || refsBad);
               const schemaBad = tooDeep || isBad(p.protocol) || isBad(p.concurrency) || isBad(p.instance) || isBad(p.me.me);
               const verdict = schemaBad
                 ? 'bad_message'
@@ -524,7 +526,7 @@ describe('Fuzz: worker WebSocket', function () {
         i: fc.nat(3),
         text: hostileString.filter((t) => t.length >= 1 && t.length <= 128),
         // Attachment refs in a result without attachments are plain data.
-        value: fc.oneof({ weight: 8, arbitrary: jsonValue }, { weight: 1, arbitrary: fc.constantFrom<unknown>({ $attachment: 0 }, [{ $attachment: 1, mime: 'image/png' }], { a: { $attachment: 0, data: 'x' } }) }),
+        value: fc.oneof({ weight: 8, arbitrary: jsonValue.filter((v) => toJson(v).length < 16_000) }, { weight: 1, arbitrary: fc.constantFrom<unknown>({ $attachment: 0 }, [{ $attachment: 1, mime: 'image/png' }], { a: { $attachment: 0, data: 'x' } }) }),
       }),
       fc.constant({ a: 'foreign' as const }),
     );

@@ -64,13 +64,16 @@ export function walk(msg: unknown): { depth: number; refs: unknown[] } {
   return { depth, refs };
 }
 
+/** What a handler answers to a whole message; a function when it depends on the frames' sizes. */
+export type Reply = Expect[] | ((frameSizes: number[]) => Expect[]);
+
 interface Owing {
   about: { ref?: string; task_id?: string };
   n: number;
-  got: number;
+  sizes: number[];
   bytes: number;
   parsed: unknown;
-  reply: Expect[];
+  reply: Reply;
 }
 
 /** One connection's decoder, as the contract describes it. */
@@ -85,11 +88,11 @@ export class DecoderModel {
 
   /** Binary frames still owed. */
   get pending(): number {
-    return this.owing ? this.owing.n - this.owing.got : 0;
+    return this.owing ? this.owing.n - this.owing.sizes.length : 0;
   }
 
   /** A text frame; `reply` is what its handler answers if the message arrives whole. */
-  text(raw: string, reply: Expect[]): Expect[] {
+  text(raw: string, reply: Reply): Expect[] {
     const out: Expect[] = [];
     if (this.owing) {
       out.push({ type: 'error', code: 'bad_message', ...this.owing.about });
@@ -106,13 +109,13 @@ export class DecoderModel {
       return [...out, { type: 'error', code: 'bad_message' }];
     }
     const m = msg as Record<string, unknown>;
-    if (!Object.prototype.hasOwnProperty.call(m, 'attachments')) return [...out, ...reply];
+    if (!Object.prototype.hasOwnProperty.call(m, 'attachments')) return [...out, ...(typeof reply === 'function' ? reply([]) : reply)];
     const n = m.attachments;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > this.maxAttachments) {
       if (typeof n === 'number' && Number.isInteger(n) && n > this.maxAttachments) this.skip = n;
       return [...out, { type: 'error', code: 'bad_message', ...about(m) }];
     }
-    this.owing = { about: about(m), n, got: 0, bytes: 0, parsed: m, reply };
+    this.owing = { about: about(m), n, sizes: [], bytes: 0, parsed: m, reply };
     return out;
   }
 
@@ -128,17 +131,17 @@ export class DecoderModel {
     }
     o.bytes += size;
     if (o.bytes > this.maxBytes) {
-      this.skip = o.n - o.got - 1;
+      this.skip = o.n - o.sizes.length - 1;
       this.owing = null;
       return [{ type: 'error', code: 'payload_too_large', ...o.about }];
     }
-    o.got++;
-    if (o.got < o.n) return [];
+    o.sizes.push(size);
+    if (o.sizes.length < o.n) return [];
     this.owing = null;
     const { depth, refs } = walk(o.parsed);
     const refsOk = refs.every((k) => typeof k === 'number' && Number.isInteger(k) && k >= 0 && k < o.n);
     if (!refsOk || depth > 64) return [{ type: 'error', code: 'bad_message', ...o.about }];
-    return o.reply;
+    return typeof o.reply === 'function' ? o.reply(o.sizes) : o.reply;
   }
 }
 
