@@ -158,16 +158,32 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     }
   };
 
-  app.get('/worker', { websocket: true, preValidation: originCheck }, (socket, req) => {
-    if (hub.shuttingDown) {
-      socket.close(1001, 'the hub is stopping');
-      return;
-    }
-    serveWorker(socket, { dialed: false, remote: req.socket.remoteAddress ?? '', token: bearer(req.raw, 'token') }, { hub, gate, heartbeat });
+  // A plain GET (no upgrade) on a WebSocket route gets the contract's error body, not an empty 404.
+  const upgradeRequired = async () => {
+    throw new HubError('bad_request', 'this route takes a WebSocket upgrade');
+  };
+  app.route({
+    method: 'GET',
+    url: '/worker',
+    preValidation: originCheck,
+    handler: upgradeRequired,
+    wsHandler: (socket, req) => {
+      if (hub.shuttingDown) {
+        socket.close(1001, 'the hub is stopping');
+        return;
+      }
+      serveWorker(socket, { dialed: false, remote: req.socket.remoteAddress ?? '', token: bearer(req.raw, 'token') }, { hub, gate, heartbeat });
+    },
   });
-  app.get('/client', { websocket: true, preValidation: [originCheck, admitClient] }, (socket, req) => {
-    const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
-    serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined });
+  app.route({
+    method: 'GET',
+    url: '/client',
+    preValidation: [originCheck, admitClient],
+    handler: upgradeRequired,
+    wsHandler: (socket, req) => {
+      const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
+      serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined });
+    },
   });
 
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));

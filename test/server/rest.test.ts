@@ -265,6 +265,14 @@ forEachDatabase('REST routes', (dbUrl) => {
       expect(r.body.error.code).to.equal('not_found');
     });
 
+    it('answers 400 bad_request to a plain GET of a WebSocket route', async () => {
+      for (const path of ['/worker', '/client']) {
+        const r = await http(hub, 'GET', path);
+        expect(r.status).to.equal(400);
+        expect(r.body.error.code).to.equal('bad_request');
+      }
+    });
+
     it('answers 413 payload_too_large past HUB_MAX_MESSAGE_BYTES', async () => {
       await hub.close();
       hub = await startHub({ db: await dbUrl(), maxMessageBytes: 2048 });
