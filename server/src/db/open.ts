@@ -61,6 +61,10 @@ export function openDb(url: string, options: OpenDbOptions = {}): Knex {
         afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
           try {
             conn.pragma('journal_mode = WAL');
+            // In WAL mode NORMAL syncs at checkpoints, not at every commit: the database stays
+            // consistent after a crash and only the last batches may be lost, while FULL would
+            // block the hub's event loop on an fsync for every batch of task rows.
+            conn.pragma('synchronous = NORMAL');
             conn.pragma('foreign_keys = ON');
             conn.pragma('busy_timeout = 5000');
             done(null, conn);
