@@ -26,7 +26,7 @@ export class OverviewSource {
   private readonly maxQueued: number;
   private readonly maxEnded: number;
   /** The latest ended tasks, oldest first. */
-  private readonly ended: OverviewTask[] = [];
+  private readonly ended: EndedTask[] = [];
 
   constructor(
     private readonly hub: Hub,
@@ -42,8 +42,14 @@ export class OverviewSource {
     return this.hub.registry.byServiceId(serviceId)?.name ?? `#${serviceId}`;
   }
 
+  /** Keeps the ended task as it is; it is shaped for the page only when the page asks (no work per task). */
   private remember(t: EndedTask): void {
-    this.ended.push({
+    this.ended.push(t);
+    if (this.ended.length > this.maxEnded) this.ended.shift();
+  }
+
+  private endedView(t: EndedTask): OverviewTask {
+    return {
       task_id: t.id,
       service_id: t.serviceId,
       service_name: this.name(t.serviceId),
@@ -56,8 +62,7 @@ export class OverviewSource {
       started_at: iso(t.startedAt),
       finished_at: iso(t.finishedAt),
       error: t.error ? { code: t.error.code, message: t.error.message } : null,
-    });
-    if (this.ended.length > this.maxEnded) this.ended.shift();
+    };
   }
 
   /** The overview now. */
@@ -119,7 +124,7 @@ export class OverviewSource {
       queued: d.queuedCount,
       max_message_bytes: hub.config.maxMessageBytes,
       services,
-      tasks: [...running.reverse(), ...queued, ...[...this.ended].reverse()],
+      tasks: [...running.reverse(), ...queued, ...this.ended.map((t) => this.endedView(t)).reverse()],
     };
   }
 }

@@ -7,6 +7,11 @@ import type { Knex } from 'knex';
 import { TASK_STATUSES, type TaskStatus } from '@utils-hub/protocol';
 import { isMysql } from '../db/open.js';
 
+/** The part of a better-sqlite3 connection the store uses. */
+interface SqliteConnection {
+  prepare(sql: string): { run(bindings: readonly unknown[]): unknown };
+}
+
 export { packAttachments, unpackAttachments } from './attachments.js';
 
 /** The statuses after which a task never changes. */
@@ -273,6 +278,8 @@ export class TaskStore {
   #stopped = false;
   #closing: Promise<void> | null = null;
   readonly #mysql: boolean;
+  /** SQLite: prepared upserts by their SQL (a few shapes: the batch sizes seen lately). */
+  readonly #statements = new Map<string, { conn: SqliteConnection; run: { run(bindings: readonly unknown[]): unknown } }>();
   /** MySQL's `max_allowed_packet`, read before the first write; null on SQLite or until read. */
   #packetLimit: number | null = null;
 
@@ -484,7 +491,30 @@ export class TaskStore {
   }
 
   async #insert(records: TaskRecord[]): Promise<void> {
-    await this.#db('tasks').insert(records).onConflict('id').merge([...MERGE_COLUMNS]);
+    const query = this.#db('tasks').insert(records).onConflict('id').merge([...MERGE_COLUMNS]);
+    if (this.#mysql) {
+      await query;
+      return;
+    }
+    // SQLite: run the same statement knex builds, but prepared once per shape and reused. Under
+    // load the batches have the same size, and preparing a statement of hundreds of rows anew for
+    // each batch cost the hub as much as running it.
+    const { sql, bindings } = query.toSQL().toNative();
+    const client = this.#db.client as { acquireConnection(): Promise<SqliteConnection>; releaseConnection(c: SqliteConnection): Promise<void> };
+    const conn = await client.acquireConnection();
+    try {
+      let stmt = this.#statements.get(sql);
+      if (!stmt || stmt.conn !== conn) {
+        if (this.#statements.size >= 8) this.#statements.clear();
+        stmt = { conn, run: conn.prepare(sql) };
+        this.#statements.set(sql, stmt);
+      }
+      stmt.run.run(bindings);
+      // As knex would: whoever watches the queries (tests, debugging) still sees this one.
+      (this.#db as unknown as { emit(event: string, data: unknown): void }).emit('query', { sql, bindings, method: 'insert' });
+    } finally {
+      await client.releaseConnection(conn);
+    }
   }
 
   /**
