@@ -6,15 +6,15 @@
  * own hub (fresh task store), baseline and workers, then runs its rounds A B A B: one trial of
  * each peer per round. Prints a markdown table and writes `bench/results/<timestamp>.json`.
  *
- *   npm run bench                      # full: 3 rounds of 3 s per peer, about five minutes
- *   npm run bench -- --quick           # about a minute: 2 short rounds, one idle round (hub only),
+ *   npm run bench                      # full: 3 rounds of 3 s per peer, 4 to 8 minutes
+ *   npm run bench -- --quick           # 1 to 2 minutes: 2 short rounds, one idle round (hub only),
  *                                      # no naive baseline
  *   npm run bench -- --only tiny-64,idle --rounds 5 --duration 3000
  *   npm run bench -- --profile         # hub, then baseline, alone under tiny-64 with --cpu-prof,
  *                                      # summarised (--profile-scenario media-8 for another one)
  *   options: --build (tsc -b first; done anyway when server/dist is missing) --no-bullmq --no-naive --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
  *            --experiment-cork (adds hub-cork: the hub writing once per peer per tick)
- *            --quiet-wait MS (most to wait before each round for a quiet machine; 20000, quick 3000)
+ *            --quiet-wait MS (most to wait before each round for a quiet machine; 20000, quick 1000)
  *            --profile-seconds S
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -76,7 +76,7 @@ const opts = {
   profile: flags.has('profile'),
   profileSeconds: numFlag(flags, 'profile-seconds', 15),
   /** Most ms to wait before each round for other processes to quiet down (0: never wait). */
-  quietWait: numFlag(flags, 'quiet-wait', quick ? 3000 : 20_000),
+  quietWait: numFlag(flags, 'quiet-wait', quick ? 1000 : 20_000),
   /** The scenario the profile runs: tiny-64 (default) or any other of SCENARIOS on SQLite. */
   profileScenario: flags.get('profile-scenario') ?? 'tiny-64',
 };
