@@ -83,6 +83,9 @@ export interface WorkerConnInfo {
 /** Longest delay that setTimeout honours (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Levels at which the `info` line of a task end is written. */
+const INFO_LEVELS = new Set(['info', 'debug', 'trace']);
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export class Hub {
@@ -364,11 +367,14 @@ export class Hub {
       // A row the store refuses must not keep the end from the task's subscribers.
       this.log.error({ err, task_id: task.id }, 'the task store refused an ended task');
     }
-    const service = this.registry.byServiceId(task.serviceId)?.name;
-    this.log.info(
-      { task_id: task.id, service, connection_id: task.payload.connectionId, status: ended.status, code: ended.error?.code, attempts: ended.attempts, ms: ended.finishedAt - ended.createdAt },
-      'task ended',
-    );
+    // Built only when it is written: a quiet hub does no work for it per task.
+    if (INFO_LEVELS.has(this.log.level)) {
+      const service = this.registry.byServiceId(task.serviceId)?.name;
+      this.log.info(
+        { task_id: task.id, service, connection_id: task.payload.connectionId, status: ended.status, code: ended.error?.code, attempts: ended.attempts, ms: ended.finishedAt - ended.createdAt },
+        'task ended',
+      );
+    }
     for (const l of this.endListeners) l(ended);
   }
 
