@@ -50,7 +50,11 @@ const log = (text: string) => process.stderr.write(`soak: ${text}\n`);
 
 const dir = mkdtempSync(join(tmpdir(), 'utils-hub-soak-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-cleanupOnExit();
+/** True once the harness stops its children itself: their exits are expected from then on. */
+let stopping = false;
+cleanupOnExit(async () => {
+  stopping = true;
+});
 // However the run ends, it ends: a watchdog past every phase's own bound.
 setTimeout(() => {
   log('watchdog: the run outlived its bound, giving up');
@@ -67,7 +71,6 @@ const hub = start('hub', 'node', ['server/bin/utils-hub.js', 'start', '--host', 
 const [, httpUrl] = await waitLine(hub, /utils-hub listening on (http:\/\/\S+)/, 30_000);
 const wsUrl = httpUrl.replace(/^http/, 'ws');
 let hubDied = false;
-let stopping = false;
 void hub.exited.then((code) => {
   if (stopping) return;
   hubDied = true;
@@ -221,6 +224,12 @@ const slope = (() => {
   return ((num / den) * 60_000) / 1048576;
 })();
 const growth = runEndedRss - rssStart;
+// The RSS nearest each whole minute of the run, to see a plateau in long runs.
+const byMinute: string[] = [];
+for (let k = 1; k * 60_000 <= runMs + 1000; k++) {
+  const near = rss.reduce((a, s) => (Math.abs(s.t - k * 60_000) < Math.abs(a.t - k * 60_000) ? s : a), rss[0]);
+  if (near) byMinute.push(`${k}: ${mb(near.bytes)}`);
+}
 check(Number.isFinite(rssStart), 'no RSS sample after the warm-up');
 check(!(growth > Math.max(64 * 1048576, rssStart * 0.5)), `RSS grew from ${mb(rssStart)} to ${mb(runEndedRss)}`);
 
@@ -238,6 +247,7 @@ const lines = [
   `  ends ${Object.entries(ends).map(([k, v]) => `${k} ${v}`).join(', ')}; cancels sent ${total.cancels}`,
   `  read back over REST ${readBack}; client connections closed by the hub ${total.closes}`,
   `  hub RSS start ${mb(rssStart)} (after ${(warmupMs / 1000).toFixed(0)} s warm-up), end ${mb(runEndedRss)}, max ${mb(rssMax)}, after drain ${mb(afterDrainRss)}, trend ${slope.toFixed(2)} MB/min`,
+  `  hub RSS by minute: ${byMinute.join(', ')}`,
   failures.length ? `FAILED (${failures.length}):\n${failures.slice(0, 30).map((f) => `  - ${f}`).join('\n')}` : 'OK: every accepted task ended exactly once, none lost, RSS flat',
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
