@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
 import sharp from 'sharp';
 import { ROOT, CLI, run, startExample, startHubProcess, type Proc } from '../helpers/processes.js';
 import { sleep } from '../helpers/hub.js';
@@ -24,6 +25,16 @@ async function serviceId(url: string, name: string, timeoutMs = 10_000): Promise
     if (s) return s.service_id;
     if (Date.now() > end) throw new Error(`${name} never listed`);
     await sleep(100);
+  }
+}
+/** The task's view once it has ended. */
+async function ended(url: string, taskId: string, timeoutMs = 15_000): Promise<any> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const view = await get(url, `/tasks/${taskId}`);
+    if (view.finished_at) return view;
+    if (Date.now() > end) throw new Error(`task ${taskId} still ${view.status} after ${timeoutMs} ms`);
+    await sleep(50);
   }
 }
 async function freePort(): Promise<number> {
@@ -64,15 +75,17 @@ describe('Example workers as processes against the hub command', function () {
   });
 
   it('two sleep workers share the load by fewest in flight', async () => {
-    procs.push(await startExample('sleep', ['--hub', ws(), '--instance', 'a']));
-    procs.push(await startExample('sleep', ['--hub', ws(), '--instance', 'b']));
+    procs.push(await startExample('sleep', ['--hub', ws(), '--instance', 'a', '--concurrency', '1']));
+    procs.push(await startExample('sleep', ['--hub', ws(), '--instance', 'b', '--concurrency', '1']));
     const id = await serviceId(hub.url, 'sleep');
-    const t0 = Date.now();
-    const results = await Promise.all([0, 1, 2, 3].map(() => post(hub.url, '/add_task', { service_id: id, args: { seconds: 0.5, steps: 2 } })));
-    const took = Date.now() - t0;
-    const instances = results.map((r) => r.body.result.instance as string).sort();
-    expect(instances).to.deep.equal(['a', 'a', 'b', 'b']);
-    expect(took).to.be.below(1900); // two at a time, not four in a row
+    const started = await Promise.all([0, 1, 2, 3].map(() => post(hub.url, '/add_task?wait=false', { service_id: id, args: { seconds: 0.5, steps: 2 } })));
+    const views = await Promise.all(started.map((r) => ended(hub.url, r.body.task_id)));
+    expect(views.map((v) => v.status)).to.deep.equal(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    expect(views.map((v) => v.result.instance as string).sort()).to.deep.equal(['a', 'a', 'b', 'b']);
+    // From the first submission to the last end, by the hub's clock: two at a time, not four in a row.
+    const first = Math.min(...views.map((v) => Date.parse(v.created_at)));
+    const last = Math.max(...views.map((v) => Date.parse(v.finished_at)));
+    expect(last - first).to.be.below(1500);
   });
 
   it('sends a task to the other worker when its worker is killed with SIGKILL', async () => {
@@ -84,12 +97,7 @@ describe('Example workers as processes against the hub command', function () {
     const b = await startExample('sleep', ['--hub', ws(), '--instance', 'b']);
     procs.push(b);
     a.kill('SIGKILL');
-    let view: any;
-    for (let i = 0; i < 100; i++) {
-      view = await get(hub.url, `/tasks/${body.task_id}`);
-      if (view.finished_at) break;
-      await sleep(100);
-    }
+    const view = await ended(hub.url, body.task_id);
     expect(view.status).to.equal('succeeded');
     expect(view.result.instance).to.equal('b');
     expect(view.attempts).to.equal(2);
@@ -104,5 +112,42 @@ describe('Example workers as processes against the hub command', function () {
     const r = await post(hub.url, '/add_task', { service_id: id, args: { value: { n: 1 } } });
     expect(r.status).to.equal(200);
     expect(JSON.stringify(r.body.result)).to.include('"n":1');
+  });
+});
+
+describe('npm run demo', function () {
+  this.timeout(60_000);
+
+  it('prints a /services_list command that lists the three services, and Ctrl-C stops every child and exits 0', async () => {
+    const demo = run(process.execPath, ['--import', 'tsx', `${ROOT}examples/demo.ts`, '--port', '0', '--db', sqlite()]);
+    let pids: number[] = [];
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await demo.waitFor(/Ctrl-C stops the demo/, 30_000);
+      // Every child of the demo, tsx's esbuild service included, must be gone after Ctrl-C.
+      const children = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(demo.child.pid)], { encoding: 'utf8' }).trim().split('\n');
+      pids = children.map((line) => Number.parseInt(line, 10));
+      expect(children.filter((c) => /utils-hub\.js start|examples\/run\.ts/.test(c))).to.have.length(4); // the hub and three workers
+
+      const url = demo.output().match(/^ {2}curl -s (http:\/\/\S+\/services_list)$/m)?.[1];
+      expect(url, demo.output()).to.be.a('string');
+      const list = (await (await fetch(url!)).json()) as Array<{ service_name: string }>;
+      expect(list.map((s) => s.service_name).sort()).to.deep.equal(['echo', 'image_transform_service', 'sleep']);
+      expect(demo.output()).to.match(/^The dashboard and playground: http:\/\/127\.0\.0\.1:\d+\/ /m);
+
+      demo.kill('SIGINT');
+      expect(await demo.exited).to.equal(0);
+      expect(pids.filter(alive)).to.deep.equal([]);
+    } finally {
+      demo.kill('SIGKILL');
+      for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+    }
   });
 });
