@@ -1,0 +1,104 @@
+import { expect } from 'chai';
+import Database from 'better-sqlite3';
+import { SqliteWriter, WRITER_STOPPED } from '../../server/src/store/sqlite-writer.js';
+import { dbBackends, useMigratedDb } from '../helpers/db.js';
+
+const [sqlite] = await dbBackends();
+
+function filenameOf(db: { client: { config: { connection: unknown } } }): string {
+  return (db.client.config.connection as { filename: string }).filename;
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('SqliteWriter (the task store\'s writer thread)', () => {
+  const db = useMigratedDb(sqlite!);
+  let writer: SqliteWriter;
+  beforeEach(async () => {
+    await db().schema.createTable('notes', (t) => {
+      t.string('name').primary();
+      t.integer('n').notNullable();
+    });
+    writer = new SqliteWriter(filenameOf(db()));
+  });
+  afterEach(async () => {
+    await writer.close();
+  });
+
+  const insertNote = 'insert into `notes` (`name`, `n`) values (?, ?)';
+
+  it('runs a statement whose rows the hub\'s own connection then reads', async () => {
+    await writer.run(insertNote, ['a', 1]);
+    await writer.run(insertNote, ['b', 2]);
+    expect((await db()('notes').select('name').orderBy('name')).map((r: { name: string }) => r.name)).to.deep.equal(['a', 'b']);
+  });
+
+  it('rejects with SQLite\'s error and code, and goes on working after it', async () => {
+    const bad = await rejection(writer.run('insert into `no_such_table` values (?)', [1]));
+    expect(bad.message).to.match(/no such table/);
+    expect(bad.code).to.equal('SQLITE_ERROR');
+    const garbage = await rejection(writer.run('this is not SQL', []));
+    expect(garbage.code).to.equal('SQLITE_ERROR');
+    const wrongCount = await rejection(writer.run(insertNote, ['only one']));
+    expect(wrongCount.message).to.match(/parameter/i);
+    const constraint = await rejection(writer.run(insertNote, ['no number', null]));
+    expect(constraint.code).to.equal('SQLITE_CONSTRAINT_NOTNULL');
+    await writer.run(insertNote, ['c', 3]);
+    expect(await db()('notes').count({ n: '*' })).to.deep.equal([{ n: 1 }]);
+  });
+
+  it('keeps the event loop free while another connection holds the write lock', async () => {
+    const other = new Database(filenameOf(db()));
+    other.exec('BEGIN IMMEDIATE');
+    let maxLag = 0;
+    let last = performance.now();
+    const tick = setInterval(() => {
+      const now = performance.now();
+      maxLag = Math.max(maxLag, now - last);
+      last = now;
+    }, 5);
+    try {
+      const release = new Promise<void>((resolve) =>
+        setTimeout(() => {
+          other.exec('COMMIT');
+          resolve();
+        }, 300),
+      );
+      const started = performance.now();
+      await writer.run(insertNote, ['waited', 1]);
+      await release;
+      // The write waited for the lock (in the thread), and timers kept firing meanwhile.
+      expect(performance.now() - started).to.be.at.least(250);
+      expect(maxLag).to.be.below(150);
+    } finally {
+      clearInterval(tick);
+      other.close();
+    }
+    expect(await db()('notes').where({ name: 'waited' }).count({ n: '*' })).to.deep.equal([{ n: 1 }]);
+  });
+
+  it('rejects a write to a file that does not exist rather than creating it', async () => {
+    const missing = new SqliteWriter(`${filenameOf(db())}.missing`);
+    try {
+      const err = await rejection(missing.run(insertNote, ['a', 1]));
+      expect(err.code).to.equal('SQLITE_CANTOPEN');
+    } finally {
+      await missing.close();
+    }
+  });
+
+  it('refuses writes after close(), with a code the store treats as transient; close() twice is fine', async () => {
+    await writer.run(insertNote, ['a', 1]);
+    await writer.close();
+    await writer.close();
+    const err = await rejection(writer.run(insertNote, ['b', 2]));
+    expect(err.code).to.equal(WRITER_STOPPED);
+  });
+});
