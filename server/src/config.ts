@@ -54,6 +54,8 @@ export interface HubConfig {
   dialMaxDelayMs: number;
   /** Ended tasks kept in memory for fast reads (older ones are read from the database). @defaultValue 10000 */
   endedCacheSize: number;
+  /** Bytes of end frames and media those ended tasks may hold in memory (the newest is kept whatever its size). @defaultValue 67108864 (64 MiB) */
+  endedCacheBytes: number;
   /** A connection whose unsent bytes exceed this is closed (1013) so one slow reader cannot grow the hub's memory. @defaultValue 4 x maxMessageBytes */
   maxBufferedBytes: number;
 }
@@ -85,6 +87,7 @@ export const defaults: Readonly<HubConfig> = Object.freeze({
   dialMinDelayMs: 500,
   dialMaxDelayMs: 30_000,
   endedCacheSize: 10_000,
+  endedCacheBytes: 64 * 1024 * 1024,
   maxBufferedBytes: 4 * 33_554_432,
 });
 
@@ -139,6 +142,7 @@ const INTS: Partial<Record<keyof HubConfig, [number, number]>> = {
   dialMinDelayMs: [1, 2 ** 31 - 1],
   dialMaxDelayMs: [1, 2 ** 31 - 1],
   endedCacheSize: [0, 10_000_000],
+  endedCacheBytes: [0, 2 ** 40],
   maxBufferedBytes: [1024, 2 ** 40],
 };
 const LISTS = new Set<keyof HubConfig>(['workerTokens', 'apiKeys', 'allowedOrigins']);

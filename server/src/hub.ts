@@ -110,7 +110,7 @@ export class Hub {
     readonly log: FastifyBaseLogger,
     readonly now: () => number = Date.now,
   ) {
-    this.ended = new EndedTasks(config.endedCacheSize, config.resultTtlMs, now);
+    this.ended = new EndedTasks(config.endedCacheSize, config.endedCacheBytes, config.resultTtlMs, now);
     this.dispatcher = new Dispatcher<TaskPayload>(
       { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, now },
       {

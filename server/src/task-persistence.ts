@@ -60,9 +60,14 @@ export class TaskPersistence {
     let result: unknown;
     let attachments: Buffer | null = null;
     if (t.status === 'succeeded') {
-      // The end event's text already holds the result with `$attachment` refs: the stored form.
-      result = (JSON.parse(t.text) as { result?: unknown }).result ?? null;
-      if (t.binaries?.length) attachments = packAttachments([...t.binaries]);
+      if (t.binaries?.length) {
+        // The end event's text holds the result with `$attachment` refs: the stored form.
+        result = (JSON.parse(t.text) as { result?: unknown }).result ?? null;
+        attachments = packAttachments([...t.binaries]);
+      } else {
+        // Without media the result as parsed is already the stored form: no second parse.
+        result = t.result ?? null;
+      }
     }
     this.tasks.save({
       id: t.id,

@@ -46,15 +46,3 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(defaults)).to.equal(true);
   });
 });
-
-describe('EndedTasks', () => {
-  it('keeps the latest `limit` tasks, dropping the oldest first', async () => {
-    const { EndedTasks } = await import('../../server/src/ended-tasks.js');
-    const now = 1_000_000;
-    const cache = new EndedTasks(3, 60_000, () => now);
-    const t = (id: string) => ({ id, serviceId: 1, status: 'succeeded' as const, seq: 2, text: '{}', binaries: null, progress: null, message: null, attempts: 1, createdAt: now, startedAt: now, finishedAt: now });
-    for (const id of ['a', 'b', 'c', 'd', 'e']) cache.add(t(id));
-    expect(['a', 'b', 'c', 'd', 'e'].map((id) => cache.get(id)?.id ?? null)).to.deep.equal([null, null, 'c', 'd', 'e']);
-    expect(cache.size).to.equal(3);
-  });
-});
