@@ -7,7 +7,7 @@ import type { HubConfig } from './config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
 import { jsonFrame } from './frames.js';
-import { packAttachments, unpackAttachments, type TaskStore, type TaskRow } from './store/tasks.js';
+import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore, type TaskRow } from './store/tasks.js';
 
 /**
  * Replaces `{"$attachment": k, ...}` refs with `{...rest, data: buffers[k]}`. An object whose
@@ -58,12 +58,12 @@ export class TaskPersistence {
   /** Records an ended task with its result and media (the bytes as a blob, never base64). */
   saveEnded(t: EndedTask): void {
     let result: unknown;
-    let attachments: Buffer | null = null;
+    let attachments: TaskRow['attachments'] = null;
     if (t.status === 'succeeded') {
       if (t.binaries?.length) {
         // The end event's text holds the result with `$attachment` refs: the stored form.
         result = (JSON.parse(t.text) as { result?: unknown }).result ?? null;
-        attachments = packAttachments([...t.binaries]);
+        attachments = attachmentPieces(t.binaries); // joined by the store when written
       } else {
         // Without media the result as parsed is already the stored form: no second parse.
         result = t.result ?? null;
@@ -114,7 +114,7 @@ export class TaskPersistence {
   }
 }
 
-function fromRow(row: TaskRow): EndedTask {
+function fromRow(row: StoredTaskRow): EndedTask {
   const status = row.status as EndedTask['status'];
   // An interrupted task's end was written at restart without an event: it comes after the last one.
   const seq = row.error?.code === 'interrupted' ? (row.seq ?? 0) + 1 : (row.seq ?? 1);

@@ -4,6 +4,7 @@ import type { ServiceDescription } from '@utils-hub/protocol';
 import { upsertService } from '../../server/src/store/services.js';
 import {
   TaskStore,
+  attachmentPieces,
   packAttachments,
   unpackAttachments,
   type TaskRow,
@@ -220,6 +221,24 @@ describe('TaskStore', () => {
           await writer.flush();
           const read = await open().get('big');
           expect(unpackAttachments(read!.attachments!)[0].equals(media)).to.equal(true);
+        });
+
+        it('stores media given as the pieces of the blob, read back the same before and after the write', async () => {
+          const parts = [Buffer.alloc(300_000, 7), Buffer.from('second'), Buffer.alloc(0)];
+          const store = open();
+          store.save(row('pieces', { status: 'succeeded', result: [{ $attachment: 0 }], attachments: attachmentPieces(parts) }));
+          const before = await store.get('pieces');
+          expect(unpackAttachments(before!.attachments!).map((b) => b.toString('hex'))).to.deep.equal(parts.map((b) => b.toString('hex')));
+          await store.flush();
+          const after = await open().get('pieces');
+          expect(after!.attachments!.equals(packAttachments(parts))).to.equal(true);
+        });
+
+        it('refuses attachments that are neither a Buffer nor a list of Buffers', () => {
+          const store = open();
+          expect(() => store.save(row('t1', { attachments: 'abc' as unknown as Buffer }))).to.throw(TypeError, /attachments/);
+          expect(() => store.save(row('t1', { attachments: [Buffer.from('a'), 'b'] as unknown as Buffer[] }))).to.throw(TypeError, /attachments/);
+          expect(store.pendingCount).to.equal(0);
         });
 
         it('returns null for an unknown id', async () => {

@@ -3,12 +3,20 @@
  * base64: a 32-bit big-endian count, then each length as 32-bit big-endian, then the bytes.
  */
 
-/** Packs buffers into one. `unpackAttachments` reverses it. */
-export function packAttachments(buffers: readonly Uint8Array[]): Buffer {
+/**
+ * The packed blob as pieces (its header, then the buffers as they are): joined where it is
+ * written, so that the hub's event loop does not copy a result's media to store it.
+ */
+export function attachmentPieces(buffers: readonly Uint8Array[]): Uint8Array[] {
   const header = Buffer.alloc(4 + 4 * buffers.length);
   header.writeUInt32BE(buffers.length, 0);
   buffers.forEach((b, i) => header.writeUInt32BE(b.byteLength, 4 + 4 * i));
-  return Buffer.concat([header, ...buffers]);
+  return [header, ...buffers];
+}
+
+/** Packs buffers into one. `unpackAttachments` reverses it. */
+export function packAttachments(buffers: readonly Uint8Array[]): Buffer {
+  return Buffer.concat(attachmentPieces(buffers));
 }
 
 /** Unpacks what `packAttachments` made. Throws on a malformed blob. */

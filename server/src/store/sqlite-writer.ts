@@ -39,6 +39,7 @@ function connect() {
 }
 parentPort.on('message', ({ id, sql, values }) => {
   try {
+    for (let i = 0; i < values.length; i++) if (Array.isArray(values[i])) values[i] = Buffer.concat(values[i]);
     if (db === null) db = connect();
     let stmt = statements.get(sql);
     if (stmt === undefined) {
@@ -83,8 +84,8 @@ export class SqliteWriter {
   }
 
   /**
-   * Runs `sql` with `values` (numbers, strings, null, Buffers: copied to the thread) in the
-   * thread. Resolves once SQLite committed it; rejects with SQLite's error (its `code` kept).
+   * Runs `sql` with `values` (numbers, strings, null, Buffers: copied to the thread; a list of
+   * Buffers is bound as their concatenation, joined in the thread) in the thread. Resolves once SQLite committed it; rejects with SQLite's error (its `code` kept).
    */
   run(sql: string, values: unknown[]): Promise<void> {
     if (this.#closed) return Promise.reject(stopped('the SQLite writer is closed'));

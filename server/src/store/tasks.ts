@@ -13,7 +13,9 @@ interface SqliteConnection {
   prepare(sql: string): { run(bindings: readonly unknown[]): unknown };
 }
 
-export { packAttachments, unpackAttachments } from './attachments.js';
+import { attachmentPieces } from './attachments.js';
+
+export { attachmentPieces, packAttachments, unpackAttachments } from './attachments.js';
 
 /** The statuses after which a task never changes. */
 export const ENDED_STATUSES: readonly TaskStatus[] = Object.freeze(['succeeded', 'failed', 'canceled'] as const);
@@ -31,7 +33,8 @@ export interface TaskErrorValue {
 /**
  * A task as stored: the columns of `tasks`. Times in ms since the epoch. The store serialises
  * `error` and `result` as JSON; `attachments` holds the result's media bytes packed with
- * `packAttachments` (the result refers to them as `{"$attachment": k, "mime", "name"}`).
+ * `packAttachments`, or the pieces of that blob from `attachmentPieces`, joined only when written
+ * (the result refers to them as `{"$attachment": k, "mime", "name"}`).
  */
 export interface TaskRow {
   id: string;
@@ -47,11 +50,14 @@ export interface TaskRow {
   error: TaskErrorValue | null;
   /** Any JSON value; `undefined` when there is no result (a JSON `null` result stays `null`). */
   result?: unknown;
-  attachments: Buffer | null;
+  attachments: Buffer | readonly Uint8Array[] | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
 }
+
+/** A task as read back: its media as one blob. */
+export type StoredTaskRow = TaskRow & { attachments: Buffer | null };
 
 /** Options of a {@link TaskStore}. */
 export interface TaskStoreOptions {
@@ -105,10 +111,24 @@ interface TaskRecord {
   message: string | null;
   error: string | null;
   result: string | null;
-  attachments: Buffer | null;
+  /** The blob, or its pieces to join when written. */
+  attachments: Buffer | readonly Uint8Array[] | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+}
+
+/** The blob of `attachments` given as a blob or as its pieces. */
+function joined(attachments: Buffer | readonly Uint8Array[]): Buffer {
+  return Buffer.isBuffer(attachments) ? attachments : Buffer.concat(attachments);
+}
+
+/** Byte length of `attachments` given as a blob or as its pieces. */
+function lengthOf(attachments: Buffer | readonly Uint8Array[]): number {
+  if (Buffer.isBuffer(attachments)) return attachments.length;
+  let n = 0;
+  for (const p of attachments) n += p.byteLength;
+  return n;
 }
 
 const MERGE_COLUMNS = [
@@ -190,7 +210,13 @@ function toRecord(row: TaskRow): TaskRecord {
     fail(row, 'an invalid progress');
   }
   if (row.message !== null && typeof row.message !== 'string') fail(row, 'a message that is not a string');
-  if (row.attachments !== null && !Buffer.isBuffer(row.attachments)) fail(row, 'attachments that are not a Buffer');
+  if (
+    row.attachments !== null &&
+    !Buffer.isBuffer(row.attachments) &&
+    !(Array.isArray(row.attachments) && row.attachments.every((p) => p instanceof Uint8Array))
+  ) {
+    fail(row, 'attachments that are neither a Buffer nor a list of Buffers');
+  }
   if (!isTime(row.created_at)) fail(row, 'an invalid created_at');
   if (row.started_at !== null && !isTime(row.started_at)) fail(row, 'an invalid started_at');
   if (row.finished_at !== null && !isTime(row.finished_at)) fail(row, 'an invalid finished_at');
@@ -228,7 +254,7 @@ function sizeOf(r: TaskRecord): number {
     sqlStringLength(r.message) +
     sqlStringLength(r.error) +
     sqlStringLength(r.result) +
-    (r.attachments === null ? 4 : 2 * r.attachments.length + 3)
+    (r.attachments === null ? 4 : 2 * lengthOf(r.attachments) + 3)
   );
 }
 
@@ -247,8 +273,8 @@ function num(v: unknown): number | null {
   return v === null || v === undefined ? null : Number(v);
 }
 
-function fromRecord(r: RawTask): TaskRow {
-  const row: TaskRow = {
+function fromRecord(r: RawTask): StoredTaskRow {
+  const row: StoredTaskRow = {
     id: r.id,
     service_id: Number(r.service_id),
     status: r.status as TaskStatus,
@@ -345,9 +371,9 @@ export class TaskStore {
   }
 
   /** The task's latest state: an unsaved one first, else the table's. Null when unknown. */
-  async get(id: string): Promise<TaskRow | null> {
+  async get(id: string): Promise<StoredTaskRow | null> {
     const p = this.#pending.get(id) ?? this.#writing.get(id);
-    if (p) return { ...p.row };
+    if (p) return { ...p.row, attachments: p.row.attachments === null ? null : joined(p.row.attachments) };
     const raw = (await this.#db('tasks').where({ id }).first()) as RawTask | undefined;
     return raw ? fromRecord(raw) : null;
   }
@@ -521,7 +547,8 @@ export class TaskStore {
       await this.#insertInThread(this.#writer, records);
       return;
     }
-    const query = this.#db('tasks').insert(records).onConflict('id').merge([...MERGE_COLUMNS]);
+    const rows = records.map((r) => (r.attachments === null || Buffer.isBuffer(r.attachments) ? r : { ...r, attachments: joined(r.attachments) }));
+    const query = this.#db('tasks').insert(rows).onConflict('id').merge([...MERGE_COLUMNS]);
     if (this.#mysql) {
       await query;
       return;
