@@ -7,7 +7,7 @@ import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@
 import type { Hub, Subscriber } from './hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { jsonFrame } from './frames.js';
+import { acceptedFrame, jsonFrame } from './frames.js';
 import { sendFrames } from './socket-send.js';
 
 /** Most unfinished tasks one client connection follows at once. */
@@ -94,9 +94,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           send(jsonFrame(rejected));
           return;
         }
-        const acc: Record<string, unknown> = { type: 'accepted', task_id: accepted.taskId, position: accepted.position };
-        if (msg.ref !== undefined) acc.ref = msg.ref;
-        send(jsonFrame(acc));
+        send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
         const events = held;
         held = null;
         for (const [text, binaries] of events) send(text, binaries);

@@ -18,7 +18,7 @@ import type { HubConfig } from './config.js';
 import { Dispatcher, type TaskEvent, type TaskRecord } from './dispatcher.js';
 import { EndedTasks, type EndedTask } from './ended-tasks.js';
 import type { Registry } from './registry.js';
-import { withSeq, jsonFrame } from './frames.js';
+import { withSeq, jsonFrame, startedFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 
 /** Receives a task's events as wire frames. */
@@ -303,7 +303,7 @@ export class Hub {
         this.persist(task);
         break;
       case 'started':
-        text = jsonFrame({ type: 'started', task_id: task.id, seq: ev.seq, attempt: ev.attempt });
+        text = startedFrame(task.id, ev.seq, ev.attempt);
         task.payload.connectionId = task.connectionId ?? undefined;
         this.persist(task);
         break;
