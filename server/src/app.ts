@@ -76,7 +76,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     upsert: (me) => upsertService(db, me),
   });
   await registry.load();
-  const store = new TaskPersistence(new TaskStore(db), config);
+  const store = new TaskPersistence(new TaskStore(db, { backlogBytes: config.storeBacklogBytes }), config);
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
   await store.purge();

@@ -56,6 +56,8 @@ export interface HubConfig {
   endedCacheSize: number;
   /** Bytes of end frames and media those ended tasks may hold in memory (the newest is kept whatever its size). @defaultValue 67108864 (64 MiB) */
   endedCacheBytes: number;
+  /** Bytes of task rows waiting for the database above which the hub stops reading from workers until the store is down to half of it. @defaultValue 67108864 (64 MiB) */
+  storeBacklogBytes: number;
   /** A connection whose unsent bytes exceed this is closed (1013) so one slow reader cannot grow the hub's memory. @defaultValue 4 x maxMessageBytes */
   maxBufferedBytes: number;
 }
@@ -88,6 +90,7 @@ export const defaults: Readonly<HubConfig> = Object.freeze({
   dialMaxDelayMs: 30_000,
   endedCacheSize: 10_000,
   endedCacheBytes: 64 * 1024 * 1024,
+  storeBacklogBytes: 64 * 1024 * 1024,
   maxBufferedBytes: 4 * 33_554_432,
 });
 
@@ -143,6 +146,7 @@ const INTS: Partial<Record<keyof HubConfig, [number, number]>> = {
   dialMaxDelayMs: [1, 2 ** 31 - 1],
   endedCacheSize: [0, 10_000_000],
   endedCacheBytes: [0, 2 ** 40],
+  storeBacklogBytes: [1, 2 ** 40],
   maxBufferedBytes: [1024, 2 ** 40],
 };
 const LISTS = new Set<keyof HubConfig>(['workerTokens', 'apiKeys', 'allowedOrigins']);

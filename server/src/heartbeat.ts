@@ -34,6 +34,12 @@ export class Heartbeat {
 
   private beat(): void {
     for (const [ws, beat] of this.sockets) {
+      // The hub stopped reading from it (its task store is behind): its pong may be waiting unread.
+      // It gets a full interval to answer once reading resumes.
+      if (ws.isPaused) {
+        beat.alive = true;
+        continue;
+      }
       if (!beat.alive) {
         this.sockets.delete(ws);
         beat.onDead();

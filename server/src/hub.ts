@@ -32,6 +32,9 @@ export interface WorkerLink {
   readonly id: string;
   /** Sends one message (text frame, then its binary frames). */
   send(text: string, binaries?: readonly Buffer[] | null): void;
+  /** Stops reading from the connection (its messages wait in the socket), until `resume()`. */
+  pause(): void;
+  resume(): void;
 }
 
 /** The hub's data about a task, carried through the dispatcher. */
@@ -100,6 +103,10 @@ export class Hub {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private stopping = false;
+  /** Whether reading from workers is paused while the task store catches up. */
+  private storeBehind = false;
+  /** Times the store fell behind since the hub started. */
+  private storeBehindCount = 0;
   /** Calls of `onEnd` listeners (metrics, logs). */
   private readonly endListeners: Array<(task: EndedTask) => void> = [];
 
@@ -120,6 +127,28 @@ export class Hub {
         event: (task, event) => this.onEvent(task, event),
       },
     );
+    store.watchBacklog((behind) => this.onStoreBacklog(behind));
+  }
+
+  /**
+   * The task store fell behind (tasks end with more bytes than the database takes) or caught up:
+   * reading from workers stops meanwhile, so that their results wait in their sockets (and their
+   * TCP windows slow them down) rather than pile up in the hub's memory.
+   */
+  private onStoreBacklog(behind: boolean): void {
+    this.storeBehind = behind;
+    for (const link of this.workers.values()) {
+      if (behind) link.pause();
+      else link.resume();
+    }
+    if (!behind) return;
+    // Once, then every 100th time: under a steady overload this happens every few seconds.
+    if (this.storeBehindCount++ % 100 === 0) {
+      this.log.warn(
+        { pending_bytes: this.config.storeBacklogBytes, times: this.storeBehindCount },
+        'the task store is behind: reading from workers paused until it catches up',
+      );
+    }
   }
 
   /** True once shutdown began: new tasks are refused with `shutting_down`. */
@@ -137,6 +166,7 @@ export class Hub {
   /** A worker connection finished its handshake for service `serviceId`. */
   addWorker(link: WorkerLink, serviceId: number, concurrency: number): void {
     this.workers.set(link.id, link);
+    if (this.storeBehind) link.pause();
     this.dispatcher.addConnection({ id: link.id, serviceId, concurrency });
     this.schedule();
   }

@@ -105,6 +105,11 @@ export class TaskPersistence {
     return this.tasks.purgeEnded(this.now() - this.config.resultTtlMs);
   }
 
+  /** See `TaskStore.watchBacklog`. */
+  watchBacklog(watcher: (backlogged: boolean) => void): void {
+    this.tasks.watchBacklog(watcher);
+  }
+
   flush(): Promise<void> {
     return this.tasks.flush();
   }

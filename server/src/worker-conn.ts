@@ -76,6 +76,8 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     send: (text, binaries) => {
       sendFrames(ws, text, binaries, maxBuffered);
     },
+    pause: () => ws.pause(),
+    resume: () => ws.resume(),
   };
 
   const refuse = (err: HubError) => {

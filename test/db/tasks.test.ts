@@ -305,6 +305,26 @@ describe('TaskStore', () => {
           expect(await tableRows(db())).to.equal(0);
         });
 
+        it('says when the rows waiting to be written pass backlogBytes, and when they are down to half of it', async () => {
+          const changes: boolean[] = [];
+          const store = open({ backlogBytes: 1000, retryMinMs: 10, retryMaxMs: 20 });
+          store.watchBacklog((b) => changes.push(b));
+          await db().schema.renameTable('tasks', 'tasks_off');
+          store.save(row('a', { message: 'm'.repeat(600) }));
+          expect(store.pendingBytes).to.equal(600);
+          store.save(row('a', { message: 'm'.repeat(700) })); // a newer save replaces, not adds
+          expect(store.pendingBytes).to.equal(700);
+          expect(changes).to.deep.equal([]);
+          store.save(row('b', { message: 'm'.repeat(400) }));
+          expect(changes).to.deep.equal([true]);
+          await sleep(50); // failed writes keep the rows and their bytes
+          expect(store.pendingBytes).to.equal(1100);
+          await db().schema.renameTable('tasks_off', 'tasks');
+          await until(() => store.pendingCount === 0);
+          expect(store.pendingBytes).to.equal(0);
+          expect(changes).to.deep.equal([true, false]);
+        });
+
         it('keeps a lone row for as long as the table is missing', async () => {
           const errors: { ids: string[]; dropped: boolean }[] = [];
           const store = open({ retryMinMs: 10, retryMaxMs: 20, onError: (_e, info) => errors.push(info) });

@@ -78,6 +78,12 @@ export interface TaskStoreOptions {
   /** How long `close()` keeps retrying a failing write before giving up, in ms. Default 5000. */
   closeTimeoutMs?: number;
   /**
+   * Bytes of rows not yet written (their media, result, error and message) above which the store
+   * says it is backlogged (see `watchBacklog`); it says it caught up at half of that. Default
+   * 64 MiB.
+   */
+  backlogBytes?: number;
+  /**
    * Called when a write fails, with the ids of its tasks. `dropped: false`: the rows are kept
    * and retried. `dropped: true`: the database, while answering, refused these rows on their own
    * (twice when other rows of their batch went through, three times when alone; say, a row over
@@ -95,6 +101,7 @@ const DEFAULTS: Readonly<NumericOptions> = Object.freeze({
   retryMinMs: 100,
   retryMaxMs: 5000,
   closeTimeoutMs: 5000,
+  backlogBytes: 64 * 1024 * 1024,
 });
 
 /** SQLite refuses an INSERT of more rows than this (knex writes it as a compound SELECT). */
@@ -163,6 +170,8 @@ interface Pending {
   record: TaskRecord;
   /** Rough size of the record in a statement. */
   bytes: number;
+  /** Bytes it holds in memory: media, result, error, message. */
+  held: number;
   /** Times the database refused this row written alone while it answered otherwise. */
   refusals: number;
 }
@@ -258,6 +267,13 @@ function sizeOf(r: TaskRecord): number {
   );
 }
 
+/** Bytes a record holds in memory besides its small fields. */
+function heldBy(r: TaskRecord): number {
+  return (
+    (r.attachments === null ? 0 : lengthOf(r.attachments)) + (r.result?.length ?? 0) + (r.error?.length ?? 0) + (r.message?.length ?? 0)
+  );
+}
+
 /** Bytes of a row's numbers, separators and ON DUPLICATE KEY clause share, with room to spare. */
 const ROW_OVERHEAD = 256;
 /** Bytes of an INSERT statement besides its rows. */
@@ -324,6 +340,10 @@ export class TaskStore {
   readonly #upserts = new Map<number, string>();
   /** In-memory SQLite: prepared upserts by their SQL (a few shapes: the batch sizes seen lately). */
   readonly #statements = new Map<string, { conn: SqliteConnection; run: { run(bindings: readonly unknown[]): unknown } }>();
+  /** Bytes held by the rows not yet written (pending and writing). */
+  #heldBytes = 0;
+  #backlogged = false;
+  readonly #backlogWatchers: Array<(backlogged: boolean) => void> = [];
   /** MySQL's `max_allowed_packet`, read before the first write; null on SQLite or until read. */
   #packetLimit: number | null = null;
 
@@ -357,6 +377,35 @@ export class TaskStore {
     return this.#pending.size + this.#writing.size;
   }
 
+  /** Bytes held by the rows saved and not yet written (media, result, error, message). */
+  get pendingBytes(): number {
+    return this.#heldBytes;
+  }
+
+  /**
+   * Calls `watcher(true)` when the rows waiting to be written pass `backlogBytes` (the database
+   * writes slower than tasks end: say, megabytes of media per task on a slow disk), and
+   * `watcher(false)` once they are down to half of it. The hub stops reading from its workers
+   * meanwhile, so that results wait in their sockets rather than in its memory.
+   */
+  watchBacklog(watcher: (backlogged: boolean) => void): void {
+    this.#backlogWatchers.push(watcher);
+  }
+
+  #account(delta: number): void {
+    this.#heldBytes += delta;
+    const backlogged = this.#backlogged ? this.#heldBytes > this.#opts.backlogBytes / 2 : this.#heldBytes > this.#opts.backlogBytes;
+    if (backlogged === this.#backlogged) return;
+    this.#backlogged = backlogged;
+    for (const w of this.#backlogWatchers) {
+      try {
+        w(backlogged);
+      } catch {
+        // A faulty watcher must not break the store.
+      }
+    }
+  }
+
   /**
    * Records the latest state of a task, to be written soon; earlier unsaved states of the same
    * task are replaced. Throws TypeError for a row the table cannot hold (and after `close()`).
@@ -365,7 +414,10 @@ export class TaskStore {
   save(row: TaskRow): void {
     if (this.#closing) throw new Error('TaskStore.save: the store is closed');
     const record = toRecord(row);
-    this.#pending.set(row.id, { row: { ...row }, record, bytes: sizeOf(record), refusals: 0 });
+    const held = heldBy(record);
+    const previous = this.#pending.get(row.id);
+    this.#pending.set(row.id, { row: { ...row }, record, bytes: sizeOf(record), held, refusals: 0 });
+    this.#account(held - (previous?.held ?? 0));
     if (this.#failures > 0) return; // a retry is already scheduled
     this.#schedule(this.#pending.size >= this.#opts.batchSize ? 0 : this.#opts.flushDelayMs);
   }
@@ -490,9 +542,15 @@ export class TaskStore {
       try {
         await this.#write(batch);
         this.#failures = 0;
+        this.#account(-batch.reduce((n, p) => n + p.held, 0)); // written, or dropped and reported
       } catch (err) {
         // Keep the rows for the retry, unless the task was saved again meanwhile (newer wins).
-        for (const p of batch) if (!this.#pending.has(p.row.id)) this.#pending.set(p.row.id, p);
+        let superseded = 0;
+        for (const p of batch) {
+          if (!this.#pending.has(p.row.id)) this.#pending.set(p.row.id, p);
+          else superseded += p.held;
+        }
+        this.#account(-superseded);
         this.#failures++;
         this.#report(err, batch, false);
         throw err;
@@ -522,6 +580,7 @@ export class TaskStore {
       if (limit !== null && p.bytes + STATEMENT_OVERHEAD > limit) {
         tooBig.push(p);
         this.#pending.delete(id);
+        this.#account(-p.held);
         continue;
       }
       if (batch.length >= this.#opts.batchSize) break;
