@@ -126,7 +126,7 @@ describe('utils-hub command line', function () {
         it('applies the migrations, then finds the schema up to date', async () => {
           const first = await cli(['migrate', '--db', url], { cwd });
           expect(first.code, first.stderr).to.equal(0);
-          expect(first.stdout).to.equal('applied migration 001_initial.js\n');
+          expect(first.stdout).to.equal('applied migration 001_initial.js\napplied migration 002_task_media_files.js\n');
           const second = await cli(['migrate'], { cwd, env: { HUB_DB: url } });
           expect(second.code).to.equal(0);
           expect(second.stdout).to.include('up to date');

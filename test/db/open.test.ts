@@ -133,13 +133,25 @@ describe('migrations', () => {
       });
       afterEach(() => db.destroy());
 
+      const ALL = ['001_initial.js', '002_task_media_files.js'];
+
       it('go up, down and up again', async () => {
-        expect(await migrate(db)).to.deep.equal(['001_initial.js']);
+        expect(await migrate(db)).to.deep.equal(ALL);
         expect(await tables(db)).to.deep.equal(TABLES);
-        expect(await rollback(db, { all: true })).to.deep.equal(['001_initial.js']);
+        expect(await db.schema.hasColumn('tasks', 'media_file')).to.equal(true);
+        expect(await rollback(db, { all: true })).to.deep.equal([...ALL].reverse());
         expect(await tables(db)).to.deep.equal([]);
-        expect(await migrate(db)).to.deep.equal(['001_initial.js']);
+        expect(await migrate(db)).to.deep.equal(ALL);
         expect(await tables(db)).to.deep.equal(TABLES);
+      });
+
+      it('add media_file to a database made by the first migration alone, keeping its tasks', async () => {
+        await db.migrate.up({ migrationSource: new FolderMigrationSource(), tableName: 'knex_migrations' });
+        expect(await db.schema.hasColumn('tasks', 'media_file')).to.equal(false);
+        await db('services').insert({ name: 's', description: '', me: '{}', created_at: 1, updated_at: 1 });
+        await db('tasks').insert({ id: 'old', service_id: 1, status: 'succeeded', attempts: 1, created_at: 1 });
+        expect(await migrate(db)).to.deep.equal(['002_task_media_files.js']);
+        expect(await db('tasks').select('id', 'media_file')).to.deep.equal([{ id: 'old', media_file: null }]);
       });
 
       it('apply nothing the second time', async () => {
@@ -148,7 +160,7 @@ describe('migrations', () => {
       });
 
       it('tell which are pending without touching the database', async () => {
-        expect(await pendingMigrations(db)).to.deep.equal(['001_initial.js']);
+        expect(await pendingMigrations(db)).to.deep.equal(['001_initial.js', '002_task_media_files.js']);
         expect(await db.schema.hasTable('knex_migrations')).to.equal(false);
         await migrate(db);
         expect(await pendingMigrations(db)).to.deep.equal([]);

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SqliteWriter, WRITER_STOPPED } from '../../server/src/store/sqlite-writer.js';
 import { dbBackends, useMigratedDb } from '../helpers/db.js';
 
@@ -82,6 +84,22 @@ describe('SqliteWriter (the task store\'s writer thread)', () => {
       other.close();
     }
     expect(await db()('notes').where({ name: 'waited' }).count({ n: '*' })).to.deep.equal([{ n: 1 }]);
+  });
+
+  it('writes the files given with a statement into its folder, from their pieces, and rejects with the file system\'s code', async () => {
+    await writer.run(insertNote, ['with file', 1], [['f1', [Buffer.from('ab'), Buffer.from('cd')]]]);
+    expect(readFileSync(join(writer.filesDir, 'f1'), 'utf8')).to.equal('abcd');
+    await writer.run(insertNote, ['again', 2], [['f1', [Buffer.from('x')]]]);
+    expect(readFileSync(join(writer.filesDir, 'f1'), 'utf8')).to.equal('x'); // replaced whole
+
+    const blocked = new SqliteWriter(filenameOf(db()), { filesDir: join(filenameOf(db()), 'inside-a-file') });
+    try {
+      const err = await rejection(blocked.run(insertNote, ['no file', 3], [['f2', [Buffer.from('y')]]]));
+      expect(err.code).to.equal('ENOTDIR');
+      expect(await db()('notes').where({ name: 'no file' }).count({ n: '*' })).to.deep.equal([{ n: 0 }]); // the statement did not run
+    } finally {
+      await blocked.close();
+    }
   });
 
   it('rejects a write to a file that does not exist rather than creating it', async () => {

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Knex } from 'knex';
 import type { ServiceDescription } from '@utils-hub/protocol';
 import { upsertService } from '../../server/src/store/services.js';
@@ -13,7 +15,7 @@ import {
 import { dbBackends, useMigratedDb } from '../helpers/db.js';
 
 const backends = await dbBackends();
-const COLUMNS = 13; // bindings per row in an INSERT of tasks
+const COLUMNS = 14; // bindings per row in an INSERT of tasks
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -232,6 +234,25 @@ describe('TaskStore', () => {
           await store.flush();
           const after = await open().get('pieces');
           expect(after!.attachments!.equals(packAttachments(parts))).to.equal(true);
+        });
+
+        it('on SQLite, keeps media in a file beside the database rather than in the table, and purge deletes it', async function () {
+          if (backend.name !== 'sqlite') this.skip(); // MySQL keeps them in the table
+          const filename = (db().client.config.connection as { filename: string }).filename;
+          const media = Buffer.alloc(500_000, 3);
+          const store = open();
+          store.save(row('../evil/id', { status: 'succeeded', result: { $attachment: 0 }, attachments: attachmentPieces([media]), finished_at: 1_700_000_001_000 }));
+          await store.flush();
+          const raw = (await db()('tasks').where({ id: '../evil/id' }).first()) as { attachments: Buffer | null; media_file: string };
+          expect(raw.attachments).to.equal(null);
+          expect(raw.media_file).to.match(/^[0-9a-f]{64}$/); // the id's characters never reach the file system
+          const file = path.join(`${filename}-media`, raw.media_file);
+          expect(fs.readFileSync(file).equals(packAttachments([media]))).to.equal(true);
+          expect(unpackAttachments((await open().get('../evil/id'))!.attachments!)[0]!.equals(media)).to.equal(true);
+
+          expect(await store.purgeEnded(1_700_000_002_000)).to.equal(1);
+          expect(fs.existsSync(file)).to.equal(false);
+          expect(await store.get('../evil/id')).to.equal(null);
         });
 
         it('refuses attachments that are neither a Buffer nor a list of Buffers', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WsPeer } from '../helpers/ws-peer.js';
@@ -59,6 +59,34 @@ describe('utils-hub start (a real process)', function () {
       const b = await get(again.url, `/tasks/${pending.task_id}`);
       expect(b.body.status).to.equal('failed');
       expect(b.body.error.code).to.equal('interrupted');
+    } finally {
+      again.kill('SIGTERM');
+      await again.exited;
+    }
+  });
+
+  it('reads a result\'s media back after a restart (SQLite keeps them in a file beside the database)', async () => {
+    const db = sqlite();
+    const hub = await startHubProcess(db);
+    const media = Buffer.alloc(300_000, 5);
+    let id = '';
+    try {
+      const w = await worker(hub.url, 'media_svc');
+      const call = fetch(`${hub.url}/add_task`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service_id: w.welcome.service_id, args: [1] }) });
+      const t = await w.nextOf('task');
+      id = t.task_id;
+      w.send({ type: 'result', task_id: id, result: { out: { mime: 'image/png', name: 'o.png', data: media } } });
+      expect((await call).status).to.equal(200);
+    } finally {
+      hub.kill('SIGTERM');
+      await hub.exited;
+    }
+    expect(readdirSync(`${db.slice('sqlite:'.length)}-media`)).to.have.length(1);
+    const again = await startHubProcess(db);
+    try {
+      const { body } = await get(again.url, `/tasks/${id}`);
+      expect(body.status).to.equal('succeeded');
+      expect(body.result.out).to.deep.equal({ mime: 'image/png', name: 'o.png', data: media.toString('base64') });
     } finally {
       again.kill('SIGTERM');
       await again.exited;

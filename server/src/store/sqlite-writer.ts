@@ -22,6 +22,8 @@ interface Answer {
 const THREAD_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const path = require('node:path');
 const Database = require(workerData.driver);
 let db = null;
 const statements = new Map();
@@ -37,8 +39,18 @@ function connect() {
   }
   return conn;
 }
-parentPort.on('message', ({ id, sql, values }) => {
+function writeFile(name, pieces) {
+  fs.mkdirSync(workerData.filesDir, { recursive: true });
+  const fd = fs.openSync(path.join(workerData.filesDir, name), 'w');
   try {
+    fs.writevSync(fd, pieces);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+parentPort.on('message', ({ id, sql, values, files }) => {
+  try {
+    if (files) for (const [name, pieces] of files) writeFile(name, pieces);
     for (let i = 0; i < values.length; i++) if (Array.isArray(values[i])) values[i] = Buffer.concat(values[i]);
     if (db === null) db = connect();
     let stmt = statements.get(sql);
@@ -63,7 +75,12 @@ export const WRITER_STOPPED = 'SQLITE_WRITER_STOPPED';
 export interface SqliteWriterOptions {
   /** How long SQLite waits for another connection's write lock, in ms. Default 5000. */
   busyTimeoutMs?: number;
+  /** Folder of the files `run()` writes (created when needed). Default: `<filename>-media`. */
+  filesDir?: string;
 }
+
+/** A file to write before a statement: its name in `filesDir`, and its bytes in pieces. */
+export type WriterFile = readonly [name: string, pieces: readonly Uint8Array[]];
 
 /**
  * One worker thread writing to one SQLite file. The thread starts with the first write and
@@ -73,6 +90,8 @@ export interface SqliteWriterOptions {
 export class SqliteWriter {
   readonly #filename: string;
   readonly #busyTimeoutMs: number;
+  /** Folder of the files written with the statements. */
+  readonly filesDir: string;
   #worker: Worker | null = null;
   #nextId = 1;
   readonly #waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
@@ -81,20 +100,23 @@ export class SqliteWriter {
   constructor(filename: string, options: SqliteWriterOptions = {}) {
     this.#filename = filename;
     this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.filesDir = options.filesDir ?? `${filename}-media`;
   }
 
   /**
    * Runs `sql` with `values` (numbers, strings, null, Buffers: copied to the thread; a list of
-   * Buffers is bound as their concatenation, joined in the thread) in the thread. Resolves once SQLite committed it; rejects with SQLite's error (its `code` kept).
+   * Buffers is bound as their concatenation, joined in the thread) in the thread, after writing
+   * `files` (each replaced whole) into `filesDir`. Resolves once SQLite committed it; rejects with
+   * the error of the file system or of SQLite (its `code` kept).
    */
-  run(sql: string, values: unknown[]): Promise<void> {
+  run(sql: string, values: unknown[], files?: readonly WriterFile[]): Promise<void> {
     if (this.#closed) return Promise.reject(stopped('the SQLite writer is closed'));
     const worker = this.#worker ?? this.#start();
     const id = this.#nextId++;
     return new Promise<void>((resolve, reject) => {
       if (this.#waiting.size === 0) worker.ref();
       this.#waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, sql, values });
+      worker.postMessage({ id, sql, values, files });
     });
   }
 
@@ -112,7 +134,7 @@ export class SqliteWriter {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(THREAD_SOURCE, {
       eval: true,
-      workerData: { driver, filename: this.#filename, busyTimeoutMs: this.#busyTimeoutMs },
+      workerData: { driver, filename: this.#filename, busyTimeoutMs: this.#busyTimeoutMs, filesDir: this.filesDir },
       // The thread runs plain JavaScript: a loader given to the process (tsx) has nothing to do.
       execArgv: [],
     });

@@ -3,10 +3,13 @@
  * event without waiting, and the store writes the latest state of each task in batches of one
  * statement each (PROTOCOL.md section 5.2: an ended task stays readable across a restart).
  */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Knex } from 'knex';
 import { TASK_STATUSES, type TaskStatus } from '@utils-hub/protocol';
 import { isMysql } from '../db/open.js';
-import { SqliteWriter, WRITER_STOPPED } from './sqlite-writer.js';
+import { SqliteWriter, WRITER_STOPPED, type WriterFile } from './sqlite-writer.js';
 
 /** The part of a better-sqlite3 connection the store uses. */
 interface SqliteConnection {
@@ -120,6 +123,8 @@ interface TaskRecord {
   result: string | null;
   /** The blob, or its pieces to join when written. */
   attachments: Buffer | readonly Uint8Array[] | null;
+  /** SQLite on a file: the file holding the blob instead (set when written). */
+  media_file: string | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
@@ -148,6 +153,7 @@ const MERGE_COLUMNS = [
   'error',
   'result',
   'attachments',
+  'media_file',
   'created_at',
   'started_at',
   'finished_at',
@@ -194,6 +200,10 @@ const TRANSIENT_CODES = new Set([
   'SQLITE_LOCKED',
   'SQLITE_IOERR',
   'SQLITE_FULL',
+  'ENOSPC',
+  'EIO',
+  'EMFILE',
+  'ENFILE',
   WRITER_STOPPED,
 ]);
 
@@ -243,6 +253,7 @@ function toRecord(row: TaskRow): TaskRecord {
     error,
     result,
     attachments: row.attachments,
+    media_file: null,
     created_at: row.created_at,
     started_at: row.started_at,
     finished_at: row.finished_at,
@@ -267,6 +278,11 @@ function sizeOf(r: TaskRecord): number {
   );
 }
 
+/** The name of a task's media file: the SHA-256 of its id, whatever characters the id holds. */
+function mediaFileName(id: string): string {
+  return createHash('sha256').update(id).digest('hex');
+}
+
 /** Bytes a record holds in memory besides its small fields. */
 function heldBy(r: TaskRecord): number {
   return (
@@ -279,7 +295,7 @@ const ROW_OVERHEAD = 256;
 /** Bytes of an INSERT statement besides its rows. */
 const STATEMENT_OVERHEAD = 1024;
 
-type RawTask = Omit<TaskRecord, 'progress' | 'seq'> & {
+type RawTask = Omit<TaskRecord, 'progress' | 'seq' | 'attachments'> & {
   progress: number | string | null;
   seq: number | string | null;
   attachments: Buffer | Uint8Array | null;
@@ -427,7 +443,13 @@ export class TaskStore {
     const p = this.#pending.get(id) ?? this.#writing.get(id);
     if (p) return { ...p.row, attachments: p.row.attachments === null ? null : joined(p.row.attachments) };
     const raw = (await this.#db('tasks').where({ id }).first()) as RawTask | undefined;
-    return raw ? fromRecord(raw) : null;
+    if (!raw) return null;
+    const row = fromRecord(raw);
+    if (raw.media_file !== null && this.#writer) {
+      // A file gone (deleted by hand) reads as no media: the result keeps its references.
+      row.attachments = await fs.promises.readFile(path.join(this.#writer.filesDir, raw.media_file)).catch(() => null);
+    }
+    return row;
   }
 
   /**
@@ -454,7 +476,11 @@ export class TaskStore {
   /** Deletes the ended tasks that finished before `before` (ms since the epoch). Returns how many. */
   async purgeEnded(before: number): Promise<number> {
     await this.flush();
-    return await this.#db('tasks').whereIn('status', ENDED_STATUSES).where('finished_at', '<', before).delete();
+    const expired = () => this.#db('tasks').whereIn('status', ENDED_STATUSES).where('finished_at', '<', before);
+    const files = this.#writer ? ((await expired().whereNotNull('media_file').pluck('media_file')) as string[]) : [];
+    const deleted = await expired().delete();
+    for (const f of files) await fs.promises.rm(path.join(this.#writer!.filesDir, f), { force: true });
+    return deleted;
   }
 
   /**
@@ -642,10 +668,18 @@ export class TaskStore {
       this.#upserts.set(records.length, sql);
     }
     const values: unknown[] = [];
+    let files: WriterFile[] | undefined;
     for (const r of records) {
-      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, r.attachments, r.created_at, r.started_at, r.finished_at);
+      // Media go to a file, written by the thread before the statement: one write of the bytes
+      // rather than SQLite's page-by-page copy into its log and then into the database.
+      let file: string | null = null;
+      if (r.attachments !== null) {
+        file = mediaFileName(r.id);
+        (files ??= []).push([file, Buffer.isBuffer(r.attachments) ? [r.attachments] : r.attachments]);
+      }
+      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, null, file, r.created_at, r.started_at, r.finished_at);
     }
-    await writer.run(sql, values);
+    await writer.run(sql, values, files);
     // As knex would: whoever watches the queries (tests, debugging) still sees this one.
     (this.#db as unknown as { emit(event: string, data: unknown): void }).emit('query', { sql, bindings: values, method: 'insert' });
   }
