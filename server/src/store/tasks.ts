@@ -16,8 +16,6 @@ interface SqliteConnection {
   prepare(sql: string): { run(bindings: readonly unknown[]): unknown };
 }
 
-import { attachmentPieces } from './attachments.js';
-
 export { attachmentPieces, packAttachments, unpackAttachments } from './attachments.js';
 
 /** The statuses after which a task never changes. */
