@@ -145,7 +145,7 @@ export class Hub {
     // Once, then every 100th time: under a steady overload this happens every few seconds.
     if (this.storeBehindCount++ % 100 === 0) {
       this.log.warn(
-        { pending_bytes: this.config.storeBacklogBytes, times: this.storeBehindCount },
+        { limit_bytes: this.config.storeBacklogBytes, times: this.storeBehindCount },
         'the task store is behind: reading from workers paused until it catches up',
       );
     }
