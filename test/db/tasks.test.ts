@@ -29,11 +29,17 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 3000):
   }
 }
 
-/** Records the INSERTs into tasks: one entry per statement, with its number of rows. */
+/**
+ * Records the INSERTs into tasks: one entry per statement, with the number of tasks it writes
+ * (on SQLite a statement may repeat its last row to reach one of a few fixed sizes).
+ */
 function watchInserts(db: Knex): number[] {
   const statements: number[] = [];
   db.on('query', (q: { sql: string; bindings?: unknown[] }) => {
-    if (/^insert into [`"]tasks[`"]/i.test(q.sql)) statements.push((q.bindings?.length ?? 0) / COLUMNS);
+    if (!/^insert into [`"]tasks[`"]/i.test(q.sql)) return;
+    const bindings = q.bindings ?? [];
+    expect(bindings.length % COLUMNS).to.equal(0);
+    statements.push(new Set(bindings.filter((_, i) => i % COLUMNS === 0)).size);
   });
   return statements;
 }
@@ -118,6 +124,20 @@ describe('TaskStore', () => {
           await store.flush();
           expect(statements).to.deep.equal([200]);
           expect(await tableRows(db())).to.equal(200);
+        });
+
+        it('writes batches of any size, padded or not, with every row as saved', async () => {
+          const statements = watchInserts(db());
+          const store = open();
+          for (const n of [1, 5, 13, 100]) {
+            const ids = Array.from({ length: n }, (_, i) => `n${n}-${i}`);
+            ids.forEach((id, i) => store.save(row(id, { status: 'running', attempts: 1, message: `m${i}` })));
+            await store.flush();
+            const read = (await db()('tasks').whereIn('id', ids).select('id', 'message')) as Array<{ id: string; message: string }>;
+            expect(read.map((r) => `${r.id}:${r.message}`).sort()).to.deep.equal(ids.map((id, i) => `${id}:m${i}`).sort());
+          }
+          expect(statements).to.deep.equal([1, 5, 13, 100]);
+          expect(await tableRows(db())).to.equal(119);
         });
 
         it('coalesces the saves of one task into its latest row', async () => {

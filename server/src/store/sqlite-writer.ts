@@ -6,18 +6,13 @@
  * connection read while the thread writes.
  */
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import { WriterThread } from './writer-thread.js';
 
-/** What the thread answers for one batch: nothing, or the error SQLite raised. */
-interface Answer {
-  id: number;
-  error?: { message: string; code?: string };
-}
+export { WRITER_STOPPED } from './writer-thread.js';
 
 /**
- * The thread's code. Plain JavaScript evaluated by `new Worker(..., { eval: true })`: a module
- * file would need a build step (or a loader the thread does not inherit) to run from the sources.
- * Statements are prepared once per SQL text (one per batch size seen lately) and reused.
+ * The thread's program. Statements are prepared once per SQL text (one per batch size seen
+ * lately) and reused; files are written before the statement.
  */
 const THREAD_SOURCE = `
 'use strict';
@@ -55,7 +50,7 @@ parentPort.on('message', ({ id, sql, values, files }) => {
     if (db === null) db = connect();
     let stmt = statements.get(sql);
     if (stmt === undefined) {
-      if (statements.size >= 16) statements.clear();
+      if (statements.size >= 64) statements.clear(); // never, with the store's padded batch sizes
       stmt = db.prepare(sql);
       statements.set(sql, stmt);
     }
@@ -68,9 +63,6 @@ parentPort.on('message', ({ id, sql, values, files }) => {
 });
 `;
 
-/** Error code of a write lost because the thread stopped; the store keeps such rows and retries. */
-export const WRITER_STOPPED = 'SQLITE_WRITER_STOPPED';
-
 /** Options of a {@link SqliteWriter}. */
 export interface SqliteWriterOptions {
   /** How long SQLite waits for another connection's write lock, in ms. Default 5000. */
@@ -82,25 +74,16 @@ export interface SqliteWriterOptions {
 /** A file to write before a statement: its name in `filesDir`, and its bytes in pieces. */
 export type WriterFile = readonly [name: string, pieces: readonly Uint8Array[]];
 
-/**
- * One worker thread writing to one SQLite file. The thread starts with the first write and
- * again after it stopped (a crash fails the writes in flight with {@link WRITER_STOPPED}); it
- * does not keep the process alive while no write is in flight.
- */
-export class SqliteWriter {
-  readonly #filename: string;
-  readonly #busyTimeoutMs: number;
+/** One worker thread writing to one SQLite file (and to the folder of its media files). */
+export class SqliteWriter extends WriterThread {
   /** Folder of the files written with the statements. */
   readonly filesDir: string;
-  #worker: Worker | null = null;
-  #nextId = 1;
-  readonly #waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
-  #closed = false;
 
   constructor(filename: string, options: SqliteWriterOptions = {}) {
-    this.#filename = filename;
-    this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
-    this.filesDir = options.filesDir ?? `${filename}-media`;
+    const filesDir = options.filesDir ?? `${filename}-media`;
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    super('SQLite', THREAD_SOURCE, { driver, filename, busyTimeoutMs: options.busyTimeoutMs ?? 5000, filesDir });
+    this.filesDir = filesDir;
   }
 
   /**
@@ -110,56 +93,6 @@ export class SqliteWriter {
    * the error of the file system or of SQLite (its `code` kept).
    */
   run(sql: string, values: unknown[], files?: readonly WriterFile[]): Promise<void> {
-    if (this.#closed) return Promise.reject(stopped('the SQLite writer is closed'));
-    const worker = this.#worker ?? this.#start();
-    const id = this.#nextId++;
-    return new Promise<void>((resolve, reject) => {
-      if (this.#waiting.size === 0) worker.ref();
-      this.#waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, sql, values, files });
-    });
+    return this.send({ sql, values, files });
   }
-
-  /** Stops the thread once the writes in flight are answered. Safe to call twice. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    const worker = this.#worker;
-    if (!worker) return;
-    while (this.#waiting.size > 0) await new Promise((resolve) => setImmediate(resolve));
-    this.#worker = null;
-    await worker.terminate();
-  }
-
-  #start(): Worker {
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(THREAD_SOURCE, {
-      eval: true,
-      workerData: { driver, filename: this.#filename, busyTimeoutMs: this.#busyTimeoutMs, filesDir: this.filesDir },
-      // The thread runs plain JavaScript: a loader given to the process (tsx) has nothing to do.
-      execArgv: [],
-    });
-    worker.unref();
-    worker.on('message', (answer: Answer) => {
-      const waiter = this.#waiting.get(answer.id);
-      if (!waiter) return;
-      this.#waiting.delete(answer.id);
-      if (this.#waiting.size === 0) worker.unref();
-      if (answer.error) waiter.reject(Object.assign(new Error(answer.error.message), { code: answer.error.code }));
-      else waiter.resolve();
-    });
-    const lost = (err: Error) => {
-      if (this.#worker === worker) this.#worker = null;
-      const waiting = [...this.#waiting.values()];
-      this.#waiting.clear();
-      for (const w of waiting) w.reject(stopped(`the SQLite writer thread stopped: ${err.message}`));
-    };
-    worker.on('error', lost);
-    worker.on('exit', (code) => lost(new Error(`exit code ${code}`)));
-    this.#worker = worker;
-    return worker;
-  }
-}
-
-function stopped(message: string): Error {
-  return Object.assign(new Error(message), { code: WRITER_STOPPED });
 }
