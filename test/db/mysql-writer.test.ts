@@ -50,7 +50,7 @@ mysql!.describe('MysqlWriter (the task store\'s writer thread) [MariaDB]', funct
     expect(await db()('notes').count({ n: '*' })).to.deep.equal([{ n: 1 }]);
   });
 
-  it('rejects each statement with the connection's error code while the server does not answer', async () => {
+  it("rejects each statement with the connection's error code while the server does not answer", async () => {
     const nowhere = new MysqlWriter({ ...(db().client.config.connection as Record<string, unknown>), port: 1, connectTimeout: 2000 });
     try {
       expect((await rejection(nowhere.run('select 1', []))).code).to.equal('ECONNREFUSED');
