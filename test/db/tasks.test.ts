@@ -161,6 +161,8 @@ describe('TaskStore', () => {
           const store = open({ batchSize: 10, flushDelayMs: 60_000 });
           for (let i = 0; i < 10; i++) store.save(row(`t${i}`));
           await until(async () => (await tableRows(db())) === 10);
+          // The rows can be seen from another connection a moment before the write's answer.
+          await until(() => store.pendingCount === 0);
           expect(statements).to.deep.equal([10]);
         });
 
