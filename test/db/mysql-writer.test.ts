@@ -1,18 +1,9 @@
 import { expect } from 'chai';
 import { MysqlWriter } from '../../server/src/store/mysql-writer.js';
 import { WRITER_STOPPED } from '../../server/src/store/writer-thread.js';
-import { dbBackends, useMigratedDb } from '../helpers/db.js';
+import { dbBackends, rejection, useMigratedDb } from '../helpers/db.js';
 
 const [, mysql] = await dbBackends();
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 mysql!.describe('MysqlWriter (the task store\'s writer thread) [MariaDB]', function () {
   this.timeout(20_000);

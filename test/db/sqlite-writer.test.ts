@@ -3,21 +3,12 @@ import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteWriter, WRITER_STOPPED } from '../../server/src/store/sqlite-writer.js';
-import { dbBackends, useMigratedDb } from '../helpers/db.js';
+import { dbBackends, rejection, useMigratedDb } from '../helpers/db.js';
 
 const [sqlite] = await dbBackends();
 
 function filenameOf(db: { client: { config: { connection: unknown } } }): string {
   return (db.client.config.connection as { filename: string }).filename;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('SqliteWriter (the task store\'s writer thread)', () => {

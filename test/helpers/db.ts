@@ -135,3 +135,13 @@ export function useMigratedDb(backend: DbBackend): () => Knex {
     return db;
   };
 }
+
+/** The error `p` rejects with (its `code` kept); fails when `p` resolves. */
+export async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}
