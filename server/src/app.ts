@@ -12,18 +12,18 @@ import { upsertService, listServices } from './store/services.js';
 import { listWorkers } from './store/workers.js';
 import { verifyToken, countTokens } from './store/tokens.js';
 import { TaskStore } from './store/tasks.js';
-import { Registry } from './registry.js';
-import { Hub } from './hub.js';
-import { Gatekeeper, bearer, originAllowed } from './auth.js';
-import { Heartbeat } from './heartbeat.js';
-import { Dialer } from './dialer.js';
-import { TaskPersistence } from './task-persistence.js';
-import { serveWorker } from './worker-conn.js';
-import { serveClient, type ClientLink } from './client-conn.js';
-import { restRoutes } from './routes/rest.js';
-import { operatorRoutes } from './routes/operator.js';
-import { jsonFrame } from './frames.js';
-import { RateLimiter, clientIdentity } from './rate-limit.js';
+import { Registry } from './core/registry.js';
+import { Hub } from './core/hub.js';
+import { Gatekeeper, bearer, originAllowed } from './access/auth.js';
+import { Heartbeat } from './transport/heartbeat.js';
+import { Dialer } from './transport/dialer.js';
+import { TaskPersistence } from './core/task-persistence.js';
+import { serveWorker } from './transport/worker-conn.js';
+import { serveClient, type ClientLink } from './transport/client-conn.js';
+import { restRoutes } from './http/rest.js';
+import { operatorRoutes } from './http/operator.js';
+import { jsonFrame } from './core/frames.js';
+import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

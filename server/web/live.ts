@@ -3,7 +3,7 @@
  * shows services with their connections and queues, and recent tasks with their progress and
  * their end. Task rows are kept by id and updated in place, so their bars move smoothly.
  */
-import type { Overview, OverviewService, OverviewTask } from '../src/overview-shape.js';
+import type { Overview, OverviewService, OverviewTask } from '../src/http/overview-shape.js';
 import { ApiError, getJson } from './api.js';
 import { bar, byId, duration, h, setBar } from './dom.js';
 

@@ -4,7 +4,7 @@
  */
 import { HubClient, type TaskHandle } from '@utils-hub/client';
 import type { ServiceInfo } from '@utils-hub/protocol';
-import type { Overview } from '../src/overview-shape.js';
+import type { Overview } from '../src/http/overview-shape.js';
 import { getKey, onKeyChange } from './api.js';
 import { bar, byId, duration, h, setBar } from './dom.js';
 import { buildForm, type ArgsForm } from './form.js';

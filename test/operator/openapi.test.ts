@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { AddTaskBody, ServiceInfo, TaskView } from '@utils-hub/protocol';
-import { openApiDocument } from '../../server/src/openapi.js';
+import { openApiDocument } from '../../server/src/http/openapi.js';
 import { startHub, type TestHub } from '../helpers/hub.js';
 
 /** Every `[METHOD, path]` the app serves, from fastify's route tree (HEAD left out). */

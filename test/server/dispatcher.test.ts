@@ -8,9 +8,9 @@ import {
   type TaskEvent,
   type TaskRecord,
   type TaskSpec,
-} from '../../server/src/dispatcher.js';
-import { DeadlineHeap } from '../../server/src/deadline-heap.js';
-import { TaskQueue } from '../../server/src/task-queue.js';
+} from '../../server/src/core/dispatcher.js';
+import { DeadlineHeap } from '../../server/src/core/deadline-heap.js';
+import { TaskQueue } from '../../server/src/core/task-queue.js';
 
 // ---- helpers ----
 

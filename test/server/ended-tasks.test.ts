@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { EndedTasks, type EndedTask } from '../../server/src/ended-tasks.js';
+import { EndedTasks, type EndedTask } from '../../server/src/core/ended-tasks.js';
 
 function ended(id: string, finishedAt: number, mediaBytes = 0): EndedTask {
   return {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { nanoid } from 'nanoid';
-import { acceptedFrame, startedFrame, withSeq } from '../../server/src/frames.js';
+import { acceptedFrame, startedFrame, withSeq } from '../../server/src/core/frames.js';
 
 describe('frames (the hub\'s hot-path text frames)', () => {
   it('writes accepted as the JSON of the message, with any ref the client gave', () => {

@@ -5,7 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { HubError } from '@utils-hub/protocol';
-import type { HubConfig } from './config.js';
+import type { HubConfig } from '../config.js';
 
 /** What the token store can answer. */
 export interface TokenLookup {

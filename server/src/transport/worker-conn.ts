@@ -13,11 +13,11 @@ import {
   PROTOCOL_VERSION,
   type WorkerToHubMessage,
 } from '@utils-hub/protocol';
-import type { Hub, WorkerLink } from './hub.js';
-import type { Gatekeeper } from './auth.js';
+import type { Hub, WorkerLink } from '../core/hub.js';
+import type { Gatekeeper } from '../access/auth.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { jsonFrame } from './frames.js';
+import { jsonFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 
 /** How a worker connection came about. */

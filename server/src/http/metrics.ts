@@ -6,8 +6,8 @@
  * (`hub.onEnd`); gauges and the counters kept in `hub.stats` are read when Prometheus scrapes.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Hub } from './hub.js';
-import type { EndedTask } from './ended-tasks.js';
+import type { Hub } from '../core/hub.js';
+import type { EndedTask } from '../core/ended-tasks.js';
 
 /** Bucket bounds of the task duration histogram, in seconds: 10 ms to 1 hour (the longest default run deadline). */
 export const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600];

@@ -14,7 +14,7 @@ import {
   type ServiceInfo,
   type TaskView,
 } from '@utils-hub/protocol';
-import type { HubConfig } from './config.js';
+import type { HubConfig } from '../config.js';
 import { Dispatcher, type TaskEvent, type TaskRecord } from './dispatcher.js';
 import { EndedTasks, type EndedTask } from './ended-tasks.js';
 import type { Registry } from './registry.js';

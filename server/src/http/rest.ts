@@ -4,8 +4,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { HubError, inlineMedia, validate } from '@utils-hub/protocol';
-import type { Hub, Subscriber } from '../hub.js';
-import type { EndedTask } from '../ended-tasks.js';
+import type { Hub, Subscriber } from '../core/hub.js';
+import type { EndedTask } from '../core/ended-tasks.js';
 
 /** Parses a non-negative integer path parameter, or throws `bad_request` naming it. */
 export function parseId(value: string, name: string): number {

@@ -13,11 +13,11 @@ import type { Knex } from 'knex';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { Hub } from '../hub.js';
+import type { Hub } from '../core/hub.js';
 import { dbReady } from '../db/index.js';
-import { createMetrics } from '../metrics.js';
-import { OverviewSource } from '../overview.js';
-import { openApiDocument } from '../openapi.js';
+import { createMetrics } from './metrics.js';
+import { OverviewSource } from './overview.js';
+import { openApiDocument } from './openapi.js';
 
 /** Options of {@link operatorRoutes}. */
 export interface OperatorOptions {

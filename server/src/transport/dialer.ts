@@ -7,7 +7,7 @@
 import { WebSocket } from 'ws';
 import { checkServiceDescription } from '@utils-hub/protocol';
 import type { FastifyBaseLogger } from 'fastify';
-import type { HubConfig } from './config.js';
+import type { HubConfig } from '../config.js';
 
 /** The jittered exponential delay of try `attempt` (0-based): full jitter between half and all of min*2^n, capped. */
 export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {

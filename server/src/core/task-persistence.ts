@@ -3,11 +3,11 @@
  * batched TaskStore (never awaited per message), and rows back into ended tasks after a
  * restart or once they fell out of the in-memory cache.
  */
-import type { HubConfig } from './config.js';
+import type { HubConfig } from '../config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
 import { jsonFrame } from './frames.js';
-import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore, type TaskRow } from './store/tasks.js';
+import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
 
 /**
  * Replaces `{"$attachment": k, ...}` refs with `{...rest, data: buffers[k]}`. An object whose

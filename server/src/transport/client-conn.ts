@@ -4,10 +4,10 @@
  */
 import type { WebSocket } from 'ws';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
-import type { Hub, Subscriber } from './hub.js';
+import type { Hub, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { acceptedFrame, jsonFrame } from './frames.js';
+import { acceptedFrame, jsonFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 
 /** Most unfinished tasks one client connection follows at once. */

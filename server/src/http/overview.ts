@@ -3,8 +3,8 @@
  * queue lengths, and recent tasks with their progress and their end. Built on demand from the
  * hub's state; the only state kept here is a short ring of ended tasks, fed once per task end.
  */
-import type { Hub } from './hub.js';
-import type { EndedTask } from './ended-tasks.js';
+import type { Hub } from '../core/hub.js';
+import type { EndedTask } from '../core/ended-tasks.js';
 import type { Overview, OverviewService, OverviewTask } from './overview-shape.js';
 
 export type { Overview, OverviewConnection, OverviewService, OverviewTask } from './overview-shape.js';
