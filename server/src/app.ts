@@ -19,10 +19,9 @@ import { Heartbeat } from './transport/heartbeat.js';
 import { Dialer } from './transport/dialer.js';
 import { TaskPersistence } from './core/task-persistence.js';
 import { serveWorker } from './transport/worker-conn.js';
-import { serveClient, type ClientLink } from './transport/client-conn.js';
+import { serveClient } from './transport/client-conn.js';
 import { restRoutes } from './http/rest.js';
 import { operatorRoutes } from './http/operator.js';
-import { jsonFrame } from './core/frames.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 
 declare module 'fastify' {
@@ -52,7 +51,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     bodyLimit: config.maxMessageBytes,
     // On close, end every socket, also those a refused upgrade left open: a peer cannot hold the hub up.
     forceCloseConnections: true,
-    // One line per task end, none per request (PROTOCOL.md leaves logs to us; requests are many).
+    // One line per task end, none per request (docs/protocol.md leaves logs to us; requests are many).
     logController: new LogController({ disableRequestLogging: true }),
     // Ids of tasks and services are validated by the routes; keep the router's own limit generous.
     routerOptions: { maxParamLength: 512 },
@@ -87,22 +86,17 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     count: (kind) => countTokens(db, kind),
   });
   const heartbeat = new Heartbeat(config.heartbeatMs);
-  const clients = new Set<ClientLink>();
-  registry.on('change', (list) => {
-    const text = jsonFrame({ type: 'services', services: list });
-    for (const c of clients) c.sendText(text);
-  });
 
   const dialer = new Dialer({
     config,
     log: app.log,
-    onFailure: () => hub.stats.dialFailures++,
+    onFailure: () => hub.recordDialFailure(),
     listUrls: async () => (await listWorkers(db, { enabledOnly: true })).map((w) => w.url),
     serve: (ws, url, onWelcome) => serveWorker(ws, { dialed: true, remote: url, token: null }, { hub, gate, heartbeat, onWelcome }),
   });
 
   const purgeTimer = setInterval(() => {
-    hub.ended.purge();
+    hub.purgeEnded();
     store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
   }, Math.min(60_000, Math.max(1000, config.resultTtlMs)));
   purgeTimer.unref();
@@ -129,7 +123,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   });
 
   const limiter = new RateLimiter(config.rateLimit);
-  /** Client keys and rate limits (PROTOCOL.md section 9). */
+  /** Client keys and rate limits (docs/protocol.md section 9). */
   const admitClient = async (req: FastifyRequest) => {
     const key = bearer(req.raw, 'key');
     await gate.client(key);
@@ -182,7 +176,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
-      serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined });
+      serveClient(socket, { hub, heartbeat, allow: limiter.enabled ? () => limiter.take(who) : undefined });
     },
   });
 

@@ -64,7 +64,7 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
   const registry = new Registry();
   const registers = [registry];
   const shared = (options.processMetrics ?? true) ? processMetrics() : undefined;
-  const serviceName = (id: number) => hub.registry.byServiceId(id)?.name ?? `#${id}`;
+  const serviceName = (id: number) => hub.serviceName(id) ?? `#${id}`;
   const follower = new Follower();
 
   const tasks = new Counter({
@@ -104,7 +104,7 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     registers,
     collect() {
       this.reset();
-      for (const s of hub.registry.all()) this.set({ service: s.name }, hub.dispatcher.queueLength(s.id));
+      for (const s of hub.services()) this.set({ service: s.name }, s.queued);
     },
   });
   new Gauge({
@@ -114,8 +114,8 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     registers,
     collect() {
       this.reset();
-      for (const s of hub.registry.all()) this.set({ service: s.name }, 0);
-      for (const c of hub.dispatcher.connections()) this.inc({ service: serviceName(c.serviceId) }, c.inFlight);
+      for (const s of hub.services()) this.set({ service: s.name }, 0);
+      for (const c of hub.workerConnections()) this.inc({ service: serviceName(c.serviceId) }, c.inFlight);
     },
   });
   new Gauge({
@@ -125,8 +125,8 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     registers,
     collect() {
       this.reset();
-      for (const s of hub.registry.all()) this.set({ service: s.name }, 0);
-      for (const c of hub.dispatcher.connections()) this.inc({ service: serviceName(c.serviceId) }, c.concurrency);
+      for (const s of hub.services()) this.set({ service: s.name }, 0);
+      for (const c of hub.workerConnections()) this.inc({ service: serviceName(c.serviceId) }, c.concurrency);
     },
   });
   new Gauge({
@@ -134,7 +134,7 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     help: 'Tasks running across all services.',
     registers,
     collect() {
-      this.set(hub.dispatcher.runningCount);
+      this.set(hub.runningCount);
     },
   });
   new Gauge({
@@ -145,7 +145,7 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     collect() {
       let dialed = 0;
       let outbound = 0;
-      for (const c of hub.connectionInfo.values()) {
+      for (const c of hub.workerConnections()) {
         if (c.dialed) dialed++;
         else outbound++;
       }

@@ -1,5 +1,5 @@
 /**
- * The REST routes of PROTOCOL.md section 2. Bodies are checked with the protocol's compiled
+ * The REST routes of docs/protocol.md section 2. Bodies are checked with the protocol's compiled
  * validators; every error leaves as `{"error": {code, message, ...}}` with its section 6 status.
  */
 import type { FastifyInstance } from 'fastify';
@@ -26,7 +26,7 @@ function endAnswer(ended: EndedTask): { status: number; body: unknown } {
 export async function restRoutes(app: FastifyInstance, opts: { hub: Hub }): Promise<void> {
   const { hub } = opts;
 
-  app.get('/services_list', async () => hub.registry.list());
+  app.get('/services_list', async () => hub.servicesList());
 
   app.get<{ Params: { id: string } }>('/service_info/:id', async (req) => hub.serviceInfo(parseId(req.params.id, 'id')));
 
