@@ -1,5 +1,5 @@
 /**
- * The client of the hub for bot authors (PROTOCOL.md 5.2): submits tasks over the `/client`
+ * The client of the hub for bot authors (docs/protocol.md 5.2): submits tasks over the `/client`
  * WebSocket, follows them across reconnects, and reads the service list and descriptions.
  */
 import type { ServiceInfo, ServiceListEntry } from '@utils-hub/protocol';

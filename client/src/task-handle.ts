@@ -1,5 +1,5 @@
 /**
- * One task as its submitter sees it: its state built from the hub's events (PROTOCOL.md 5.2),
+ * One task as its submitter sees it: its state built from the hub's events (docs/protocol.md 5.2),
  * de-duplicated by `seq` so that events heard again after a reconnect count once, typed events,
  * and the promise of its end.
  */

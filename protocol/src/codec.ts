@@ -1,5 +1,5 @@
 /**
- * The attachment codec (PROTOCOL.md section 5): media bytes travel as binary frames that follow
+ * The attachment codec (docs/protocol.md section 5): media bytes travel as binary frames that follow
  * their message, referred to inside it as `{"$attachment": k}`. Also the base64 and `data:` URL
  * helpers that REST and argument checking share.
  *

@@ -1,5 +1,5 @@
 /**
- * The error catalogue (PROTOCOL.md section 6): every wire code once, with its HTTP status.
+ * The error catalogue (docs/protocol.md section 6): every wire code once, with its HTTP status.
  * `bad_message` only travels on WebSockets; it is given 400 for completeness.
  */
 export const ERROR_STATUS = {

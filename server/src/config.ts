@@ -1,5 +1,5 @@
 /**
- * The hub's options (PROTOCOL.md section 9): one `defaults` object, merged with the environment
+ * The hub's options (docs/protocol.md section 9): one `defaults` object, merged with the environment
  * and the command line once at start, checked with errors that name the option, then frozen.
  */
 

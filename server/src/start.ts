@@ -1,6 +1,6 @@
 /**
  * `utils-hub start`: checks the options, migrates, listens, and stops gracefully on SIGINT or
- * SIGTERM (PROTOCOL.md section 9).
+ * SIGTERM (docs/protocol.md section 9).
  */
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';

@@ -1,5 +1,5 @@
 /**
- * Fuzz: the REST routes (PROTOCOL.md section 2) under generated bad input.
+ * Fuzz: the REST routes (docs/protocol.md section 2) under generated bad input.
  *
  * Every case is checked against the status and `error.code` that the contract gives it (section
  * 6), worked out by the test from how the case was built, never from the hub's code. One hub

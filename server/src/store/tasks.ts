@@ -1,7 +1,7 @@
 /**
  * The `tasks` table, written through a write-behind buffer: the hub saves a task's state at each
  * event without waiting, and the store writes the latest state of each task in batches of one
- * statement each (PROTOCOL.md section 5.2: an ended task stays readable across a restart).
+ * statement each (docs/protocol.md section 8: an ended task stays readable across a restart).
  *
  * The parts: task-rows.ts (row checks and conversion), task-sql.ts (the upsert and where it
  * runs), write-behind.ts (the buffer, its retries and backlog), bad-rows.ts (a refused row is
