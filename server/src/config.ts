@@ -122,6 +122,7 @@ const ENV: Partial<Record<keyof HubConfig, string>> = {
   shutdownGraceMs: 'HUB_SHUTDOWN_GRACE_MS',
   publicUrl: 'HUB_PUBLIC_URL',
   rateLimit: 'HUB_RATE_LIMIT',
+  maxBufferedBytes: 'HUB_MAX_BUFFERED_BYTES',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -180,7 +181,7 @@ export function loadConfig(env: Record<string, string | undefined> = {}, overrid
     if (raw === undefined || raw === '') continue;
     out[key] = fromString(key, envName, raw);
   }
-  let bufferedSet = env.HUB_MAX_BUFFERED_BYTES !== undefined;
+  let bufferedSet = env.HUB_MAX_BUFFERED_BYTES !== undefined && env.HUB_MAX_BUFFERED_BYTES !== '';
   for (const [key, value] of Object.entries(overrides) as [keyof HubConfig, unknown][]) {
     if (value === undefined) continue;
     if (!(key in defaults)) throw new ConfigError(`${key}: not an option of the hub`);

@@ -38,6 +38,15 @@ describe('loadConfig', () => {
     });
   }
 
+  it('reads HUB_MAX_BUFFERED_BYTES, else bounds unsent bytes at 4 x HUB_MAX_MESSAGE_BYTES', () => {
+    expect(loadConfig({ HUB_MAX_MESSAGE_BYTES: '1048576' }).maxBufferedBytes).to.equal(4_194_304);
+    expect(loadConfig({ HUB_MAX_MESSAGE_BYTES: '1048576', HUB_MAX_BUFFERED_BYTES: '2048' }).maxBufferedBytes).to.equal(2048);
+    expect(loadConfig({ HUB_MAX_BUFFERED_BYTES: '' }).maxBufferedBytes).to.equal(4 * 33_554_432);
+    expect(loadConfig({ HUB_MAX_BUFFERED_BYTES: '2048' }, { maxMessageBytes: 4096 }).maxBufferedBytes).to.equal(2048);
+    expect(loadConfig({}, { maxMessageBytes: 4096 }).maxBufferedBytes).to.equal(16_384);
+    expect(() => loadConfig({ HUB_MAX_BUFFERED_BYTES: '100' })).to.throw(ConfigError, 'HUB_MAX_BUFFERED_BYTES');
+  });
+
   it('refuses an unknown option given in code', () => {
     expect(() => loadConfig({}, { nope: 1 } as never)).to.throw(ConfigError, 'nope');
   });
