@@ -12,6 +12,7 @@ import { upsertService, listServices } from './store/services.js';
 import { listWorkers } from './store/workers.js';
 import { verifyToken, countTokens } from './store/tokens.js';
 import { TaskStore } from './store/tasks.js';
+import { WriteHealth } from './store/write-health.js';
 import { Registry } from './core/registry.js';
 import { Hub } from './core/hub.js';
 import { Gatekeeper, bearer, originAllowed } from './access/auth.js';
@@ -76,7 +77,11 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     upsert: (me) => upsertService(db, me),
   });
   await registry.load();
-  const store = new TaskPersistence(new TaskStore(db, { backlogBytes: config.storeBacklogBytes }), config);
+  // Failed writes are logged and counted, and a store that keeps failing makes /readyz say 503.
+  const writes = new WriteHealth(app.log, config.storeFailingMs);
+  const tasks = new TaskStore(db, { backlogBytes: config.storeBacklogBytes, onError: writes.onError });
+  writes.watch(tasks);
+  const store = new TaskPersistence(tasks, config);
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
   await store.purge();
@@ -189,7 +194,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
 
   await app.register(restRoutes, { hub });
-  await app.register(operatorRoutes, { hub, db });
+  await app.register(operatorRoutes, { hub, db, writes });
 
   let closing: Promise<void> | null = null;
   app.addHook('preClose', async () => {

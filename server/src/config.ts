@@ -58,6 +58,8 @@ export interface HubConfig {
   endedCacheBytes: number;
   /** Bytes of task rows waiting for the database above which the hub stops reading from workers until the store is down to half of it. @defaultValue 67108864 (64 MiB) */
   storeBacklogBytes: number;
+  /** How long the task store may fail to write before `/readyz` answers 503. @defaultValue 5000 */
+  storeFailingMs: number;
   /** A connection whose unsent bytes exceed this is closed (1013) so one slow reader cannot grow the hub's memory. @defaultValue 4 x maxMessageBytes */
   maxBufferedBytes: number;
 }
@@ -91,6 +93,7 @@ export const defaults: Readonly<HubConfig> = Object.freeze({
   endedCacheSize: 10_000,
   endedCacheBytes: 64 * 1024 * 1024,
   storeBacklogBytes: 64 * 1024 * 1024,
+  storeFailingMs: 5_000,
   maxBufferedBytes: 4 * 33_554_432,
 });
 
@@ -148,6 +151,7 @@ const INTS: Partial<Record<keyof HubConfig, [number, number]>> = {
   endedCacheSize: [0, 10_000_000],
   endedCacheBytes: [0, 2 ** 40],
   storeBacklogBytes: [1, 2 ** 40],
+  storeFailingMs: [1, 2 ** 31 - 1],
   maxBufferedBytes: [1024, 2 ** 40],
 };
 const LISTS = new Set<keyof HubConfig>(['workerTokens', 'apiKeys', 'allowedOrigins']);

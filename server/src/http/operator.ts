@@ -15,6 +15,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Hub } from '../core/hub.js';
 import { dbReady } from '../db/index.js';
+import type { WriteHealth } from '../store/write-health.js';
 import { createMetrics } from './metrics.js';
 import { OverviewSource } from './overview.js';
 import { openApiDocument } from './openapi.js';
@@ -24,6 +25,8 @@ export interface OperatorOptions {
   hub: Hub;
   /** The hub's database, for `/readyz`. */
   db: Knex;
+  /** The task store's failed writes, for `/metrics` and `/readyz`. */
+  writes: WriteHealth;
   /** Where the built page lives. Default: `server/public/` (built by `npm run build`). */
   publicDir?: string;
 }
@@ -45,8 +48,8 @@ const PAGE_CSP =
   "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions): Promise<void> {
-  const { hub, db } = opts;
-  const metrics = createMetrics(hub);
+  const { hub, db, writes } = opts;
+  const metrics = createMetrics(hub, { writes });
   const overview = new OverviewSource(hub);
 
   app.get('/metrics', async (_req, reply) => {
@@ -58,6 +61,8 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions
     if (hub.shuttingDown) return reply.code(503).send({ status: 'not_ready', reason: 'the hub is stopping' });
     const readiness = await dbReady(db);
     if (!readiness.ready) return reply.code(503).send({ status: 'not_ready', reason: readiness.reason });
+    const failing = writes.notReadyReason();
+    if (failing) return reply.code(503).send({ status: 'not_ready', reason: failing });
     return { status: 'ready' };
   });
 
