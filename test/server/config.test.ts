@@ -47,6 +47,26 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HUB_MAX_BUFFERED_BYTES: '100' })).to.throw(ConfigError, 'HUB_MAX_BUFFERED_BYTES');
   });
 
+  it('declares the options that queues, commits and service descriptions read, with their defaults', () => {
+    expect(loadConfig({})).to.include({ commit: 'stored', maxQueueTimeoutMs: 3_600_000, queueMaxBytes: 268_435_456, maxServiceBytes: 262_144 });
+    expect(loadConfig({ HUB_COMMIT: 'async', HUB_MAX_QUEUE_TIMEOUT_MS: '60000', HUB_QUEUE_MAX_BYTES: '1048576', HUB_MAX_SERVICE_BYTES: '4096' })).to.include({
+      commit: 'async',
+      maxQueueTimeoutMs: 60_000,
+      queueMaxBytes: 1_048_576,
+      maxServiceBytes: 4096,
+    });
+    expect(() => loadConfig({ HUB_COMMIT: 'later' })).to.throw(ConfigError, 'HUB_COMMIT: expected one of stored, async, got "later"');
+    expect(() => loadConfig({ HUB_QUEUE_MAX_BYTES: '0' })).to.throw(ConfigError, 'HUB_QUEUE_MAX_BYTES');
+    expect(() => loadConfig({ HUB_MAX_SERVICE_BYTES: 'big' })).to.throw(ConfigError, 'HUB_MAX_SERVICE_BYTES');
+  });
+
+  it('names options set in code by their key, and checks their types', () => {
+    expect(() => loadConfig({}, { dialMinDelayMs: 100, dialMaxDelayMs: 50 })).to.throw(ConfigError, 'dialMinDelayMs: must not exceed dialMaxDelayMs');
+    expect(() => loadConfig({}, { storeFailingMs: 0 })).to.throw(ConfigError, 'storeFailingMs: expected an integer from 1');
+    expect(() => loadConfig({}, { apiKeys: ['a', ''] })).to.throw(ConfigError, 'HUB_API_KEYS');
+    expect(() => loadConfig({}, { logLevel: 'loud' as never })).to.throw(ConfigError, 'HUB_LOG_LEVEL');
+  });
+
   it('refuses an unknown option given in code', () => {
     expect(() => loadConfig({}, { nope: 1 } as never)).to.throw(ConfigError, 'nope');
   });
