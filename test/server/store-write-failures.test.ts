@@ -77,11 +77,11 @@ describe('Task store write failures', function () {
     w.send({ type: 'result', task_id: t2.task_id, result: 4 });
     expect((await good).status).to.equal(200);
 
-    // Refused alone a few times (each logged, kept and retried), then dropped (logged).
+    // Refused on its own a few times (alone in its batch: each time logged, kept and retried), then dropped (logged).
     const dropped = await until('the dropped-row log line', () => lines.find((l) => l.level === 50 && l.outcome === 'dropped' && l.task_ids?.includes(t1.task_id)));
     expect(dropped.err).to.include('refused by the test');
-    const retried = lines.filter((l) => l.level === 50 && l.outcome === 'retried' && l.task_ids?.includes(t1.task_id));
-    expect(retried.length).to.be.greaterThan(0);
+    expect(dropped.task_ids).to.deep.equal([t1.task_id]);
+    const retried = lines.filter((l) => l.level === 50 && l.outcome === 'retried');
     // Nothing about the row the database took.
     expect(lines.filter((l) => l.level >= 50 && JSON.stringify(l).includes(t2.task_id as string))).to.deep.equal([]);
     const ok = await until('the good row', async () => ((await db('tasks').where({ id: t2.task_id, status: 'succeeded' }).first()) ? true : undefined));
@@ -116,7 +116,14 @@ describe('Task store write failures', function () {
     expect(notReady.body.status).to.equal('not_ready');
     const [, ms] = /^the task store has failed to write for (\d+) ms/.exec(notReady.body.reason) ?? [];
     expect(Number(ms), notReady.body.reason).to.be.at.least(500);
-    expect(lines.some((l) => l.level === 50 && l.outcome === 'retried')).to.equal(true);
+    // Every failed write logged with its rows' task ids, and counted.
+    const retried = lines.filter((l) => l.level === 50 && l.outcome === 'retried');
+    expect(retried.length).to.be.greaterThan(0);
+    for (const l of retried) expect(ids).to.include.members(l.task_ids);
+    const metrics = await http(hub, 'GET', '/metrics');
+    const counted = sample(metrics.body, 'utils_hub_task_store_write_failures_total', { outcome: 'retried' }) ?? 0;
+    expect(counted).to.be.at.least(retried.reduce((n, l) => n + l.task_ids.length, 0)); // more may have failed since
+    expect(sample(metrics.body, 'utils_hub_task_store_failing_seconds', {})).to.be.at.least(0.5);
 
     await acceptWrites(db);
     await until('/readyz 200', async () => ((await http(hub, 'GET', '/readyz')).status === 200 ? true : undefined));
