@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
+import swagger from '@fastify/swagger';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
 import { loadConfig, type HubConfig } from './config.js';
@@ -23,6 +24,9 @@ import { serveWorker } from './transport/worker-conn.js';
 import { serveClient, type ClientLink } from './transport/client-conn.js';
 import { restRoutes } from './http/rest.js';
 import { operatorRoutes } from './http/operator.js';
+import { json, sharedSchemas, swaggerOptions } from './http/openapi.js';
+import { Type } from '@sinclair/typebox';
+import { plainSerializerCompiler, validatorCompiler } from './http/schema-compilers.js';
 import { jsonFrame } from './core/frames.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 
@@ -68,6 +72,13 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
       void (reply as FastifyReply).code(bad.status).send(bad.toBody());
     },
   });
+
+  // The routes declare their schemas: checked with the protocol's validators, failures in the
+  // contract's error body; @fastify/swagger documents them (it must see every route: first).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(plainSerializerCompiler);
+  for (const schema of sharedSchemas()) app.addSchema(schema);
+  await app.register(swagger, swaggerOptions());
 
   // The database's own warnings (a lost connection, a retry) go to the hub's log, not to stderr.
   const db = givenDb ?? openDb(config.db, { log: (level, message) => app.log[level === 'error' ? 'error' : 'warn']({ db: 'knex' }, message) });
@@ -191,7 +202,20 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     },
   });
 
-  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['operator'],
+        operationId: 'healthz',
+        summary: 'The process is up (no key needed)',
+        security: [],
+        response: { 200: json(Type.Object({ status: Type.Literal('ok') }), 'Up') },
+      },
+    },
+    async () => ({ status: 'ok' }),
+  );
 
   await app.register(restRoutes, { hub });
   await app.register(operatorRoutes, { hub, db, writes });
