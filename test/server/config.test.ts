@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { defaults, loadConfig, ConfigError } from '../../server/src/config.js';
+import { defaults, loadConfig, loadStartConfig, startFlagOptions, ConfigError } from '../../server/src/config.js';
 
 describe('loadConfig', () => {
   it('gives the defaults of section 9', () => {
@@ -65,6 +65,27 @@ describe('loadConfig', () => {
     expect(() => loadConfig({}, { storeFailingMs: 0 })).to.throw(ConfigError, 'storeFailingMs: expected an integer from 1');
     expect(() => loadConfig({}, { apiKeys: ['a', ''] })).to.throw(ConfigError, 'HUB_API_KEYS');
     expect(() => loadConfig({}, { logLevel: 'loud' as never })).to.throw(ConfigError, 'HUB_LOG_LEVEL');
+  });
+
+  describe('utils-hub start', () => {
+    const saved = { ...process.env };
+    afterEach(() => {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    });
+
+    it('takes the flags of the options that have one', () => {
+      expect(startFlagOptions()).to.deep.equal({ host: { type: 'string' }, port: { type: 'string' }, db: { type: 'string' } });
+    });
+
+    it("reads the process's environment, the flags winning, a bad flag named as such", () => {
+      process.env.HUB_PORT = '9000';
+      process.env.HUB_MAX_ATTEMPTS = '5';
+      expect(loadStartConfig({})).to.include({ port: 9000, maxAttempts: 5 });
+      expect(loadStartConfig({ port: '9100', host: '0.0.0.0' })).to.include({ port: 9100, host: '0.0.0.0', maxAttempts: 5 });
+      expect(() => loadStartConfig({ port: 'eighty' })).to.throw(ConfigError, '--port: expected an integer, got "eighty"');
+      expect(() => loadStartConfig({ port: '70000' })).to.throw(ConfigError, 'HUB_PORT: expected an integer from 0 to 65535, got 70000');
+    });
   });
 
   it('refuses an unknown option given in code', () => {
