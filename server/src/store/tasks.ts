@@ -129,6 +129,14 @@ export class TaskStore {
     return this.#buffer.count;
   }
 
+  /**
+   * Since when (ms since the epoch) every write has failed, its rows kept for a retry; null while
+   * writes go through. A row dropped after repeated refusals does not count: the others went.
+   */
+  get failingSince(): number | null {
+    return this.#buffer.failingSince;
+  }
+
   /** Bytes held by the rows saved and not yet written (media, result, error, message). */
   get pendingBytes(): number {
     return this.#buffer.heldBytes;

@@ -60,6 +60,8 @@ export class WriteBehind<E extends Buffered> {
   #running: Promise<void> | null = null;
   /** Consecutive failed writes. */
   #failures = 0;
+  /** When the first of those failed writes failed (ms since the epoch); null after a write went through. */
+  #failingSince: number | null = null;
   #stopped = false;
   #closing: Promise<void> | null = null;
   /** Bytes held by the entries not yet written (pending and writing). */
@@ -80,6 +82,14 @@ export class WriteBehind<E extends Buffered> {
   /** Bytes held by the entries put and not yet written. */
   get heldBytes(): number {
     return this.#heldBytes;
+  }
+
+  /**
+   * Since when (ms since the epoch) every write has failed, its entries kept for a retry; null
+   * while writes go through. An entry dropped after repeated refusals does not count: the others went.
+   */
+  get failingSince(): number | null {
+    return this.#failingSince;
   }
 
   /** Whether `close()` was called. */
@@ -172,10 +182,14 @@ export class WriteBehind<E extends Buffered> {
     this.#timerAt = at;
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      this.#start().catch(() => {}); // reported through the target; retried by #start
+      this.#start().catch(() => {}); // reported through the target (app.ts: logged, counted in /metrics); retried by #start
     }, delayMs);
     // The owner closes the buffer on shutdown; a pending timer must not keep a process alive.
     this.#timer.unref();
+  }
+
+  #failed(): void {
+    if (this.#failures++ === 0) this.#failingSince = Date.now();
   }
 
   #backoff(): number {
@@ -199,7 +213,7 @@ export class WriteBehind<E extends Buffered> {
       try {
         await this.#target.prepare();
       } catch (err) {
-        this.#failures++;
+        this.#failed();
         this.#report(err, [...this.#pending.values()], false);
         throw err;
       }
@@ -208,6 +222,7 @@ export class WriteBehind<E extends Buffered> {
       try {
         await this.#target.write(batch);
         this.#failures = 0;
+        this.#failingSince = null;
         this.#account(-batch.reduce((n, p) => n + p.held, 0)); // written, or dropped and reported
       } catch (err) {
         // Keep the entries for the retry, unless the id was put again meanwhile (newer wins).
@@ -217,7 +232,7 @@ export class WriteBehind<E extends Buffered> {
           else superseded += p.held;
         }
         this.#account(-superseded);
-        this.#failures++;
+        this.#failed();
         this.#report(err, batch, false);
         throw err;
       } finally {
