@@ -33,7 +33,7 @@ export async function restRoutes(app: FastifyInstance, opts: { hub: Hub }): Prom
   app.post<{ Querystring: { wait?: string } }>('/add_task', async (req, reply) => {
     const wait = req.query.wait;
     if (wait !== undefined && !['true', 'false', '1', '0'].includes(wait)) {
-      throw new HubError('bad_request', 'wait must be true or false');
+      throw new HubError('bad_request', 'wait must be true, false, 1 or 0');
     }
     const body = validate.addTaskBody.check(req.body);
     if (wait === 'false' || wait === '0') {
