@@ -124,7 +124,9 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     let e: HubError;
     const fe = err as { code?: string; statusCode?: number; message?: string };
     if (err instanceof HubError) e = err;
-    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    else if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      e = new HubError('unsupported_media_type', 'send Content-Type: application/json with a JSON body');
+    } else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       e = new HubError('payload_too_large', `the body is over ${config.maxMessageBytes} bytes`);
     } else if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
       e = new HubError('bad_request', fe.message ?? 'bad request');
@@ -134,8 +136,25 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     }
     void reply.code(e.status).send(e.toBody());
   });
+  // Which methods each path takes, for a 405 that names them (the router only says "not found").
+  const routes: Array<{ method: string; path: RegExp }> = [];
+  app.addHook('onRoute', (route) => {
+    const path = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+')}$`);
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, path });
+  });
+  // Bodies are JSON only: a text/plain body gets 415, not a confusing "body must be object".
+  app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(new HubError('not_found', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`).toBody());
+    const path = req.url.split('?')[0].slice(0, 200);
+    const allowed = [...new Set(routes.filter((r) => r.path.test(path)).map((r) => r.method))];
+    if (allowed.length && !allowed.includes(req.method)) {
+      void reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send(new HubError('method_not_allowed', `${path} takes ${allowed.join(' or ')}, not ${req.method}`, { allow: allowed }).toBody());
+      return;
+    }
+    void reply.code(404).send(new HubError('not_found', `no route ${req.method} ${path}`).toBody());
   });
 
   const limiter = new RateLimiter(config.rateLimit);
