@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { openDb } from '../../server/src/db/index.js';
+import { migrate, openDb } from '../../server/src/db/index.js';
+import { listServices, upsertService } from '../../server/src/store/services.js';
 import { listTokens, verifyToken } from '../../server/src/store/tokens.js';
 import { dbBackends } from '../helpers/db.js';
 
@@ -49,11 +50,11 @@ describe('utils-hub command line', function () {
     it('prints the commands for --help, with status 0', async () => {
       const r = await cli(['--help'], { cwd });
       expect(r.code).to.equal(0);
-      for (const verb of ['start', 'migrate', 'workers', 'tokens', 'keys']) expect(r.stdout).to.include(verb);
+      for (const verb of ['start', 'migrate', 'workers', 'services', 'tokens', 'keys']) expect(r.stdout).to.include(verb);
     });
 
     it('prints the help of a command for COMMAND --help and help COMMAND', async () => {
-      for (const verb of ['migrate', 'workers', 'tokens', 'keys']) {
+      for (const verb of ['migrate', 'workers', 'services', 'tokens', 'keys']) {
         const r = await cli([verb, '--help'], { cwd });
         expect(r.code, verb).to.equal(0);
         expect(r.stdout).to.match(new RegExp(`^Usage: utils-hub ${verb}`));
@@ -191,6 +192,48 @@ describe('utils-hub command line', function () {
           const r = await cli(['migrate', 'now', '--db', url], { cwd });
           expect(r.code).to.equal(2);
           expect(oneLine(r)).to.include('unexpected argument "now"');
+        });
+      });
+
+      describe('services', () => {
+        it('lists the known services and removes one with its ended tasks, refusing while a task is unfinished', async () => {
+          const db = openDb(url);
+          try {
+            await migrate(db);
+            const me = (name: string) => ({ name, description: `the ${name} service`, input: [] });
+            const gone = await upsertService(db, me('gone'));
+            const kept = await upsertService(db, me('kept'));
+            const row = (id: string, service_id: number, status: string) => ({
+              id, service_id, status, attempts: 1, seq: 2, progress: null, message: null, error: null, result: '1', attachments: null,
+              created_at: 1, started_at: 1, finished_at: status === 'running' ? null : 2,
+            });
+            await db('tasks').insert([row('t-gone-1', gone, 'succeeded'), row('t-gone-2', gone, 'running'), row('t-kept', kept, 'succeeded')]);
+
+            const list = await cli(['services', 'list', '--db', url], { cwd });
+            expect(list.code, list.stderr).to.equal(0);
+            expect(list.stdout).to.match(/^ID\s+NAME/).and.to.include('gone').and.to.include('the kept service');
+            const json = JSON.parse((await cli(['services', 'list', '--json', '--db', url], { cwd })).stdout) as Array<{ id: number; name: string }>;
+            expect(json.map((s) => [s.id, s.name])).to.deep.equal([[gone, 'gone'], [kept, 'kept']]);
+
+            const busy = await cli(['services', 'remove', 'gone', '--db', url], { cwd });
+            expect(busy.code).to.equal(1);
+            expect(oneLine(busy)).to.include('1 unfinished task');
+            await db('tasks').where({ id: 't-gone-2' }).update({ status: 'failed', finished_at: 3 });
+
+            const removed = await cli(['services', 'remove', 'gone', '--db', url], { cwd });
+            expect(removed.code, removed.stderr).to.equal(0);
+            expect(removed.stdout).to.equal(`removed service gone (id ${gone}) and 2 ended tasks\n`);
+            expect((await listServices(db)).map((s) => s.name)).to.deep.equal(['kept']);
+            expect(((await db('tasks').pluck('id')) as string[]).sort()).to.deep.equal(['t-kept']);
+
+            const unknown = await cli(['services', 'remove', 'gone', '--db', url], { cwd });
+            expect(unknown.code).to.equal(1);
+            expect(oneLine(unknown)).to.include('no service is named "gone"');
+            const usage = await cli(['services', 'remove', '--db', url], { cwd });
+            expect(usage.code).to.equal(2);
+          } finally {
+            await db.destroy();
+          }
         });
       });
 
