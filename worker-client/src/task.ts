@@ -4,6 +4,7 @@
  * all when the answer was dropped (the connection died, or `close()` gave up on it).
  */
 import { checkArgs, type Argument, type TaskMsg } from '@utils-hub/protocol';
+import { nodeBase64 } from './node-base64.js';
 import { failureOf, TaskAbortedError } from './errors.js';
 import { MAX_TIMER_MS } from './options.js';
 import { ProgressThrottle, progressUpdate } from './progress.js';
@@ -74,7 +75,7 @@ export class RunningTask {
   async #run(msg: TaskMsg, input: readonly Argument[], handler: RawHandler): Promise<void> {
     // The hub checked the args already; checking again fills defaults for a hub that did not and
     // guarantees the handler the types its declaration promises.
-    const checked = checkArgs(input, msg.args);
+    const checked = checkArgs(input, msg.args, { base64: nodeBase64 });
     if (!checked.ok) {
       const first = checked.problems[0];
       this.#answer({ type: 'failed', task_id: this.id, error: { code: 'invalid_args', message: `${first.argument_name}: ${first.problem}` } });

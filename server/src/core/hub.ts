@@ -17,6 +17,7 @@ import {
 import type { HubConfig } from '../config.js';
 import { Dispatcher, type TaskEvent, type TaskRecord } from './dispatcher.js';
 import { EndedTasks, type EndedTask } from './ended-tasks.js';
+import { nodeBase64 } from './node-base64.js';
 import type { Registry } from './registry.js';
 import { withSeq, jsonFrame, startedFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
@@ -24,14 +25,14 @@ import type { TaskPersistence } from './task-persistence.js';
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
   /** `end` is true for the task's last event. */
-  deliver(taskId: string, text: string, binaries: readonly Buffer[] | null, end: boolean): void;
+  deliver(taskId: string, text: string, binaries: readonly Uint8Array[] | null, end: boolean): void;
 }
 
 /** A live worker connection as the hub's core sees it. */
 export interface WorkerLink {
   readonly id: string;
   /** Sends one message (text frame, then its binary frames). */
-  send(text: string, binaries?: readonly Buffer[] | null): void;
+  send(text: string, binaries?: readonly Uint8Array[] | null): void;
   /** Stops reading from the connection (its messages wait in the socket), until `resume()`. */
   pause(): void;
   resume(): void;
@@ -49,7 +50,7 @@ export interface TaskPayload {
 export interface WorkerFrames {
   /** The worker's text frame, as received. */
   raw: string;
-  binaries: readonly Buffer[] | null;
+  binaries: readonly Uint8Array[] | null;
   /** The parsed value (result, or progress data) with media as `{mime, name?, data: Buffer}`. */
   value?: unknown;
 }
@@ -227,7 +228,7 @@ export class Hub {
     if (timeoutMs > this.config.maxTaskTimeoutMs) {
       throw new HubError('bad_request', `timeout_ms may be at most ${this.config.maxTaskTimeoutMs}`);
     }
-    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes });
+    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes, base64: nodeBase64 });
     if (!checked.ok) {
       const first = checked.problems[0];
       throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
@@ -298,7 +299,7 @@ export class Hub {
       started_at: iso(t.startedAt),
       finished_at: iso(t.finishedAt),
     };
-    if (t.status === 'succeeded') view.result = inlineMedia(t.result);
+    if (t.status === 'succeeded') view.result = inlineMedia(t.result, nodeBase64);
     else view.error = t.error;
     return view;
   }
@@ -325,7 +326,7 @@ export class Hub {
 
   private onEvent(task: TaskRecord<TaskPayload>, ev: TaskEvent): void {
     let text: string;
-    let binaries: readonly Buffer[] | null = null;
+    let binaries: readonly Uint8Array[] | null = null;
     let end = false;
     switch (ev.type) {
       case 'queued':

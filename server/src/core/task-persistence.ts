@@ -13,7 +13,7 @@ import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore
  * Replaces `{"$attachment": k, ...}` refs with `{...rest, data: buffers[k]}`. An object whose
  * `$attachment` names no buffer stays as it is, as it was when the hub first relayed it.
  */
-export function resolveRefs(value: unknown, buffers: readonly Buffer[], depth = 0): unknown {
+export function resolveRefs(value: unknown, buffers: readonly Uint8Array[], depth = 0): unknown {
   if (value === null || typeof value !== 'object' || depth > 64) return value;
   if (Array.isArray(value)) return value.map((v) => resolveRefs(v, buffers, depth + 1));
   const obj = value as Record<string, unknown>;

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { HubError, inlineMedia, validate } from '@utils-hub/protocol';
+import { nodeBase64 } from '../core/node-base64.js';
 import type { Hub, Subscriber } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 
@@ -17,7 +18,7 @@ export function parseId(value: string, name: string): number {
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   if (ended.status === 'succeeded') {
-    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result) } };
+    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result, nodeBase64) } };
   }
   const err = HubError.from(ended.error);
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import { TASK_STATUSES, type TaskStatus } from '@utils-hub/protocol';
+import { backoffDelay, TASK_STATUSES, type TaskStatus } from '@utils-hub/protocol';
 import { isMysql } from '../db/open.js';
 import { MysqlWriter, type MysqlConnection } from './mysql-writer.js';
 import { SqliteWriter, WRITER_STOPPED, type WriterFile } from './sqlite-writer.js';
@@ -73,7 +73,7 @@ export interface TaskStoreOptions {
   maxBatchBytes?: number;
   /** How long a saved row may wait for its batch, in ms. Default 50. */
   flushDelayMs?: number;
-  /** First delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`. Default 100. */
+  /** Ceiling of the first delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`, each delay drawn in the upper half of its ceiling (backoffDelay). Default 100. */
   retryMinMs?: number;
   /** Longest delay between retries, in ms. Default 5000. */
   retryMaxMs?: number;
@@ -514,18 +514,18 @@ export class TaskStore {
     this.#stopped = true; // from here on, close() drives the retries
     this.#clearTimer();
     const deadline = Date.now() + this.#opts.closeTimeoutMs;
-    let delay = this.#opts.retryMinMs;
+    let attempt = 0;
     try {
       for (;;) {
         try {
           await this.flush();
           return;
         } catch (err) {
+          const delay = backoffDelay(attempt++, this.#opts.retryMinMs, this.#opts.retryMaxMs);
           if (Date.now() + delay > deadline) {
             throw new Error(`TaskStore.close: ${this.pendingCount} task rows not saved: ${errorOf(err).message}`, { cause: err });
           }
           await new Promise((resolve) => setTimeout(resolve, delay));
-          delay = Math.min(delay * 2, this.#opts.retryMaxMs);
         }
       }
     } finally {
@@ -556,8 +556,7 @@ export class TaskStore {
   }
 
   #backoff(): number {
-    const base = Math.min(this.#opts.retryMaxMs, this.#opts.retryMinMs * 2 ** Math.min(this.#failures - 1, 30));
-    return Math.round(base * (0.8 + 0.4 * Math.random()));
+    return backoffDelay(this.#failures - 1, this.#opts.retryMinMs, this.#opts.retryMaxMs);
   }
 
   #start(): Promise<void> {

@@ -135,7 +135,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     deps.onWelcome?.();
   };
 
-  const onMessage = (message: Record<string, unknown>, raw: string, attachments: readonly Buffer[]) => {
+  const onMessage = (message: Record<string, unknown>, raw: string, attachments: readonly Uint8Array[]) => {
     let msg: WorkerToHubMessage;
     try {
       msg = parseMessage('workerToHub', message);
