@@ -22,7 +22,7 @@ import { serveWorker } from './transport/worker-conn.js';
 import { serveClient, type ClientLink } from './transport/client-conn.js';
 import { restRoutes } from './http/rest.js';
 import { operatorRoutes } from './http/operator.js';
-import { jsonFrame } from './core/frames.js';
+import { clientFrame } from './core/frames.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 
 declare module 'fastify' {
@@ -89,7 +89,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const heartbeat = new Heartbeat(config.heartbeatMs);
   const clients = new Set<ClientLink>();
   registry.on('change', (list) => {
-    const text = jsonFrame({ type: 'services', services: list });
+    const text = clientFrame({ type: 'services', services: list });
     for (const c of clients) c.sendText(text);
   });
 

@@ -7,7 +7,6 @@ import { nanoid } from 'nanoid';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   checkArgs,
-  encodeMessage,
   HubError,
   inlineMedia,
   type ErrorInfo,
@@ -19,7 +18,7 @@ import { Dispatcher, type TaskEvent, type TaskRecord } from './dispatcher.js';
 import { EndedTasks, type EndedTask } from './ended-tasks.js';
 import { nodeBase64 } from './node-base64.js';
 import type { Registry } from './registry.js';
-import { withSeq, jsonFrame, startedFrame } from './frames.js';
+import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 
 /** Receives a task's events as wire frames. */
@@ -124,7 +123,7 @@ export class Hub {
       {
         assign: (connectionId, task) => this.assign(connectionId, task),
         cancel: (connectionId, taskId, reason) =>
-          this.workers.get(connectionId)?.send(jsonFrame({ type: 'cancel', task_id: taskId, reason })),
+          this.workers.get(connectionId)?.send(workerFrame({ type: 'cancel', task_id: taskId, reason })),
         event: (task, event) => this.onEvent(task, event),
       },
     );
@@ -202,7 +201,7 @@ export class Hub {
   private assign(connectionId: string, task: TaskRecord<TaskPayload>): void {
     const link = this.workers.get(connectionId);
     if (!link) return;
-    const { text, binaries } = encodeMessage({
+    const { text, binaries } = encodeWorkerMessage({
       type: 'task',
       task_id: task.id,
       args: task.payload.args,
@@ -330,7 +329,7 @@ export class Hub {
     let end = false;
     switch (ev.type) {
       case 'queued':
-        text = jsonFrame({ type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position });
+        text = clientFrame({ type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position });
         this.persist(task);
         break;
       case 'started':
@@ -353,12 +352,12 @@ export class Hub {
         break;
       }
       case 'failed':
-        text = jsonFrame({ type: 'failed', task_id: task.id, seq: ev.seq, error: ev.error.toJSON() });
+        text = clientFrame({ type: 'failed', task_id: task.id, seq: ev.seq, error: ev.error.toJSON() });
         end = true;
         this.finish(task, { status: 'failed', seq: ev.seq, text, binaries: null, error: ev.error.toJSON() });
         break;
       case 'canceled':
-        text = jsonFrame({ type: 'canceled', task_id: task.id, seq: ev.seq });
+        text = clientFrame({ type: 'canceled', task_id: task.id, seq: ev.seq });
         end = true;
         this.finish(task, {
           status: 'canceled',

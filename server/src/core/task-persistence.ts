@@ -3,10 +3,11 @@
  * batched TaskStore (never awaited per message), and rows back into ended tasks after a
  * restart or once they fell out of the in-memory cache.
  */
+import type { ClientResultMsg } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
-import { jsonFrame } from './frames.js';
+import { clientFrame } from './frames.js';
 import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
 
 /**
@@ -137,14 +138,14 @@ function fromRow(row: StoredTaskRow): EndedTask {
   };
   if (status === 'succeeded') {
     const binaries = row.attachments ? unpackAttachments(row.attachments) : [];
-    const msg: Record<string, unknown> = { type: 'result', task_id: row.id, seq, result: row.result };
+    const msg: ClientResultMsg = { type: 'result', task_id: row.id, seq, result: row.result };
     if (binaries.length) msg.attachments = binaries.length;
-    return { ...base, text: jsonFrame(msg), binaries: binaries.length ? binaries : null, result: resolveRefs(row.result, binaries) };
+    return { ...base, text: clientFrame(msg), binaries: binaries.length ? binaries : null, result: resolveRefs(row.result, binaries) };
   }
   const error = (row.error ?? { code: 'internal', message: 'unknown error' }) as EndedTask['error'] & object;
   const text =
     status === 'canceled'
-      ? jsonFrame({ type: 'canceled', task_id: row.id, seq })
-      : jsonFrame({ type: 'failed', task_id: row.id, seq, error });
+      ? clientFrame({ type: 'canceled', task_id: row.id, seq })
+      : clientFrame({ type: 'failed', task_id: row.id, seq, error });
   return { ...base, text, binaries: null, error };
 }

@@ -3,11 +3,11 @@
  * subscribe and service_info; task events relayed as the hub produced them.
  */
 import type { WebSocket } from 'ws';
-import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
+import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type ErrorMsg, type RejectedMsg, type ServiceInfoMsg } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { acceptedFrame, jsonFrame } from '../core/frames.js';
+import { acceptedFrame, clientFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 
 /** Most unfinished tasks one client connection follows at once. */
@@ -49,12 +49,12 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const link: ClientLink = { sendText: (text) => send(text) };
 
   const error = (err: HubError, extra: { task_id?: string; ref?: string } = {}) => {
-    const body: Record<string, unknown> = { type: 'error', code: err.code, message: err.message };
+    const body: ErrorMsg = { type: 'error', code: err.code, message: err.message };
     const ref = extra.ref ?? (err.details.ref as string | undefined);
     if (ref !== undefined) body.ref = ref;
     const taskId = extra.task_id ?? (err.details.task_id as string | undefined);
     if (taskId !== undefined) body.task_id = taskId;
-    send(jsonFrame(body));
+    send(clientFrame(body));
   };
 
   const follow = (taskId: string): boolean => {
@@ -72,9 +72,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     if (deps.allow && !deps.allow()) {
       const e = new HubError('rate_limited', 'too many requests from this client; slow down');
       if (msg.type === 'add_task' || msg.type === 'service_info') {
-        const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+        const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
         if (msg.ref !== undefined) rejected.ref = msg.ref;
-        send(jsonFrame(rejected));
+        send(clientFrame(rejected));
       } else error(e, { task_id: msg.task_id });
       return;
     }
@@ -89,9 +89,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         } catch (err) {
           held = null;
           const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
-          const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+          const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
           if (msg.ref !== undefined) rejected.ref = msg.ref;
-          send(jsonFrame(rejected));
+          send(clientFrame(rejected));
           return;
         }
         send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
@@ -113,7 +113,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         if (follow(msg.task_id)) {
           const t = hub.dispatcher.task(msg.task_id)!;
           send(
-            jsonFrame({
+            clientFrame({
               type: 'snapshot',
               task_id: t.id,
               seq: t.seq,
@@ -133,13 +133,13 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'service_info': {
         try {
           const service = hub.serviceInfo(msg.service_id);
-          const body: Record<string, unknown> = { type: 'service_info', service };
+          const body: ServiceInfoMsg = { type: 'service_info', service };
           if (msg.ref !== undefined) body.ref = msg.ref;
-          send(jsonFrame(body));
+          send(clientFrame(body));
         } catch (err) {
-          const body: Record<string, unknown> = { type: 'rejected', error: (err as HubError).toJSON() };
+          const body: RejectedMsg = { type: 'rejected', error: (err as HubError).toJSON() };
           if (msg.ref !== undefined) body.ref = msg.ref;
-          send(jsonFrame(body));
+          send(clientFrame(body));
         }
         return;
       }
@@ -185,5 +185,5 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   deps.clients.add(link);
   hub.clientCount++;
   deps.heartbeat.watch(ws);
-  send(jsonFrame({ type: 'services', services: hub.registry.list() }));
+  send(clientFrame({ type: 'services', services: hub.registry.list() }));
 }
