@@ -3,6 +3,7 @@
  * codec: what the SDK takes as bytes (Uint8Array, ArrayBuffer, Blob) becomes attachments, and
  * Blobs are read before the frames go out.
  */
+import type { ClientToHubMessage } from '@utils-hub/protocol';
 import { encodeParts, HubError, type AttachmentPart } from '@utils-hub/protocol/core';
 import { isBlob, isMediaData, syncBytes } from './media.js';
 
@@ -36,7 +37,7 @@ function partOf(v: object): AttachmentPart<Part> | undefined {
  * mutated. Rejects with HubError `payload_too_large` past 16 attachments and `bad_request` for a
  * value that JSON cannot write.
  */
-export async function encodeFrames(message: object): Promise<EncodedFrames> {
+export async function encodeFrames(message: ClientToHubMessage): Promise<EncodedFrames> {
   let encoded;
   try {
     encoded = encodeParts(message, { partOf, mediaFrom: 3 });

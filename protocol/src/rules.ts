@@ -135,6 +135,7 @@ export function messageLabels(msg: object): Record<string, unknown> {
   const m = msg as { ref?: unknown; task_id?: unknown };
   const out: Record<string, unknown> = {};
   if (hasOwn(m, 'ref') && typeof m.ref === 'string' && m.ref.length <= 256) out.ref = m.ref;
-  if (hasOwn(m, 'task_id') && typeof m.task_id === 'string' && m.task_id.length <= 64) out.task_id = m.task_id;
+  // A task id has 1 to 64 characters (TaskId): an empty one is not echoed, or the answer would stray too.
+  if (hasOwn(m, 'task_id') && typeof m.task_id === 'string' && m.task_id.length >= 1 && m.task_id.length <= 64) out.task_id = m.task_id;
   return out;
 }
