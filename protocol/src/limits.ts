@@ -29,6 +29,9 @@ export const MAX_MIME_CHARS = 255;
 /** The mime type given to bytes that come without one. */
 export const OCTET_STREAM = 'application/octet-stream';
 
+/** Longest delay that setTimeout honours: 2^31 - 1 ms, about 24.8 days (a longer one fires at once). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** The argument types (section 3). */
 export const ARG_TYPES = ['int', 'float', 'str', 'bool', 'json', 'image', 'audio', 'video', 'file'] as const;
 /** The argument types whose values are media (section 4). */

@@ -9,6 +9,7 @@ import {
   checkArgs,
   HubError,
   inlineMedia,
+  MAX_TIMER_MS,
   type ErrorInfo,
   type ServiceInfo,
   type TaskView,
@@ -82,9 +83,6 @@ export interface WorkerConnInfo {
   concurrency: number;
   connectedAt: number;
 }
-
-/** Longest delay that setTimeout honours (2^31 - 1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Levels at which the `info` line of a task end is written. */
 const INFO_LEVELS = new Set(['info', 'debug', 'trace']);
