@@ -307,7 +307,7 @@ describe('checkArgs', () => {
         const r = ok(checkArgs([image], { [image.argument_name]: { mime: 'image/png', data: PNG_B64 } }, { base64: nodeBase64 }));
         const data = (r[image.argument_name] as { data: Uint8Array }).data;
         expect(Buffer.isBuffer(data)).to.equal(true);
-        expect(data.toString('base64')).to.equal(PNG_B64);
+        expect((data as Buffer).toString('base64')).to.equal(PNG_B64);
       });
       it('accepts unpadded base64 and empty data', () => {
         expect(Buffer.from((valueOf(image, { mime: 'image/png', data: 'QUI' }) as { data: Uint8Array }).data).toString()).to.equal('AB');

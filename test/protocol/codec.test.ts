@@ -22,7 +22,7 @@ function recorder(options: Partial<FrameDecoderOptions> = {}) {
     onError: (error) => errors.push(error),
     ...options,
   });
-  const send = (text: string, binaries: Buffer[] = []) => {
+  const send = (text: string, binaries: Uint8Array[] = []) => {
     decoder.push(text, false);
     for (const b of binaries) decoder.push(b, true);
   };
