@@ -93,11 +93,6 @@ export async function mediaFromBlob(blob: Blob, mime?: string, name?: string): P
   return { ...m, data: outputBytes(await blob.arrayBuffer()) };
 }
 
-/** True when `v` is a plain object holding media bytes: `{mime?, name?, data: bytes}`. */
-export function isMediaObject(v: unknown): v is { mime?: unknown; name?: unknown; data: MediaData } {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && isMediaData((v as { data?: unknown }).data);
-}
-
 // ---- base64: Buffer where Node has it (faster), the protocol's portable codec elsewhere ----
 
 /** Standard base64 of `bytes`. */
