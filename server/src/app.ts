@@ -13,7 +13,7 @@ import { listWorkers } from './store/workers.js';
 import { verifyToken, countTokens } from './store/tokens.js';
 import { TaskStore } from './store/tasks.js';
 import { Registry } from './core/registry.js';
-import { Hub } from './core/hub.js';
+import { Hub, type CommitMode } from './core/hub.js';
 import { Gatekeeper, bearer, originAllowed } from './access/auth.js';
 import { Heartbeat } from './transport/heartbeat.js';
 import { Dialer } from './transport/dialer.js';
@@ -76,7 +76,10 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     upsert: (me) => upsertService(db, me),
   });
   await registry.load();
-  const store = new TaskPersistence(new TaskStore(db, { backlogBytes: config.storeBacklogBytes }), config);
+  // HUB_COMMIT=stored: group commit (a write starts at once and takes every row that came in
+  // during the previous one); async: rows written behind, in batches every 50 ms.
+  const commit = (config as Readonly<HubConfig> & { commit?: CommitMode }).commit ?? 'stored';
+  const store = new TaskPersistence(new TaskStore(db, { backlogBytes: config.storeBacklogBytes, flushDelayMs: commit === 'stored' ? 0 : 50 }), config);
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
   await store.purge();

@@ -37,7 +37,8 @@ export async function restRoutes(app: FastifyInstance, opts: { hub: Hub }): Prom
     }
     const body = validate.addTaskBody.check(req.body);
     if (wait === 'false' || wait === '0') {
-      const { taskId } = hub.submit(body);
+      const { taskId, stored } = hub.submit(body);
+      await stored; // HUB_COMMIT=stored: a 202 only once the task's row is committed
       return reply.code(202).send({ task_id: taskId, status: 'queued' });
     }
     let taskId = '';

@@ -61,6 +61,14 @@ export interface TaskRow {
 /** A task as read back: its media as one blob. */
 export type StoredTaskRow = TaskRow & { attachments: Buffer | null };
 
+/**
+ * Called once a saved row is committed (`dropped: false`), or once the store gave it up
+ * (`dropped: true`: the database refused it on its own, see `TaskStoreOptions.onError`). A row
+ * replaced by a newer save of the same task before it was written passes its callbacks on to
+ * the newer one: they are called, in order, when that is committed.
+ */
+export type StoredCallback = (dropped: boolean) => void;
+
 /** Options of a {@link TaskStore}. */
 export interface TaskStoreOptions {
   /** Most rows per statement. Default 500, which is also SQLite's cap (its compound-select limit). */
@@ -71,7 +79,11 @@ export interface TaskStoreOptions {
    * a single row over that cannot be written at all and is dropped (and reported).
    */
   maxBatchBytes?: number;
-  /** How long a saved row may wait for its batch, in ms. Default 50. */
+  /**
+   * How long a saved row may wait for its batch, in ms. Default 50. With 0 (group commit), a
+   * write starts as soon as the event loop has taken in what arrived with the row, and the rows
+   * saved while a write runs go together in the next one.
+   */
   flushDelayMs?: number;
   /** First delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`. Default 100. */
   retryMinMs?: number;
@@ -193,6 +205,29 @@ interface Pending {
   held: number;
   /** Times the database refused this row written alone while it answered otherwise. */
   refusals: number;
+  /** Called once this row (or a newer one of the task) is committed; null when none waits. */
+  callbacks: StoredCallback[] | null;
+}
+
+/** Calls the callbacks of `p` once (a faulty one does not keep the others from running). */
+function settle(p: Pending, dropped: boolean): void {
+  const callbacks = p.callbacks;
+  if (!callbacks) return;
+  p.callbacks = null;
+  for (const cb of callbacks) {
+    try {
+      cb(dropped);
+    } catch {
+      // A faulty callback must not break the store.
+    }
+  }
+}
+
+/** The callbacks of `older` then those of `newer`: a commit of `newer` stores `older` too. */
+function joinCallbacks(older: StoredCallback[] | null, newer: StoredCallback[] | null): StoredCallback[] | null {
+  if (!older) return newer;
+  if (!newer) return older;
+  return [...older, ...newer];
 }
 
 /** A row the database refuses this many times on its own, while it answers otherwise, is dropped. */
@@ -356,6 +391,8 @@ export class TaskStore {
   /** Rows of the statement in flight. */
   readonly #writing = new Map<string, Pending>();
   #timer: NodeJS.Timeout | null = null;
+  /** The write started at the event loop's next turn (flushDelayMs 0). */
+  #immediate: NodeJS.Immediate | null = null;
   #timerAt = 0;
   #running: Promise<void> | null = null;
   /** Consecutive failed writes. */
@@ -441,14 +478,17 @@ export class TaskStore {
   /**
    * Records the latest state of a task, to be written soon; earlier unsaved states of the same
    * task are replaced. Throws TypeError for a row the table cannot hold (and after `close()`).
-   * The row is copied (its buffers and JSON values are not: leave them unchanged).
+   * The row is copied (its buffers and JSON values are not: leave them unchanged). `onStored`
+   * is called once the row is committed (see {@link StoredCallback}); while the database fails,
+   * not before it answers again.
    */
-  save(row: TaskRow): void {
+  save(row: TaskRow, onStored?: StoredCallback): void {
     if (this.#closing) throw new Error('TaskStore.save: the store is closed');
     const record = toRecord(row);
     const held = heldBy(record);
     const previous = this.#pending.get(row.id);
-    this.#pending.set(row.id, { row: { ...row }, record, bytes: sizeOf(record), held, refusals: 0 });
+    const callbacks = joinCallbacks(previous?.callbacks ?? null, onStored ? [onStored] : null);
+    this.#pending.set(row.id, { row: { ...row }, record, bytes: sizeOf(record), held, refusals: 0, callbacks });
     this.#account(held - (previous?.held ?? 0));
     if (this.#failures > 0) return; // a retry is already scheduled
     this.#schedule(this.#pending.size >= this.#opts.batchSize ? 0 : this.#opts.flushDelayMs);
@@ -537,10 +577,25 @@ export class TaskStore {
   #clearTimer(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#immediate = null;
   }
 
   #schedule(delayMs: number): void {
     if (this.#running || this.#stopped) return; // a running write picks new rows up when done
+    if (this.#immediate) return;
+    if (delayMs <= 0) {
+      // Group commit: what the event loop takes in this turn (other sockets' messages) joins the
+      // batch; setTimeout(0) would add a millisecond to every acknowledgement.
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#immediate = setImmediate(() => {
+        this.#immediate = null;
+        this.#start().catch(() => {}); // reported through onError; retried by #start
+      });
+      this.#immediate.unref();
+      return;
+    }
     const at = Date.now() + delayMs;
     if (this.#timer) {
       if (this.#timerAt <= at) return;
@@ -586,12 +641,18 @@ export class TaskStore {
         await this.#write(batch);
         this.#failures = 0;
         this.#account(-batch.reduce((n, p) => n + p.held, 0)); // written, or dropped and reported
+        for (const p of batch) settle(p, false); // the dropped ones were settled when reported
       } catch (err) {
-        // Keep the rows for the retry, unless the task was saved again meanwhile (newer wins).
+        // Keep the rows for the retry, unless the task was saved again meanwhile (newer wins,
+        // and takes over what waits for the older row).
         let superseded = 0;
         for (const p of batch) {
-          if (!this.#pending.has(p.row.id)) this.#pending.set(p.row.id, p);
-          else superseded += p.held;
+          const newer = this.#pending.get(p.row.id);
+          if (!newer) this.#pending.set(p.row.id, p);
+          else {
+            superseded += p.held;
+            newer.callbacks = joinCallbacks(p.callbacks, newer.callbacks);
+          }
         }
         this.#account(-superseded);
         this.#failures++;
@@ -764,6 +825,7 @@ export class TaskStore {
   }
 
   #report(err: unknown, rows: Pending[], dropped: boolean): void {
+    if (dropped) for (const p of rows) settle(p, true);
     if (!this.#onError) return;
     try {
       this.#onError(errorOf(err), { ids: rows.map((p) => p.row.id), dropped });

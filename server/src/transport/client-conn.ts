@@ -27,6 +27,9 @@ export interface ClientLink {
   sendText(text: string): void;
 }
 
+/** An event waiting to be sent: its text, its binary frames, and whether it is a progress. */
+type Held = [text: string, binaries: readonly Buffer[] | null, progress: boolean];
+
 export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const { hub } = deps;
   const maxBuffered = hub.config.maxBufferedBytes;
@@ -34,16 +37,28 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   /** Unfinished tasks this connection follows. */
   const following = new Set<string>();
   /** Events produced while an add_task is being accepted: sent right after `accepted`. */
-  let held: Array<[string, readonly Buffer[] | null]> | null = null;
+  let held: Held[] | null = null;
+  /**
+   * Events of tasks whose `accepted` waits for the task's row to be committed (HUB_COMMIT=stored),
+   * sent right after it. Only the latest progress of each is kept: while the database is down a
+   * task may run on for long, and its earlier progress is not worth memory.
+   */
+  const holding = new Map<string, Held[]>();
   let closed = false;
 
   const send = (text: string, binaries?: readonly Buffer[] | null) => sendFrames(ws, text, binaries, maxBuffered);
 
   const subscriber: Subscriber = {
-    deliver(taskId, text, binaries, end) {
+    deliver(taskId, text, binaries, end, progress = false) {
       if (end) following.delete(taskId);
-      if (held) held.push([text, binaries]);
-      else send(text, binaries);
+      const waiting = held ?? holding.get(taskId);
+      if (!waiting) {
+        send(text, binaries);
+        return;
+      }
+      const last = waiting[waiting.length - 1];
+      if (progress && last?.[2]) waiting[waiting.length - 1] = [text, binaries, true];
+      else waiting.push([text, binaries, progress]);
     },
   };
   const link: ClientLink = { sendText: (text) => send(text) };
@@ -82,10 +97,12 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'add_task': {
         held = [];
         let accepted: { taskId: string; position: number };
+        let stored: Promise<void> | null;
         try {
           const r = hub.submit(msg, { subscriber });
           following.add(r.taskId);
           accepted = r;
+          stored = r.stored;
         } catch (err) {
           held = null;
           const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
@@ -94,10 +111,18 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           send(jsonFrame(rejected));
           return;
         }
-        send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
         const events = held;
         held = null;
-        for (const [text, binaries] of events) send(text, binaries);
+        const acknowledge = () => {
+          holding.delete(accepted.taskId);
+          send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
+          for (const [text, binaries] of events) send(text, binaries);
+        };
+        if (!stored) return acknowledge();
+        // Acknowledged once the task's row is committed; its events wait behind `accepted`.
+        holding.set(accepted.taskId, events);
+        await stored;
+        if (!closed) acknowledge();
         return;
       }
       case 'cancel': {
@@ -181,6 +206,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     // Tasks go on without this client; it just stops hearing of them.
     for (const taskId of following) hub.dispatcher.task(taskId)?.payload.subscribers.delete(subscriber);
     following.clear();
+    holding.clear();
   });
   deps.clients.add(link);
   hub.clientCount++;
