@@ -73,7 +73,8 @@ describe('HUB_COMMIT=stored (the default)', function () {
     void rest.then(() => (restAnswered = true));
     // The task runs from memory meanwhile: the worker gets it, reports progress and ends it.
     const task = await w.next((m) => m.type === 'task' && m.args.x === 7);
-    for (const p of [0.25, 0.5, 0.75]) w.send({ type: 'progress', task_id: task.task_id, progress: p });
+    // 40 progress messages: past 32 held events, a new progress replaces the latest held one.
+    for (let i = 1; i <= 40; i++) w.send({ type: 'progress', task_id: task.task_id, progress: i / 100 });
     w.send({ type: 'result', task_id: task.task_id, result: 'seven' });
     await sleep(500);
     expect(c.received.filter((m) => m.type !== 'services')).to.deep.equal([]);
@@ -83,8 +84,9 @@ describe('HUB_COMMIT=stored (the default)', function () {
     await until(() => c.received.some((m) => m.type === 'result'));
     const events = c.received.filter((m) => m.type !== 'services');
     expect(events.at(-1)!.result).to.equal('seven');
-    expect(events.map((m: Msg) => m.type)).to.deep.equal(['accepted', 'started', 'progress', 'result']);
-    expect(events[2].progress).to.equal(0.75); // only the latest progress waited
+    expect(events.map((m: Msg) => m.type)).to.deep.equal(['accepted', 'started', ...Array(31).fill('progress'), 'result']);
+    const progress = events.filter((m: Msg) => m.type === 'progress').map((m: Msg) => Math.round(m.progress * 100));
+    expect(progress).to.deep.equal([...Array.from({ length: 30 }, (_, i) => i + 1), 40]);
     const seqs = events.slice(1).map((m: Msg) => m.seq as number);
     expect(seqs).to.deep.equal([...seqs].sort((a, b) => a - b));
     expect(await tableStatus(task.task_id)).to.equal('succeeded');

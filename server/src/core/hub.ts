@@ -275,10 +275,14 @@ export class Hub {
     return { taskId, position, payload, stored };
   }
 
-  /** Cancels a task. Throws `task_not_found` or `already_finished`. */
+  /**
+   * Cancels a task; resolves once its end is committed (stored mode). Throws `task_not_found` or
+   * `already_finished`.
+   */
   async cancel(taskId: string): Promise<void> {
     if (this.dispatcher.cancel(taskId)) {
       this.schedule();
+      await this.committing.get(taskId)?.done; // stored mode: answered once `canceled` is committed
       return;
     }
     await this.committing.get(taskId)?.done;

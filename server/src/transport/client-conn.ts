@@ -30,6 +30,21 @@ export interface ClientLink {
 /** An event waiting to be sent: its text, its binary frames, and whether it is a progress. */
 type Held = [text: string, binaries: readonly Buffer[] | null, progress: boolean];
 
+/**
+ * Events held for one task before its `accepted` past which a new progress replaces the latest
+ * held one rather than joining it (a commit that waits long, as while the database is down).
+ */
+const MAX_HELD_EVENTS = 32;
+/** Bytes of held events of one task past which, likewise, a progress replaces the latest one. */
+const MAX_HELD_BYTES = 1024 * 1024;
+
+/** The bytes an event holds: its text and its binary frames. */
+function heldBytes(text: string, binaries: readonly Buffer[] | null): number {
+  let n = text.length;
+  if (binaries) for (const b of binaries) n += b.length;
+  return n;
+}
+
 export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const { hub } = deps;
   const maxBuffered = hub.config.maxBufferedBytes;
@@ -40,10 +55,10 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   let held: Held[] | null = null;
   /**
    * Events of tasks whose `accepted` waits for the task's row to be committed (HUB_COMMIT=stored),
-   * sent right after it. Only the latest progress of each is kept: while the database is down a
-   * task may run on for long, and its earlier progress is not worth memory.
+   * sent right after it, with the bytes they hold. Past MAX_HELD_EVENTS or MAX_HELD_BYTES only the
+   * latest progress is kept: while the database is down a task may run on for long.
    */
-  const holding = new Map<string, Held[]>();
+  const holding = new Map<string, { events: Held[]; bytes: number }>();
   let closed = false;
 
   const send = (text: string, binaries?: readonly Buffer[] | null) => sendFrames(ws, text, binaries, maxBuffered);
@@ -51,14 +66,23 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const subscriber: Subscriber = {
     deliver(taskId, text, binaries, end, progress = false) {
       if (end) following.delete(taskId);
-      const waiting = held ?? holding.get(taskId);
+      if (held) {
+        held.push([text, binaries, progress]);
+        return;
+      }
+      const waiting = holding.get(taskId);
       if (!waiting) {
         send(text, binaries);
         return;
       }
-      const last = waiting[waiting.length - 1];
-      if (progress && last?.[2]) waiting[waiting.length - 1] = [text, binaries, true];
-      else waiting.push([text, binaries, progress]);
+      const { events } = waiting;
+      const last = events[events.length - 1];
+      const bytes = heldBytes(text, binaries);
+      if (progress && last?.[2] && (events.length >= MAX_HELD_EVENTS || waiting.bytes + bytes > MAX_HELD_BYTES)) {
+        waiting.bytes -= heldBytes(last[0], last[1]);
+        events[events.length - 1] = [text, binaries, true];
+      } else events.push([text, binaries, progress]);
+      waiting.bytes += bytes;
     },
   };
   const link: ClientLink = { sendText: (text) => send(text) };
@@ -120,7 +144,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         };
         if (!stored) return acknowledge();
         // Acknowledged once the task's row is committed; its events wait behind `accepted`.
-        holding.set(accepted.taskId, events);
+        holding.set(accepted.taskId, { events, bytes: events.reduce((n, [t, b]) => n + heldBytes(t, b), 0) });
         await stored;
         if (!closed) acknowledge();
         return;
