@@ -95,3 +95,37 @@ describe('HUB_COMMIT=stored (the default)', function () {
     expect(await tableStatus(r.body.task_id)).to.be.oneOf(['queued', 'running']);
   });
 });
+
+describe('HUB_COMMIT=async', function () {
+  this.timeout(30_000);
+  let hub: TestHub;
+  let direct: Knex;
+
+  beforeEach(async () => {
+    const url = tempSqlite();
+    hub = await startHub({ db: url, commit: 'async' });
+    direct = openDb(url, { log: () => {} });
+  });
+  afterEach(async () => {
+    await hub.close();
+    await direct.destroy();
+  });
+
+  it('acknowledges and ends tasks without waiting for the database (rows written behind)', async () => {
+    const w = await fakeWorker(hub, me('async_a'));
+    const c = await fakeClient(hub);
+    await direct.schema.renameTable('tasks', 'tasks_off');
+    c.send({ type: 'add_task', ref: 'r1', service_id: w.welcome.service_id, args: [1] });
+    const accepted = await c.nextOf('accepted');
+    const r = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [2] });
+    expect(r.status).to.equal(202);
+    const task = await w.nextOf('task');
+    w.send({ type: 'result', task_id: task.task_id, result: 'one' });
+    expect((await c.nextOf('result')).result).to.equal('one');
+    expect((await http(hub, 'GET', `/tasks/${accepted.task_id}`)).body.status).to.equal('succeeded');
+    await direct.schema.renameTable('tasks_off', 'tasks');
+    const rows = async () => (await direct('tasks').whereIn('id', [accepted.task_id, r.body.task_id]).select('id')).length;
+    for (let i = 0; i < 200 && (await rows()) < 2; i++) await sleep(25);
+    expect(await rows()).to.equal(2);
+  });
+});

@@ -88,7 +88,7 @@ export interface WorkerConnInfo {
  * `stored`, the task's row committed before `accepted` (and a 202), its end committed before the
  * end event (and the waiting REST answer); `async`, neither (rows are written behind).
  */
-export type CommitMode = 'stored' | 'async';
+export type CommitMode = HubConfig['commit'];
 
 /** Longest delay that setTimeout honours (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -132,7 +132,7 @@ export class Hub {
     readonly log: FastifyBaseLogger,
     readonly now: () => number = Date.now,
   ) {
-    this.commit = (config as Readonly<HubConfig> & { commit?: CommitMode }).commit ?? 'stored';
+    this.commit = config.commit;
     this.ended = new EndedTasks(config.endedCacheSize, config.endedCacheBytes, config.resultTtlMs, now);
     this.dispatcher = new Dispatcher<TaskPayload>(
       { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, now },
