@@ -38,7 +38,7 @@ describe('Task store backlog', function () {
 
     // 150 kB of result while no row can be written: over the 100 kB bound. The hub reads it (the
     // task leaves the dispatcher) but the end is not committed, so it reads as still running.
-    const inMemory = (id: string) => hub.app.hub.dispatcher.task(id);
+    const inMemory = (id: string) => [...hub.app.hub.liveTasks()].find((t) => t.id === id);
     worker.send({ type: 'result', task_id: tasks[0]!.task_id, result: 'x'.repeat(150_000) });
     for (let i = 0; i < 50 && inMemory(tasks[0]!.task_id); i++) await sleep(20);
     expect(inMemory(tasks[0]!.task_id)).to.equal(undefined);
