@@ -71,7 +71,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   const isClosed = () => state === 'closed' || ws.readyState !== ws.OPEN;
   let attached = false;
 
-  const link: WorkerLink = {
+  const link: { -readonly [K in keyof WorkerLink]: WorkerLink[K] } = {
     id,
     send: (text, binaries) => {
       sendFrames(ws, text, binaries, maxBuffered);
@@ -118,6 +118,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
       return;
     }
     const concurrency = msg.concurrency ?? 1;
+    link.maxMessageBytes = msg.max_message_bytes;
     sendFrames(ws, jsonFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
     state = 'ready';
     clearTimeout(helloTimer);
@@ -188,13 +189,15 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     decoder.push(data as Buffer, isBinary);
   });
   ws.on('error', (err) => log.warn({ err: err.message }, 'worker socket error'));
-  ws.on('close', (code) => {
+  ws.on('close', (code, reason) => {
     const was = state;
     state = 'closed';
     clearTimeout(helloTimer);
     hub.connectionInfo.delete(id);
     if (was === 'ready') {
-      hub.removeWorker(id, serviceId);
+      // Named in the `worker_lost` of a task that ran out of attempts (1009: a frame over the worker's limit).
+      const text = reason.toString().slice(0, 123);
+      hub.removeWorker(id, serviceId, `close ${code}${text ? ` ${JSON.stringify(text)}` : ''}`);
       log.info({ code, service_id: serviceId }, 'worker disconnected');
     } else if (attached) {
       hub.registry.detach(serviceId, id);
