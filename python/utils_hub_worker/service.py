@@ -205,7 +205,7 @@ class Service:
                     pass
             for s in sessions:
                 s.drop_all("shutdown")
-            await asyncio.gather(*(s.close(1001, "worker stopping") for s in sessions), return_exceptions=True)
+            await asyncio.gather(*(s.close(1000, "worker stopping") for s in sessions), return_exceptions=True)
             for server in self._servers:
                 server.close()
                 await server.wait_closed()

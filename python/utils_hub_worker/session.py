@@ -199,8 +199,10 @@ class Session:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Closes the socket (websockets waits for the hub's close frame up to its close_timeout)."""
         try:
-            # Let the queued frames (the last answers) go out first.
-            while not self._out.empty() and self._state != "closed":
+            # Let the queued frames (the last answers) go out first, for up to 2 s.
+            for _ in range(200):
+                if self._out.empty() or self._state == "closed":
+                    break
                 await asyncio.sleep(0.01)
             await self.ws.close(code, reason)
         except Exception:  # noqa: BLE001 - closing a dead socket is fine
