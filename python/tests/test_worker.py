@@ -253,3 +253,72 @@ def test_bad_descriptions_name_their_field():
         Service("badtype", "d", [{"argument_name": "a", "type": "integer"}], lambda a, c: None)
     with pytest.raises(ValueError, match=r"input\[0\].default"):
         Service("baddefault", "d", [Arg("a", "int", default="x")], lambda a, c: None)
+
+
+def test_events_and_a_refusal_reported_with_the_hubs_code(hub):
+    token = hub.cli("tokens", "create", "py-events").split()[0]
+    svc = Service("py-events", "Says ok", [], lambda args, ctx: "ok")
+    seen = []
+    svc.on("connected", lambda info: seen.append(("connected", info.service_id)))
+    svc.on("task", lambda task_id, attempt: seen.append(("task", attempt)))
+    svc.on("disconnected", lambda code, reason: seen.append(("disconnected", code)))
+    errors = []
+
+    @svc.on("error")
+    def on_error(err):
+        errors.append(err)
+
+    async def main():
+        refused = asyncio.ensure_future(svc.connect(hub.worker_url, token="wrong", min_delay=0.05, max_delay=0.1))
+        await until(lambda: errors, what="the refusal")
+        other = Service("py-events", "Says ok", [], lambda args, ctx: "ok")
+        info = await other.connect(hub.worker_url, token=token, instance="good")
+        res = await http(hub, "POST", "/add_task", {"service_id": info.service_id, "args": []})
+        await other.close()
+        await svc.close()
+        try:
+            await refused
+        except RuntimeError as err:
+            return res, str(err)
+        return res, None
+
+    res, refused_error = run(main())
+    assert errors[0].code == "unauthorized", errors
+    assert "closed before any welcome" in refused_error
+    assert ("disconnected", 1008) in seen and not any(e[0] == "connected" for e in seen)
+    assert res[1]["result"] == "ok"
+
+
+def test_a_thread_handler_reports_progress_and_sees_cancellation(hub):
+    import time as _time
+
+    state = {}
+
+    def slow(args, ctx):
+        for i in range(200):
+            if ctx.cancelled:
+                state["reason"] = ctx.abort_reason
+                raise RuntimeError("stopped")
+            ctx.progress(i / 200, f"step {i}")
+            _time.sleep(0.02)
+        return "done"
+
+    svc = Service("py-thread", "Works in a thread", [], slow, progress_interval=0.01)
+
+    async def main():
+        info = await svc.connect(hub.worker_url)
+        _, queued = await http(hub, "POST", "/add_task?wait=false", {"service_id": info.service_id, "args": []})
+
+        async def advanced():
+            _, view = await http(hub, "GET", f"/tasks/{queued['task_id']}")
+            return (view["progress"] or 0) > 0.05 and view
+
+        view = await until(advanced, what="progress from the thread")
+        await http(hub, "DELETE", f"/tasks/{queued['task_id']}")
+        await until(lambda: "reason" in state, what="the thread to see the cancel")
+        await svc.close()
+        return view
+
+    view = run(main())
+    assert view["status"] == "running" and view["message"].startswith("step ")
+    assert state["reason"] == "client"

@@ -24,6 +24,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 MIN_MESSAGE_BYTES = 1024
 
 Handler = Callable[[Dict[str, Any], Any], Any]
+#: The events of a service (see ``Service.on``).
+EVENTS = ("connected", "disconnected", "task", "error")
 Args = Sequence[Union[Arg, Dict[str, Any]]]
 
 
@@ -53,11 +55,38 @@ class Service:
         self._closing = False
         self._closed: Optional["asyncio.Future[None]"] = None
         self._wake: Optional[asyncio.Event] = None
+        self._listeners: Dict[str, List[Callable[..., Any]]] = {e: [] for e in EVENTS}
 
     def handler(self, fn: Handler) -> Handler:
         """Decorator: sets the handler. ``@svc.handler`` over ``async def run(args, ctx)``."""
         self._handler = fn
         return fn
+
+    def on(self, event: str, listener: Optional[Callable[..., Any]] = None) -> Any:
+        """Adds a listener of ``event``: ``connected(info)`` (a hub welcomed a connection),
+        ``disconnected(code, reason)`` (a connection closed), ``task(task_id, attempt)`` (a task
+        started), ``error(exc)`` (a failed dial, a hub's refusal as a HubError with its ``code``,
+        a broken message). Without an ``error`` listener, errors go to the ``utils_hub_worker``
+        logger. Usable as a decorator: ``@svc.on("error")``."""
+        if event not in self._listeners:
+            raise ValueError(f"unknown event {event!r}; one of {', '.join(EVENTS)}")
+        if listener is None:
+            return lambda fn: self.on(event, fn)
+        self._listeners[event].append(listener)
+        return listener
+
+    def _emit(self, event: str, *args: Any) -> None:
+        listeners = self._listeners[event]
+        if event == "error" and not listeners:
+            log.warning("%s", args[0])
+        elif event == "connected" and not listeners:
+            info = args[0]
+            log.info("connected to %s as service %s (connection %s)", info.peer, info.service_id, info.connection_id)
+        for listener in list(listeners):
+            try:
+                listener(*args)
+            except Exception:  # noqa: BLE001 - a listener's fault must not stop the connection
+                log.exception("a %s listener failed", event)
 
     @property
     def in_flight(self) -> int:
@@ -107,26 +136,28 @@ class Service:
         index, attempt = 0, 0
         last_problem = None
 
-        def welcomed(info: ConnectedInfo) -> None:
-            log.info("connected to %s as service %s (connection %s)", info.peer, info.service_id, info.connection_id)
-            if not first.done():
-                first.set_result(info)
+        def emit(event: str, *args: Any) -> None:
+            if event == "connected" and not first.done():
+                first.set_result(args[0])
+            self._emit(event, *args)
 
         while not self._closing:
             url = urls[index % len(urls)]
             was_welcomed = False
             problem = None
+            session = None
             try:
                 ws = await websockets.connect(url, extra_headers=headers, max_size=options.max_message_bytes, compression=None, open_timeout=options.handshake_timeout)
             except Exception as err:  # noqa: BLE001 - unreachable, refused upgrade, bad TLS: all redialed
                 problem = f"cannot reach {url}: {err}"
             else:
-                session = Session(ws, self.me, self._handler, options, url, True, welcomed)
+                session = Session(ws, self.me, self._handler, options, url, True, emit)
                 self._sessions.add(session)
                 try:
                     code, reason = await session.serve()
                 finally:
                     self._sessions.discard(session)
+                self._emit("disconnected", code, reason)
                 was_welcomed = session.welcomed
                 if session.refusal is not None:
                     problem = f"{url} refused the worker: {session.refusal}"
@@ -134,8 +165,10 @@ class Service:
                     problem = f"the connection to {url} closed ({code} {reason})".strip()
             if self._closing:
                 break
-            if problem and problem != last_problem:
-                log.warning("%s; redialing", problem)
+            # A refusal was reported as the hub's HubError when it came.
+            refused = session is not None and session.refusal is not None
+            if problem and problem != last_problem and not refused:
+                self._emit("error", ConnectionError(f"{problem}; redialing"))
             last_problem = problem
             if was_welcomed:
                 attempt = 0
@@ -168,12 +201,13 @@ class Service:
 
         async def on_connection(ws: Any) -> None:
             peer = "%s:%s" % ws.remote_address[:2] if ws.remote_address else "a hub"
-            session = Session(ws, self.me, self._handler, options, peer, False, lambda info: log.info("dialed by %s, service %s", peer, info.service_id))
+            session = Session(ws, self.me, self._handler, options, peer, False, self._emit)
             self._sessions.add(session)
             try:
-                await session.serve()
+                code, reason = await session.serve()
             finally:
                 self._sessions.discard(session)
+            self._emit("disconnected", code, reason)
 
         server = await websockets.serve(on_connection, host, port, process_request=process_request, max_size=options.max_message_bytes, compression=None)
         self._servers.append(server)

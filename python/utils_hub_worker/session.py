@@ -45,14 +45,15 @@ class SessionOptions:
 class Session:
     """One connection to a hub; ``serve()`` runs it to its end."""
 
-    def __init__(self, ws: Any, me: Dict[str, Any], handler: Callable[..., Any], options: SessionOptions, peer: str, dialed: bool, on_welcome: Callable[[ConnectedInfo], None]):
+    def __init__(self, ws: Any, me: Dict[str, Any], handler: Callable[..., Any], options: SessionOptions, peer: str, dialed: bool, emit: Callable[..., None]):
         self.ws = ws
         self.me = me
         self.handler = handler
         self.options = options
         self.peer = peer
         self.dialed = dialed
-        self.on_welcome = on_welcome
+        #: The service's events: emit("connected", info), emit("task", id, attempt), emit("error", exc).
+        self.emit = emit
         self.tasks: Dict[str, RunningTask] = {}
         self.welcomed = False
         self.refusal: Optional[HubError] = None
@@ -104,7 +105,7 @@ class Session:
                 try:
                     msg = reader.push(frame)
                 except ValueError as err:
-                    log.warning("a broken message from %s: %s", self.peer, err)
+                    self.emit("error", ValueError(f"a broken message from {self.peer}: {err}"))
                     continue
                 if msg is not None:
                     self._on_message(msg)
@@ -122,24 +123,24 @@ class Session:
 
     def _handshake_timeout(self) -> None:
         if not self.welcomed:
-            log.warning("no welcome from %s within %s s", self.peer, self.options.handshake_timeout)
+            self.emit("error", TimeoutError(f"no welcome from {self.peer} within {self.options.handshake_timeout} s"))
             asyncio.ensure_future(self.ws.close(1008, "no welcome in time"))
 
     def _on_message(self, msg: Dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "welcome":
             if self._state != "hello":
-                log.warning("a second welcome from %s", self.peer)
+                self.emit("error", ValueError(f"a second welcome from {self.peer}"))
                 return
             self._state = "ready"
             self.welcomed = True
             info = ConnectedInfo(msg["service_id"], msg["connection_id"], msg["heartbeat_ms"], self.peer, self.dialed)
-            self.on_welcome(info)
+            self.emit("connected", info)
         elif kind == "error":
             err = HubError(str(msg.get("code")), str(msg.get("message")))
             if not self.welcomed:
                 self.refusal = err
-            log.warning("the hub at %s says %s", self.peer, err)
+            self.emit("error", err)
         elif kind == "task":
             self._on_task(msg)
         elif kind == "cancel":
@@ -153,15 +154,16 @@ class Session:
             if len(self._canceled) > REMEMBERED_CANCELS:
                 self._canceled.popitem(last=False)
         else:
-            log.warning("an unknown message from %s: %s", self.peer, json.dumps(msg)[:200])
+            # A newer hub may send more: ignored.
+            log.debug("an unknown message from %s: %s", self.peer, json.dumps(msg)[:200])
 
     def _on_task(self, msg: Dict[str, Any]) -> None:
         task_id = msg.get("task_id")
         if self._state == "hello" or not isinstance(task_id, str) or not isinstance(msg.get("args"), dict):
-            log.warning("a task from %s before welcome or without task_id and args", self.peer)
+            self.emit("error", ValueError(f"a task from {self.peer} before welcome or without task_id and args"))
             return
         if task_id in self.tasks:
-            log.warning("task %s is already running on this connection", task_id)
+            self.emit("error", ValueError(f"task {task_id} is already running on this connection"))
             return
         reason = self._canceled.pop(task_id, None)
         if reason is not None:
@@ -172,6 +174,7 @@ class Session:
         args = fill_defaults(self.me["input"], msg["args"])
         task = RunningTask(msg, args, self.handler, self.send, self.options.instance, self.options.progress_interval)
         self.tasks[task_id] = task
+        self.emit("task", task_id, task.attempt)
         self._idle.clear()
         task.done.add_done_callback(lambda _f: self._task_done(task_id, task))
 
