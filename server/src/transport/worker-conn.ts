@@ -103,6 +103,8 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
 
   const handshake = async (msg: WorkerToHubMessage) => {
     if (msg.type !== 'hello') throw new HubError('bad_message', 'the first message must be "hello"');
+    // The hub sends this connection no task over it (docs/protocol.md, "Frame limits").
+    link.maxMessageBytes = msg.max_message_bytes;
     if (msg.protocol !== PROTOCOL_VERSION) {
       throw new HubError('unsupported_protocol', `this hub speaks protocol ${PROTOCOL_VERSION}, not ${msg.protocol}`);
     }
@@ -118,7 +120,6 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
       return;
     }
     const concurrency = msg.concurrency ?? 1;
-    link.maxMessageBytes = msg.max_message_bytes;
     sendFrames(ws, jsonFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
     state = 'ready';
     clearTimeout(helloTimer);
