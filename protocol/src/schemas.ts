@@ -15,8 +15,6 @@ export const MAX_ATTACHMENTS = 16;
 export const MAX_ARGUMENTS = 64;
 /** The only protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
-/** Least `max_message_bytes` a worker may announce in `hello`: 1 KiB. */
-export const MIN_MESSAGE_BYTES = 1024;
 
 const Obj = <T extends Parameters<typeof Type.Object>[0]>(props: T) =>
   Type.Object(props, { additionalProperties: true });
@@ -151,6 +149,9 @@ export const ErrorBody = Obj({
 export type ErrorBody = Static<typeof ErrorBody>;
 
 // ---- worker <-> hub (section 5.1) ----
+
+/** Least `max_message_bytes` a worker may announce in `hello`: 1 KiB. */
+export const MIN_MESSAGE_BYTES = 1024;
 
 export const HelloMsg = Obj({
   type: Type.Literal('hello'),
