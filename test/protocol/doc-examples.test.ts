@@ -5,7 +5,9 @@
  * protocol/src/validators.ts (`serviceDescription`, `taskView`, ...) or a message as
  * `direction.type` (`workerToHub.hello`, `hubToClient.result`, ...). Service descriptions, also
  * the `me` of a hello, go through checkServiceDescription too. Every message type of every
- * direction has at least one example.
+ * direction has at least one example. A field table preceded by `<!-- fields: NAME -->` lists
+ * every field of that schema (but a message's `type`), and says "yes" in its "req." column
+ * exactly for the required ones.
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
@@ -54,6 +56,31 @@ function validatorOf(name: string): Validator<unknown> {
   return v;
 }
 
+interface FieldTable {
+  line: number;
+  name: string;
+  /** Field name to "required" as the table says it. */
+  rows: Map<string, boolean>;
+}
+
+/** Every table marked `<!-- fields: NAME -->`: its first column's names and its req. column. */
+function fieldTables(text: string): FieldTable[] {
+  const lines = text.split('\n');
+  const out: FieldTable[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^<!--\s*fields:\s*([\w.]+)\s*-->$/.exec(lines[i].trim());
+    if (!m) continue;
+    const rows = new Map<string, boolean>();
+    for (let j = i + 3; j < lines.length && lines[j].startsWith('|'); j++) {
+      const [first, req] = lines[j].split('|').slice(1, 3);
+      const required = /\byes\b/.test(req);
+      for (const [, name] of first.matchAll(/`([\w$]+)`/g)) rows.set(name, required);
+    }
+    out.push({ line: i + 1, name: m[1], rows });
+  }
+  return out;
+}
+
 /** The problem of an example, or null when it is valid. */
 function problem(ex: Example): string | null {
   const v = validatorOf(ex.name);
@@ -92,6 +119,21 @@ describe('docs/protocol.md examples', () => {
       }
     }
   });
+
+  const tables = fieldTables(readFileSync(DOC, 'utf8'));
+  it('has field tables', () => {
+    expect(tables.length).to.be.greaterThan(5);
+  });
+  for (const t of tables) {
+    it(`line ${t.line}: the field table of ${t.name} lists every field, and which are required`, () => {
+      const schema = validatorOf(t.name).schema as { properties: Record<string, unknown>; required?: string[] };
+      const fields = Object.keys(schema.properties).filter((k) => !(k === 'type' && t.name.includes('.')));
+      expect([...t.rows.keys()].sort(), `docs/protocol.md:${t.line}`).to.deep.equal(fields.sort());
+      for (const [name, required] of t.rows) {
+        expect(required, `docs/protocol.md:${t.line}: ${name} required`).to.equal((schema.required ?? []).includes(name));
+      }
+    });
+  }
 
   it('examples with attachments count their refs', () => {
     for (const ex of all) {
