@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 class HubProcess:
     """A running hub: ``url`` (http), ``worker_url`` (ws .../worker), ``db``; ``stop()`` ends it."""
 
-    def __init__(self, db: str = None, env: dict = None):
+    def __init__(self, db: str = None, env: dict = None, port: int = 0):
         self.db = db or "sqlite:" + os.path.join(tempfile.mkdtemp(prefix="uh-py-"), "hub.sqlite")
         full_env = {**os.environ, "HUB_LOG_LEVEL": "warn", **(env or {})}
-        self.proc = subprocess.Popen(["node", CLI, "start", "--port", "0", "--db", self.db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True)
+        self.proc = subprocess.Popen(["node", CLI, "start", "--port", str(port), "--db", self.db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True)
         self.output = []
         found = threading.Event()
         self.url = None

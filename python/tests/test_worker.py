@@ -322,3 +322,25 @@ def test_a_thread_handler_reports_progress_and_sees_cancellation(hub):
     view = run(main())
     assert view["status"] == "running" and view["message"].startswith("step ")
     assert state["reason"] == "client"
+
+
+def test_redials_a_hub_that_restarts_on_the_same_address(hub_factory):
+    port = free_port()
+    first = hub_factory(port=port)
+    svc = Service("py-restart", "Says ok", [], lambda args, ctx: "ok")
+    connections = []
+    svc.on("connected", lambda info: connections.append(info.connection_id))
+
+    async def main():
+        await svc.connect(first.worker_url, min_delay=0.05, max_delay=0.3)
+        first.stop()
+        again = hub_factory(port=port, db=first.db)
+        await until(lambda: len(connections) == 2, 20, "a second welcome")
+        sid = await service_id(again, "py-restart")
+        res = await http(again, "POST", "/add_task", {"service_id": sid, "args": []})
+        await svc.close()
+        return res
+
+    status, body = run(main())
+    assert status == 200 and body["result"] == "ok"
+    assert connections[0] != connections[1]
