@@ -44,3 +44,49 @@ def test_frame_reader_waits_for_announced_frames_and_refuses_strays():
         r.push(b"x" * 11)
     with pytest.raises(ValueError):
         r.push("[1, 2]")
+
+
+def test_a_broken_message_from_the_hub_is_reported_and_the_connection_goes_on():
+    import asyncio
+
+    import websockets
+
+    from utils_hub_worker import Service
+
+    async def main():
+        answers = []
+
+        async def fake_hub(ws, path=None):
+            hello = json.loads(await ws.recv())
+            answers.append(hello)
+            await ws.send(json.dumps({"type": "welcome", "service_id": 7, "connection_id": "c", "heartbeat_ms": 15000}))
+            await ws.send(json.dumps({"type": "task", "task_id": "broken", "args": {}}))  # no timeout_ms, no attempt
+            await ws.send("not json")
+            await ws.send(json.dumps({"type": "something_new", "x": 1}))  # ignored
+            await ws.send(json.dumps({"type": "task", "task_id": "good", "args": {}, "timeout_ms": 5000, "attempt": 1}))
+            answers.append(json.loads(await ws.recv()))
+            await ws.close()
+
+        server = await websockets.serve(fake_hub, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        svc = Service("fake", "d", [], lambda args, ctx: "fine")
+        errors = []
+        svc.on("error", errors.append)
+        await svc.connect(f"ws://127.0.0.1:{port}/worker", max_message_bytes=2048)
+        for _ in range(100):
+            if len(answers) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await svc.close(grace=0.1)
+        server.close()
+        await server.wait_closed()
+        return answers, errors
+
+    answers, errors = asyncio.run(main())
+    hello, result = answers
+    assert hello["type"] == "hello" and hello["protocol"] == 1 and hello["max_message_bytes"] == 2048
+    assert hello["me"]["description"] == "d"
+    assert result == {"type": "result", "task_id": "good", "result": "fine"}
+    assert "broken 'task'" in str(errors[0]) and "broken message" in str(errors[1])
+    # Then only the fake hub's close (reported as the redial it leads to).
+    assert all(isinstance(e, ConnectionError) for e in errors[2:])

@@ -162,7 +162,7 @@ class Service:
                 if session.refusal is not None:
                     problem = f"{url} refused the worker: {session.refusal}"
                 elif not self._closing:
-                    problem = f"the connection to {url} closed ({code} {reason})".strip()
+                    problem = f"the connection to {url} closed ({code}{' ' + reason if reason else ''})"
             if self._closing:
                 break
             # A refusal was reported as the hub's HubError when it came.

@@ -108,7 +108,11 @@ class Session:
                     self.emit("error", ValueError(f"a broken message from {self.peer}: {err}"))
                     continue
                 if msg is not None:
-                    self._on_message(msg)
+                    try:
+                        self._on_message(msg)
+                    except (KeyError, TypeError, ValueError) as err:
+                        # A message missing its fields: reported, the connection goes on.
+                        self.emit("error", ValueError(f"a broken {msg.get('type')!r} message from {self.peer}: {err!r}"))
         except Exception as err:  # noqa: BLE001 - any transport error ends the connection alike
             log.debug("connection to %s ended: %s", self.peer, err)
         finally:
