@@ -45,7 +45,7 @@ const WaitQuery = withMessage(
     },
     { additionalProperties: true },
   ),
-  () => 'wait must be true or false',
+  () => 'wait must be true, false, 1 or 0',
 );
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
@@ -71,7 +71,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
         response: { 200: json(ref('ServicesList'), 'The live services'), ...errorResponses([]) },
       },
     },
-    async () => hub.registry.list(),
+    async () => hub.servicesList(),
   );
 
   app.get(
