@@ -41,7 +41,7 @@ export interface TaskStoreOptions {
    * saved while a write runs go together in the next one.
    */
   flushDelayMs?: number;
-  /** First delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`. Default 100. */
+  /** Ceiling of the first delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`, each delay drawn in the upper half of its ceiling (backoffDelay). Default 100. */
   retryMinMs?: number;
   /** Longest delay between retries, in ms. Default 5000. */
   retryMaxMs?: number;
