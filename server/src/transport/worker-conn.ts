@@ -39,13 +39,15 @@ export interface WorkerConnDeps {
 }
 
 /**
- * True when `value`, a member of a message (level 2), holds containers nested deeper than
- * MAX_MESSAGE_DEPTH levels. Iterative; attachment bytes are leaves. A result is written to the
- * task store and served over REST as JSON, which cannot write a value nested thousands deep.
+ * True when `value`, at nesting level `level` (a whole message is level 1, its members level 2,
+ * the default), holds containers nested deeper than MAX_MESSAGE_DEPTH levels. Iterative;
+ * attachment bytes are leaves. A result is written to the task store and served over REST as
+ * JSON, which cannot write a value nested thousands deep; and a worker's text frame is forwarded
+ * to clients as it came, so every member counts, not only `result` and `data`.
  */
-export function nestedTooDeep(value: unknown): boolean {
+export function nestedTooDeep(value: unknown, level = 2): boolean {
   const stack: Array<[object, number]> = [];
-  if (typeof value === 'object' && value !== null) stack.push([value, 2]);
+  if (typeof value === 'object' && value !== null) stack.push([value, level]);
   while (stack.length > 0) {
     const [v, level] = stack.pop()!;
     if (v instanceof Uint8Array) continue;
@@ -153,8 +155,11 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
       return;
     }
     if (state !== 'ready') return badMessage(new HubError('bad_message', 'wait for "welcome" before sending more'));
-    if ((msg.type === 'result' && nestedTooDeep(msg.result)) || (msg.type === 'progress' && nestedTooDeep(msg.data))) {
-      return badMessage(new HubError('bad_message', `a ${msg.type} may nest at most ${MAX_MESSAGE_DEPTH} levels deep`, { task_id: msg.task_id }));
+    // The whole frame, members the schema lets pass included: it goes to clients as it came.
+    // (A hello is not forwarded: its description has its own bound, checkServiceDescription.)
+    if (nestedTooDeep(message, 1)) {
+      const taskId = typeof message.task_id === 'string' && message.task_id.length <= 64 ? { task_id: message.task_id } : {};
+      return badMessage(new HubError('bad_message', `a message may nest at most ${MAX_MESSAGE_DEPTH} levels deep`, taskId));
     }
     const bins = attachments.length ? attachments : null;
     switch (msg.type) {
