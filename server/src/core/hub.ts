@@ -16,7 +16,7 @@ import {
 } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
 import { Dispatcher, type TaskEvent, type TaskRecord } from './dispatcher.js';
-import { EndedTasks, type EndedTask } from './ended-tasks.js';
+import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
 import type { Registry } from './registry.js';
 import { withSeq, jsonFrame, startedFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
@@ -298,7 +298,7 @@ export class Hub {
       started_at: iso(t.startedAt),
       finished_at: iso(t.finishedAt),
     };
-    if (t.status === 'succeeded') view.result = inlineMedia(t.result);
+    if (t.status === 'succeeded') view.result = inlineMedia(resultOf(t));
     else view.error = t.error;
     return view;
   }

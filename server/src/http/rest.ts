@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { HubError, inlineMedia, validate } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
-import type { EndedTask } from '../core/ended-tasks.js';
+import { resultOf, type EndedTask } from '../core/ended-tasks.js';
 
 /** Parses a non-negative integer path parameter, or throws `bad_request` naming it. */
 export function parseId(value: string, name: string): number {
@@ -17,7 +17,7 @@ export function parseId(value: string, name: string): number {
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   if (ended.status === 'succeeded') {
-    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result) } };
+    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(resultOf(ended)) } };
   }
   const err = HubError.from(ended.error);
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };
