@@ -14,6 +14,7 @@ import { verifyToken, countTokens } from './store/tokens.js';
 import { TaskStore } from './store/tasks.js';
 import { Registry } from './core/registry.js';
 import { Hub } from './core/hub.js';
+import { boundsOf, type HubBounds } from './core/bounds.js';
 import { Gatekeeper, bearer, originAllowed } from './access/auth.js';
 import { Heartbeat } from './transport/heartbeat.js';
 import { Dialer } from './transport/dialer.js';
@@ -36,8 +37,8 @@ declare module 'fastify' {
   }
 }
 
-/** Options of buildApp: any hub option (section 9), plus the fastify logger. */
-export interface BuildOptions extends Partial<HubConfig> {
+/** Options of buildApp: any hub option (section 9), the bounds, plus the fastify logger. */
+export interface BuildOptions extends Partial<HubConfig>, Partial<HubBounds> {
   /** A fastify logger option; default: pino at `logLevel`. */
   logger?: FastifyServerOptions['logger'];
   /** An open knex instance to use instead of opening `db` (the caller then owns it). */
@@ -45,8 +46,12 @@ export interface BuildOptions extends Partial<HubConfig> {
 }
 
 export async function buildApp(options: BuildOptions = {}): Promise<FastifyInstance> {
-  const { logger, knex: givenDb, ...overrides } = options;
-  const config = loadConfig({}, overrides);
+  const { logger, knex: givenDb, queueMaxBytes, maxQueueTimeoutMs, maxServiceBytes, ...overrides } = options;
+  // The bounds ride along with the options (the hub, the dialer and the connections read them there).
+  const config: Readonly<HubConfig> = Object.freeze({
+    ...loadConfig({}, overrides),
+    ...boundsOf({ queueMaxBytes, maxQueueTimeoutMs, maxServiceBytes }),
+  });
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     bodyLimit: config.maxMessageBytes,

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import { boundsOf } from './core/bounds.js';
 import { ConfigError, loadConfig } from './config.js';
 
 const HELP = `Usage: utils-hub start [--host H] [--port P] [--db URL] [--no-wait]
@@ -51,11 +52,20 @@ export async function runStart(argv: string[]): Promise<void> {
     throw err;
   }
 
+  let bounds;
+  try {
+    bounds = boundsOf({}, process.env);
+  } catch (err) {
+    process.stderr.write(`utils-hub start: ${(err as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+
   let app: FastifyInstance | null = null;
   let stopping = false;
   for (let attempt = 0; !app; attempt++) {
     try {
-      app = await buildApp(config);
+      app = await buildApp({ ...config, ...bounds });
     } catch (err) {
       const msg = (err as Error).message;
       if (flags['no-wait'] || stopping) {

@@ -7,6 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { EndedTasks, bytesOf, resultOf, type EndedTask } from '../../server/src/core/ended-tasks.js';
 import { startHub, fakeWorker, fakeClient, http, me, type TestHub } from '../helpers/hub.js';
+import { WsPeer } from '../helpers/ws-peer.js';
 
 /** `depth` nested arrays, as JSON text. */
 const deepArrays = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
@@ -109,6 +110,98 @@ describe('Bounds', () => {
       const result = resultOf(last) as unknown[];
       expect(result).to.have.length(1_000_000);
       expect(result[0]).to.deep.equal([]);
+    });
+  });
+
+  describe('queued args', () => {
+    /** A service with a str argument whose only worker left: its tasks wait in the queue. */
+    async function idleService(name: string): Promise<number> {
+      const w = await fakeWorker(hub, me(name, [{ argument_name: 's', type: 'str' }]));
+      await w.close();
+      return w.welcome.service_id as number;
+    }
+
+    it('refuses with queue_full once the args waiting in all queues pass HUB_QUEUE_MAX_BYTES, and takes more once some leave', async () => {
+      hub = await startHub({ queueMaxBytes: 16 * MiB });
+      const a = await idleService('qb_a');
+      const b = await idleService('qb_b');
+      const big = 's'.repeat(3 * MiB); // 6 MiB in the heap
+      const add = (service_id: number) => http(hub, 'POST', '/add_task?wait=false', { service_id, args: { s: big }, queue_timeout_ms: 3_600_000 });
+      const first = await add(a);
+      expect(first.status).to.equal(202);
+      expect((await add(b)).status).to.equal(202);
+      // A third would take all queues together past 16 MiB, whichever service it is for.
+      for (const service of [a, b]) {
+        const third = await add(service);
+        expect(third.status).to.equal(503);
+        expect(third.body.error.code).to.equal('queue_full');
+      }
+      // Over the client WebSocket too.
+      const client = await fakeClient(hub);
+      client.send({ type: 'add_task', ref: 'w', service_id: a, args: { s: big } });
+      const rejected = await client.nextOf('rejected');
+      expect(rejected.error.code).to.equal('queue_full');
+      // Small tasks still fit; a canceled big one gives its bytes back.
+      expect((await http(hub, 'POST', '/add_task?wait=false', { service_id: a, args: { s: 'small' } })).status).to.equal(202);
+      expect((await http(hub, 'DELETE', `/tasks/${first.body.task_id}`)).status).to.equal(200);
+      expect((await add(b)).status).to.equal(202);
+      await client.close();
+    });
+
+    it('refuses a queue_timeout_ms over HUB_MAX_QUEUE_TIMEOUT_MS with bad_request, over REST and WebSocket', async () => {
+      hub = await startHub({ maxQueueTimeoutMs: 60_000 });
+      const service_id = await idleService('qt');
+      for (const queue_timeout_ms of [60_001, 9007199254740991]) {
+        const res = await http(hub, 'POST', '/add_task?wait=false', { service_id, args: { s: 'x' }, queue_timeout_ms });
+        expect(res.status, String(queue_timeout_ms)).to.equal(400);
+        expect(res.body.error.code).to.equal('bad_request');
+        expect(res.body.error.message).to.include('queue_timeout_ms');
+      }
+      expect((await http(hub, 'POST', '/add_task?wait=false', { service_id, args: { s: 'x' }, queue_timeout_ms: 60_000 })).status).to.equal(202);
+      const client = await fakeClient(hub);
+      client.send({ type: 'add_task', ref: 'q', service_id, args: { s: 'x' }, queue_timeout_ms: 60_001 });
+      expect((await client.nextOf('rejected')).error.code).to.equal('bad_request');
+      await client.close();
+    });
+
+    it('bounds queue_timeout_ms at one hour by default', async () => {
+      hub = await startHub();
+      const service_id = await idleService('qt_default');
+      const res = await http(hub, 'POST', '/add_task?wait=false', { service_id, args: { s: 'x' }, queue_timeout_ms: 9007199254740991 });
+      expect(res.status).to.equal(400);
+      expect((await http(hub, 'POST', '/add_task?wait=false', { service_id, args: { s: 'x' }, queue_timeout_ms: 3_600_000 })).status).to.equal(202);
+    });
+  });
+
+  describe('service descriptions', () => {
+    /** A description of about `bytes` bytes: arguments with 300-character choices. */
+    function bigDescription(name: string, bytes: number) {
+      const choices = Array.from({ length: 1000 }, (_, i) => `${i}`.padEnd(300, 'c'));
+      const args = Array.from({ length: Math.ceil(bytes / 303_000) }, (_, i) => ({ argument_name: `a${i}`, type: 'str', choices }));
+      return { name, description: 'big', input: args };
+    }
+
+    it('refuses a hello whose description is over HUB_MAX_SERVICE_BYTES (256 KiB) with bad_service_description and 1008', async () => {
+      hub = await startHub();
+      const peer = await WsPeer.open(`${hub.wsUrl}/worker`);
+      const description = bigDescription('svc_big', 300_000);
+      expect(Buffer.byteLength(JSON.stringify(description))).to.be.within(256 * 1024, 1024 * 1024);
+      peer.send({ type: 'hello', protocol: 1, me: description });
+      const answer = await peer.next((m) => m.type === 'welcome' || m.type === 'error');
+      expect(answer).to.include({ type: 'error', code: 'bad_service_description' });
+      expect(await peer.closed).to.equal(1008);
+      expect((await http(hub, 'GET', '/services_list')).body).to.deep.equal([]);
+      // One just under the bound is welcome.
+      const ok = await fakeWorker(hub, { name: 'svc_ok', description: 'd'.repeat(60_000), input: [] });
+      expect(ok.welcome.type).to.equal('welcome');
+      await ok.close();
+    });
+
+    it('takes a larger description when HUB_MAX_SERVICE_BYTES allows it', async () => {
+      hub = await startHub({ maxServiceBytes: 1024 * 1024 });
+      const w = await fakeWorker(hub, bigDescription('svc_allowed', 300_000));
+      expect(w.welcome.type).to.equal('welcome');
+      await w.close();
     });
   });
 

@@ -20,6 +20,7 @@ import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
 import type { Registry } from './registry.js';
 import { withSeq, jsonFrame, startedFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
+import { boundsOf, heldBytes, type HubBounds } from './bounds.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
@@ -94,6 +95,8 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 export class Hub {
   readonly dispatcher: Dispatcher<TaskPayload>;
   readonly ended: EndedTasks;
+  /** Bounds of queued bytes, queue waits and service descriptions (from the options, else defaults). */
+  readonly bounds: Readonly<HubBounds>;
   readonly stats: HubStats = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {}, dialFailures: 0 };
   /** Live worker connections after their welcome, by connection id. */
   readonly connectionInfo = new Map<string, WorkerConnInfo>();
@@ -117,9 +120,10 @@ export class Hub {
     readonly log: FastifyBaseLogger,
     readonly now: () => number = Date.now,
   ) {
+    this.bounds = Object.freeze(boundsOf(config));
     this.ended = new EndedTasks(config.endedCacheSize, config.endedCacheBytes, config.resultTtlMs, now);
     this.dispatcher = new Dispatcher<TaskPayload>(
-      { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, now },
+      { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, queueMaxBytes: this.bounds.queueMaxBytes, now },
       {
         assign: (connectionId, task) => this.assign(connectionId, task),
         cancel: (connectionId, taskId, reason) =>
@@ -227,6 +231,10 @@ export class Hub {
     if (timeoutMs > this.config.maxTaskTimeoutMs) {
       throw new HubError('bad_request', `timeout_ms may be at most ${this.config.maxTaskTimeoutMs}`);
     }
+    const queueTimeoutMs = req.queue_timeout_ms ?? this.config.queueTimeoutMs;
+    if (queueTimeoutMs > this.bounds.maxQueueTimeoutMs) {
+      throw new HubError('bad_request', `queue_timeout_ms may be at most ${this.bounds.maxQueueTimeoutMs}`);
+    }
     const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes });
     if (!checked.ok) {
       const first = checked.problems[0];
@@ -239,7 +247,8 @@ export class Hub {
       serviceId: service.id,
       payload,
       timeoutMs,
-      queueTimeoutMs: req.queue_timeout_ms ?? this.config.queueTimeoutMs,
+      queueTimeoutMs,
+      bytes: heldBytes(checked.args),
     });
     const task = this.dispatcher.task(taskId);
     if (task) this.persist(task);

@@ -13,6 +13,13 @@ export interface Queueable {
   inQueue: boolean;
   /** Never started yet (counts against the queue limit; requeued tasks do not). */
   readonly fresh: boolean;
+  /** Bytes it holds while it waits (its args), counted in `bytes` and in the shared total. */
+  readonly bytes?: number;
+}
+
+/** A count of bytes shared by several queues (all the services' queues of one dispatcher). */
+export interface ByteTotal {
+  bytes: number;
 }
 
 const MIN_CAPACITY = 16;
@@ -25,6 +32,15 @@ export class TaskQueue<T extends Queueable> {
   private used = 0;
   private live = 0;
   private freshLive = 0;
+  private liveBytes = 0;
+
+  /** `total`, when given, also counts the bytes of the tasks waiting here. */
+  constructor(private readonly total: ByteTotal = { bytes: 0 }) {}
+
+  /** Bytes of the tasks waiting (as they declare them). */
+  get bytes(): number {
+    return this.liveBytes;
+  }
 
   /** Tasks waiting. */
   get length(): number {
@@ -96,12 +112,18 @@ export class TaskQueue<T extends Queueable> {
     task.inQueue = true;
     this.live++;
     if (task.fresh) this.freshLive++;
+    const b = task.bytes ?? 0;
+    this.liveBytes += b;
+    this.total.bytes += b;
   }
 
   private leave(task: T): void {
     task.inQueue = false;
     this.live--;
     if (task.fresh) this.freshLive--;
+    const b = task.bytes ?? 0;
+    this.liveBytes -= b;
+    this.total.bytes -= b;
   }
 
   private takeFront(): T | undefined {

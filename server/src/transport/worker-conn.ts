@@ -108,6 +108,12 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     if (msg.protocol !== PROTOCOL_VERSION) {
       throw new HubError('unsupported_protocol', `this hub speaks protocol ${PROTOCOL_VERSION}, not ${msg.protocol}`);
     }
+    // Measured before it is checked: a description's size is what the hub keeps of it, in
+    // memory, in the database and in every `/service_info` answer.
+    const size = Buffer.byteLength(JSON.stringify(msg.me) ?? '');
+    if (size > hub.bounds.maxServiceBytes) {
+      throw new HubError('bad_service_description', `the service description is ${size} bytes, over the limit of ${hub.bounds.maxServiceBytes} (HUB_MAX_SERVICE_BYTES)`);
+    }
     const me = checkServiceDescription(msg.me);
     if (!origin.dialed) await deps.gate.worker(origin.token, origin.remote, me.name);
     if (hub.shuttingDown) throw new HubError('shutting_down', 'the hub is stopping');
