@@ -167,10 +167,14 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const upgradeRequired = async () => {
     throw new HubError('bad_request', 'this route takes a WebSocket upgrade');
   };
+  // A worker's token is looked at before the upgrade: a peer without one costs no frame parsing.
+  const workerAdmit = async (req: FastifyRequest) => {
+    await gate.workerUpgrade(bearer(req.raw, 'token'), req.socket.remoteAddress);
+  };
   app.route({
     method: 'GET',
     url: '/worker',
-    preValidation: originCheck,
+    preValidation: [originCheck, workerAdmit],
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       if (hub.shuttingDown) {

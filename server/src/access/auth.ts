@@ -151,6 +151,25 @@ export class Gatekeeper {
     );
   }
 
+  /**
+   * The check at the upgrade to `/worker` (PROTOCOL.md section 9): a token that exists (in the
+   * environment or unrevoked in the database), or no token at all from loopback while none
+   * exists. Throws `unauthorized` (HTTP 401) before any frame is read. The token's service scope
+   * is checked at `hello` by `worker()`, which knows the service.
+   */
+  async workerUpgrade(token: string | null, remoteAddress: string | undefined): Promise<void> {
+    if (token !== null) {
+      if (secretIn(this.config.workerTokens, token)) return;
+      if (await this.tokens.verify('worker', token)) return;
+    }
+    const anyToken = this.config.workerTokens.length > 0 || (await this.workerCount.get()) > 0;
+    if (!anyToken && isLoopback(remoteAddress)) return;
+    throw new HubError(
+      'unauthorized',
+      anyToken ? 'a valid worker token is required' : 'no worker token exists: only loopback connections are admitted',
+    );
+  }
+
   /** True when client keys are required (HUB_API_KEYS set or keys in the database). */
   async clientKeysRequired(): Promise<boolean> {
     if (this.config.apiKeys.length > 0) return true;

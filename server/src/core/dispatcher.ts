@@ -100,6 +100,7 @@ export type AnswerOutcome = 'accepted' | 'dropped';
 /** The task as the dispatcher keeps it: the hub's read-only record plus the dispatcher's bookkeeping. */
 class Task<P> implements Queueable {
   inQueue = false;
+  queueSlot?: number = undefined;
   /** Connection it is in flight on, while running. */
   conn: Conn<P> | null = null;
   /** Its one pending deadline: the queue timeout while queued, the run deadline while running. */
@@ -426,7 +427,7 @@ export class Dispatcher<P> {
     for (const task of this.tasks.values()) yield task.record;
   }
 
-  /** Position of a queued task in its queue, or null. O(position). */
+  /** Position of a queued task in its queue, or null. O(log n). */
   position(taskId: string): number | null {
     const task = this.tasks.get(taskId);
     return task ? this.queuePosition(task) : null;

@@ -57,15 +57,15 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     send(jsonFrame(body));
   };
 
-  const follow = (taskId: string): boolean => {
+  /** Follows an unfinished task: 'new', 'already' (this connection follows it), or 'unknown' (ended or no such task). */
+  const follow = (taskId: string): 'new' | 'already' | 'unknown' => {
     const task = hub.dispatcher.task(taskId);
-    if (!task) return false;
-    if (!following.has(taskId)) {
-      if (following.size >= MAX_SUBSCRIPTIONS) throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
-      following.add(taskId);
-      task.payload.subscribers.add(subscriber);
-    }
-    return true;
+    if (!task) return 'unknown';
+    if (following.has(taskId)) return 'already';
+    if (following.size >= MAX_SUBSCRIPTIONS) throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
+    following.add(taskId);
+    task.payload.subscribers.add(subscriber);
+    return 'new';
   };
 
   const handle = async (msg: ClientToHubMessage) => {
@@ -110,7 +110,10 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         return;
       }
       case 'subscribe': {
-        if (follow(msg.task_id)) {
+        const followed = follow(msg.task_id);
+        // Already followed: its events come anyway, and a second snapshot would be work for nothing.
+        if (followed === 'already') return;
+        if (followed === 'new') {
           const t = hub.dispatcher.task(msg.task_id)!;
           send(
             jsonFrame({

@@ -19,6 +19,7 @@ import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { jsonFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
+import { PRE_WELCOME_FRAME_BYTES } from '../core/bounds.js';
 
 /** How a worker connection came about. */
 export interface WorkerOrigin {
@@ -59,6 +60,12 @@ export function nestedTooDeep(value: unknown, level = 2): boolean {
   return false;
 }
 
+/** Bytes of a frame as ws hands it (Buffer, ArrayBuffer or Buffer[]). */
+function frameLength(data: unknown): number {
+  if (Array.isArray(data)) return data.reduce((n: number, b: Buffer) => n + b.length, 0);
+  return (data as { byteLength?: number }).byteLength ?? 0;
+}
+
 /** Takes over `ws` for the worker protocol; returns its connection id. */
 export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerConnDeps): string {
   const { hub } = deps;
@@ -96,6 +103,18 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
 
+  // Until `welcome`, one frame may hold at most PRE_WELCOME_FRAME_BYTES (more only when the
+  // description bound needs it): ws checks a frame's length from its header, before reading its
+  // payload, against its receiver's limit, which is set per socket at the upgrade; this lowers
+  // it for the handshake and gives the hub's limit back at `welcome`. A socket without that
+  // field (another ws) is held to the same bound when a frame arrives (below).
+  const preWelcomeBytes = Math.max(PRE_WELCOME_FRAME_BYTES, hub.bounds.maxServiceBytes + 64 * 1024);
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+  const setFrameLimit = (bytes: number) => {
+    if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes;
+  };
+  setFrameLimit(Math.min(preWelcomeBytes, hub.config.maxMessageBytes));
+
   const helloTimer = setTimeout(() => {
     if (state === 'hello' || state === 'handshaking') {
       log.warn({ remote: origin.remote }, 'worker sent no hello in time');
@@ -128,6 +147,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     const concurrency = msg.concurrency ?? 1;
     sendFrames(ws, jsonFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
     state = 'ready';
+    setFrameLimit(hub.config.maxMessageBytes);
     clearTimeout(helloTimer);
     hub.connectionInfo.set(id, {
       id,
@@ -196,6 +216,10 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
 
   ws.on('message', (data, isBinary) => {
     if (state === 'closed') return;
+    if (state !== 'ready' && frameLength(data) > preWelcomeBytes) {
+      ws.close(1009, 'frame too large before welcome');
+      return;
+    }
     decoder.push(data as Buffer, isBinary);
   });
   ws.on('error', (err) => log.warn({ err: err.message }, 'worker socket error'));
