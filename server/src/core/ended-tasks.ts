@@ -28,6 +28,8 @@ export interface EndedTask {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number;
+  /** The client key it belongs to (docs/protocol.md, "Whose task it is"); null or absent: none was required. */
+  owner?: string | null;
 }
 
 /** Bytes of a JS string on the heap, counted as two per UTF-16 unit (V8 may use one for Latin-1). */
@@ -42,7 +44,7 @@ const ENTRY_OVERHEAD = 256;
  * this is what they really hold, whatever the shape of the result.
  */
 export function bytesOf(t: EndedTask): number {
-  let n = ENTRY_OVERHEAD + stringBytes(t.text) + stringBytes(t.message) + stringBytes(t.id);
+  let n = ENTRY_OVERHEAD + stringBytes(t.text) + stringBytes(t.message) + stringBytes(t.id) + stringBytes(t.owner);
   if (t.binaries) for (const b of t.binaries) n += b.length;
   if (t.error) n += stringBytes(JSON.stringify(t.error));
   return n;

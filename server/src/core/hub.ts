@@ -38,9 +38,30 @@ export interface WorkerLink {
   resume(): void;
 }
 
+/**
+ * Who asks about a task, when client keys are in use (docs/protocol.md, "Whose task it is"):
+ * the owner name of the key, and whether it is an admin key (sees every task).
+ */
+export interface Requester {
+  owner: string;
+  admin: boolean;
+}
+
+/**
+ * Whether `who` may see a task owned by `owner`: always while no key is required (`who` null or
+ * undefined), always for an admin key, else only its owner. A task submitted while no key was
+ * required (owner null) is then an admin's only.
+ */
+export function maySee(owner: string | null | undefined, who: Requester | null | undefined): boolean {
+  if (!who || who.admin) return true;
+  return owner === who.owner;
+}
+
 /** The hub's data about a task, carried through the dispatcher. */
 export interface TaskPayload {
   args: Record<string, unknown>;
+  /** The client key it belongs to; null while no key is required. */
+  owner: string | null;
   subscribers: Set<Subscriber>;
   /** The connection of its latest attempt, kept past its end for the task's end log line. */
   connectionId?: string;
@@ -223,7 +244,7 @@ export class Hub {
    * room): a client connection holds those until it has sent `accepted`.
    * Throws `shutting_down`, `service_not_found`, `bad_request`, `invalid_args`, `queue_full`.
    */
-  submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
+  submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null } = {}): { taskId: string; position: number; payload: TaskPayload } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const service = this.registry.byServiceId(req.service_id);
     if (!service) throw new HubError('service_not_found', `no service has id ${req.service_id}`);
@@ -240,7 +261,7 @@ export class Hub {
       const first = checked.problems[0];
       throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
     }
-    const payload: TaskPayload = { args: checked.args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    const payload: TaskPayload = { args: checked.args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const taskId = nanoid();
     const position = this.dispatcher.submit({
       id: taskId,
@@ -256,29 +277,31 @@ export class Hub {
     return { taskId, position, payload };
   }
 
-  /** Cancels a task. Throws `task_not_found` or `already_finished`. */
-  async cancel(taskId: string): Promise<void> {
-    if (this.dispatcher.cancel(taskId)) {
+  /** Cancels a task. Throws `task_not_found` (also for a task `who` may not see) or `already_finished`. */
+  async cancel(taskId: string, who?: Requester | null): Promise<void> {
+    const live = this.dispatcher.task(taskId);
+    if (live && maySee(live.payload.owner, who) && this.dispatcher.cancel(taskId)) {
       this.schedule();
       return;
     }
-    if (this.ended.get(taskId) || (await this.store.get(taskId))) {
+    if (!live && (await this.endedTask(taskId, who))) {
       throw new HubError('already_finished', 'the task has already ended', { task_id: taskId });
     }
     throw new HubError('task_not_found', 'no task has this id', { task_id: taskId });
   }
 
-  /** The task as `GET /tasks/{id}` shows it, with media inline as base64; null when unknown. */
-  async view(taskId: string): Promise<TaskView | null> {
+  /** The task as `GET /tasks/{id}` shows it, with media inline as base64; null when unknown or not `who`'s to see. */
+  async view(taskId: string, who?: Requester | null): Promise<TaskView | null> {
     const live = this.dispatcher.task(taskId);
-    if (live) return this.liveView(live);
-    const ended = this.ended.get(taskId) ?? (await this.store.get(taskId));
+    if (live) return maySee(live.payload.owner, who) ? this.liveView(live) : null;
+    const ended = await this.endedTask(taskId, who);
     return ended ? this.endedView(ended) : null;
   }
 
-  /** An ended task from memory or the store, or null. */
-  async endedTask(taskId: string): Promise<EndedTask | null> {
-    return this.ended.get(taskId) ?? (await this.store.get(taskId));
+  /** An ended task from memory or the store, or null (also when it is not `who`'s to see). */
+  async endedTask(taskId: string, who?: Requester | null): Promise<EndedTask | null> {
+    const ended = this.ended.get(taskId) ?? (await this.store.get(taskId));
+    return ended && maySee(ended.owner, who) ? ended : null;
   }
 
   liveView(t: TaskRecord<TaskPayload>): TaskView {
@@ -397,6 +420,7 @@ export class Hub {
       createdAt: task.createdAt,
       startedAt: task.startedAt,
       finishedAt: task.finishedAt ?? this.now(),
+      owner: task.payload.owner,
       ...end,
     };
     this.ended.add(ended);
@@ -419,7 +443,7 @@ export class Hub {
 
   private persist(task: TaskRecord<TaskPayload>): void {
     try {
-      this.store.saveLive(task);
+      this.store.saveLive(task, task.payload.owner);
     } catch (err) {
       this.log.error({ err, task_id: task.id }, 'the task store refused a task');
     }

@@ -37,8 +37,8 @@ export class TaskPersistence {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records a queued or running task (coalesced; written with the next batch). */
-  saveLive(t: TaskRecord<unknown>): void {
+  /** Records a queued or running task (coalesced; written with the next batch); `owner`: the client key it belongs to. */
+  saveLive(t: TaskRecord<unknown>, owner: string | null = null): void {
     this.tasks.save({
       id: t.id,
       service_id: t.serviceId,
@@ -52,6 +52,7 @@ export class TaskPersistence {
       created_at: t.createdAt,
       started_at: t.startedAt,
       finished_at: null,
+      owner,
     });
   }
 
@@ -83,6 +84,7 @@ export class TaskPersistence {
       created_at: t.createdAt,
       started_at: t.startedAt,
       finished_at: t.finishedAt,
+      owner: t.owner ?? null,
     });
   }
 
@@ -134,6 +136,7 @@ function fromRow(row: StoredTaskRow): EndedTask {
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at as number,
+    owner: row.owner ?? null,
   };
   if (status === 'succeeded') {
     const binaries = row.attachments ? unpackAttachments(row.attachments) : [];

@@ -56,6 +56,8 @@ export interface TaskRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** Who the task belongs to (the client key that submitted it); null or absent: no key was required. */
+  owner?: string | null;
 }
 
 /** A task as read back: its media as one blob. */
@@ -127,6 +129,7 @@ interface TaskRecord {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  owner: string | null;
 }
 
 /** The blob of `attachments` given as a blob or as its pieces. */
@@ -156,6 +159,7 @@ const MERGE_COLUMNS = [
   'created_at',
   'started_at',
   'finished_at',
+  'owner',
 ] as const;
 
 /** Every column, in the order of the upsert's values. */
@@ -252,6 +256,7 @@ function toRecord(row: TaskRow): TaskRecord {
   if (!isTime(row.created_at)) fail(row, 'an invalid created_at');
   if (row.started_at !== null && !isTime(row.started_at)) fail(row, 'an invalid started_at');
   if (row.finished_at !== null && !isTime(row.finished_at)) fail(row, 'an invalid finished_at');
+  if (row.owner != null && (typeof row.owner !== 'string' || row.owner.length > 80)) fail(row, 'an invalid owner (a string of at most 80 characters)');
   // JSON.stringify answers undefined for undefined (and functions): stored as NULL.
   const result = row.result === undefined ? null : (JSON.stringify(row.result) ?? null);
   const error = row.error === null || row.error === undefined ? null : (JSON.stringify(row.error) ?? null);
@@ -270,6 +275,7 @@ function toRecord(row: TaskRow): TaskRecord {
     created_at: row.created_at,
     started_at: row.started_at,
     finished_at: row.finished_at,
+    owner: row.owner ?? null,
   };
 }
 
@@ -334,6 +340,7 @@ function fromRecord(r: RawTask): StoredTaskRow {
   };
   if (r.seq !== null) row.seq = Number(r.seq);
   if (r.result !== null) row.result = JSON.parse(r.result);
+  row.owner = r.owner ?? null;
   return row;
 }
 
@@ -699,7 +706,7 @@ export class TaskStore {
         (files ??= []).push([file, Buffer.isBuffer(attachments) ? [attachments] : attachments]);
         attachments = null;
       }
-      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, attachments, file, r.created_at, r.started_at, r.finished_at);
+      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, attachments, file, r.created_at, r.started_at, r.finished_at, r.owner);
     }
     const width = COLUMNS.length;
     const last = values.length - width;

@@ -4,7 +4,7 @@
  */
 import type { WebSocket } from 'ws';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
-import type { Hub, Subscriber } from '../core/hub.js';
+import { maySee, type Hub, type Requester, type Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { acceptedFrame, jsonFrame } from '../core/frames.js';
@@ -20,6 +20,8 @@ export interface ClientConnDeps {
   clients: Set<ClientLink>;
   /** Takes one request from the client's rate limit; false when it is spent. */
   allow?: () => boolean;
+  /** The client key of the connection; null while no key is required. Other keys' tasks are unknown to it. */
+  who?: Requester | null;
 }
 
 /** What the hub needs of a client connection to push `services`. */
@@ -60,7 +62,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   /** Follows an unfinished task: 'new', 'already' (this connection follows it), or 'unknown' (ended or no such task). */
   const follow = (taskId: string): 'new' | 'already' | 'unknown' => {
     const task = hub.dispatcher.task(taskId);
-    if (!task) return 'unknown';
+    if (!task || !maySee(task.payload.owner, deps.who)) return 'unknown';
     if (following.has(taskId)) return 'already';
     if (following.size >= MAX_SUBSCRIPTIONS) throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
     following.add(taskId);
@@ -83,7 +85,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         held = [];
         let accepted: { taskId: string; position: number };
         try {
-          const r = hub.submit(msg, { subscriber });
+          const r = hub.submit(msg, { subscriber, owner: deps.who?.owner ?? null });
           following.add(r.taskId);
           accepted = r;
         } catch (err) {
@@ -103,7 +105,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'cancel': {
         follow(msg.task_id);
         try {
-          await hub.cancel(msg.task_id);
+          await hub.cancel(msg.task_id, deps.who);
         } catch (err) {
           error(err as HubError, { task_id: msg.task_id });
         }
@@ -128,7 +130,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           );
           return;
         }
-        const ended = await hub.endedTask(msg.task_id);
+        const ended = await hub.endedTask(msg.task_id, deps.who);
         if (ended) send(ended.text, ended.binaries);
         else error(new HubError('task_not_found', 'no task has this id'), { task_id: msg.task_id });
         return;
