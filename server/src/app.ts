@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
+import swagger from '@fastify/swagger';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
 import { loadConfig, type HubConfig } from './config.js';
@@ -12,18 +13,20 @@ import { upsertService, listServices } from './store/services.js';
 import { listWorkers } from './store/workers.js';
 import { verifyToken, countTokens } from './store/tokens.js';
 import { TaskStore } from './store/tasks.js';
+import { WriteHealth } from './store/write-health.js';
 import { Registry } from './core/registry.js';
 import { Hub } from './core/hub.js';
-import { boundsOf, type HubBounds } from './core/bounds.js';
 import { Gatekeeper, bearer, originAllowed, type ClientIdentity } from './access/auth.js';
 import { Heartbeat } from './transport/heartbeat.js';
 import { Dialer } from './transport/dialer.js';
 import { TaskPersistence } from './core/task-persistence.js';
 import { serveWorker } from './transport/worker-conn.js';
-import { serveClient, type ClientLink } from './transport/client-conn.js';
+import { serveClient } from './transport/client-conn.js';
 import { restRoutes } from './http/rest.js';
 import { operatorRoutes } from './http/operator.js';
-import { jsonFrame } from './core/frames.js';
+import { json, sharedSchemas, swaggerOptions } from './http/openapi.js';
+import { Type } from '@sinclair/typebox';
+import { plainSerializerCompiler, validatorCompiler } from './http/schema-compilers.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 
 declare module 'fastify' {
@@ -47,8 +50,8 @@ declare module 'fastify' {
   }
 }
 
-/** Options of buildApp: any hub option (section 9), the bounds, plus the fastify logger. */
-export interface BuildOptions extends Partial<HubConfig>, Partial<HubBounds> {
+/** Options of buildApp: any hub option (section 9), plus the fastify logger. */
+export interface BuildOptions extends Partial<HubConfig> {
   /** A fastify logger option; default: pino at `logLevel`. */
   logger?: FastifyServerOptions['logger'];
   /** An open knex instance to use instead of opening `db` (the caller then owns it). */
@@ -56,18 +59,14 @@ export interface BuildOptions extends Partial<HubConfig>, Partial<HubBounds> {
 }
 
 export async function buildApp(options: BuildOptions = {}): Promise<FastifyInstance> {
-  const { logger, knex: givenDb, queueMaxBytes, maxQueueTimeoutMs, maxServiceBytes, ...overrides } = options;
-  // The bounds ride along with the options (the hub, the dialer and the connections read them there).
-  const config: Readonly<HubConfig> = Object.freeze({
-    ...loadConfig({}, overrides),
-    ...boundsOf({ queueMaxBytes, maxQueueTimeoutMs, maxServiceBytes }),
-  });
+  const { logger, knex: givenDb, ...overrides } = options;
+  const config = loadConfig({}, overrides);
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     bodyLimit: config.maxMessageBytes,
     // On close, end every socket, also those a refused upgrade left open: a peer cannot hold the hub up.
     forceCloseConnections: true,
-    // One line per task end, none per request (PROTOCOL.md leaves logs to us; requests are many).
+    // One line per task end, none per request (docs/protocol.md leaves logs to us; requests are many).
     logController: new LogController({ disableRequestLogging: true }),
     // Ids of tasks and services are validated by the routes; keep the router's own limit generous.
     routerOptions: { maxParamLength: 512 },
@@ -83,6 +82,13 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     },
   });
 
+  // The routes declare their schemas: checked with the protocol's validators, failures in the
+  // contract's error body; @fastify/swagger documents them (it must see every route: first).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(plainSerializerCompiler);
+  for (const schema of sharedSchemas()) app.addSchema(schema);
+  await app.register(swagger, swaggerOptions());
+
   // The database's own warnings (a lost connection, a retry) go to the hub's log, not to stderr.
   const db = givenDb ?? openDb(config.db, { log: (level, message) => app.log[level === 'error' ? 'error' : 'warn']({ db: 'knex' }, message) });
   await migrate(db);
@@ -91,7 +97,11 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     upsert: (me) => upsertService(db, me),
   });
   await registry.load();
-  const store = new TaskPersistence(new TaskStore(db, { backlogBytes: config.storeBacklogBytes }), config);
+  // Failed writes are logged and counted, and a store that keeps failing makes /readyz say 503.
+  const writes = new WriteHealth(app.log, config.storeFailingMs);
+  const tasks = new TaskStore(db, { backlogBytes: config.storeBacklogBytes, onError: writes.onError });
+  writes.watch(tasks);
+  const store = new TaskPersistence(tasks, config);
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
   await store.purge();
@@ -102,22 +112,17 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     count: (kind) => countTokens(db, kind),
   });
   const heartbeat = new Heartbeat(config.heartbeatMs);
-  const clients = new Set<ClientLink>();
-  registry.on('change', (list) => {
-    const text = jsonFrame({ type: 'services', services: list });
-    for (const c of clients) c.sendText(text);
-  });
 
   const dialer = new Dialer({
     config,
     log: app.log,
-    onFailure: () => hub.stats.dialFailures++,
+    onFailure: () => hub.recordDialFailure(),
     listUrls: async () => (await listWorkers(db, { enabledOnly: true })).map((w) => w.url),
     serve: (ws, url, onWelcome) => serveWorker(ws, { dialed: true, remote: url, token: null }, { hub, gate, heartbeat, onWelcome }),
   });
 
   const purgeTimer = setInterval(() => {
-    hub.ended.purge();
+    hub.purgeEnded();
     store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
   }, Math.min(60_000, Math.max(1000, config.resultTtlMs)));
   purgeTimer.unref();
@@ -129,7 +134,9 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     let e: HubError;
     const fe = err as { code?: string; statusCode?: number; message?: string };
     if (err instanceof HubError) e = err;
-    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    else if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      e = new HubError('unsupported_media_type', 'send Content-Type: application/json with a JSON body');
+    } else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       e = new HubError('payload_too_large', `the body is over ${config.maxMessageBytes} bytes`);
     } else if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
       e = new HubError('bad_request', fe.message ?? 'bad request');
@@ -139,12 +146,29 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     }
     void reply.code(e.status).send(e.toBody());
   });
+  // Which methods each path takes, for a 405 that names them (the router only says "not found").
+  const routes: Array<{ method: string; path: RegExp }> = [];
+  app.addHook('onRoute', (route) => {
+    const path = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+')}$`);
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, path });
+  });
+  // Bodies are JSON only: a text/plain body gets 415, not a confusing "body must be object".
+  app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(new HubError('not_found', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`).toBody());
+    const path = req.url.split('?')[0].slice(0, 200);
+    const allowed = [...new Set(routes.filter((r) => r.path.test(path)).map((r) => r.method))];
+    if (allowed.length && !allowed.includes(req.method)) {
+      void reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send(new HubError('method_not_allowed', `${path} takes ${allowed.join(' or ')}, not ${req.method}`, { allow: allowed }).toBody());
+      return;
+    }
+    void reply.code(404).send(new HubError('not_found', `no route ${req.method} ${path}`).toBody());
   });
 
   const limiter = new RateLimiter(config.rateLimit);
-  /** Client keys and rate limits (PROTOCOL.md section 9). */
+  /** Client keys and rate limits (docs/protocol.md section 9). */
   const admitClient = async (req: FastifyRequest) => {
     // `?key=` only on the /client upgrade and on routes that declare it (event streams).
     const queryKey = req.routeOptions.url === '/client' || req.routeOptions.config?.queryKey === true;
@@ -203,14 +227,27 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
-      serveClient(socket, { hub, heartbeat, clients, who: req.client ?? null, allow: limiter.enabled ? () => limiter.take(who) : undefined });
+      serveClient(socket, { hub, heartbeat, who: req.client ?? null, allow: limiter.enabled ? () => limiter.take(who) : undefined });
     },
   });
 
-  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/healthz',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['operator'],
+        operationId: 'healthz',
+        summary: 'The process is up (no key needed)',
+        security: [],
+        response: { 200: json(Type.Object({ status: Type.Literal('ok') }), 'Up') },
+      },
+    },
+    async () => ({ status: 'ok' }),
+  );
 
   await app.register(restRoutes, { hub });
-  await app.register(operatorRoutes, { hub, db });
+  await app.register(operatorRoutes, { hub, db, writes });
 
   let closing: Promise<void> | null = null;
   app.addHook('preClose', async () => {

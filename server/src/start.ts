@@ -1,17 +1,11 @@
 /**
  * `utils-hub start`: checks the options, migrates, listens, and stops gracefully on SIGINT or
- * SIGTERM (PROTOCOL.md section 9).
+ * SIGTERM (docs/protocol.md section 9).
  */
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { boundsOf } from './core/bounds.js';
-import { ConfigError, loadConfig } from './config.js';
-
-const HELP = `Usage: utils-hub start [--host H] [--port P] [--db URL] [--no-wait]
-
-Runs the hub. Options also come from the environment (HUB_HOST, HUB_PORT, HUB_DB, ...);
-flags win. --no-wait fails at once when the database does not answer, instead of retrying.`;
+import { ConfigError, loadStartConfig, startFlagOptions, startHelp } from './config.js';
 
 export async function runStart(argv: string[]): Promise<void> {
   let flags;
@@ -19,30 +13,24 @@ export async function runStart(argv: string[]): Promise<void> {
     flags = parseArgs({
       args: argv,
       options: {
-        host: { type: 'string' },
-        port: { type: 'string' },
-        db: { type: 'string' },
+        ...startFlagOptions(),
         'no-wait': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }).values;
   } catch (err) {
-    process.stderr.write(`utils-hub start: ${(err as Error).message}\n${HELP}\n`);
+    process.stderr.write(`utils-hub start: ${(err as Error).message}\n${startHelp()}\n`);
     process.exitCode = 2;
     return;
   }
   if (flags.help) {
-    process.stdout.write(`${HELP}\n`);
+    process.stdout.write(`${startHelp()}\n`);
     return;
   }
   let config;
   try {
-    config = loadConfig(process.env, {
-      host: flags.host,
-      port: flags.port as unknown as number | undefined,
-      db: flags.db,
-    });
+    config = loadStartConfig(flags);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`utils-hub start: ${err.message}\n`);
@@ -52,20 +40,11 @@ export async function runStart(argv: string[]): Promise<void> {
     throw err;
   }
 
-  let bounds;
-  try {
-    bounds = boundsOf({}, process.env);
-  } catch (err) {
-    process.stderr.write(`utils-hub start: ${(err as Error).message}\n`);
-    process.exitCode = 2;
-    return;
-  }
-
   let app: FastifyInstance | null = null;
   let stopping = false;
   for (let attempt = 0; !app; attempt++) {
     try {
-      app = await buildApp({ ...config, ...bounds });
+      app = await buildApp(config);
     } catch (err) {
       const msg = (err as Error).message;
       if (flags['no-wait'] || stopping) {
@@ -95,9 +74,32 @@ export async function runStart(argv: string[]): Promise<void> {
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
 
-  const address = await app.listen({ host: config.host, port: config.port });
+  let address: string;
+  try {
+    address = await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // The app built before listen holds timers, threads and the database: close it, or the
+    // process would print the error and live on.
+    stopping = true;
+    await app.close().catch(() => {});
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      process.stderr.write(`utils-hub start: ${listenProblem(code, config.host, config.port)}\n`);
+    } else {
+      process.stderr.write(`utils-hub start: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    }
+    process.exitCode = 1;
+    return;
+  }
   const url = new URL(address);
   process.stdout.write(`utils-hub listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${url.port}\n`);
+}
+
+/** One sentence on why the hub cannot listen, naming the port and the way out. */
+function listenProblem(code: string, host: string, port: number): string {
+  if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another hub?); stop that process or choose another port with --port (0 picks a free one)`;
+  if (code === 'EACCES') return `port ${port} on ${host} needs privileges this process does not have; choose another port with --port`;
+  return `the address ${host} is not one of this machine's; choose another with --host`;
 }
 
 /** A database URL without its password, for messages. */

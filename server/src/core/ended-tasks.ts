@@ -3,7 +3,7 @@
  * `/add_task` read them without the database. Bounded in count and in bytes (oldest dropped
  * first) and in time (`HUB_RESULT_TTL_MS`); what falls out is still read from the task store.
  */
-import { resolveRefs } from './task-persistence.js';
+import { resolveRefs } from '@utils-hub/protocol';
 
 /** An ended task, with its end event as sent to clients. */
 export interface EndedTask {
@@ -57,8 +57,10 @@ export function bytesOf(t: EndedTask): number {
  */
 export function resultOf(t: EndedTask): unknown {
   if (t.result !== undefined) return t.result;
-  const parsed = (JSON.parse(t.text) as { result?: unknown }).result ?? null;
-  return t.binaries?.length ? resolveRefs(parsed, t.binaries) : parsed;
+  // A fresh parse: its refs are resolved in place, as the codec resolved them when it came.
+  const message = JSON.parse(t.text) as { result?: unknown };
+  if (t.binaries?.length) resolveRefs(message, t.binaries, 1);
+  return message.result ?? null;
 }
 
 /**

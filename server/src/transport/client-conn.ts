@@ -1,10 +1,10 @@
 /**
- * One client WebSocket (PROTOCOL.md 5.2): services pushes, add_task with attachments, cancel,
+ * One client WebSocket (docs/protocol.md 5.2): services pushes, add_task with attachments, cancel,
  * subscribe and service_info; task events relayed as the hub produced them.
  */
 import type { WebSocket } from 'ws';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
-import { maySee, type Hub, type Requester, type Subscriber } from '../core/hub.js';
+import type { ClientLink, Hub, LiveTaskSnapshot, Requester, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { acceptedFrame, jsonFrame } from '../core/frames.js';
@@ -16,17 +16,10 @@ export const MAX_SUBSCRIPTIONS = 10_000;
 export interface ClientConnDeps {
   hub: Hub;
   heartbeat: Heartbeat;
-  /** The connected clients, for `services` pushes. */
-  clients: Set<ClientLink>;
   /** Takes one request from the client's rate limit; false when it is spent. */
   allow?: () => boolean;
   /** The client key of the connection; null while no key is required. Other keys' tasks are unknown to it. */
   who?: Requester | null;
-}
-
-/** What the hub needs of a client connection to push `services`. */
-export interface ClientLink {
-  sendText(text: string): void;
 }
 
 export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
@@ -59,15 +52,18 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     send(jsonFrame(body));
   };
 
-  /** Follows an unfinished task: 'new', 'already' (this connection follows it), or 'unknown' (ended or no such task). */
-  const follow = (taskId: string): 'new' | 'already' | 'unknown' => {
-    const task = hub.dispatcher.task(taskId);
-    if (!task || !maySee(task.payload.owner, deps.who)) return 'unknown';
-    if (following.has(taskId)) return 'already';
-    if (following.size >= MAX_SUBSCRIPTIONS) throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
-    following.add(taskId);
-    task.payload.subscribers.add(subscriber);
-    return 'new';
+  /**
+   * Follows a live task: its snapshot; 'already' when this connection follows it (no snapshot
+   * is made); null when it is not live, or is another key's.
+   */
+  const follow = (taskId: string): LiveTaskSnapshot | 'already' | null => {
+    if (following.has(taskId) && hub.isLive(taskId, deps.who)) return 'already';
+    if (following.size >= MAX_SUBSCRIPTIONS && hub.isLive(taskId, deps.who)) {
+      throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
+    }
+    const snapshot = hub.subscribe(taskId, subscriber, deps.who);
+    if (snapshot) following.add(taskId);
+    return snapshot;
   };
 
   const handle = async (msg: ClientToHubMessage) => {
@@ -112,20 +108,19 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         return;
       }
       case 'subscribe': {
-        const followed = follow(msg.task_id);
+        const t = follow(msg.task_id);
         // Already followed: its events come anyway, and a second snapshot would be work for nothing.
-        if (followed === 'already') return;
-        if (followed === 'new') {
-          const t = hub.dispatcher.task(msg.task_id)!;
+        if (t === 'already') return;
+        if (t) {
           send(
             jsonFrame({
               type: 'snapshot',
-              task_id: t.id,
+              task_id: msg.task_id,
               seq: t.seq,
               status: t.status,
               progress: t.progress,
               message: t.message,
-              position: hub.dispatcher.position(t.id),
+              position: t.position,
             }),
           );
           return;
@@ -152,7 +147,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   };
 
   const bad = (err: HubError) => {
-    hub.stats.badMessages.client++;
+    hub.recordBadMessage('client');
     error(err.code === 'bad_message' || err.code === 'payload_too_large' ? err : new HubError('bad_message', err.message));
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
@@ -181,14 +176,12 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   ws.on('error', (err) => hub.log.debug({ err: err.message }, 'client socket error'));
   ws.on('close', () => {
     closed = true;
-    hub.clientCount--;
-    deps.clients.delete(link);
+    hub.detachClient(link);
     // Tasks go on without this client; it just stops hearing of them.
-    for (const taskId of following) hub.dispatcher.task(taskId)?.payload.subscribers.delete(subscriber);
+    for (const taskId of following) hub.unsubscribe(taskId, subscriber);
     following.clear();
   });
-  deps.clients.add(link);
-  hub.clientCount++;
+  hub.attachClient(link);
   deps.heartbeat.watch(ws);
-  send(jsonFrame({ type: 'services', services: hub.registry.list() }));
+  send(jsonFrame({ type: 'services', services: hub.servicesList() }));
 }

@@ -1,11 +1,10 @@
 /**
- * The dialer (PROTOCOL.md 5.1): follows the enabled rows of the `workers` table, reads each
+ * The dialer (docs/protocol.md 5.1): follows the enabled rows of the `workers` table, reads each
  * worker's `GET {url}/me`, opens `{url}/ws` presenting `HUB_DIAL_SECRET`, and redials a lost or
  * unreachable worker with jittered exponential backoff. Each failure is logged once per change
  * of state, not once per try.
  */
 import { WebSocket } from 'ws';
-import { boundsOf } from '../core/bounds.js';
 import { checkServiceDescription } from '@utils-hub/protocol';
 import type { FastifyBaseLogger } from 'fastify';
 import type { HubConfig } from '../config.js';
@@ -87,7 +86,7 @@ class Target {
     try {
       const res = await fetch(`${this.url.replace(/\/+$/, '')}/me`, { headers, signal: AbortSignal.timeout(5000) });
       if (!res.ok) return this.problem(`GET /me answered ${res.status}`);
-      const max = boundsOf(config).maxServiceBytes;
+      const max = config.maxServiceBytes;
       if (Number(res.headers.get('content-length') ?? 0) > max) {
         await res.body?.cancel();
         return this.problem(`GET /me: the description is over ${max} bytes (HUB_MAX_SERVICE_BYTES)`);

@@ -1,5 +1,5 @@
 /**
- * One worker connection, whichever side dialed: the hello/welcome handshake (PROTOCOL.md 5.1)
+ * One worker connection, whichever side dialed: the hello/welcome handshake (docs/protocol.md 5.1)
  * with its deadline and refusals, then the worker's messages handed to the hub.
  */
 import type { WebSocket } from 'ws';
@@ -13,7 +13,7 @@ import {
   PROTOCOL_VERSION,
   type WorkerToHubMessage,
 } from '@utils-hub/protocol';
-import type { Hub, WorkerLink } from '../core/hub.js';
+import type { Hub, ServiceClaim, WorkerLink } from '../core/hub.js';
 import type { Gatekeeper } from '../access/auth.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
@@ -78,7 +78,8 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   // Read through a function: the state changes while the handshake awaits. A refused connection
   // is closing before its close event comes: it must not be welcomed and take tasks.
   const isClosed = () => state === 'closed' || ws.readyState !== ws.OPEN;
-  let attached = false;
+  /** The registry's yes to the hello, held from then until the connection ends. */
+  let claim: ServiceClaim | null = null;
 
   const link: WorkerLink = {
     id,
@@ -90,14 +91,14 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   };
 
   const refuse = (err: HubError) => {
-    hub.stats.rejectedHandshakes[err.code] = (hub.stats.rejectedHandshakes[err.code] ?? 0) + 1;
+    hub.recordRejectedHandshake(err.code);
     log.warn({ code: err.code, remote: origin.remote }, `worker refused: ${err.message}`);
     sendFrames(ws, jsonFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     ws.close(1008, err.code);
   };
 
   const badMessage = (err: HubError) => {
-    hub.stats.badMessages.worker++;
+    hub.recordBadMessage('worker');
     if (state === 'hello' || state === 'handshaking') return refuse(new HubError('bad_message', err.message));
     sendFrames(ws, jsonFrame({ ...err.details, type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     if (flood.hit()) ws.close(1008, 'too many bad messages');
@@ -108,7 +109,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   // payload, against its receiver's limit, which is set per socket at the upgrade; this lowers
   // it for the handshake and gives the hub's limit back at `welcome`. A socket without that
   // field (another ws) is held to the same bound when a frame arrives (below).
-  const preWelcomeBytes = Math.max(PRE_WELCOME_FRAME_BYTES, hub.bounds.maxServiceBytes + 64 * 1024);
+  const preWelcomeBytes = Math.max(PRE_WELCOME_FRAME_BYTES, hub.config.maxServiceBytes + 64 * 1024);
   const receiver = (ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
   const setFrameLimit = (bytes: number) => {
     if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes;
@@ -130,18 +131,17 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     // Measured before it is checked: a description's size is what the hub keeps of it, in
     // memory, in the database and in every `/service_info` answer.
     const size = Buffer.byteLength(JSON.stringify(msg.me) ?? '');
-    if (size > hub.bounds.maxServiceBytes) {
-      throw new HubError('bad_service_description', `the service description is ${size} bytes, over the limit of ${hub.bounds.maxServiceBytes} (HUB_MAX_SERVICE_BYTES)`);
+    if (size > hub.config.maxServiceBytes) {
+      throw new HubError('bad_service_description', `the service description is ${size} bytes, over the limit of ${hub.config.maxServiceBytes} (HUB_MAX_SERVICE_BYTES)`);
     }
     const me = checkServiceDescription(msg.me);
     if (!origin.dialed) await deps.gate.worker(origin.token, origin.remote, me.name);
     if (hub.shuttingDown) throw new HubError('shutting_down', 'the hub is stopping');
     if (isClosed()) return;
-    const entry = await hub.registry.attach(me, id);
-    attached = true;
-    serviceId = entry.id;
+    claim = await hub.claimService(me);
+    serviceId = claim.serviceId;
     if (isClosed()) {
-      hub.registry.detach(serviceId, id);
+      claim.release();
       return;
     }
     const concurrency = msg.concurrency ?? 1;
@@ -149,16 +149,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     state = 'ready';
     setFrameLimit(hub.config.maxMessageBytes);
     clearTimeout(helloTimer);
-    hub.connectionInfo.set(id, {
-      id,
-      serviceId,
-      instance: msg.instance ?? null,
-      dialed: origin.dialed,
-      remote: origin.remote,
-      concurrency,
-      connectedAt: Date.now(),
-    });
-    hub.addWorker(link, serviceId, concurrency);
+    hub.attachWorker(link, claim, { instance: msg.instance ?? null, dialed: origin.dialed, remote: origin.remote, concurrency });
     log.info({ service: me.name, service_id: serviceId, instance: msg.instance, dialed: origin.dialed, concurrency }, 'worker connected');
     deps.onWelcome?.();
   };
@@ -227,12 +218,11 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     const was = state;
     state = 'closed';
     clearTimeout(helloTimer);
-    hub.connectionInfo.delete(id);
     if (was === 'ready') {
-      hub.removeWorker(id, serviceId);
+      hub.detachWorker(id);
       log.info({ code, service_id: serviceId }, 'worker disconnected');
-    } else if (attached) {
-      hub.registry.detach(serviceId, id);
+    } else {
+      claim?.release();
     }
   });
   deps.heartbeat.watch(ws);
