@@ -6,15 +6,7 @@
  * Objects allow unknown properties: every party ignores fields it does not know (docs/protocol.md section 1).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-
-/** Largest integer an `int` value may carry: 2^53 - 1. */
-export const MAX_SAFE_INT = Number.MAX_SAFE_INTEGER;
-/** Most binary frames one message may announce. */
-export const MAX_ATTACHMENTS = 16;
-/** Most arguments a service may declare. */
-export const MAX_ARGUMENTS = 64;
-/** The only protocol version this code speaks. */
-export const PROTOCOL_VERSION = 1;
+import { ARG_TYPES, MAX_ARGUMENTS, MAX_ATTACHMENTS, MAX_SAFE_INT } from './limits.js';
 
 const Obj = <T extends Parameters<typeof Type.Object>[0]>(props: T) =>
   Type.Object(props, { additionalProperties: true });
@@ -25,11 +17,9 @@ export const TaskId = Type.String({ minLength: 1, maxLength: 64 });
 export const Ref = Type.String({ maxLength: 256 });
 export const ServiceId = Type.Integer({ minimum: 0, maximum: MAX_SAFE_INT });
 
-export const ARG_TYPES = ['int', 'float', 'str', 'bool', 'json', 'image', 'audio', 'video', 'file'] as const;
-export const MEDIA_TYPES = ['image', 'audio', 'video', 'file'] as const;
+/** An argument type (section 3). */
 export const ArgType = Type.Union(ARG_TYPES.map((t) => Type.Literal(t)));
 export type ArgType = (typeof ARG_TYPES)[number];
-export type MediaType = (typeof MEDIA_TYPES)[number];
 
 /** One argument of a service (an entry of `/me` `input` or `output`), with its optional extras. */
 export const Argument = Obj({
@@ -150,12 +140,20 @@ export type ErrorBody = Static<typeof ErrorBody>;
 
 // ---- worker <-> hub (section 5.1) ----
 
+/** Least `max_message_bytes` a worker may announce in `hello`: 1 KiB. */
+export const MIN_MESSAGE_BYTES = 1024;
+
 export const HelloMsg = Obj({
   type: Type.Literal('hello'),
   protocol: Type.Integer({ minimum: 0 }),
   me: Type.Unknown(), // checked by checkServiceDescription, which names the offending field
   concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
   instance: Type.Optional(Type.String({ maxLength: 256 })),
+  /**
+   * The largest message the worker takes, in bytes: its text frame, and the binary frames of one
+   * message together. The hub never sends it a task over it (docs/protocol.md, "Frame limits").
+   */
+  max_message_bytes: Type.Optional(Type.Integer({ minimum: MIN_MESSAGE_BYTES, maximum: MAX_SAFE_INT })),
 });
 export type HelloMsg = Static<typeof HelloMsg>;
 export const WelcomeMsg = Obj({

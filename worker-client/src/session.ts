@@ -13,6 +13,7 @@ import {
   PROTOCOL_VERSION,
   type Argument,
   type HubToWorkerMessage,
+  type WorkerToHubMessage,
   type ServiceDescription,
   type TaskMsg,
 } from '@utils-hub/protocol';
@@ -111,6 +112,8 @@ export class Session {
       me: this.#core.me,
       concurrency: this.#options.concurrency,
       instance: this.#options.instance,
+      // The ws maxPayload and the attachment bound: the hub sends no task over it.
+      max_message_bytes: this.#options.maxMessageBytes,
     });
     this.#arm(this.#options.handshakeTimeoutMs, () => {
       this.#hooks.error(new Error(`no welcome from ${this.#peer} within ${this.#options.handshakeTimeoutMs} ms`));
@@ -144,14 +147,14 @@ export class Session {
     return this.closed.finally(() => clearTimeout(cut));
   }
 
-  #send(message: object): void {
+  #send(message: WorkerToHubMessage): void {
     const { text, binaries } = encodeMessage(message);
     if (this.#ws.readyState !== WebSocket.OPEN) return;
     this.#ws.send(text);
     for (const b of binaries) this.#ws.send(b, { binary: true });
   }
 
-  #trySend(message: object): void {
+  #trySend(message: WorkerToHubMessage): void {
     try {
       this.#send(message);
     } catch (err) {

@@ -17,7 +17,7 @@ import type { Hub, ServiceClaim, WorkerLink } from '../core/hub.js';
 import type { Gatekeeper } from '../access/auth.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { jsonFrame } from '../core/frames.js';
+import { workerFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 import { PRE_WELCOME_FRAME_BYTES } from '../core/bounds.js';
 
@@ -81,7 +81,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   /** The registry's yes to the hello, held from then until the connection ends. */
   let claim: ServiceClaim | null = null;
 
-  const link: WorkerLink = {
+  const link: { -readonly [K in keyof WorkerLink]: WorkerLink[K] } = {
     id,
     send: (text, binaries) => {
       sendFrames(ws, text, binaries, maxBuffered);
@@ -93,14 +93,14 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   const refuse = (err: HubError) => {
     hub.recordRejectedHandshake(err.code);
     log.warn({ code: err.code, remote: origin.remote }, `worker refused: ${err.message}`);
-    sendFrames(ws, jsonFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
+    sendFrames(ws, workerFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     ws.close(1008, err.code);
   };
 
   const badMessage = (err: HubError) => {
     hub.recordBadMessage('worker');
     if (state === 'hello' || state === 'handshaking') return refuse(new HubError('bad_message', err.message));
-    sendFrames(ws, jsonFrame({ ...err.details, type: 'error', code: err.code, message: err.message }), null, maxBuffered);
+    sendFrames(ws, workerFrame({ ...err.details, type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
 
@@ -125,6 +125,8 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
 
   const handshake = async (msg: WorkerToHubMessage) => {
     if (msg.type !== 'hello') throw new HubError('bad_message', 'the first message must be "hello"');
+    // The hub sends this connection no task over it (docs/protocol.md, "Frame limits").
+    link.maxMessageBytes = msg.max_message_bytes;
     if (msg.protocol !== PROTOCOL_VERSION) {
       throw new HubError('unsupported_protocol', `this hub speaks protocol ${PROTOCOL_VERSION}, not ${msg.protocol}`);
     }
@@ -145,7 +147,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
       return;
     }
     const concurrency = msg.concurrency ?? 1;
-    sendFrames(ws, jsonFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
+    sendFrames(ws, workerFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
     state = 'ready';
     setFrameLimit(hub.config.maxMessageBytes);
     clearTimeout(helloTimer);
@@ -154,7 +156,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     deps.onWelcome?.();
   };
 
-  const onMessage = (message: Record<string, unknown>, raw: string, attachments: readonly Buffer[]) => {
+  const onMessage = (message: Record<string, unknown>, raw: string, attachments: readonly Uint8Array[]) => {
     let msg: WorkerToHubMessage;
     try {
       msg = parseMessage('workerToHub', message);
@@ -214,12 +216,14 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     decoder.push(data as Buffer, isBinary);
   });
   ws.on('error', (err) => log.warn({ err: err.message }, 'worker socket error'));
-  ws.on('close', (code) => {
+  ws.on('close', (code, reason) => {
     const was = state;
     state = 'closed';
     clearTimeout(helloTimer);
     if (was === 'ready') {
-      hub.detachWorker(id);
+      // Named in the `worker_lost` of a task that ran out of attempts (1009: a frame over the worker's limit).
+      const text = reason.toString().slice(0, 123);
+      hub.detachWorker(id, `close ${code}${text ? ` ${JSON.stringify(text)}` : ''}`);
       log.info({ code, service_id: serviceId }, 'worker disconnected');
     } else {
       claim?.release();
