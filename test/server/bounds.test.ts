@@ -97,7 +97,7 @@ describe('Bounds', () => {
     });
 
     it('holds 3 MB results of [[],[],...] within its byte bound in the heap, and parses one again when read', () => {
-      const text = '[' + Array.from({ length: 1_000_000 }, () => '[]').join(',') + ']';
+      const text = `[${Array.from({ length: 1_000_000 }, () => '[]').join(',')}]`;
       expect(text.length).to.be.above(2_999_000);
       const { grown, cache } = heapGrowth(
         (c) => {
@@ -241,7 +241,9 @@ describe('Bounds', () => {
           expect(q.popFront()).to.equal(model.shift());
         }
         if (op % 97 === 0 || model.length < 5) {
-          model.forEach((m, i) => expect(q.positionOf(m), `op ${op}`).to.equal(i));
+          model.forEach((m, i) => {
+            expect(q.positionOf(m), `op ${op}`).to.equal(i);
+          });
         }
         expect(q.length).to.equal(model.length);
         expect(q.bytes).to.equal(model.reduce((n, m) => n + m.bytes, 0));
