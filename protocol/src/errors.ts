@@ -13,6 +13,7 @@ export const ERROR_STATUS = {
   not_found: 404,
   already_finished: 409,
   canceled: 409,
+  idempotency_mismatch: 422,
   payload_too_large: 413,
   rate_limited: 429,
   task_failed: 502,

@@ -24,6 +24,7 @@ import { restRoutes } from './http/rest.js';
 import { operatorRoutes } from './http/operator.js';
 import { jsonFrame } from './core/frames.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
+import { IdempotentSubmits, keyScope } from './delivery/idempotency.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -80,6 +81,8 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
   await store.purge();
+  const submits = new IdempotentSubmits(db);
+  await submits.purge();
 
   const hub = new Hub(config, registry, store, app.log);
   const gate = new Gatekeeper(config, {
@@ -104,6 +107,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const purgeTimer = setInterval(() => {
     hub.ended.purge();
     store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
+    submits.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging idempotency keys failed'));
   }, Math.min(60_000, Math.max(1000, config.resultTtlMs)));
   purgeTimer.unref();
 
@@ -182,13 +186,14 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
-      serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined });
+      const key = bearer(req.raw, 'key');
+      serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined, submits, keyScope: keyScope(key) });
     },
   });
 
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
 
-  await app.register(restRoutes, { hub });
+  await app.register(restRoutes, { hub, submits });
   await app.register(operatorRoutes, { hub, db });
 
   let closing: Promise<void> | null = null;

@@ -13,9 +13,9 @@ export function jsonFrame(message: object): string {
  * a client's `ref` is serialised as it came.
  */
 
-/** `accepted`, with the client's `ref` when it gave one. */
-export function acceptedFrame(taskId: string, position: number, ref?: unknown): string {
-  const tail = ref === undefined ? '' : `,"ref":${JSON.stringify(ref)}`;
+/** `accepted`, with the client's `ref` when it gave one, and `"duplicate": true` for a repeated idempotency key. */
+export function acceptedFrame(taskId: string, position: number, ref?: unknown, duplicate = false): string {
+  const tail = (ref === undefined ? '' : `,"ref":${JSON.stringify(ref)}`) + (duplicate ? ',"duplicate":true' : '');
   return `{"type":"accepted","task_id":"${taskId}","position":${position}${tail}}`;
 }
 

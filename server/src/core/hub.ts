@@ -62,6 +62,16 @@ export interface SubmitRequest {
   queue_timeout_ms?: number;
 }
 
+/** A task that passed the checks of `Hub.prepare`: its args keyed by name, defaults filled in. */
+export interface PreparedTask {
+  serviceId: number;
+  args: Record<string, unknown>;
+  /** Run deadline of each attempt, in ms. */
+  timeoutMs: number;
+  /** Longest wait in the queue, in ms. */
+  queueTimeoutMs: number;
+}
+
 /** Counters for the operator views (metrics); only ever incremented. */
 export interface HubStats {
   /** `bad_message` answers, by side. */
@@ -220,6 +230,14 @@ export class Hub {
    * Throws `shutting_down`, `service_not_found`, `bad_request`, `invalid_args`, `queue_full`.
    */
   submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
+    return this.enqueue(this.prepare(req, options.maxTotalBytes), { subscriber: options.subscriber });
+  }
+
+  /**
+   * The checks of `submit` without submitting: the task as it would be queued. Throws
+   * `shutting_down`, `service_not_found`, `bad_request`, `invalid_args`.
+   */
+  prepare(req: SubmitRequest, maxTotalBytes?: number): PreparedTask {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const service = this.registry.byServiceId(req.service_id);
     if (!service) throw new HubError('service_not_found', `no service has id ${req.service_id}`);
@@ -227,19 +245,28 @@ export class Hub {
     if (timeoutMs > this.config.maxTaskTimeoutMs) {
       throw new HubError('bad_request', `timeout_ms may be at most ${this.config.maxTaskTimeoutMs}`);
     }
-    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes });
+    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: maxTotalBytes ?? this.config.maxMessageBytes });
     if (!checked.ok) {
       const first = checked.problems[0];
       throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
     }
-    const payload: TaskPayload = { args: checked.args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
-    const taskId = nanoid();
+    return { serviceId: service.id, args: checked.args, timeoutMs, queueTimeoutMs: req.queue_timeout_ms ?? this.config.queueTimeoutMs };
+  }
+
+  /**
+   * Submits a task checked by `prepare`, under `options.taskId` when given (an id claimed
+   * beforehand, for an idempotency key). Throws `shutting_down`, `queue_full`.
+   */
+  enqueue(prepared: PreparedTask, options: { taskId?: string; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
+    if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
+    const payload: TaskPayload = { args: prepared.args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    const taskId = options.taskId ?? nanoid();
     const position = this.dispatcher.submit({
       id: taskId,
-      serviceId: service.id,
+      serviceId: prepared.serviceId,
       payload,
-      timeoutMs,
-      queueTimeoutMs: req.queue_timeout_ms ?? this.config.queueTimeoutMs,
+      timeoutMs: prepared.timeoutMs,
+      queueTimeoutMs: prepared.queueTimeoutMs,
     });
     const task = this.dispatcher.task(taskId);
     if (task) this.persist(task);

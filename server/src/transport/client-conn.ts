@@ -9,6 +9,7 @@ import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { acceptedFrame, jsonFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
+import type { IdempotentSubmits, SubmitOutcome } from '../delivery/idempotency.js';
 
 /** Most unfinished tasks one client connection follows at once. */
 export const MAX_SUBSCRIPTIONS = 10_000;
@@ -20,6 +21,10 @@ export interface ClientConnDeps {
   clients: Set<ClientLink>;
   /** Takes one request from the client's rate limit; false when it is spent. */
   allow?: () => boolean;
+  /** Idempotency keys (`idempotency_key` of add_task); without it such a request is `bad_message`. */
+  submits?: IdempotentSubmits;
+  /** The scope of this connection's idempotency keys (see `keyScope`); default `''`. */
+  keyScope?: string;
 }
 
 /** What the hub needs of a client connection to push `services`. */
@@ -35,6 +40,8 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const following = new Set<string>();
   /** Events produced while an add_task is being accepted: sent right after `accepted`. */
   let held: Array<[string, readonly Buffer[] | null]> | null = null;
+  /** The same for add_tasks with an idempotency key (accepted after an await), by task id. */
+  const heldByTask = new Map<string, Array<[string, readonly Buffer[] | null]>>();
   let closed = false;
 
   const send = (text: string, binaries?: readonly Buffer[] | null) => sendFrames(ws, text, binaries, maxBuffered);
@@ -42,7 +49,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const subscriber: Subscriber = {
     deliver(taskId, text, binaries, end) {
       if (end) following.delete(taskId);
-      if (held) held.push([text, binaries]);
+      const mine = heldByTask.get(taskId);
+      if (mine) mine.push([text, binaries]);
+      else if (held) held.push([text, binaries]);
       else send(text, binaries);
     },
   };
@@ -80,6 +89,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     }
     switch (msg.type) {
       case 'add_task': {
+        if (msg.idempotency_key !== undefined) return addKeyed(msg, msg.idempotency_key);
         held = [];
         let accepted: { taskId: string; position: number };
         try {
@@ -144,6 +154,55 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         return;
       }
     }
+  };
+
+  const reject = (err: unknown, ref: string | undefined) => {
+    const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
+    if (!(err instanceof HubError)) hub.log.error({ err }, 'an add_task with an idempotency key failed');
+    const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+    if (ref !== undefined) rejected.ref = ref;
+    send(jsonFrame(rejected));
+  };
+
+  /** add_task with `idempotency_key` (docs/protocol.md section 12): one task per key. */
+  const addKeyed = async (msg: Extract<ClientToHubMessage, { type: 'add_task' }>, key: string) => {
+    if (!deps.submits) return reject(new HubError('bad_request', 'this hub takes no idempotency keys'), msg.ref);
+    let out: SubmitOutcome<{ position: number }>;
+    try {
+      const prepared = hub.prepare(msg);
+      out = await deps.submits.submit(deps.keyScope ?? '', key, prepared, (taskId) => {
+        heldByTask.set(taskId, []);
+        try {
+          const r = hub.enqueue(prepared, { taskId, subscriber });
+          following.add(taskId);
+          return r;
+        } catch (err) {
+          heldByTask.delete(taskId);
+          throw err;
+        }
+      });
+    } catch (err) {
+      return reject(err, msg.ref);
+    }
+    if (closed) return;
+    if (!out.duplicate) {
+      send(acceptedFrame(out.taskId, out.result.position, msg.ref));
+      const events = heldByTask.get(out.taskId) ?? [];
+      heldByTask.delete(out.taskId);
+      for (const [text, binaries] of events) send(text, binaries);
+      return;
+    }
+    // A repeat: the same task, then where it stands now (its snapshot, or its end event).
+    const position = hub.dispatcher.position(out.taskId) ?? 0;
+    send(acceptedFrame(out.taskId, position, msg.ref, true));
+    if (follow(out.taskId)) {
+      const t = hub.dispatcher.task(out.taskId)!;
+      send(jsonFrame({ type: 'snapshot', task_id: t.id, seq: t.seq, status: t.status, progress: t.progress, message: t.message, position }));
+      return;
+    }
+    const ended = await hub.endedTask(out.taskId);
+    if (ended) send(ended.text, ended.binaries);
+    else error(new HubError('task_not_found', 'the task of this idempotency key is no longer readable (its end expired, or a hub stopped before storing it)'), { task_id: out.taskId });
   };
 
   const bad = (err: HubError) => {
