@@ -31,6 +31,7 @@ const STATUS: Record<string, number> = {
   not_found: 404,
   already_finished: 409,
   canceled: 409,
+  idempotency_mismatch: 422,
   payload_too_large: 413,
   task_failed: 502,
   no_worker: 503,
@@ -213,7 +214,7 @@ describe('Fuzz: REST routes', function () {
       { weight: 3, arbitrary: fc.oneof(fc.integer({ min: 0, max: 100_000 }), fc.constantFrom(2 ** 31, 2 ** 40, MAX_SAFE)).map((value): Part => ({ value })) },
       { weight: 1, arbitrary: fc.constantFrom<unknown>(-1, 0.5, 'x', null, [], 2 ** 53).map((value): Part => ({ value, bad: true })) },
     );
-    const extra = fc.array(fc.tuple(hostileKey.filter((k) => !['service_id', 'args', 'timeout_ms', 'queue_timeout_ms'].includes(k)), anyValue), { maxLength: 3 });
+    const extra = fc.array(fc.tuple(hostileKey.filter((k) => !['service_id', 'args', 'timeout_ms', 'queue_timeout_ms', 'webhook', 'webhook_events'].includes(k)), anyValue), { maxLength: 3 });
     const wait = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom('wait=false', 'wait=0', 'wait=false&x=1') },
       { weight: 1, arbitrary: fc.constantFrom('wait=', 'wait=no', 'wait=FALSE', 'wait=2', 'wait=false&wait=true', 'wait=%00', 'wait=false%20').map((q) => `${q}#bad`) },
@@ -248,6 +249,50 @@ describe('Fuzz: REST routes', function () {
         expect(res.body.status).to.equal('queued');
         expect(res.body.task_id).to.be.a('string');
         if (svc.value === 'idle') queued.add(res.body.task_id);
+      }),
+      params(runs),
+    );
+  });
+
+  it('POST /add_task with Idempotency-Key: 400 bad_request for a malformed key; else one task per key, 422 idempotency_mismatch for other args', async function () {
+    const runs = runsOf(120);
+    this.timeout(timeoutFor(runs));
+    const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 255 });
+    type Case = { header: string; key: string | null; what: string };
+    const quote = (k: string) => `"${k.replace(/[\\"]/g, '\\$&')}"`;
+    const header: fc.Arbitrary<Case> = fc.oneof(
+      { weight: 4, arbitrary: printable.map((k) => ({ header: quote(k), key: k, what: 'a quoted key' })) },
+      { weight: 3, arbitrary: printable.filter((k) => !k.startsWith('"') && k.trim() === k).map((k) => ({ header: k, key: k, what: 'a bare key' })) },
+      { weight: 1, arbitrary: fc.integer({ min: 256, max: 2000 }).map((n) => ({ header: 'k'.repeat(n), key: null, what: 'a key over 255 characters' })) },
+      { weight: 1, arbitrary: fc.constantFrom('""', '"open', '"a"b"', '"a\\"', '"tab\there"', '"é"', 'é', '"\\x"').map((h) => ({ header: h, key: null, what: 'a malformed key' })) },
+    );
+    /** Each key sent so far, with the task it made and the args it made it with. */
+    const made = new Map<string, { taskId: string; n: number }>();
+    await fc.assert(
+      fc.asyncProperty(header, fc.integer({ min: 0, max: 3 }), async (c, n) => {
+        count('POST /add_task (Idempotency-Key)');
+        const res = await fetch(`${hub.url}/add_task?wait=false`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': c.header },
+          body: JSON.stringify({ service_id: idleId, args: { n } }),
+        });
+        const text = await res.text();
+        const r: Res = { status: res.status, body: JSON.parse(text), text };
+        const what = `${c.what}: ${JSON.stringify(c.header).slice(0, 200)} n=${n}`;
+        if (c.key === null) return isError(r, 'bad_request', what);
+        const before = made.get(c.key);
+        if (!before) {
+          expect(r.status, `${what} -> ${text}`).to.equal(202);
+          expect(r.body).to.not.have.property('duplicate');
+          made.set(c.key, { taskId: r.body.task_id, n });
+          queued.add(r.body.task_id);
+        } else if (before.n === n) {
+          expect(r.status, `${what} -> ${text}`).to.equal(202);
+          expect(r.body, what).to.deep.equal({ task_id: before.taskId, status: 'queued', duplicate: true });
+        } else {
+          expect(r.status, `${what} -> ${text}`).to.equal(422);
+          expect(r.body.error, what).to.include({ code: 'idempotency_mismatch', task_id: before.taskId });
+        }
       }),
       params(runs),
     );
