@@ -25,6 +25,7 @@ import { operatorRoutes } from './http/operator.js';
 import { jsonFrame } from './core/frames.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 import { IdempotentSubmits, keyScope } from './delivery/idempotency.js';
+import { sseRoutes } from './delivery/sse.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -194,6 +195,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
 
   await app.register(restRoutes, { hub, submits });
+  await app.register(sseRoutes, { hub });
   await app.register(operatorRoutes, { hub, db });
 
   let closing: Promise<void> | null = null;

@@ -298,6 +298,41 @@ describe('Fuzz: REST routes', function () {
     );
   });
 
+  it('GET /tasks/{id}/events: the end event of an ended task (204 when Last-Event-ID saw it), 404 task_not_found, 400 for a malformed Last-Event-ID', async function () {
+    const runs = runsOf(60);
+    this.timeout(timeoutFor(runs));
+    const lastId = fc.oneof(
+      { weight: 2, arbitrary: fc.constant<{ value?: string; n?: number; bad?: boolean }>({}) },
+      { weight: 3, arbitrary: fc.integer({ min: 0, max: 10 }).map((n) => ({ value: String(n), n })) },
+      { weight: 2, arbitrary: fc.oneof(fc.constantFrom('-1', '1.5', 'abc', '1e3', '0x10', '9'.repeat(20)), hostileString.filter((h) => h.trim() !== '' && !/^\d{1,15}$/.test(h.trim()) && /^[\x20-\x7e]*$/.test(h))).map((value) => ({ value, bad: true })) },
+    );
+    const target = fc.oneof(fc.constant('ended' as const), fc.string({ minLength: 1, maxLength: 40 }).filter(encodable));
+    await fc.assert(
+      fc.asyncProperty(target, lastId, async (which, last) => {
+        count('GET /tasks/{id}/events');
+        const endedIds = [...ended.keys()];
+        const id = which === 'ended' ? endedIds[endedIds.length - 1] : `unknown-${which}`;
+        const headers: Record<string, string> = last.value === undefined ? {} : { 'last-event-id': last.value };
+        const res = await fetch(`${hub.url}/tasks/${encodeURIComponent(id)}/events`, { headers });
+        const text = await res.text();
+        const what = `${id} Last-Event-ID ${JSON.stringify(last.value)}`;
+        const r: Res = { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined, text };
+        if (last.bad) return isError(r, 'bad_request', what);
+        if (which !== 'ended') return isError(r, 'task_not_found', what);
+        const view = await http(hub, 'GET', `/tasks/${id}`);
+        expect(view.status).to.equal(200);
+        const endSeq = Number(/^id: (\d+)$/m.exec((await (await fetch(`${hub.url}/tasks/${id}/events`)).text()))?.[1]);
+        if (last.n !== undefined && last.n >= endSeq) {
+          expect(res.status, what).to.equal(204);
+          return;
+        }
+        expect(res.status, what).to.equal(200);
+        expect(text, what).to.match(new RegExp(`^id: ${endSeq}\nevent: (result|failed|canceled)\ndata: `));
+      }),
+      params(runs),
+    );
+  });
+
   it('POST /add_task: raw bodies (not JSON, not an object, other content types, over the limit, broken UTF-8, prototype keys, deep nesting)', async function () {
     const runs = runsOf(80);
     this.timeout(timeoutFor(runs));

@@ -138,6 +138,13 @@ export function openApiDocument(): Json {
               description: 'false (or 0): answer 202 at once with the task_id; default true: wait for the end.',
               schema: { type: 'string', enum: ['true', 'false', '1', '0'] },
             },
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              description: 'One task per key (and client key) for 24 hours: a repeat answers the same task, with the header Idempotent-Replayed: true; other service_id or args with the key are 422 idempotency_mismatch. A structured-field string ("...") or a bare value, 1 to 255 printable ASCII characters.',
+              schema: { type: 'string', maxLength: 257 },
+            },
           ],
           requestBody: { required: true, content: { 'application/json': { schema: ref('AddTaskBody') } } },
           responses: {
@@ -147,6 +154,7 @@ export function openApiDocument(): Json {
               'bad_request',
               'invalid_args',
               'service_not_found',
+              'idempotency_mismatch',
               'canceled',
               'payload_too_large',
               'task_failed',
@@ -174,6 +182,22 @@ export function openApiDocument(): Json {
           summary: 'Cancels a queued or running task',
           parameters: [taskId],
           responses: { '200': json(ref('TaskView'), 'The task, now canceled'), ...errorResponses(['task_not_found', 'already_finished']) },
+        },
+      },
+      '/tasks/{task_id}/events': {
+        get: {
+          tags: ['tasks'],
+          operationId: 'taskEvents',
+          summary: 'The task\'s events as server-sent events: its state now (snapshot, or the end event), then each event (id: seq, event: type, data: the /client frame), closed after the end; Last-Event-ID resumes; ?key= is taken here',
+          parameters: [
+            taskId,
+            { name: 'Last-Event-ID', in: 'header', required: false, description: 'The seq of the last event seen: resume after it.', schema: { type: 'string', pattern: '^[0-9]{1,15}$' } },
+          ],
+          responses: {
+            '200': { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+            '204': { description: 'The task ended and its end event was seen (Last-Event-ID): nothing more will come' },
+            ...errorResponses(['bad_request', 'task_not_found']),
+          },
         },
       },
       '/healthz': {
