@@ -26,6 +26,7 @@ import { jsonFrame } from './core/frames.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 import { IdempotentSubmits, keyScope } from './delivery/idempotency.js';
 import { sseRoutes } from './delivery/sse.js';
+import { Webhooks } from './delivery/webhooks.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -86,6 +87,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   await submits.purge();
 
   const hub = new Hub(config, registry, store, app.log);
+  const webhooks = new Webhooks(db, hub, app.log);
   const gate = new Gatekeeper(config, {
     verify: (kind, secret) => verifyToken(db, kind, secret),
     count: (kind) => countTokens(db, kind),
@@ -109,6 +111,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     hub.ended.purge();
     store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
     submits.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging idempotency keys failed'));
+    webhooks.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging webhook deliveries failed'));
   }, Math.min(60_000, Math.max(1000, config.resultTtlMs)));
   purgeTimer.unref();
 
@@ -188,13 +191,13 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     wsHandler: (socket, req) => {
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
       const key = bearer(req.raw, 'key');
-      serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined, submits, keyScope: keyScope(key) });
+      serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined, submits, webhooks, keyScope: keyScope(key) });
     },
   });
 
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
 
-  await app.register(restRoutes, { hub, submits });
+  await app.register(restRoutes, { hub, submits, webhooks });
   await app.register(sseRoutes, { hub });
   await app.register(operatorRoutes, { hub, db });
 
@@ -207,6 +210,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     closing ??= (async () => {
       clearInterval(purgeTimer);
       heartbeat.close();
+      await webhooks.close().catch((err: unknown) => app.log.error({ err }, 'stopping the webhook sender failed'));
       await store.close().catch((err: unknown) => app.log.error({ err }, 'flushing the task store failed'));
       if (!givenDb) await db.destroy();
     })();
@@ -218,6 +222,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
       app.log.warn('no worker token exists: only workers on loopback addresses may connect (create one with utils-hub tokens create)');
     }
     dialer.start();
+    webhooks.start();
   });
   return app;
 }

@@ -60,6 +60,10 @@ export interface HubConfig {
   storeBacklogBytes: number;
   /** A connection whose unsent bytes exceed this is closed (1013) so one slow reader cannot grow the hub's memory. @defaultValue 4 x maxMessageBytes */
   maxBufferedBytes: number;
+  /** The Standard Webhooks secret (`whsec_` + base64) that signs webhooks; without it `webhook` is refused. Env `HUB_WEBHOOK_SECRET`. @defaultValue none */
+  webhookSecret: string | null;
+  /** Allow webhooks to loopback, private and link-local addresses. Env `HUB_WEBHOOK_ALLOW_PRIVATE` (`1`). @defaultValue false */
+  webhookAllowPrivate: boolean;
 }
 
 /** The defaults of every option. */
@@ -92,6 +96,8 @@ export const defaults: Readonly<HubConfig> = Object.freeze({
   endedCacheBytes: 64 * 1024 * 1024,
   storeBacklogBytes: 64 * 1024 * 1024,
   maxBufferedBytes: 4 * 33_554_432,
+  webhookSecret: null,
+  webhookAllowPrivate: false,
 });
 
 /** An option that cannot be used; its message names the option. */
@@ -122,6 +128,8 @@ const ENV: Partial<Record<keyof HubConfig, string>> = {
   shutdownGraceMs: 'HUB_SHUTDOWN_GRACE_MS',
   publicUrl: 'HUB_PUBLIC_URL',
   rateLimit: 'HUB_RATE_LIMIT',
+  webhookSecret: 'HUB_WEBHOOK_SECRET',
+  webhookAllowPrivate: 'HUB_WEBHOOK_ALLOW_PRIVATE',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -150,7 +158,7 @@ const INTS: Partial<Record<keyof HubConfig, [number, number]>> = {
   maxBufferedBytes: [1024, 2 ** 40],
 };
 const LISTS = new Set<keyof HubConfig>(['workerTokens', 'apiKeys', 'allowedOrigins']);
-const NULLABLE = new Set<keyof HubConfig>(['dialSecret', 'publicUrl']);
+const NULLABLE = new Set<keyof HubConfig>(['dialSecret', 'publicUrl', 'webhookSecret']);
 
 function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -225,6 +233,12 @@ function check(c: HubConfig): Readonly<HubConfig> {
       throw new ConfigError(`${name(key)}: expected a comma-separated list of non-empty strings`);
     }
   }
+  let allowPrivate: unknown = c.webhookAllowPrivate;
+  if (typeof allowPrivate === 'string') allowPrivate = { '1': true, true: true, '0': false, false: false }[allowPrivate.trim()] ?? allowPrivate;
+  if (typeof allowPrivate !== 'boolean') throw new ConfigError(`HUB_WEBHOOK_ALLOW_PRIVATE: expected 1 or 0, got ${JSON.stringify(allowPrivate)}`);
+  if (c.webhookSecret !== null && !/^whsec_[A-Za-z0-9+/]{16,}={0,2}$/.test(c.webhookSecret)) {
+    throw new ConfigError('HUB_WEBHOOK_SECRET: expected whsec_ followed by the base64 of at least 12 random bytes');
+  }
   const allowedOrigins = c.allowedOrigins.map((o) => origin('HUB_ALLOWED_ORIGINS', o));
   const publicUrl = c.publicUrl === null ? null : origin('HUB_PUBLIC_URL', c.publicUrl);
   return Object.freeze({
@@ -233,5 +247,6 @@ function check(c: HubConfig): Readonly<HubConfig> {
     apiKeys: Object.freeze([...c.apiKeys]),
     allowedOrigins: Object.freeze(allowedOrigins),
     publicUrl,
+    webhookAllowPrivate: allowPrivate,
   });
 }

@@ -80,6 +80,8 @@ export interface HubStats {
   rejectedHandshakes: Record<string, number>;
   /** Failed dials of listed workers (each try). */
   dialFailures: number;
+  /** Webhook tries, by outcome (`delivered`, `retried`, `failed`, `gone`, `refused`). */
+  webhookDeliveries: Record<string, number>;
 }
 
 /** A live worker connection as the operator views show it. */
@@ -104,7 +106,7 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 export class Hub {
   readonly dispatcher: Dispatcher<TaskPayload>;
   readonly ended: EndedTasks;
-  readonly stats: HubStats = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {}, dialFailures: 0 };
+  readonly stats: HubStats = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {}, dialFailures: 0, webhookDeliveries: {} };
   /** Live worker connections after their welcome, by connection id. */
   readonly connectionInfo = new Map<string, WorkerConnInfo>();
   /** Open client WebSockets. */

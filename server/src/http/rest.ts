@@ -8,6 +8,7 @@ import type { Hub, Subscriber } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { bearer } from '../access/auth.js';
 import { keyScope, parseIdempotencyHeader, type IdempotentSubmits } from '../delivery/idempotency.js';
+import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
 
 /** Parses a non-negative integer path parameter, or throws `bad_request` naming it. */
 export function parseId(value: string, name: string): number {
@@ -25,8 +26,8 @@ function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };
 }
 
-export async function restRoutes(app: FastifyInstance, opts: { hub: Hub; submits?: IdempotentSubmits }): Promise<void> {
-  const { hub, submits } = opts;
+export async function restRoutes(app: FastifyInstance, opts: { hub: Hub; submits?: IdempotentSubmits; webhooks?: Webhooks }): Promise<void> {
+  const { hub, submits, webhooks } = opts;
 
   app.get('/services_list', async () => hub.registry.list());
 
@@ -39,12 +40,18 @@ export async function restRoutes(app: FastifyInstance, opts: { hub: Hub; submits
     }
     const key = parseIdempotencyHeader(req.headers['idempotency-key']);
     const body = validate.addTaskBody.check(req.body);
+    let hook: WebhookSpec | null = null;
+    if (body.webhook !== undefined || body.webhook_events !== undefined) {
+      if (!webhooks) throw new HubError('bad_request', 'this hub sends no webhooks');
+      hook = await webhooks.check(body);
+    }
     if (key !== null) {
       if (!submits) throw new HubError('bad_request', 'this hub takes no Idempotency-Key');
-      return keyedAddTask(submits, key, body, wait !== 'false' && wait !== '0', keyScope(bearer(req.raw, 'key')), reply);
+      return keyedAddTask(submits, key, body, wait !== 'false' && wait !== '0', keyScope(bearer(req.raw, 'key')), reply, hook);
     }
     if (wait === 'false' || wait === '0') {
       const { taskId } = hub.submit(body);
+      if (hook) webhooks!.attach(taskId, hook);
       return reply.code(202).send({ task_id: taskId, status: 'queued' });
     }
     let taskId = '';
@@ -56,6 +63,7 @@ export async function restRoutes(app: FastifyInstance, opts: { hub: Hub; submits
       };
       taskId = hub.submit(body, { subscriber: waiter }).taskId;
     });
+    if (hook) webhooks!.attach(taskId, hook);
     await ended;
     const t = await hub.endedTask(taskId);
     if (!t) throw new HubError('internal', 'the task ended but its end could not be read');
@@ -68,7 +76,7 @@ export async function restRoutes(app: FastifyInstance, opts: { hub: Hub; submits
    * the task; a repeat answers the same task (waiting for its end, as the first did), with the
    * header `Idempotent-Replayed: true`.
    */
-  async function keyedAddTask(submits: IdempotentSubmits, key: string, body: Parameters<Hub['prepare']>[0], wait: boolean, scope: string, reply: FastifyReply) {
+  async function keyedAddTask(submits: IdempotentSubmits, key: string, body: Parameters<Hub['prepare']>[0], wait: boolean, scope: string, reply: FastifyReply, hook: WebhookSpec | null) {
     const prepared = hub.prepare(body);
     let resolveEnd!: () => void;
     const ended = new Promise<void>((resolve) => (resolveEnd = resolve));
@@ -77,7 +85,11 @@ export async function restRoutes(app: FastifyInstance, opts: { hub: Hub; submits
         if (end) resolveEnd();
       },
     };
-    const out = await submits.submit(scope, key, prepared, (taskId) => hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined }));
+    const out = await submits.submit(scope, key, prepared, (taskId) => {
+      const r = hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined });
+      if (hook) webhooks!.attach(taskId, hook);
+      return r;
+    });
     if (out.duplicate) reply.header('idempotent-replayed', 'true');
     if (!wait) return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
     if (out.duplicate) {

@@ -3,6 +3,7 @@
  * subscribe and service_info; task events relayed as the hub produced them.
  */
 import type { WebSocket } from 'ws';
+import { nanoid } from 'nanoid';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
@@ -10,6 +11,7 @@ import { FloodGuard } from './flood.js';
 import { acceptedFrame, jsonFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 import type { IdempotentSubmits, SubmitOutcome } from '../delivery/idempotency.js';
+import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
 
 /** Most unfinished tasks one client connection follows at once. */
 export const MAX_SUBSCRIPTIONS = 10_000;
@@ -25,6 +27,8 @@ export interface ClientConnDeps {
   submits?: IdempotentSubmits;
   /** The scope of this connection's idempotency keys (see `keyScope`); default `''`. */
   keyScope?: string;
+  /** Webhooks (`webhook` of add_task); without it such a request is refused `bad_request`. */
+  webhooks?: Webhooks;
 }
 
 /** What the hub needs of a client connection to push `services`. */
@@ -89,7 +93,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     }
     switch (msg.type) {
       case 'add_task': {
-        if (msg.idempotency_key !== undefined) return addKeyed(msg, msg.idempotency_key);
+        if (msg.idempotency_key !== undefined || msg.webhook !== undefined || msg.webhook_events !== undefined) return addWithExtras(msg);
         held = [];
         let accepted: { taskId: string; position: number };
         try {
@@ -164,23 +168,38 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     send(jsonFrame(rejected));
   };
 
-  /** add_task with `idempotency_key` (docs/protocol.md section 12): one task per key. */
-  const addKeyed = async (msg: Extract<ClientToHubMessage, { type: 'add_task' }>, key: string) => {
-    if (!deps.submits) return reject(new HubError('bad_request', 'this hub takes no idempotency keys'), msg.ref);
+  /**
+   * add_task with `idempotency_key` (one task per key) or `webhook` (its URL checked first),
+   * docs/protocol.md section 12: accepted after an await, its early events held meanwhile.
+   */
+  const addWithExtras = async (msg: Extract<ClientToHubMessage, { type: 'add_task' }>) => {
+    const key = msg.idempotency_key;
     let out: SubmitOutcome<{ position: number }>;
     try {
+      if (key !== undefined && !deps.submits) throw new HubError('bad_request', 'this hub takes no idempotency keys');
+      let hook: WebhookSpec | null = null;
+      if (msg.webhook !== undefined || msg.webhook_events !== undefined) {
+        if (!deps.webhooks) throw new HubError('bad_request', 'this hub sends no webhooks');
+        hook = await deps.webhooks.check(msg);
+      }
       const prepared = hub.prepare(msg);
-      out = await deps.submits.submit(deps.keyScope ?? '', key, prepared, (taskId) => {
+      const enqueue = (taskId: string) => {
         heldByTask.set(taskId, []);
         try {
           const r = hub.enqueue(prepared, { taskId, subscriber });
           following.add(taskId);
+          if (hook) deps.webhooks!.attach(taskId, hook);
           return r;
         } catch (err) {
           heldByTask.delete(taskId);
           throw err;
         }
-      });
+      };
+      if (key !== undefined) out = await deps.submits!.submit(deps.keyScope ?? '', key, prepared, enqueue);
+      else {
+        const taskId = nanoid();
+        out = { duplicate: false, taskId, result: enqueue(taskId) };
+      }
     } catch (err) {
       return reject(err, msg.ref);
     }
