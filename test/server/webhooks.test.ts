@@ -8,7 +8,8 @@ import { refusedClass, guardedLookup, checkWebhookUrl } from '../../server/src/d
 import { signWebhook, secretBytes } from '../../server/src/delivery/webhook-sign.js';
 import { nextDelay } from '../../server/src/delivery/webhooks.js';
 import { listDeliveries } from '../../server/src/store/webhook-deliveries.js';
-import { openDb } from '../../server/src/db/index.js';
+import { openDb, migrate } from '../../server/src/db/index.js';
+import { run, CLI } from '../helpers/processes.js';
 
 const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 
@@ -126,6 +127,29 @@ describe('Webhooks', function () {
       expect(nextDelay(1, new Date(60_000).toUTCString(), 0)).to.equal(60_000);
       expect(nextDelay(2, 'soon', 0)).to.equal(5000);
     });
+  });
+
+  it('utils-hub webhooks list shows pending and failed deliveries; --failed only the failed', async () => {
+    const url = tempSqlite();
+    const db = openDb(url, { log: () => {} });
+    await migrate(db);
+    const now = Date.now();
+    const row = { task_id: 't1', url: 'https://example.com/hook', event: 'completed', body: '{}', attempts: 2, next_at: now + 5000, created_at: now, updated_at: now };
+    await db('webhook_deliveries').insert([
+      { ...row, id: 'msg_pending', status: 'pending', last_status: 500 },
+      { ...row, id: 'msg_failed', status: 'failed', last_error: 'a loopback address' },
+      { ...row, id: 'msg_done', status: 'delivered', last_status: 200 },
+    ]);
+    await db.destroy();
+    const all = run(process.execPath, [CLI, 'webhooks', 'list', '--db', url]);
+    expect(await all.exited).to.equal(0);
+    expect(all.output()).to.include('msg_pending').and.to.include('msg_failed').and.to.include('a loopback address').and.not.include('msg_done');
+    const failed = run(process.execPath, [CLI, 'webhooks', 'list', '--failed', '--json', '--db', url]);
+    expect(await failed.exited).to.equal(0);
+    const listed = JSON.parse(failed.output().trim().split('\n').at(-1)!);
+    expect(listed.map((d: any) => d.id)).to.deep.equal(['msg_failed']);
+    const bad = run(process.execPath, [CLI, 'webhooks', 'send', '--db', url]);
+    expect(await bad.exited).to.equal(2);
   });
 
   describe('against a real hub', () => {
