@@ -333,6 +333,51 @@ describe('Fuzz: REST routes', function () {
     );
   });
 
+  it('POST /add_task with webhook: 400 bad_request for a malformed URL or events, or a host on a refused address (no packet leaves loopback)', async function () {
+    const runs = runsOf(80);
+    this.timeout(timeoutFor(runs));
+    // A second hub with a webhook secret and private addresses refused: every case here is refused
+    // before any request is made, so the fuzz sends nothing anywhere.
+    const hooked = await startWatchedHub({ webhookSecret: `whsec_${Buffer.alloc(24, 7).toString('base64')}` });
+    const svc = await echoWorker(hooked, fuzzService('fuzz_hook'));
+    try {
+      const octet = fc.integer({ min: 0, max: 255 });
+      const refusedIp = fc.oneof(
+        fc.tuple(octet, octet, octet).map(([a, b, c]) => `127.${a}.${b}.${c}`),
+        fc.tuple(octet, octet, octet).map(([a, b, c]) => `10.${a}.${b}.${c}`),
+        fc.tuple(fc.integer({ min: 16, max: 31 }), octet, octet).map(([a, b, c]) => `172.${a}.${b}.${c}`),
+        fc.tuple(octet, octet).map(([a, b]) => `192.168.${a}.${b}`),
+        fc.tuple(octet, octet).map(([a, b]) => `169.254.${a}.${b}`),
+        fc.tuple(octet, octet, octet).map(([a, b, c]) => `0.${a}.${b}.${c}`),
+        fc.constantFrom('[::1]', '[::]', '[fe80::1]', '[fd00::5]', '[::ffff:10.0.0.1]', '[::ffff:127.0.0.1]', 'localhost', 'LOCALHOST'),
+      );
+      const path = fc.oneof(fc.constant(''), fc.string({ maxLength: 30 }).map((p) => `/${encodeURIComponent(p)}`));
+      type Hook = { webhook?: unknown; events?: unknown; what: string };
+      const hook: fc.Arbitrary<Hook> = fc.oneof(
+        fc.tuple(fc.constantFrom('http', 'https', 'HTTP'), refusedIp, fc.option(fc.integer({ min: 1, max: 65535 })), path).map(([scheme, host, port, p]) => ({ webhook: `${scheme}://${host}${port === null ? '' : `:${port}`}${p}`, what: 'a refused host' })),
+        fc.constantFrom<unknown>('', 'ftp://10.0.0.1/', 'javascript:alert(1)', '//127.0.0.1/', 'http://', 5, null, true, [], {}, `http://127.0.0.1/${'x'.repeat(2100)}`, 'http://u:p@127.0.0.1/').map((webhook) => ({ webhook, what: 'a malformed webhook' })),
+        fc.tuple(refusedIp, fc.constantFrom<unknown>([], ['done'], ['completed', 'completed'], 'completed', null, [1], ['started', 'progress', 'completed', 'started'])).map(([host, events]) => ({ webhook: `http://${host}/`, events, what: 'malformed webhook_events' })),
+        fc.constantFrom<unknown>(['completed'], ['progress'], 'x').map((events) => ({ events, what: 'webhook_events without webhook' })),
+      );
+      await fc.assert(
+        fc.asyncProperty(hook, async (h) => {
+          count('POST /add_task (webhook)');
+          const body: Record<string, unknown> = { service_id: svc.welcome.service_id, args: { n: 1 } };
+          if (h.webhook !== undefined) body.webhook = h.webhook;
+          if (h.events !== undefined) body.webhook_events = h.events;
+          const res = await send(hooked, 'POST', '/add_task?wait=false', JSON.stringify(body), 'application/json');
+          isError(res, 'bad_request', `${h.what}: ${JSON.stringify(body).slice(0, 300)}`);
+        }),
+        params(runs),
+      );
+      expect(svc.tasks.size).to.equal(0);
+      expect(hooked.problems()).to.deep.equal([]);
+    } finally {
+      await svc.close();
+      await hooked.close();
+    }
+  });
+
   it('POST /add_task: raw bodies (not JSON, not an object, other content types, over the limit, broken UTF-8, prototype keys, deep nesting)', async function () {
     const runs = runsOf(80);
     this.timeout(timeoutFor(runs));

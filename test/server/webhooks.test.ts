@@ -3,12 +3,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { startHub, fakeWorker, fakeClient, http as call, me, sleep, tempSqlite, type TestHub } from '../helpers/hub.js';
+import { startHub as startTestHub, fakeWorker, fakeClient, http as call, me, sleep, tempSqlite, type TestHub } from '../helpers/hub.js';
 import { refusedClass, guardedLookup, checkWebhookUrl } from '../../server/src/delivery/address-check.js';
 import { signWebhook, secretBytes } from '../../server/src/delivery/webhook-sign.js';
 import { nextDelay } from '../../server/src/delivery/webhooks.js';
 import { listDeliveries } from '../../server/src/store/webhook-deliveries.js';
 import { openDb, migrate } from '../../server/src/db/index.js';
+import { freshMysqlDatabase, mysqlProblem } from '../helpers/backends.js';
+import type { BuildOptions } from '../../server/src/app.js';
 import { run, CLI } from '../helpers/processes.js';
 
 const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
@@ -152,7 +154,24 @@ describe('Webhooks', function () {
     expect(await bad.exited).to.equal(2);
   });
 
-  describe('against a real hub', () => {
+  for (const backend of ['SQLite', 'MariaDB'] as const)
+  describe(`against a real hub [${backend}]`, function () {
+    /** A fresh database per test (a hub's sender would take up rows another test left). */
+    let drops: Array<() => Promise<void>> = [];
+    const freshDb = async () => {
+      if (backend === 'SQLite') return tempSqlite();
+      const { url, drop } = await freshMysqlDatabase();
+      drops.push(drop);
+      return url;
+    };
+    before(async function () {
+      if (backend === 'MariaDB' && (await mysqlProblem())) this.skip();
+    });
+    afterEach(async () => {
+      await hub?.close();
+      for (const d of drops.splice(0)) await d();
+    });
+    const startHub = async (options: BuildOptions = {}) => startTestHub({ db: await freshDb(), ...(process.env.WH_DEBUG ? { logLevel: 'debug', logger: { level: 'debug' } } : {}), ...options });
     it('POSTs the completed task, signed (checked with the standardwebhooks package), from REST and /client', async () => {
       const r = await receiver();
       closers.push(r.close);
@@ -298,7 +317,7 @@ describe('Webhooks', function () {
       let up = false;
       const r = await receiver(() => ({ status: up ? 200 : 503 }));
       closers.push(r.close);
-      const db = tempSqlite();
+      const db = await freshDb();
       hub = await startHub({ db, webhookSecret: SECRET, webhookAllowPrivate: true });
       const w = await fakeWorker(hub, me('hook_restart'));
       const sub = await call(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1], webhook: r.url });

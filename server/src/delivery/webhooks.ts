@@ -260,8 +260,18 @@ export class Webhooks {
     await updateDelivery(this.db, row.id, { attempts, next_at: next, last_status: lastStatus, last_error: lastError, updated_at: now });
   }
 
-  /** POSTs a delivery; resolves with the answer's status, or the error (never rejects). */
-  private post(row: DeliveryRow, url: URL): Promise<{ status: number; retryAfter?: string } | { error: string; refused?: boolean }> {
+  /**
+   * POSTs a delivery; resolves with the answer's status, or the error (never rejects). A kept-alive
+   * socket that the receiver closed as it was reused (its idle timeout, often 5 s, is also our
+   * second retry delay) is not a failed try: the request goes again at once on a new socket.
+   */
+  private async post(row: DeliveryRow, url: URL): Promise<{ status: number; retryAfter?: string } | { error: string; refused?: boolean }> {
+    const first = await this.postOnce(row, url);
+    if ('stale' in first && first.stale) return this.postOnce(row, url);
+    return first;
+  }
+
+  private postOnce(row: DeliveryRow, url: URL): Promise<{ status: number; retryAfter?: string } | { error: string; refused?: boolean; stale?: boolean }> {
     const timestamp = Math.floor(this.now() / 1000);
     const body = Buffer.from(row.body, 'utf8');
     const headers = {
@@ -274,7 +284,7 @@ export class Webhooks {
     };
     return new Promise((resolve) => {
       let settled = false;
-      const done = (r: { status: number; retryAfter?: string } | { error: string; refused?: boolean }) => {
+      const done = (r: { status: number; retryAfter?: string } | { error: string; refused?: boolean; stale?: boolean }) => {
         if (settled) return;
         settled = true;
         clearTimeout(deadline);
@@ -300,7 +310,9 @@ export class Webhooks {
       const deadline = setTimeout(() => {
         req.destroy(new Error(`no answer within ${TRY_TIMEOUT_MS / 1000} s`));
       }, TRY_TIMEOUT_MS);
-      req.on('error', (err: NodeJS.ErrnoException) => done({ error: err.message, refused: err.code === 'EWEBHOOKREFUSED' }));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        done({ error: err.message, refused: err.code === 'EWEBHOOKREFUSED', stale: req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !this.closed }),
+      );
       this.inFlight.set(row.id, req);
       req.end(body);
     });
