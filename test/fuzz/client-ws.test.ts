@@ -44,7 +44,7 @@ const extraFields = fc.array(fc.tuple(hostileKey.filter((k) => !['type', 'ref', 
 
 /** A message to build once the hub runs (ids of services and tasks are known then). */
 type Plan =
-  | { op: 'add_task'; ref: Field; service: Field | { svc: 'echo' | 'idle' | 'unknown' }; args: { value: unknown; problems: string[] | null }; timeout: Field; queueTimeout: Field; idem: Field; extra: Array<[string, unknown]> }
+  | { op: 'add_task'; ref: Field; service: Field | { svc: 'echo' | 'idle' | 'unknown' }; args: { value: unknown; problems: string[] | null }; timeout: Field; queueTimeout: Field; idem: Field; hook: Field; extra: Array<[string, unknown]> }
   | { op: 'service_info'; ref: Field; service: Field | { svc: 'echo' | 'idle' | 'unknown' }; extra: Array<[string, unknown]> }
   | { op: 'cancel' | 'subscribe'; target: 'live' | 'ended' | 'unknown' | Field; unknownId: string; extra: Array<[string, unknown]> }
   | { op: 'attach'; announce: unknown; frames: number[]; ref: number; arg: 'doc' | 'img'; deep: number; refText: Field }
@@ -79,6 +79,12 @@ const addTask = fc.record({
     { weight: 5, arbitrary: fc.constant(absent) },
     { weight: 2, arbitrary: fits(fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 200 })) },
     { weight: 1, arbitrary: breaks(fc.oneof(fc.constantFrom<unknown>('', 5, null, true, [], {}, 'é', 'a\nb', '\u0000'), fc.integer({ min: 256, max: 600 }).map((n) => 'k'.repeat(n)))) },
+  ),
+  // webhook: this hub has no HUB_WEBHOOK_SECRET, so a well-formed one is refused bad_request.
+  hook: fc.oneof(
+    { weight: 8, arbitrary: fc.constant(absent) },
+    { weight: 1, arbitrary: fits(fc.constantFrom('https://example.com/hook', 'http://127.0.0.1:9/x', 'HTTP://localhost/')) },
+    { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>('', 'ftp://example.com/', 'example.com', 5, null, true, [], {}, `https://e.com/${'x'.repeat(2100)}`)) },
   ),
   extra: extraFields,
 });
@@ -203,13 +209,15 @@ describe('Fuzz: client WebSocket', function () {
           put(entries, 'queue_timeout_ms', p.queueTimeout);
           if ('value' in p.idem && !p.idem.bad) entries.push(['idempotency_key', `${String(p.idem.value).slice(0, 40)}#${++idemKeys}`]);
           else put(entries, 'idempotency_key', p.idem);
-          bad ||= p.args.problems === null || isBad(p.timeout) || isBad(p.queueTimeout) || isBad(p.idem);
+          put(entries, 'webhook', p.hook);
+          bad ||= p.args.problems === null || isBad(p.timeout) || isBad(p.queueTimeout) || isBad(p.idem) || isBad(p.hook);
         }
         const msg = objectOf([...p.extra.slice(0, 1), ...entries, ...p.extra.slice(1)]);
         const ab = about(msg);
         const ref = ab.ref;
         let reply: Expect;
         if (bad) reply = { type: 'error', code: 'bad_message', ...ab };
+        else if (p.op === 'add_task' && 'value' in p.hook) reply = { type: 'rejected', code: 'bad_request', ref };
         else if (unknown) reply = { type: 'rejected', code: 'service_not_found', ref };
         else if (p.op === 'service_info') reply = { type: 'service_info', ref, serviceId: svc.svc === 'echo' ? echoId : idleId };
         else if ('over' in p.timeout && p.timeout.over) reply = { type: 'rejected', code: 'bad_request', ref };

@@ -9,6 +9,7 @@ import { signWebhook, secretBytes } from '../../server/src/delivery/webhook-sign
 import { nextDelay } from '../../server/src/delivery/webhooks.js';
 import { listDeliveries } from '../../server/src/store/webhook-deliveries.js';
 import { openDb, migrate } from '../../server/src/db/index.js';
+import { loadConfig } from '../../server/src/config.js';
 import { freshMysqlDatabase, mysqlProblem } from '../helpers/backends.js';
 import type { BuildOptions } from '../../server/src/app.js';
 import { run, CLI } from '../helpers/processes.js';
@@ -121,6 +122,19 @@ describe('Webhooks', function () {
       expect(err?.code).to.equal('EWEBHOOKREFUSED');
       const ok = await new Promise<unknown>((r) => guardedLookup(true)('localhost', {}, (e, a) => r(e ?? a)));
       expect(ok).to.be.a('string');
+    });
+
+    it('reads HUB_WEBHOOK_SECRET and HUB_WEBHOOK_ALLOW_PRIVATE, refusing bad values by name', () => {
+      expect(loadConfig({}).webhookSecret).to.equal(null);
+      expect(loadConfig({}).webhookAllowPrivate).to.equal(false);
+      const c = loadConfig({ HUB_WEBHOOK_SECRET: SECRET, HUB_WEBHOOK_ALLOW_PRIVATE: '1' });
+      expect(c.webhookSecret).to.equal(SECRET);
+      expect(c.webhookAllowPrivate).to.equal(true);
+      expect(loadConfig({ HUB_WEBHOOK_ALLOW_PRIVATE: '0' }).webhookAllowPrivate).to.equal(false);
+      expect(() => loadConfig({ HUB_WEBHOOK_ALLOW_PRIVATE: 'yes please' })).to.throw(/HUB_WEBHOOK_ALLOW_PRIVATE/);
+      for (const bad of ['secret', 'whsec_', 'whsec_short', 'whsec_!!!!!!!!!!!!!!!!!!!!']) {
+        expect(() => loadConfig({ HUB_WEBHOOK_SECRET: bad }), bad).to.throw(/HUB_WEBHOOK_SECRET/);
+      }
     });
 
     it('retries on the schedule, honouring Retry-After', () => {
