@@ -8,6 +8,8 @@
  * EventSource from reconnecting).
  */
 import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { errorResponses } from '../http/openapi.js';
 import type { ServerResponse } from 'node:http';
 import { HubError, inlineMedia } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
@@ -41,12 +43,27 @@ export function parseLastEventId(value: string | string[] | undefined): number |
   return Number(value.trim());
 }
 
+/** The route's schema, for the OpenAPI document (@fastify/swagger). */
+const EVENTS_SCHEMA = {
+  tags: ['tasks'],
+  operationId: 'taskEvents',
+  summary:
+    "The task's events as server-sent events: its state now (snapshot, or its end event), then each event (id: seq, event: type, data: the /client frame), closed after the end; Last-Event-ID resumes (204 once the end was seen); ?key= is taken here",
+  params: Type.Object({ task_id: Type.String({ description: "The task's id (a nanoid made by the hub)." }) }),
+  headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ description: 'The seq of the last event seen: resume after it.' })) }),
+  response: {
+    200: { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+    204: { description: 'The task ended and its end was seen (Last-Event-ID): nothing more comes', type: 'null' },
+    ...errorResponses(['bad_request', 'task_not_found']),
+  },
+};
+
 export async function sseRoutes(app: FastifyInstance, opts: { hub: Hub; keepAliveMs?: number }): Promise<void> {
   const { hub } = opts;
   const keepAliveMs = opts.keepAliveMs ?? SSE_KEEP_ALIVE_MS;
 
-  app.get<{ Params: { id: string } }>('/tasks/:id/events', async (req, reply) => {
-    const taskId = req.params.id;
+  app.get<{ Params: { task_id: string } }>('/tasks/:task_id/events', { schema: EVENTS_SCHEMA }, async (req, reply) => {
+    const taskId = req.params.task_id;
     const after = parseLastEventId(req.headers['last-event-id']);
     const notFound = () => new HubError('task_not_found', 'no task has this id', { task_id: taskId.slice(0, 64) });
     let first: string[] = [];
