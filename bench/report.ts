@@ -5,10 +5,11 @@
 
 /**
  * The systems under test; `baseline-naive` is the baseline writing each frame at once, `hub-cork`
- * the hub with the experiment of bench/experiments/cork-ws.ts (one write per peer per tick).
+ * the hub with the experiment of bench/experiments/cork-ws.ts (one write per peer per tick),
+ * `hub-delivery` the hub with an idempotency key and a webhook (to a local receiver) on every task.
  */
-export type Peer = 'hub' | 'hub-cork' | 'baseline' | 'baseline-naive' | 'bullmq';
-export const PEERS: readonly Peer[] = ['hub', 'hub-cork', 'baseline', 'baseline-naive', 'bullmq'];
+export type Peer = 'hub' | 'hub-delivery' | 'hub-cork' | 'baseline' | 'baseline-naive' | 'bullmq';
+export const PEERS: readonly Peer[] = ['hub', 'hub-delivery', 'hub-cork', 'baseline', 'baseline-naive', 'bullmq'];
 
 /** One measured run of one peer in one scenario. */
 export interface Trial {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { IdempotentSubmits, argsHash, parseIdempotencyHeader } from '../../server/src/delivery/idempotency.js';
-import { claimKey, listKeys } from '../../server/src/store/idempotency-keys.js';
+import { claimKey, claimKeys, listKeys } from '../../server/src/store/idempotency-keys.js';
 import { dbBackends, useMigratedDb } from '../helpers/db.js';
 
 const backends = await dbBackends();
@@ -41,6 +41,37 @@ for (const backend of backends) {
       expect(lost).to.deep.equal({ won: false, row });
       expect(await claimKey(db(), { ...row, task_id: 'task-3', created_at: 5000 }, 1001)).to.deep.equal({ won: true });
       expect((await listKeys(db())).map((r) => r.task_id)).to.deep.equal(['task-3']);
+    });
+
+    it('claimKeys: a group of new, held and expired keys, in one insert', async () => {
+      const base = { scope: 's', service_id: 1, args_hash: 'a'.repeat(64) };
+      await claimKey(db(), { ...base, key: 'held', task_id: 'old-held', created_at: 5000 }, 0);
+      await claimKey(db(), { ...base, key: 'expired', task_id: 'old-expired', created_at: 10 }, 0);
+      const rows = [
+        ...Array.from({ length: 700 }, (_, i) => ({ ...base, key: `new-${i}`, task_id: `t-${i}`, created_at: 6000 })),
+        { ...base, key: 'held', task_id: 'new-held', created_at: 6000 },
+        { ...base, key: 'expired', task_id: 'new-expired', created_at: 6000 },
+      ];
+      const out = await claimKeys(db(), rows, 1000);
+      expect(out.slice(0, 700).every((o) => o.won)).to.equal(true);
+      expect(out[700]).to.deep.include({ won: false });
+      expect((out[700] as { row: { task_id: string } }).row.task_id).to.equal('old-held');
+      expect(out[701]).to.deep.equal({ won: true });
+      const keys = await listKeys(db(), 1000);
+      expect(keys).to.have.length(702);
+      expect(keys.find((k) => k.key === 'expired')!.task_id).to.equal('new-expired');
+    });
+
+    it('concurrent submits of many keys through two instances: one task per key', async () => {
+      const a = new IdempotentSubmits(db());
+      const b = new IdempotentSubmits(db());
+      const runs = new Map<string, number>();
+      const outcomes = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).submit('', `key-${i % 50}`, task, (id) => (runs.set(id, (runs.get(id) ?? 0) + 1), id))),
+      );
+      expect(runs.size).to.equal(50);
+      expect([...runs.values()].every((n) => n === 1)).to.equal(true);
+      expect(new Set(outcomes.map((o) => o.taskId)).size).to.equal(50);
     });
 
     it('many concurrent submits of one key through two instances (two hubs) run enqueue once', async () => {

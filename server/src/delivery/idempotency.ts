@@ -10,7 +10,7 @@ import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
 import type { PreparedTask } from '../core/hub.js';
-import { claimKey, purgeKeys, releaseKey, type IdempotencyRow } from '../store/idempotency-keys.js';
+import { claimKeys, purgeKeys, releaseKey, type ClaimOutcome, type IdempotencyRow } from '../store/idempotency-keys.js';
 
 /** How long a key names its task: 24 hours, in ms. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -111,6 +111,8 @@ export class IdempotentSubmits {
   private cachedBytes = 0;
   /** Claims in flight on this hub, by scope and key. */
   private readonly pending = new Map<string, Promise<unknown>>();
+  /** Claims waiting for the next grouped insert. */
+  private batch: Array<{ row: IdempotencyRow; resolve: (o: ClaimOutcome) => void; reject: (err: unknown) => void }> = [];
 
   constructor(
     private readonly db: Knex,
@@ -161,7 +163,7 @@ export class IdempotentSubmits {
   private async claim<R>(id: string, scope: string, key: string, task: PreparedTask, hash: string, enqueue: (taskId: string) => R): Promise<SubmitOutcome<R>> {
     const now = this.now();
     const row: IdempotencyRow = { scope, key, task_id: nanoid(), service_id: task.serviceId, args_hash: hash, created_at: now };
-    const outcome = await claimKey(this.db, row, now - this.ttlMs);
+    const outcome = await this.claimGrouped(row, now - this.ttlMs);
     if (!outcome.won) {
       const held = outcome.row;
       const entry = this.remember(id, { taskId: held.task_id, serviceId: held.service_id, hash: held.args_hash, createdAt: held.created_at });
@@ -176,6 +178,30 @@ export class IdempotentSubmits {
     }
     this.remember(id, { taskId: row.task_id, serviceId: row.service_id, hash, createdAt: now });
     return { duplicate: false, taskId: row.task_id, result };
+  }
+
+  /**
+   * Claims a key together with the others asked for in the same turn of the event loop: one
+   * insert and one read for all of them (a burst of keyed submits costs two statements, not two
+   * per submit).
+   */
+  private claimGrouped(row: IdempotencyRow, expiredBefore: number): Promise<ClaimOutcome> {
+    return new Promise((resolve, reject) => {
+      this.batch.push({ row, resolve, reject });
+      if (this.batch.length > 1) return;
+      setImmediate(() => {
+        const group = this.batch;
+        this.batch = [];
+        claimKeys(
+          this.db,
+          group.map((g) => g.row),
+          expiredBefore,
+        ).then(
+          (outcomes) => group.forEach((g, i) => g.resolve(outcomes[i])),
+          (err: unknown) => group.forEach((g) => g.reject(err)),
+        );
+      });
+    });
   }
 
   private repeat(entry: Entry, serviceId: number, hash: string): SubmitOutcome<never> {

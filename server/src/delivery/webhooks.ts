@@ -14,7 +14,7 @@ import { HubError, type WebhookEvent } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
 import { checkWebhookUrl, guardedLookup, refusedLiteral } from './address-check.js';
 import { secretBytes, signWebhook } from './webhook-sign.js';
-import { dueDeliveries, insertDelivery, leaseDelivery, purgeDeliveries, updateDelivery, type DeliveryRow } from '../store/webhook-deliveries.js';
+import { dueDeliveries, insertDeliveries, leaseDelivery, purgeDeliveries, updateDelivery, type DeliveryRow } from '../store/webhook-deliveries.js';
 
 /** Delays before the 2nd, 3rd, ... try, in ms; then hourly. */
 export const RETRY_DELAYS_MS = [1_000, 5_000, 30_000, 120_000, 600_000];
@@ -60,6 +60,8 @@ export class Webhooks {
   private readonly sending = new Set<Promise<void>>();
   /** Outbox rows being written. */
   private readonly writing = new Set<Promise<void>>();
+  /** Outbox rows waiting for the next grouped insert. */
+  private toWrite: DeliveryRow[] = [];
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
   private again = false;
@@ -159,13 +161,20 @@ export class Webhooks {
       created_at: now,
       updated_at: now,
     };
-    const p: Promise<void> = insertDelivery(this.db, row)
-      .then(
-        () => this.wake(),
-        (err: unknown) => this.log.error({ err, task_id: taskId }, 'a webhook delivery could not be stored'),
-      )
-      .finally(() => this.writing.delete(p));
-    this.writing.add(p);
+    // Rows due in the same turn of the event loop go in one statement.
+    this.toWrite.push(row);
+    if (this.toWrite.length > 1) return;
+    setImmediate(() => {
+      const rows = this.toWrite;
+      this.toWrite = [];
+      const p: Promise<void> = insertDeliveries(this.db, rows)
+        .then(
+          () => this.wake(),
+          (err: unknown) => this.log.error({ err, task_ids: rows.map((r) => r.task_id) }, 'webhook deliveries could not be stored'),
+        )
+        .finally(() => this.writing.delete(p));
+      this.writing.add(p);
+    });
   }
 
   /** Starts the sender: due rows (from before a restart too) are sent from now on. */
@@ -332,6 +341,7 @@ export class Webhooks {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     // The ends of the tasks the stop failed are written first: they are sent after the restart.
+    await new Promise((r) => setImmediate(r));
     await Promise.allSettled([...this.writing]);
     for (const req of this.inFlight.values()) req?.destroy(new Error('the hub is stopping'));
     await Promise.allSettled([...this.sending]);

@@ -22,6 +22,9 @@ export type ClaimOutcome = { won: true } | { won: false; row: IdempotencyRow };
 
 const TABLE = 'idempotency_keys';
 
+/** Most rows in one grouped insert (SQLite binds at most 32766 values; 6 per row). */
+const MAX_GROUP = 500;
+
 /** True for a duplicate-key error of SQLite or MySQL/MariaDB. */
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; errno?: number };
@@ -67,6 +70,40 @@ export async function claimKey(db: Knex, row: IdempotencyRow, expiredBefore: num
     if (n === 1) return { won: true };
   }
   throw new Error('an idempotency key changed hands five times in a row');
+}
+
+/**
+ * Claims many keys in one statement and one read (group commit): `INSERT ... ON CONFLICT DO
+ * NOTHING` (MySQL: `INSERT IGNORE`) of every row, then the rows of those keys. A row that holds
+ * its own `task_id` now won; another row lost to it; an expired one goes through `claimKey`.
+ * The rows must name distinct keys.
+ */
+export async function claimKeys(db: Knex, rows: readonly IdempotencyRow[], expiredBefore: number): Promise<ClaimOutcome[]> {
+  if (rows.length === 1) return [await claimKey(db, rows[0], expiredBefore)];
+  if (rows.length > MAX_GROUP) {
+    const out: ClaimOutcome[] = [];
+    for (let i = 0; i < rows.length; i += MAX_GROUP) out.push(...(await claimKeys(db, rows.slice(i, i + MAX_GROUP), expiredBefore)));
+    return out;
+  }
+  try {
+    await db(TABLE).insert(rows as IdempotencyRow[]).onConflict(['scope', 'key']).ignore();
+  } catch (err) {
+    // MySQL may pick this insert as a deadlock's victim when another hub inserts the same keys.
+    if ((err as { errno?: number }).errno !== 1213) throw err;
+    const out: ClaimOutcome[] = [];
+    for (const row of rows) out.push(await claimKey(db, row, expiredBefore));
+    return out;
+  }
+  const held = (await db(TABLE).whereIn(['scope', 'key'], rows.map((r) => [r.scope, r.key]))) as Record<string, unknown>[];
+  const byKey = new Map(held.map((r) => [`${String(r.scope)}\u0000${String(r.key)}`, fromDb(r)]));
+  return Promise.all(
+    rows.map(async (row) => {
+      const h = byKey.get(`${row.scope}\u0000${row.key}`);
+      if (h && h.task_id === row.task_id) return { won: true } as const;
+      if (h && h.created_at >= expiredBefore) return { won: false, row: h } as const;
+      return claimKey(db, row, expiredBefore); // expired, or purged meanwhile: one by one
+    }),
+  );
 }
 
 /** Gives a key up when its task could not be queued after all (`queue_full`, `shutting_down`). */

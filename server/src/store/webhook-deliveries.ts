@@ -40,8 +40,16 @@ function fromDb(r: Record<string, unknown>): DeliveryRow {
   };
 }
 
-export async function insertDelivery(db: Knex, row: DeliveryRow): Promise<void> {
-  await db(TABLE).insert(row);
+/** Writes deliveries, several to a statement (at most 200 rows or about 1 MiB of bodies each). */
+export async function insertDeliveries(db: Knex, rows: readonly DeliveryRow[]): Promise<void> {
+  let i = 0;
+  while (i < rows.length) {
+    let bytes = 0;
+    let j = i;
+    while (j < rows.length && j - i < 200 && (j === i || bytes + rows[j].body.length < 1 << 20)) bytes += rows[j++].body.length;
+    await db(TABLE).insert(rows.slice(i, j) as DeliveryRow[]);
+    i = j;
+  }
 }
 
 /** Pending rows due at `now`, soonest first, at most `limit`, leaving out `skip` (ids in flight here). */
