@@ -114,7 +114,7 @@ describe('HubClient against the real hub', () => {
       const order: string[] = [];
       for (const ev of ['accepted', 'queued', 'started', 'progress', 'result', 'failed', 'canceled'] as const) handle.on(ev, () => order.push(ev));
       const task = await worker.nextOf('task');
-      expect(await handle.accepted()).to.equal(task.task_id);
+      expect((await handle.accepted()).taskId).to.equal(task.task_id);
       await until(() => handle.state === 'running', 'started');
       worker.send({ type: 'progress', task_id: task.task_id, progress: 0.5 });
       worker.send({ type: 'result', task_id: task.task_id, result: 2 });
@@ -316,7 +316,7 @@ describe('HubClient against the real hub', () => {
       const handle = c.submit(worker.welcome.service_id as number, { x: 4 });
       const task = await worker.nextOf('task');
       await until(() => lossy.dropped() === 1 && lossy.sockets.length === 2, 'the lost accepted and the reconnect');
-      expect(await handle.accepted()).to.equal(task.task_id);
+      expect((await handle.accepted()).taskId).to.equal(task.task_id);
       worker.send({ type: 'result', task_id: task.task_id, result: 16 });
       expect(await handle.result()).to.equal(16);
       await sleep(150);
@@ -330,7 +330,7 @@ describe('HubClient against the real hub', () => {
       const a = c1.run(worker.welcome.service_id as number, [2], { idempotencyKey: 'chat-42-message-7' });
       const task = await worker.nextOf('task');
       const b = c2.submit(worker.welcome.service_id as number, { x: 2 }, { idempotencyKey: 'chat-42-message-7' });
-      expect(await b.accepted()).to.equal(task.task_id);
+      expect((await b.accepted()).taskId).to.equal(task.task_id);
       worker.send({ type: 'result', task_id: task.task_id, result: 'once' });
       expect(await a).to.equal('once');
       expect(await b.result()).to.equal('once');

@@ -11,9 +11,8 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { errorResponses } from '../http/openapi.js';
 import type { ServerResponse } from 'node:http';
-import { HubError, inlineMedia } from '@utils-hub/protocol';
-import type { Hub, Subscriber } from '../core/hub.js';
-import { resolveRefs } from '../core/task-persistence.js';
+import { HubError, inlineMedia, resolveRefs } from '@utils-hub/protocol';
+import type { Hub, LiveTaskSnapshot, Subscriber } from '../core/hub.js';
 
 /** How often an idle stream gets a comment line, so that proxies do not cut it: 15 s, in ms. */
 export const SSE_KEEP_ALIVE_MS = 15_000;
@@ -26,7 +25,9 @@ export const SSE_KEEP_ALIVE_MS = 15_000;
 export function sseEvent(text: string, binaries: readonly Buffer[] | null): { chunk: string; seq: number | null } {
   let msg = JSON.parse(text) as Record<string, unknown>;
   if (binaries?.length) {
-    msg = inlineMedia(resolveRefs(msg, binaries)) as Record<string, unknown>;
+    // The frame's text is parsed afresh here, so its refs may be resolved in place.
+    resolveRefs(msg, binaries, 1);
+    msg = inlineMedia(msg) as Record<string, unknown>;
     delete msg.attachments;
     text = JSON.stringify(msg);
   }
@@ -66,68 +67,71 @@ export async function sseRoutes(app: FastifyInstance, opts: { hub: Hub; keepAliv
     const taskId = req.params.task_id;
     const after = parseLastEventId(req.headers['last-event-id']);
     const notFound = () => new HubError('task_not_found', 'no task has this id', { task_id: taskId.slice(0, 64) });
-    let first: string[] = [];
-    let live = hub.dispatcher.task(taskId);
-    if (!live) {
-      const ended = await hub.endedTask(taskId);
-      // It may have started meanwhile? No: an id is live before it is ended, never after.
-      live = hub.dispatcher.task(taskId);
-      if (!live) {
-        if (!ended) throw notFound();
-        if (after !== null && after >= ended.seq) return reply.code(204).send();
-        first = [sseEvent(ended.text, ended.binaries).chunk];
-        reply.hijack();
-        const res = reply.raw;
-        open(res);
-        res.end(first[0]);
-        return;
-      }
-    }
-    const t = live;
-    if (after === null || t.seq > after) {
-      const snapshot = JSON.stringify({ type: 'snapshot', task_id: t.id, seq: t.seq, status: t.status, progress: t.progress, message: t.message, position: hub.dispatcher.position(t.id) });
-      first = [sseEvent(snapshot, null).chunk];
-    }
-    reply.hijack();
-    const res = reply.raw;
-    open(res);
-    for (const chunk of first) res.write(chunk);
     const maxBuffered = hub.config.maxBufferedBytes;
     let timer: NodeJS.Timeout | null = null;
+    let res: ServerResponse | null = null;
+    /** Events that come before the stream is open (between subscribing and hijacking). */
+    const early: Array<[string, readonly Buffer[] | null, boolean]> = [];
     const stop = () => {
       if (timer) clearInterval(timer);
       timer = null;
-      hub.dispatcher.task(taskId)?.payload.subscribers.delete(subscriber);
+      hub.unsubscribe(taskId, subscriber);
+    };
+    const write = (text: string, binaries: readonly Buffer[] | null, end: boolean) => {
+      const out = res!;
+      if (out.destroyed) return stop();
+      let event: ReturnType<typeof sseEvent>;
+      try {
+        event = sseEvent(text, binaries);
+      } catch (err) {
+        hub.log.warn({ err, task_id: taskId }, 'an event could not be written as a server-sent event');
+        return;
+      }
+      if (after !== null && event.seq !== null && event.seq <= after) return;
+      out.write(event.chunk);
+      if (end) {
+        stop();
+        out.end();
+      } else if (out.writableLength > maxBuffered) {
+        // A reader that does not read: cut it rather than hold its events (it may resume).
+        stop();
+        out.destroy();
+      }
     };
     const subscriber: Subscriber = {
       deliver(_id, text, binaries, end) {
-        if (res.destroyed) return stop();
-        let event: ReturnType<typeof sseEvent>;
-        try {
-          event = sseEvent(text, binaries);
-        } catch (err) {
-          hub.log.warn({ err, task_id: taskId }, 'an event could not be written as a server-sent event');
-          return;
-        }
-        if (after !== null && event.seq !== null && event.seq <= after) return;
-        res.write(event.chunk);
-        if (end) {
-          stop();
-          res.end();
-        } else if (res.writableLength > maxBuffered) {
-          // A reader that does not read: cut it rather than hold its events (it may resume).
-          stop();
-          res.destroy();
-        }
+        if (res) write(text, binaries, end);
+        else early.push([text, binaries, end]);
       },
     };
-    t.payload.subscribers.add(subscriber);
+    let snap: LiveTaskSnapshot | null = hub.subscribe(taskId, subscriber);
+    if (!snap) {
+      const ended = await hub.endedTask(taskId);
+      // An id is live before it is ended, never after: no need to look again.
+      if (!ended) throw notFound();
+      if (after !== null && after >= ended.seq) return reply.code(204).send();
+      reply.hijack();
+      const out = reply.raw;
+      open(out);
+      out.end(sseEvent(ended.text, ended.binaries).chunk);
+      return;
+    }
+    reply.hijack();
+    res = reply.raw;
+    open(res);
+    if (after === null || snap.seq > after) {
+      res.write(sseEvent(JSON.stringify({ type: 'snapshot', task_id: taskId, seq: snap.seq, status: snap.status, progress: snap.progress, message: snap.message, position: snap.position }), null).chunk);
+    }
+    snap = null;
+    for (const [text, binaries, end] of early.splice(0)) write(text, binaries, end);
+    if (res.writableEnded) return;
+    const stream = res;
     timer = setInterval(() => {
-      if (res.destroyed || res.writableEnded) stop();
-      else res.write(': keep-alive\n\n');
+      if (stream.destroyed || stream.writableEnded) stop();
+      else stream.write(': keep-alive\n\n');
     }, keepAliveMs);
     timer.unref();
-    res.on('close', stop);
+    stream.on('close', stop);
   });
 
   function open(res: ServerResponse): void {

@@ -98,12 +98,10 @@ export class Webhooks {
 
   /** Follows a task just submitted with `spec`: its events due to the webhook go to the outbox. */
   attach(taskId: string, spec: WebhookSpec): void {
-    const task = this.hub.dispatcher.task(taskId);
-    if (!task) return;
     let lastProgressAt = -Infinity;
     let trailing: NodeJS.Timeout | null = null;
     const write = (event: WebhookEvent) => {
-      const view = event === 'completed' ? this.endedView(taskId) : this.liveView(taskId);
+      const view = this.hub.viewNow(taskId);
       if (view) this.enqueue(taskId, spec.url, event, { ...view, event });
     };
     const progress = () => {
@@ -130,19 +128,9 @@ export class Webhooks {
         }
       },
     };
-    task.payload.subscribers.add(subscriber);
+    const now = this.hub.subscribe(taskId, subscriber);
     // A connection with room starts the task inside the submit, before this subscriber was added.
-    if (task.status === 'running' && spec.events.has('started')) write('started');
-  }
-
-  private liveView(taskId: string) {
-    const t = this.hub.dispatcher.task(taskId);
-    return t ? this.hub.liveView(t) : null;
-  }
-
-  private endedView(taskId: string) {
-    const t = this.hub.ended.get(taskId);
-    return t ? this.hub.endedView(t) : null;
+    if (now?.status === 'running' && spec.events.has('started')) write('started');
   }
 
   private enqueue(taskId: string, url: string, event: WebhookEvent, body: object): void {
@@ -232,8 +220,7 @@ export class Webhooks {
 
   /** One try of one delivery, and its outcome recorded. */
   private async send(row: DeliveryRow): Promise<void> {
-    const stats = this.hub.stats.webhookDeliveries;
-    const count = (outcome: string) => (stats[outcome] = (stats[outcome] ?? 0) + 1);
+    const count = (outcome: string) => this.hub.recordWebhookDelivery(outcome);
     const url = new URL(row.url);
     const refused = refusedLiteral(url, this.hub.config.webhookAllowPrivate);
     let result: { status: number; retryAfter?: string } | { error: string; refused?: boolean };

@@ -48,7 +48,7 @@ const WaitQuery = withMessage(
     },
     { additionalProperties: true },
   ),
-  () => 'wait must be true or false',
+  () => 'wait must be true, false, 1 or 0',
 );
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
@@ -74,7 +74,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
         response: { 200: json(ref('ServicesList'), 'The live services'), ...errorResponses([]) },
       },
     },
-    async () => hub.registry.list(),
+    async () => hub.servicesList(),
   );
 
   app.get(
@@ -180,11 +180,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
     });
     if (out.duplicate) reply.header('idempotent-replayed', 'true');
     if (!wait) return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
-    if (out.duplicate) {
-      const live = hub.dispatcher.task(out.taskId);
-      if (live) live.payload.subscribers.add(waiter);
-      else resolveEnd();
-    }
+    if (out.duplicate && !hub.subscribe(out.taskId, waiter)) resolveEnd();
     await ended;
     const t = await hub.endedTask(out.taskId);
     if (!t) {
