@@ -22,7 +22,7 @@ export const SSE_KEEP_ALIVE_MS = 15_000;
  * `{mime, data: "<base64>", name?}`; line breaks inside the frame's text (a worker's pretty JSON)
  * become continuation `data:` lines, which the reader joins back with `\n`.
  */
-export function sseEvent(text: string, binaries: readonly Buffer[] | null): { chunk: string; seq: number | null } {
+export function sseEvent(text: string, binaries: readonly Uint8Array[] | null): { chunk: string; seq: number | null } {
   let msg = JSON.parse(text) as Record<string, unknown>;
   if (binaries?.length) {
     // The frame's text is parsed afresh here, so its refs may be resolved in place.
@@ -71,13 +71,13 @@ export async function sseRoutes(app: FastifyInstance, opts: { hub: Hub; keepAliv
     let timer: NodeJS.Timeout | null = null;
     let res: ServerResponse | null = null;
     /** Events that come before the stream is open (between subscribing and hijacking). */
-    const early: Array<[string, readonly Buffer[] | null, boolean]> = [];
+    const early: Array<[string, readonly Uint8Array[] | null, boolean]> = [];
     const stop = () => {
       if (timer) clearInterval(timer);
       timer = null;
       hub.unsubscribe(taskId, subscriber);
     };
-    const write = (text: string, binaries: readonly Buffer[] | null, end: boolean) => {
+    const write = (text: string, binaries: readonly Uint8Array[] | null, end: boolean) => {
       const out = res!;
       if (out.destroyed) return stop();
       let event: ReturnType<typeof sseEvent>;

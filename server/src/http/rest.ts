@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { HubError, inlineMedia } from '@utils-hub/protocol';
+import { nodeBase64 } from '../core/node-base64.js';
 import type { Hub, Subscriber } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { errorResponses, json, ref } from './openapi.js';
@@ -53,7 +54,7 @@ const WaitQuery = withMessage(
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   if (ended.status === 'succeeded') {
-    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result) } };
+    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result, nodeBase64) } };
   }
   const err = HubError.from(ended.error);
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };
@@ -103,7 +104,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
         body: ref('AddTaskBody'),
         response: {
           200: json(ref('AddTaskSucceeded'), 'The task succeeded; media in `result` are inline base64'),
-          202: json(ref('AddTaskQueued'), 'With wait=false: the task was taken'),
+          202: json(ref('AddTaskQueued'), 'With wait=false: the task was taken (with HUB_COMMIT=stored, its row committed)'),
           ...errorResponses([
             'bad_request',
             'invalid_args',
@@ -136,8 +137,9 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
         return keyedAddTask(submits, key, body, wait !== 'false' && wait !== '0', keyScope(bearer(req.raw, 'key')), reply, hook);
       }
       if (wait === 'false' || wait === '0') {
-        const { taskId } = hub.submit(body);
+        const { taskId, stored } = hub.submit(body);
         if (hook) webhooks!.attach(taskId, hook);
+        await stored; // HUB_COMMIT=stored: a 202 only once the task's row is committed
         return reply.code(202).send({ task_id: taskId, status: 'queued' });
       }
       let taskId = '';
@@ -179,6 +181,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
       return r;
     });
     if (out.duplicate) reply.header('idempotent-replayed', 'true');
+    else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
     if (!wait) return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
     if (out.duplicate && !hub.subscribe(out.taskId, waiter)) resolveEnd();
     await ended;

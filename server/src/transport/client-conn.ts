@@ -3,13 +3,13 @@
  * subscribe and service_info; task events relayed as the hub produced them.
  */
 import type { WebSocket } from 'ws';
-import { nanoid } from 'nanoid';
-import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
+import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type ErrorMsg, type RejectedMsg, type ServiceInfoMsg } from '@utils-hub/protocol';
 import type { ClientLink, Hub, LiveTaskSnapshot, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { acceptedFrame, jsonFrame } from '../core/frames.js';
+import { acceptedFrame, clientFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
+import { nanoid } from 'nanoid';
 import type { IdempotentSubmits, SubmitOutcome } from '../delivery/idempotency.js';
 import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
 
@@ -21,12 +21,30 @@ export interface ClientConnDeps {
   heartbeat: Heartbeat;
   /** Takes one request from the client's rate limit; false when it is spent. */
   allow?: () => boolean;
-  /** Idempotency keys (`idempotency_key` of add_task); without it such a request is `bad_message`. */
+  /** Idempotency keys (`idempotency_key` of add_task); without it such a request is refused `bad_request`. */
   submits?: IdempotentSubmits;
   /** The scope of this connection's idempotency keys (see `keyScope`); default `''`. */
   keyScope?: string;
   /** Webhooks (`webhook` of add_task); without it such a request is refused `bad_request`. */
   webhooks?: Webhooks;
+}
+
+/** An event waiting to be sent: its text, its binary frames, and whether it is a progress. */
+type Held = [text: string, binaries: readonly Uint8Array[] | null, progress: boolean];
+
+/**
+ * Events held for one task before its `accepted` past which a new progress replaces the latest
+ * held one rather than joining it (a commit that waits long, as while the database is down).
+ */
+const MAX_HELD_EVENTS = 32;
+/** Bytes of held events of one task past which, likewise, a progress replaces the latest one. */
+const MAX_HELD_BYTES = 1024 * 1024;
+
+/** The bytes an event holds: its text and its binary frames. */
+function heldBytes(text: string, binaries: readonly Uint8Array[] | null): number {
+  let n = text.length;
+  if (binaries) for (const b of binaries) n += b.length;
+  return n;
 }
 
 export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
@@ -36,31 +54,48 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   /** Unfinished tasks this connection follows. */
   const following = new Set<string>();
   /** Events produced while an add_task is being accepted: sent right after `accepted`. */
-  let held: Array<[string, readonly Buffer[] | null]> | null = null;
-  /** The same for add_tasks with an idempotency key (accepted after an await), by task id. */
-  const heldByTask = new Map<string, Array<[string, readonly Buffer[] | null]>>();
+  let held: Held[] | null = null;
+  /**
+   * Events of tasks whose `accepted` waits for the task's row to be committed (HUB_COMMIT=stored),
+   * sent right after it, with the bytes they hold. Past MAX_HELD_EVENTS or MAX_HELD_BYTES only the
+   * latest progress is kept: while the database is down a task may run on for long.
+   */
+  const holding = new Map<string, { events: Held[]; bytes: number }>();
   let closed = false;
 
-  const send = (text: string, binaries?: readonly Buffer[] | null) => sendFrames(ws, text, binaries, maxBuffered);
+  const send = (text: string, binaries?: readonly Uint8Array[] | null) => sendFrames(ws, text, binaries, maxBuffered);
 
   const subscriber: Subscriber = {
-    deliver(taskId, text, binaries, end) {
+    deliver(taskId, text, binaries, end, progress = false) {
       if (end) following.delete(taskId);
-      const mine = heldByTask.get(taskId);
-      if (mine) mine.push([text, binaries]);
-      else if (held) held.push([text, binaries]);
-      else send(text, binaries);
+      if (held) {
+        held.push([text, binaries, progress]);
+        return;
+      }
+      const waiting = holding.get(taskId);
+      if (!waiting) {
+        send(text, binaries);
+        return;
+      }
+      const { events } = waiting;
+      const last = events[events.length - 1];
+      const bytes = heldBytes(text, binaries);
+      if (progress && last?.[2] && (events.length >= MAX_HELD_EVENTS || waiting.bytes + bytes > MAX_HELD_BYTES)) {
+        waiting.bytes -= heldBytes(last[0], last[1]);
+        events[events.length - 1] = [text, binaries, true];
+      } else events.push([text, binaries, progress]);
+      waiting.bytes += bytes;
     },
   };
   const link: ClientLink = { sendText: (text) => send(text) };
 
   const error = (err: HubError, extra: { task_id?: string; ref?: string } = {}) => {
-    const body: Record<string, unknown> = { type: 'error', code: err.code, message: err.message };
+    const body: ErrorMsg = { type: 'error', code: err.code, message: err.message };
     const ref = extra.ref ?? (err.details.ref as string | undefined);
     if (ref !== undefined) body.ref = ref;
     const taskId = extra.task_id ?? (err.details.task_id as string | undefined);
     if (taskId !== undefined) body.task_id = taskId;
-    send(jsonFrame(body));
+    send(clientFrame(body));
   };
 
   /** Follows a live task: its snapshot, or null when it is not live. */
@@ -77,9 +112,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     if (deps.allow && !deps.allow()) {
       const e = new HubError('rate_limited', 'too many requests from this client; slow down');
       if (msg.type === 'add_task' || msg.type === 'service_info') {
-        const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+        const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
         if (msg.ref !== undefined) rejected.ref = msg.ref;
-        send(jsonFrame(rejected));
+        send(clientFrame(rejected));
       } else error(e, { task_id: msg.task_id });
       return;
     }
@@ -88,22 +123,32 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         if (msg.idempotency_key !== undefined || msg.webhook !== undefined || msg.webhook_events !== undefined) return addWithExtras(msg);
         held = [];
         let accepted: { taskId: string; position: number };
+        let stored: Promise<void> | null;
         try {
           const r = hub.submit(msg, { subscriber });
           following.add(r.taskId);
           accepted = r;
+          stored = r.stored;
         } catch (err) {
           held = null;
           const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
-          const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+          const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
           if (msg.ref !== undefined) rejected.ref = msg.ref;
-          send(jsonFrame(rejected));
+          send(clientFrame(rejected));
           return;
         }
-        send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
         const events = held;
         held = null;
-        for (const [text, binaries] of events) send(text, binaries);
+        const acknowledge = () => {
+          holding.delete(accepted.taskId);
+          send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
+          for (const [text, binaries] of events) send(text, binaries);
+        };
+        if (!stored) return acknowledge();
+        // Acknowledged once the task's row is committed; its events wait behind `accepted`.
+        holding.set(accepted.taskId, { events, bytes: events.reduce((n, [t, b]) => n + heldBytes(t, b), 0) });
+        await stored;
+        if (!closed) acknowledge();
         return;
       }
       case 'cancel': {
@@ -119,7 +164,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         const t = follow(msg.task_id);
         if (t) {
           send(
-            jsonFrame({
+            clientFrame({
               type: 'snapshot',
               task_id: msg.task_id,
               seq: t.seq,
@@ -139,13 +184,13 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'service_info': {
         try {
           const service = hub.serviceInfo(msg.service_id);
-          const body: Record<string, unknown> = { type: 'service_info', service };
+          const body: ServiceInfoMsg = { type: 'service_info', service };
           if (msg.ref !== undefined) body.ref = msg.ref;
-          send(jsonFrame(body));
+          send(clientFrame(body));
         } catch (err) {
-          const body: Record<string, unknown> = { type: 'rejected', error: (err as HubError).toJSON() };
+          const body: RejectedMsg = { type: 'rejected', error: (err as HubError).toJSON() };
           if (msg.ref !== undefined) body.ref = msg.ref;
-          send(jsonFrame(body));
+          send(clientFrame(body));
         }
         return;
       }
@@ -155,9 +200,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const reject = (err: unknown, ref: string | undefined) => {
     const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
     if (!(err instanceof HubError)) hub.log.error({ err }, 'an add_task with an idempotency key failed');
-    const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+    const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
     if (ref !== undefined) rejected.ref = ref;
-    send(jsonFrame(rejected));
+    send(clientFrame(rejected));
   };
 
   /**
@@ -166,7 +211,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
    */
   const addWithExtras = async (msg: Extract<ClientToHubMessage, { type: 'add_task' }>) => {
     const key = msg.idempotency_key;
-    let out: SubmitOutcome<{ position: number }>;
+    let out: SubmitOutcome<{ position: number; stored: Promise<void> | null }>;
     try {
       if (key !== undefined && !deps.submits) throw new HubError('bad_request', 'this hub takes no idempotency keys');
       let hook: WebhookSpec | null = null;
@@ -176,14 +221,15 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       }
       const prepared = hub.prepare(msg);
       const enqueue = (taskId: string) => {
-        heldByTask.set(taskId, []);
+        // Its events wait behind `accepted`, which comes after an await (the key's row, the commit).
+        holding.set(taskId, { events: [], bytes: 0 });
         try {
           const r = hub.enqueue(prepared, { taskId, subscriber });
           following.add(taskId);
           if (hook) deps.webhooks!.attach(taskId, hook);
           return r;
         } catch (err) {
-          heldByTask.delete(taskId);
+          holding.delete(taskId);
           throw err;
         }
       };
@@ -195,19 +241,21 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     } catch (err) {
       return reject(err, msg.ref);
     }
-    if (closed) return;
     if (!out.duplicate) {
+      await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
+      const events = holding.get(out.taskId)?.events ?? [];
+      holding.delete(out.taskId);
+      if (closed) return;
       send(acceptedFrame(out.taskId, out.result.position, msg.ref));
-      const events = heldByTask.get(out.taskId) ?? [];
-      heldByTask.delete(out.taskId);
       for (const [text, binaries] of events) send(text, binaries);
       return;
     }
+    if (closed) return;
     // A repeat: the same task, then where it stands now (its snapshot, or its end event).
     const snap = follow(out.taskId);
     send(acceptedFrame(out.taskId, snap?.position ?? 0, msg.ref, true));
     if (snap) {
-      send(jsonFrame({ type: 'snapshot', task_id: out.taskId, seq: snap.seq, status: snap.status, progress: snap.progress, message: snap.message, position: snap.position }));
+      send(clientFrame({ type: 'snapshot', task_id: out.taskId, seq: snap.seq, status: snap.status, progress: snap.progress, message: snap.message, position: snap.position }));
       return;
     }
     const ended = await hub.endedTask(out.taskId);
@@ -249,8 +297,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     // Tasks go on without this client; it just stops hearing of them.
     for (const taskId of following) hub.unsubscribe(taskId, subscriber);
     following.clear();
+    holding.clear();
   });
   hub.attachClient(link);
   deps.heartbeat.watch(ws);
-  send(jsonFrame({ type: 'services', services: hub.servicesList() }));
+  send(clientFrame({ type: 'services', services: hub.servicesList() }));
 }
