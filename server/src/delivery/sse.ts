@@ -63,7 +63,7 @@ export async function sseRoutes(app: FastifyInstance, opts: { hub: Hub; keepAliv
   const { hub } = opts;
   const keepAliveMs = opts.keepAliveMs ?? SSE_KEEP_ALIVE_MS;
 
-  app.get<{ Params: { task_id: string } }>('/tasks/:task_id/events', { schema: EVENTS_SCHEMA }, async (req, reply) => {
+  app.get<{ Params: { task_id: string } }>('/tasks/:task_id/events', { schema: EVENTS_SCHEMA, config: { queryKey: true } }, async (req, reply) => {
     const taskId = req.params.task_id;
     const after = parseLastEventId(req.headers['last-event-id']);
     const notFound = () => new HubError('task_not_found', 'no task has this id', { task_id: taskId.slice(0, 64) });
@@ -104,9 +104,11 @@ export async function sseRoutes(app: FastifyInstance, opts: { hub: Hub; keepAliv
         else early.push([text, binaries, end]);
       },
     };
-    let snap: LiveTaskSnapshot | null = hub.subscribe(taskId, subscriber);
+    // Another client key's task answers as an unknown one (docs/protocol.md, "Whose task it is").
+    const who = req.client ?? null;
+    let snap: LiveTaskSnapshot | null = hub.subscribe(taskId, subscriber, who);
     if (!snap) {
-      const ended = await hub.endedTask(taskId);
+      const ended = await hub.endedTask(taskId, who);
       // An id is live before it is ended, never after: no need to look again.
       if (!ended) throw notFound();
       if (after !== null && after >= ended.seq) return reply.code(204).send();

@@ -10,8 +10,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { HubError, inlineMedia } from '@utils-hub/protocol';
 import { nodeBase64 } from '../core/node-base64.js';
-import type { Hub, Subscriber } from '../core/hub.js';
-import type { EndedTask } from '../core/ended-tasks.js';
+import type { Hub, Requester, Subscriber } from '../core/hub.js';
+import { resultOf, type EndedTask } from '../core/ended-tasks.js';
 import { errorResponses, json, ref } from './openapi.js';
 import { restSerializerCompiler, withMessage } from './schema-compilers.js';
 import { bearer } from '../access/auth.js';
@@ -54,7 +54,7 @@ const WaitQuery = withMessage(
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   if (ended.status === 'succeeded') {
-    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result, nodeBase64) } };
+    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(resultOf(ended), nodeBase64) } };
   }
   const err = HubError.from(ended.error);
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };
@@ -134,10 +134,10 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
       }
       if (key !== null) {
         if (!submits) throw new HubError('bad_request', 'this hub takes no Idempotency-Key');
-        return keyedAddTask(submits, key, body, wait !== 'false' && wait !== '0', keyScope(bearer(req.raw, 'key')), reply, hook);
+        return keyedAddTask(submits, key, body, wait !== 'false' && wait !== '0', keyScope(bearer(req.raw, null)), reply, hook, req.client ?? null);
       }
       if (wait === 'false' || wait === '0') {
-        const { taskId, stored } = hub.submit(body);
+        const { taskId, stored } = hub.submit(body, { owner: req.client?.owner ?? null });
         if (hook) webhooks!.attach(taskId, hook);
         await stored; // HUB_COMMIT=stored: a 202 only once the task's row is committed
         return reply.code(202).send({ task_id: taskId, status: 'queued' });
@@ -149,11 +149,11 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
             if (end) resolve();
           },
         };
-        taskId = hub.submit(body, { subscriber: waiter }).taskId;
+        taskId = hub.submit(body, { subscriber: waiter, owner: req.client?.owner ?? null }).taskId;
       });
       if (hook) webhooks!.attach(taskId, hook);
       await ended;
-      const t = await hub.endedTask(taskId);
+      const t = await hub.endedTask(taskId, req.client);
       if (!t) throw new HubError('internal', 'the task ended but its end could not be read');
       const { status, body: out } = endAnswer(t);
       // The status and body of a success or of any error (errors are written as built, unchecked).
@@ -166,7 +166,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
    * the task; a repeat answers the same task (waiting for its end, as the first did), with the
    * header `Idempotent-Replayed: true`.
    */
-  async function keyedAddTask(submits: IdempotentSubmits, key: string, body: Parameters<Hub['prepare']>[0], wait: boolean, scope: string, reply: FastifyReply, hook: WebhookSpec | null) {
+  async function keyedAddTask(submits: IdempotentSubmits, key: string, body: Parameters<Hub['prepare']>[0], wait: boolean, scope: string, reply: FastifyReply, hook: WebhookSpec | null, who: Requester | null) {
     const prepared = hub.prepare(body);
     let resolveEnd!: () => void;
     const ended = new Promise<void>((resolve) => (resolveEnd = resolve));
@@ -176,16 +176,16 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
       },
     };
     const out = await submits.submit(scope, key, prepared, (taskId) => {
-      const r = hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined });
+      const r = hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined, owner: who?.owner ?? null });
       if (hook) webhooks!.attach(taskId, hook);
       return r;
     });
     if (out.duplicate) reply.header('idempotent-replayed', 'true');
     else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
     if (!wait) return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
-    if (out.duplicate && !hub.subscribe(out.taskId, waiter)) resolveEnd();
+    if (out.duplicate && !hub.subscribe(out.taskId, waiter, who)) resolveEnd();
     await ended;
-    const t = await hub.endedTask(out.taskId);
+    const t = await hub.endedTask(out.taskId, who);
     if (!t) {
       throw new HubError('task_not_found', 'the task of this Idempotency-Key is no longer readable (its end expired, or a hub stopped before storing it)', { task_id: out.taskId });
     }
@@ -205,7 +205,8 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
       },
     },
     async (req) => {
-      const view = await hub.view(req.params.task_id);
+      // Another key's task answers as an unknown one (docs/protocol.md, "Whose task it is").
+      const view = await hub.view(req.params.task_id, req.client);
       if (!view) throw new HubError('task_not_found', 'no task has this id', { task_id: req.params.task_id.slice(0, 64) });
       return view;
     },
@@ -223,8 +224,8 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
       },
     },
     async (req) => {
-      await hub.cancel(req.params.task_id);
-      return hub.view(req.params.task_id);
+      await hub.cancel(req.params.task_id, req.client);
+      return hub.view(req.params.task_id, req.client);
     },
   );
 }

@@ -4,7 +4,7 @@
  */
 import type { WebSocket } from 'ws';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type ErrorMsg, type RejectedMsg, type ServiceInfoMsg } from '@utils-hub/protocol';
-import type { ClientLink, Hub, LiveTaskSnapshot, Subscriber } from '../core/hub.js';
+import type { ClientLink, Hub, LiveTaskSnapshot, Requester, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { acceptedFrame, clientFrame } from '../core/frames.js';
@@ -27,6 +27,8 @@ export interface ClientConnDeps {
   keyScope?: string;
   /** Webhooks (`webhook` of add_task); without it such a request is refused `bad_request`. */
   webhooks?: Webhooks;
+  /** The client key of the connection; null while no key is required. Other keys' tasks are unknown to it. */
+  who?: Requester | null;
 }
 
 /** An event waiting to be sent: its text, its binary frames, and whether it is a progress. */
@@ -98,12 +100,16 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     send(clientFrame(body));
   };
 
-  /** Follows a live task: its snapshot, or null when it is not live. */
-  const follow = (taskId: string): LiveTaskSnapshot | null => {
-    if (!following.has(taskId) && following.size >= MAX_SUBSCRIPTIONS && hub.isLive(taskId)) {
+  /**
+   * Follows a live task: its snapshot; 'already' when this connection follows it (no snapshot
+   * is made); null when it is not live, or is another key's.
+   */
+  const follow = (taskId: string): LiveTaskSnapshot | 'already' | null => {
+    if (following.has(taskId) && hub.isLive(taskId, deps.who)) return 'already';
+    if (following.size >= MAX_SUBSCRIPTIONS && hub.isLive(taskId, deps.who)) {
       throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
     }
-    const snapshot = hub.subscribe(taskId, subscriber);
+    const snapshot = hub.subscribe(taskId, subscriber, deps.who);
     if (snapshot) following.add(taskId);
     return snapshot;
   };
@@ -125,7 +131,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         let accepted: { taskId: string; position: number };
         let stored: Promise<void> | null;
         try {
-          const r = hub.submit(msg, { subscriber });
+          const r = hub.submit(msg, { subscriber, owner: deps.who?.owner ?? null });
           following.add(r.taskId);
           accepted = r;
           stored = r.stored;
@@ -154,7 +160,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'cancel': {
         follow(msg.task_id);
         try {
-          await hub.cancel(msg.task_id);
+          await hub.cancel(msg.task_id, deps.who);
         } catch (err) {
           error(err as HubError, { task_id: msg.task_id });
         }
@@ -162,6 +168,8 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       }
       case 'subscribe': {
         const t = follow(msg.task_id);
+        // Already followed: its events come anyway, and a second snapshot would be work for nothing.
+        if (t === 'already') return;
         if (t) {
           send(
             clientFrame({
@@ -176,7 +184,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           );
           return;
         }
-        const ended = await hub.endedTask(msg.task_id);
+        const ended = await hub.endedTask(msg.task_id, deps.who);
         if (ended) send(ended.text, ended.binaries);
         else error(new HubError('task_not_found', 'no task has this id'), { task_id: msg.task_id });
         return;
@@ -224,7 +232,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         // Its events wait behind `accepted`, which comes after an await (the key's row, the commit).
         holding.set(taskId, { events: [], bytes: 0 });
         try {
-          const r = hub.enqueue(prepared, { taskId, subscriber });
+          const r = hub.enqueue(prepared, { taskId, subscriber, owner: deps.who?.owner ?? null });
           following.add(taskId);
           if (hook) deps.webhooks!.attach(taskId, hook);
           return r;
@@ -252,13 +260,15 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     }
     if (closed) return;
     // A repeat: the same task, then where it stands now (its snapshot, or its end event).
-    const snap = follow(out.taskId);
+    // Already followed here (a repeat on the same connection): subscribing again is once.
+    const followed = follow(out.taskId);
+    const snap = followed === 'already' ? hub.subscribe(out.taskId, subscriber, deps.who) : followed;
     send(acceptedFrame(out.taskId, snap?.position ?? 0, msg.ref, true));
     if (snap) {
       send(clientFrame({ type: 'snapshot', task_id: out.taskId, seq: snap.seq, status: snap.status, progress: snap.progress, message: snap.message, position: snap.position }));
       return;
     }
-    const ended = await hub.endedTask(out.taskId);
+    const ended = await hub.endedTask(out.taskId, deps.who);
     if (ended) send(ended.text, ended.binaries);
     else error(new HubError('task_not_found', 'the task of this idempotency key is no longer readable (its end expired, or a hub stopped before storing it)'), { task_id: out.taskId });
   };
