@@ -77,27 +77,47 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   });
   await registry.load();
   const store = new TaskPersistence(new TaskStore(db, { backlogBytes: config.storeBacklogBytes }), config);
-  const interrupted = await store.markInterrupted();
-  if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
+  // In a cluster the other hubs hold tasks of their own: none is marked interrupted at start
+  // (docs/cluster.md "A hub may die").
+  if (!config.broker) {
+    const interrupted = await store.markInterrupted();
+    if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
+  }
   await store.purge();
 
-  const hub = new Hub(config, registry, store, app.log);
+  // Cluster mode is loaded only with HUB_BROKER: one hub alone runs none of its code.
+  const clusterHub = config.broker ? (await import('./cluster/cluster-hub.js')).ClusterHub : null;
+  const hub = clusterHub ? new clusterHub(config, registry, store, app.log) : new Hub(config, registry, store, app.log);
+  if (clusterHub) {
+    try {
+      await (hub as InstanceType<typeof clusterHub>).join(db);
+    } catch (err) {
+      if (!givenDb) await db.destroy();
+      throw new Error(`HUB_BROKER: could not join the cluster at ${config.broker}: ${(err as Error).message}`);
+    }
+  }
   const gate = new Gatekeeper(config, {
     verify: (kind, secret) => verifyToken(db, kind, secret),
     count: (kind) => countTokens(db, kind),
   });
   const heartbeat = new Heartbeat(config.heartbeatMs);
   const clients = new Set<ClientLink>();
-  registry.on('change', (list) => {
+  const pushServices = (list: ReturnType<Hub['servicesList']>) => {
     const text = jsonFrame({ type: 'services', services: list });
     for (const c of clients) c.sendText(text);
-  });
+  };
+  registry.on('change', () => pushServices(hub.servicesList()));
+  if (clusterHub) (hub as InstanceType<typeof clusterHub>).onServicesChange(pushServices);
 
   const dialer = new Dialer({
     config,
     log: app.log,
     onFailure: () => hub.stats.dialFailures++,
-    listUrls: async () => (await listWorkers(db, { enabledOnly: true })).map((w) => w.url),
+    listUrls: async () => {
+      const urls = (await listWorkers(db, { enabledOnly: true })).map((w) => w.url);
+      // In a cluster each listed worker is dialed by the one hub holding its lease.
+      return clusterHub ? (hub as InstanceType<typeof clusterHub>).dialable(urls) : urls;
+    },
     serve: (ws, url, onWelcome) => serveWorker(ws, { dialed: true, remote: url, token: null }, { hub, gate, heartbeat, onWelcome }),
   });
 
@@ -200,6 +220,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     closing ??= (async () => {
       clearInterval(purgeTimer);
       heartbeat.close();
+      if (clusterHub) await (hub as InstanceType<typeof clusterHub>).leave().catch((err: unknown) => app.log.error({ err }, 'leaving the cluster failed'));
       await store.close().catch((err: unknown) => app.log.error({ err }, 'flushing the task store failed'));
       if (!givenDb) await db.destroy();
     })();

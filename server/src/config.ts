@@ -60,6 +60,12 @@ export interface HubConfig {
   storeBacklogBytes: number;
   /** A connection whose unsent bytes exceed this is closed (1013) so one slow reader cannot grow the hub's memory. @defaultValue 4 x maxMessageBytes */
   maxBufferedBytes: number;
+  /** NATS URL(s), comma-separated: makes this hub a member of a cluster (docs/cluster.md); needs a MySQL/MariaDB `db`. Env `HUB_BROKER`, flag `--broker`. @defaultValue none: one hub alone */
+  broker: string | null;
+  /** The cluster's name; every NATS subject, stream and bucket it uses starts with it. Env `HUB_CLUSTER`, flag `--cluster`. @defaultValue `utils-hub` */
+  cluster: string;
+  /** This hub's name in logs, metrics, `/healthz` and the operator page. Env `HUB_ID`. @defaultValue random at each start */
+  hubId: string | null;
 }
 
 /** The defaults of every option. */
@@ -92,6 +98,9 @@ export const defaults: Readonly<HubConfig> = Object.freeze({
   endedCacheBytes: 64 * 1024 * 1024,
   storeBacklogBytes: 64 * 1024 * 1024,
   maxBufferedBytes: 4 * 33_554_432,
+  broker: null,
+  cluster: 'utils-hub',
+  hubId: null,
 });
 
 /** An option that cannot be used; its message names the option. */
@@ -122,6 +131,9 @@ const ENV: Partial<Record<keyof HubConfig, string>> = {
   shutdownGraceMs: 'HUB_SHUTDOWN_GRACE_MS',
   publicUrl: 'HUB_PUBLIC_URL',
   rateLimit: 'HUB_RATE_LIMIT',
+  broker: 'HUB_BROKER',
+  cluster: 'HUB_CLUSTER',
+  hubId: 'HUB_ID',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -150,7 +162,7 @@ const INTS: Partial<Record<keyof HubConfig, [number, number]>> = {
   maxBufferedBytes: [1024, 2 ** 40],
 };
 const LISTS = new Set<keyof HubConfig>(['workerTokens', 'apiKeys', 'allowedOrigins']);
-const NULLABLE = new Set<keyof HubConfig>(['dialSecret', 'publicUrl']);
+const NULLABLE = new Set<keyof HubConfig>(['dialSecret', 'publicUrl', 'broker', 'hubId']);
 
 function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -223,6 +235,20 @@ function check(c: HubConfig): Readonly<HubConfig> {
     const v = c[key] as unknown;
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '')) {
       throw new ConfigError(`${name(key)}: expected a comma-separated list of non-empty strings`);
+    }
+  }
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(c.cluster)) {
+    throw new ConfigError(`HUB_CLUSTER: expected 1 to 64 letters, digits, "-" or "_" (it is part of NATS subjects and bucket names), got ${JSON.stringify(c.cluster)}`);
+  }
+  if (c.hubId !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(c.hubId)) {
+    throw new ConfigError(`HUB_ID: expected 1 to 64 letters, digits, "-" or "_", got ${JSON.stringify(c.hubId)}`);
+  }
+  if (c.broker !== null) {
+    for (const u of c.broker.split(',')) {
+      if (!/^(nats|tls):\/\/[^\s/]+$/.test(u.trim())) throw new ConfigError(`HUB_BROKER: expected nats://host:port (comma-separated for several), got ${JSON.stringify(u.trim())}`);
+    }
+    if (!/^mysql2?:\/\//.test(c.db)) {
+      throw new ConfigError('HUB_DB: cluster mode (HUB_BROKER) needs a MySQL/MariaDB database: every hub must read the rows the others write, and a SQLite file belongs to one process on one machine');
     }
   }
   const allowedOrigins = c.allowedOrigins.map((o) => origin('HUB_ALLOWED_ORIGINS', o));

@@ -7,10 +7,12 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 
-const HELP = `Usage: utils-hub start [--host H] [--port P] [--db URL] [--no-wait]
+const HELP = `Usage: utils-hub start [--host H] [--port P] [--db URL] [--broker NATS_URL] [--cluster NAME] [--no-wait]
 
 Runs the hub. Options also come from the environment (HUB_HOST, HUB_PORT, HUB_DB, ...);
-flags win. --no-wait fails at once when the database does not answer, instead of retrying.`;
+flags win. --no-wait fails at once when the database does not answer, instead of retrying.
+--broker makes this hub a member of the cluster --cluster (default utils-hub) on NATS
+(docs/cluster.md); it needs a MySQL/MariaDB --db.`;
 
 export async function runStart(argv: string[]): Promise<void> {
   let flags;
@@ -21,6 +23,8 @@ export async function runStart(argv: string[]): Promise<void> {
         host: { type: 'string' },
         port: { type: 'string' },
         db: { type: 'string' },
+        broker: { type: 'string' },
+        cluster: { type: 'string' },
         'no-wait': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -41,6 +45,8 @@ export async function runStart(argv: string[]): Promise<void> {
       host: flags.host,
       port: flags.port as unknown as number | undefined,
       db: flags.db,
+      broker: flags.broker,
+      cluster: flags.cluster,
     });
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -69,8 +69,18 @@ export interface FollowHandlers {
 export interface Following {
   /** Seq of the last event passed on. */
   readonly lastSeq: number;
+  /** Attempt of the last `started` passed on (0 before any). */
+  readonly lastAttempt: number;
   stop(): void;
 }
+
+/** What the followers of a task have seen, as `lastSeen` gathers it. */
+export interface SeenState {
+  seq: number;
+  attempt: number;
+}
+
+const STARTED_ATTEMPT = /^\{"type":"started".*"attempt":(\d+)\}$/;
 
 export class EventRelay {
   constructor(
@@ -96,10 +106,18 @@ export class EventRelay {
    */
   async follow(taskId: string, afterSeq: number, handlers: FollowHandlers): Promise<Following> {
     let last = afterSeq;
+    let attempt = 0;
     let sub: Subscription | null = null;
+    // Answers `lastSeen`: a hub starting a new attempt of the task goes on from what we saw.
+    const survey = this.broker.nc.subscribe(`${this.subject(taskId)}.seen`, {
+      callback: (err, msg) => {
+        if (!err) msg.respond(JSON.stringify({ seq: last, attempt } satisfies SeenState));
+      },
+    });
     const stop = () => {
       try {
         sub?.unsubscribe();
+        survey.unsubscribe();
       } catch {
         // Closed with the connection.
       }
@@ -116,6 +134,8 @@ export class EventRelay {
         if (ev.seq <= last) return;
         if (ev.seq > last + 1) handlers.gap?.(last + 1, ev.seq);
         last = ev.seq;
+        const started = STARTED_ATTEMPT.exec(ev.text);
+        if (started) attempt = Number(started[1]);
         if (ev.end) stop();
         handlers.event(ev);
       },
@@ -125,7 +145,34 @@ export class EventRelay {
       get lastSeq() {
         return last;
       },
+      get lastAttempt() {
+        return attempt;
+      },
       stop,
     };
+  }
+
+  /**
+   * The highest seq and attempt that the followers of `taskId` on any hub have seen, gathered
+   * for up to `maxWaitMs`: a hub that takes over a task (its holder died) numbers its events
+   * after them, so that no follower drops them as duplicates. Zeros when nobody follows.
+   */
+  async lastSeen(taskId: string, maxWaitMs = 200): Promise<SeenState> {
+    const out: SeenState = { seq: 0, attempt: 0 };
+    try {
+      const replies = await this.broker.nc.requestMany(`${this.subject(taskId)}.seen`, '', { strategy: 'timer', maxWait: maxWaitMs });
+      for await (const m of replies) {
+        try {
+          const s = m.json<SeenState>();
+          if (Number.isInteger(s.seq) && s.seq > out.seq) out.seq = s.seq;
+          if (Number.isInteger(s.attempt) && s.attempt > out.attempt) out.attempt = s.attempt;
+        } catch {
+          // Not an answer of ours.
+        }
+      }
+    } catch {
+      // No follower (no responders) or the broker away: nobody saw anything we could collide with.
+    }
+    return out;
   }
 }

@@ -12,19 +12,20 @@ import {
   inlineMedia,
   type ErrorInfo,
   type ServiceInfo,
+  type ServiceListEntry,
   type TaskView,
 } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
 import { Dispatcher, type TaskEvent, type TaskRecord } from './dispatcher.js';
 import { EndedTasks, type EndedTask } from './ended-tasks.js';
-import type { Registry } from './registry.js';
+import type { Registry, ServiceEntry } from './registry.js';
 import { withSeq, jsonFrame, startedFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
-  /** `end` is true for the task's last event. */
-  deliver(taskId: string, text: string, binaries: readonly Buffer[] | null, end: boolean): void;
+  /** `end` is true for the task's last event; `seq` is the event's (also inside `text`). */
+  deliver(taskId: string, text: string, binaries: readonly Buffer[] | null, end: boolean, seq: number): void;
 }
 
 /** A live worker connection as the hub's core sees it. */
@@ -220,19 +221,8 @@ export class Hub {
    * Throws `shutting_down`, `service_not_found`, `bad_request`, `invalid_args`, `queue_full`.
    */
   submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
-    if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
-    const service = this.registry.byServiceId(req.service_id);
-    if (!service) throw new HubError('service_not_found', `no service has id ${req.service_id}`);
-    const timeoutMs = req.timeout_ms ?? this.config.taskTimeoutMs;
-    if (timeoutMs > this.config.maxTaskTimeoutMs) {
-      throw new HubError('bad_request', `timeout_ms may be at most ${this.config.maxTaskTimeoutMs}`);
-    }
-    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes });
-    if (!checked.ok) {
-      const first = checked.problems[0];
-      throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
-    }
-    const payload: TaskPayload = { args: checked.args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    const { service, timeoutMs, args } = this.prepare(req, options.maxTotalBytes);
+    const payload: TaskPayload = { args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const taskId = nanoid();
     const position = this.dispatcher.submit({
       id: taskId,
@@ -245,6 +235,33 @@ export class Hub {
     if (task) this.persist(task);
     this.schedule();
     return { taskId, position, payload };
+  }
+
+  /** The checks of `submit`: the service, the run deadline and the args. */
+  protected prepare(req: SubmitRequest, maxTotalBytes?: number): { service: ServiceEntry; timeoutMs: number; args: Record<string, unknown> } {
+    if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
+    const service = this.registry.byServiceId(req.service_id);
+    if (!service) throw new HubError('service_not_found', `no service has id ${req.service_id}`);
+    const timeoutMs = req.timeout_ms ?? this.config.taskTimeoutMs;
+    if (timeoutMs > this.config.maxTaskTimeoutMs) {
+      throw new HubError('bad_request', `timeout_ms may be at most ${this.config.maxTaskTimeoutMs}`);
+    }
+    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: maxTotalBytes ?? this.config.maxMessageBytes });
+    if (!checked.ok) {
+      const first = checked.problems[0];
+      throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
+    }
+    return { service, timeoutMs, args: checked.args };
+  }
+
+  /** The live services (the body of `/services_list` and of the `services` message). */
+  servicesList(): ServiceListEntry[] {
+    return this.registry.list();
+  }
+
+  /** Why the hub is not ready beyond its database (cluster mode: the broker), or null. */
+  notReadyReason(): string | null {
+    return null;
   }
 
   /** Cancels a task. Throws `task_not_found` or `already_finished`. */
@@ -370,7 +387,7 @@ export class Hub {
     }
     for (const s of task.payload.subscribers) {
       try {
-        s.deliver(task.id, text, binaries, end);
+        s.deliver(task.id, text, binaries, end, ev.seq);
       } catch (err) {
         this.log.error({ err, task_id: task.id }, 'a subscriber failed');
       }

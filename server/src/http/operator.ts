@@ -58,6 +58,8 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions
     if (hub.shuttingDown) return reply.code(503).send({ status: 'not_ready', reason: 'the hub is stopping' });
     const readiness = await dbReady(db);
     if (!readiness.ready) return reply.code(503).send({ status: 'not_ready', reason: readiness.reason });
+    const other = hub.notReadyReason();
+    if (other) return reply.code(503).send({ status: 'not_ready', reason: other });
     return { status: 'ready' };
   });
 

@@ -26,7 +26,7 @@ function endAnswer(ended: EndedTask): { status: number; body: unknown } {
 export async function restRoutes(app: FastifyInstance, opts: { hub: Hub }): Promise<void> {
   const { hub } = opts;
 
-  app.get('/services_list', async () => hub.registry.list());
+  app.get('/services_list', async () => hub.servicesList());
 
   app.get<{ Params: { id: string } }>('/service_info/:id', async (req) => hub.serviceInfo(parseId(req.params.id, 'id')));
 

@@ -185,5 +185,5 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   deps.clients.add(link);
   hub.clientCount++;
   deps.heartbeat.watch(ws);
-  send(jsonFrame({ type: 'services', services: hub.registry.list() }));
+  send(jsonFrame({ type: 'services', services: hub.servicesList() }));
 }
