@@ -48,6 +48,18 @@ const CANCEL_ANSWER_MS = 500;
 
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
+/**
+ * Whether args carry media (`{mime, data: Buffer}`): the work queue's messages are JSON, so such
+ * a task stays on its hub (docs/cluster.md, "What is built").
+ */
+function hasMedia(args: unknown): boolean {
+  if (!args || typeof args !== 'object') return false;
+  for (const v of Object.values(args as Record<string, unknown>)) {
+    if (v && typeof v === 'object' && (Buffer.isBuffer(v) || Buffer.isBuffer((v as { data?: unknown }).data))) return true;
+  }
+  return false;
+}
+
 export class ClusterHub extends Hub {
   /** This hub's id (`HUB_ID`, else random at each start). */
   readonly hubId = this.config.hubId ?? `hub-${nanoid(8)}`;
@@ -310,7 +322,10 @@ export class ClusterHub extends Hub {
 
   override submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
     const node = this.node;
-    if (!node || !node.broker.up || !this.shouldRoute(req.service_id)) {
+    if (node && !node.broker.up && this.dispatcher.connections(req.service_id).length === 0 && this.registry.byServiceId(req.service_id)) {
+      throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
+    }
+    if (!node || !node.broker.up || hasMedia(req.args) || !this.shouldRoute(req.service_id)) {
       const r = super.submit(req, options);
       // Followers on other hubs (subscribe, GET) hear of the task through the relay.
       if (node && this.dispatcher.task(r.taskId)) r.payload.subscribers.add(this.relaySubscriber);
