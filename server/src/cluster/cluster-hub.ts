@@ -18,6 +18,9 @@ import { LoadReports, type ServiceLoad } from './load-reports.js';
 import { EventRelay, type Following, type RelayedEvent, type SeenState } from './event-relay.js';
 import { TaskStream, type HeldTask, type ServicePuller, type StreamTask } from './task-stream.js';
 import { DialLeases } from './dial-leases.js';
+import { HeldTasks } from './held-tasks.js';
+import { leaseBucket } from './kv-bucket.js';
+import type { KV } from '@nats-io/kv';
 
 /** The cluster's parts, once joined. */
 interface Node {
@@ -28,8 +31,15 @@ interface Node {
   relay: EventRelay;
   stream: TaskStream;
   leases: DialLeases;
+  held: HeldTasks;
+  /** Takeovers of dead hubs: `create(dead id)` wins one for this hub. */
+  takeovers: KV;
+  scanTimer: NodeJS.Timeout;
   db: Knex;
 }
+
+/** How long the takeover of a dead hub stays won (its key's TTL), in ms. */
+const TAKEOVER_TTL_MS = 10 * 60_000;
 
 /** A task submitted here that runs (or waits) elsewhere. */
 interface RemoteTask {
@@ -70,6 +80,9 @@ export class ClusterHub extends Hub {
   private readonly promised = new Map<number, number>();
   /** Stream messages of the tasks running here, by task id: acknowledged at the task's end. */
   private readonly held = new Map<string, HeldTask>();
+  /** Records of the tasks run here without the work queue (sequence in the held stream), by task id. */
+  private readonly localHeld = new Map<string, Promise<number | null>>();
+  private scanning = false;
   private roomDirty = false;
   private refreshing: Promise<void> | null = null;
   private lastServices = '';
@@ -78,8 +91,21 @@ export class ClusterHub extends Hub {
   /** Publishes the events of every task held here, for followers on other hubs. */
   private readonly relaySubscriber: Subscriber = {
     deliver: (taskId, text, binaries, end, seq) => {
-      this.node?.relay.publish(taskId, { seq, text, binaries, end });
+      const node = this.node;
+      node?.relay.publish(taskId, { seq, text, binaries, end });
       if (!end) return;
+      const record = this.localHeld.get(taskId);
+      if (record) {
+        this.localHeld.delete(taskId);
+        // The end row first, then the record goes: a death between them finds the row ended.
+        void this.store
+          .flush()
+          .catch(() => undefined)
+          .then(() => record)
+          .then((seq) => {
+            if (seq !== null) node?.held.forget(seq);
+          });
+      }
       const held = this.held.get(taskId);
       if (!held) return;
       this.held.delete(taskId);
@@ -105,6 +131,10 @@ export class ClusterHub extends Hub {
     const leases = await DialLeases.open(broker, names.dialsBucket, this.hubId, config.heartbeatMs, (url) =>
       this.log.warn({ worker_url: url, hub_id: this.hubId }, 'lost the lease of a dialed worker: another hub dials it now'),
     );
+    const held = await HeldTasks.open(broker, names);
+    const takeovers = await leaseBucket(broker, names.takeoverBucket, TAKEOVER_TTL_MS);
+    const scanTimer = setInterval(() => void this.scanDead(), 3 * config.heartbeatMs);
+    scanTimer.unref();
     broker.nc.subscribe(names.cancel, {
       callback: (err, msg) => {
         if (err) return;
@@ -118,12 +148,13 @@ export class ClusterHub extends Hub {
     membership.on('dead', (id) => {
       load.forget(id);
       this.log.warn({ hub_id: this.hubId, dead_hub: id }, 'a hub of the cluster stopped answering');
+      void this.scanDead();
     });
     broker.on('change', (up) => {
       this.log[up ? 'info' : 'warn']({ hub_id: this.hubId }, up ? 'the broker is back' : 'the broker is unreachable');
       if (up) this.markRoom();
     });
-    this.node = { names, broker, membership, load, relay, stream, leases, db };
+    this.node = { names, broker, membership, load, relay, stream, leases, held, takeovers, scanTimer, db };
     this.log.info({ hub_id: this.hubId, cluster: config.cluster }, 'joined the cluster');
     this.markRoom();
   }
@@ -138,6 +169,7 @@ export class ClusterHub extends Hub {
       rt.following?.stop();
       if (rt.queueTimer) clearTimeout(rt.queueTimer);
     }
+    clearInterval(node.scanTimer);
     node.load.close();
     node.stream.close();
     await Promise.all([node.membership.leave(), node.leases.close()]);
@@ -240,7 +272,7 @@ export class ClusterHub extends Hub {
       void this.refreshRegistry();
       return false;
     }
-    if (held.deliveries === 1) {
+    if (held.deliveries === 1 && !t.takeover) {
       this.run(held, { seq: 0, attempt: 0 });
       return true;
     }
@@ -318,6 +350,41 @@ export class ClusterHub extends Hub {
     return ended;
   }
 
+  // ---- dead hubs ----
+
+  /**
+   * Takes over the tasks that dead hubs ran on their own: any hub with records in the held
+   * stream and no liveness key. One survivor wins each dead hub (KV `create`); it hands each
+   * unfinished task to the work queue as a new attempt (its row's attempts), then purges them.
+   */
+  private async scanDead(): Promise<void> {
+    const node = this.node;
+    if (!node || !node.broker.up || this.scanning) return;
+    this.scanning = true;
+    try {
+      for (const h of await node.held.hubs()) {
+        if (h === this.hubId || node.membership.live.has(h) || (await node.membership.record(h))) continue;
+        try {
+          await node.takeovers.create(h, this.hubId);
+        } catch {
+          continue; // Another hub took it over.
+        }
+        const n = await node.held.drain(h, (t) => this.takeOver(node, t));
+        this.log.warn({ hub_id: this.hubId, dead_hub: h, tasks: n }, 'took over the tasks of a dead hub');
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not look for the tasks of dead hubs');
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private async takeOver(node: Node, t: StreamTask): Promise<void> {
+    const row = (await node.db('tasks').where({ id: t.id }).first()) as { status: string; attempts: number; seq: number | null } | undefined;
+    if (row && ['succeeded', 'failed', 'canceled'].includes(row.status)) return;
+    await node.stream.publish({ ...t, attempts: Number(row?.attempts ?? 0), seq: Number(row?.seq ?? 0), takeover: true, from: this.hubId });
+  }
+
   // ---- submit ----
 
   override submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
@@ -327,8 +394,25 @@ export class ClusterHub extends Hub {
     }
     if (!node || !node.broker.up || hasMedia(req.args) || !this.shouldRoute(req.service_id)) {
       const r = super.submit(req, options);
-      // Followers on other hubs (subscribe, GET) hear of the task through the relay.
-      if (node && this.dispatcher.task(r.taskId)) r.payload.subscribers.add(this.relaySubscriber);
+      const task = node ? this.dispatcher.task(r.taskId) : undefined;
+      if (node && task) {
+        // Followers on other hubs (subscribe, GET) hear of the task through the relay.
+        r.payload.subscribers.add(this.relaySubscriber);
+        if (node.broker.up && !hasMedia(r.payload.args)) {
+          const record: StreamTask = {
+            id: task.id,
+            serviceId: task.serviceId,
+            args: r.payload.args,
+            timeoutMs: task.timeoutMs,
+            queueDeadline: task.createdAt + task.queueTimeoutMs,
+            createdAt: task.createdAt,
+            attempts: 0,
+            seq: 0,
+            from: this.hubId,
+          };
+          this.localHeld.set(task.id, node.held.record(this.hubId, record).catch(() => null));
+        }
+      }
       return r;
     }
     const { service, timeoutMs, args } = this.prepare(req, options.maxTotalBytes);

@@ -23,6 +23,12 @@ export interface ClusterNames {
   taskFilter(serviceId: number): string;
   /** Durable pull consumer of one service's waiting tasks. */
   taskConsumer(serviceId: number): string;
+  /** Stream of the tasks each hub runs on its own (for their takeover when it dies). */
+  readonly heldStream: string;
+  /** Subject of a task hub `hubId` runs on its own. */
+  held(hubId: string, taskId: string): string;
+  /** Filter of the tasks hub `hubId` runs on its own. */
+  heldFilter(hubId: string): string;
   /** Core subject of load reports. */
   readonly load: string;
   /** Core subject of a task's events. */
@@ -46,6 +52,9 @@ export function clusterNames(cluster: string): ClusterNames {
     task: (serviceId, taskId) => `${c}.task.${serviceId}.${taskId}`,
     taskFilter: (serviceId) => `${c}.task.${serviceId}.*`,
     taskConsumer: (serviceId) => `${c}_svc_${serviceId}`,
+    heldStream: `${c}_held`,
+    held: (hubId, taskId) => `${c}.held.${hubId}.${taskId}`,
+    heldFilter: (hubId) => `${c}.held.${hubId}.*`,
     load: `${c}.load`,
     events: (taskId) => `${c}.ev.${taskId}`,
     cancel: `${c}.cancel`,

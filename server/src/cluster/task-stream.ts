@@ -29,6 +29,8 @@ export interface StreamTask {
   seq: number;
   /** The hub that published it. */
   from: string;
+  /** Published by a survivor for a hub that died while running it: its events go on from what followers saw. */
+  takeover?: boolean;
 }
 
 /** A message a hub holds: its task runs there until `ack()`. */
