@@ -164,7 +164,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     console.log(`      (task reached the idle worker on the other hub in ${ms} ms)`);
   });
 
-  it('brings a task\'s events to its client on another hub, and its cancel to the worker', async () => {
+  it('brings a task\'s events to its client on another hub and to a subscriber on a third, and its cancel to the worker', async () => {
     const wb = track(await worker(B(), 'cl_events'));
     const sid = wb.welcome.service_id;
     await until(() => http(A(), 'GET', `/service_info/${sid}`), (r) => r.status === 200 && r.body.connections === 1, 8000, 'B\'s worker seen on A');
@@ -180,11 +180,21 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     // GET on a third hub reads the running task.
     const view = await until(() => http(C(), 'GET', `/tasks/${task.task_id}`), (r) => r.status === 200 && r.body.status === 'running', 8000, 'running on C');
     expect(view.body).to.include({ service_id: sid, attempts: 1 });
+    // A client on the third hub subscribes: the state now, then what follows.
+    const kc = track(await client(C()));
+    kc.send({ type: 'subscribe', task_id: task.task_id });
+    const snap = await kc.nextOf('snapshot', task.task_id, 5000);
+    expect(snap).to.include({ status: 'running', seq: progress.seq, progress: 0.5, message: 'half' });
+    wb.send({ type: 'progress', task_id: task.task_id, progress: 0.75 });
+    const p2 = await k.nextOf('progress', task.task_id, 5000);
+    expect((await kc.nextOf('progress', task.task_id, 5000)).seq).to.equal(p2.seq);
     k.send({ type: 'cancel', task_id: task.task_id });
     const cancel = await wb.nextOf('cancel', task.task_id, 5000);
     expect(cancel.reason).to.equal('client');
     const end = await k.nextOf('canceled', task.task_id, 5000);
-    expect(end.seq).to.equal(progress.seq + 1);
+    expect(end.seq).to.equal(p2.seq + 1);
+    expect((await kc.nextOf('canceled', task.task_id, 5000)).seq).to.equal(end.seq);
+    expect(kc.received.filter((m) => m.task_id === task.task_id)).to.have.length(0);
     const ended = await until(() => http(C(), 'GET', `/tasks/${task.task_id}`), (r) => r.status === 200 && r.body.status === 'canceled', 5000, 'canceled on C');
     expect(ended.body.finished_at).to.be.a('string');
   });
@@ -205,19 +215,34 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     expect(wb.received.filter((m) => m.type === 'task')).to.have.length(0);
   });
 
-  it('answers /readyz 503 while the broker is unreachable, and 200 once it is back', async () => {
+  it('answers /readyz 503 while the broker is unreachable, goes on with its own workers, refuses the rest with unavailable, and recovers', async () => {
     const [host, port] = NATS_URL.replace('nats://', '').split(':');
     const proxy = await tcpProxy(host, Number(port));
     const d = await startHub('hub-d', { HUB_BROKER: `nats://127.0.0.1:${proxy.port}` });
     try {
       expect((await http(d, 'GET', '/readyz')).status).to.equal(200);
+      const wd = track(await worker(d, 'cl_lost_local'));
+      const elsewhere = track(await worker(A(), 'cl_lost_remote'));
+      await until(() => http(d, 'GET', '/services_list'), (r) => r.body.some((s: Msg) => s.service_name === 'cl_lost_remote'), 8000, 'A\'s service seen on D');
       await proxy.cut();
       const down = await until(() => http(d, 'GET', '/readyz'), (r) => r.status === 503, 8000, 'readyz 503');
       expect(down.body.reason).to.match(/broker/);
-      // Work needing no other hub goes on: /healthz still answers.
-      expect((await http(d, 'GET', '/healthz')).status).to.equal(200);
+      // Work for D's own worker goes on.
+      const local = http(d, 'POST', '/add_task', { service_id: wd.welcome.service_id, args: { x: 1 } });
+      const t = await wd.nextOf('task', undefined, 5000);
+      wd.send({ type: 'result', task_id: t.task_id, result: { ok: true } });
+      expect((await local).body).to.deep.include({ status: 'succeeded', result: { ok: true } });
+      // What needs another hub is refused, saying why.
+      const remote = await http(d, 'POST', '/add_task?wait=false', { service_id: elsewhere.welcome.service_id, args: { x: 1 } });
+      expect(remote.status).to.equal(503);
+      expect(remote.body.error.code).to.equal('unavailable');
       await proxy.restore();
-      await until(() => http(d, 'GET', '/readyz'), (r) => r.status === 200, 10_000, 'readyz 200 again');
+      await until(() => http(d, 'GET', '/readyz'), (r) => r.status === 200, 15_000, 'readyz 200 again');
+      // And once back, it reaches the other hub's worker again.
+      const again = http(d, 'POST', '/add_task', { service_id: elsewhere.welcome.service_id, args: { x: 2 } });
+      const t2 = await elsewhere.nextOf('task', undefined, 8000);
+      elsewhere.send({ type: 'result', task_id: t2.task_id, result: { ok: 2 } });
+      expect((await again).body).to.deep.include({ status: 'succeeded', result: { ok: 2 } });
     } finally {
       d.proc.kill('SIGKILL');
       await d.proc.exited;

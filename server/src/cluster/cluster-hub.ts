@@ -7,7 +7,7 @@
 import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
-import { Hub, type SubmitRequest, type Subscriber, type TaskPayload } from '../core/hub.js';
+import { Hub, type SubmitRequest, type Subscriber, type TaskPayload, type TaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { resolveRefs } from '../core/task-persistence.js';
 import { jsonFrame } from '../core/frames.js';
@@ -143,6 +143,14 @@ export class ClusterHub extends Hub {
         this.dispatcher.cancel(taskId);
         this.schedule();
         msg.respond('ok');
+      },
+    });
+    // The live state of a task held here, for a hub whose client subscribes to it.
+    broker.nc.subscribe(names.snapshot, {
+      callback: (err, msg) => {
+        if (err) return;
+        const snap = this.snapshotHere(msg.string());
+        if (snap) msg.respond(JSON.stringify(snap));
       },
     });
     membership.on('dead', (id) => {
@@ -584,6 +592,52 @@ export class ClusterHub extends Hub {
       started_at: row.started_at === null ? null : new Date(Number(row.started_at)).toISOString(),
       finished_at: null,
     };
+  }
+
+  /** The state of a task this hub holds (running here, or submitted here and waiting in the cluster). */
+  private snapshotHere(taskId: string): TaskSnapshot | null {
+    const t = this.dispatcher.task(taskId);
+    if (t) return { seq: t.seq, status: t.status, progress: t.progress, message: t.message, position: this.dispatcher.position(taskId) };
+    const rt = this.remote.get(taskId);
+    if (rt && rt.status === 'queued') return { seq: rt.following?.lastSeq ?? 0, status: 'queued', progress: null, message: null, position: null };
+    return null;
+  }
+
+  override async followElsewhere(taskId: string, subscriber: Subscriber): Promise<TaskSnapshot | null> {
+    const node = this.node;
+    if (!node || !TASK_ID_RE.test(taskId)) return null;
+    if (!node.broker.up) {
+      if (await this.liveRow(taskId)) throw new HubError('unavailable', 'the task is held by another hub and the broker is unreachable', { task_id: taskId });
+      return null;
+    }
+    // Follow first, then ask the holder: no event falls between its state and what follows it.
+    let state: TaskSnapshot | null = null;
+    const early: RelayedEvent[] = [];
+    const pass = (ev: RelayedEvent) => subscriber.deliver(taskId, ev.text, ev.binaries, ev.end, ev.seq);
+    const following = await node.relay.follow(taskId, 0, {
+      event: (ev) => {
+        if (!state) early.push(ev);
+        else if (ev.seq > state.seq) pass(ev);
+      },
+    });
+    let snap: TaskSnapshot | null = null;
+    try {
+      const answer = await node.broker.nc.request(node.names.snapshot, taskId, { timeout: CANCEL_ANSWER_MS });
+      snap = answer.json<TaskSnapshot>();
+    } catch {
+      // No hub holds it live (ended meanwhile, or unknown).
+    }
+    if (!snap || !Number.isInteger(snap.seq)) {
+      following.stop();
+      return null;
+    }
+    const known = snap;
+    // After the caller has sent the snapshot: what came meanwhile, then the rest as it comes.
+    setImmediate(() => {
+      for (const ev of early) if (ev.seq > known.seq) pass(ev);
+      state = known;
+    });
+    return known;
   }
 
   // ---- one view ----

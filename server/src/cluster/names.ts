@@ -35,6 +35,8 @@ export interface ClusterNames {
   events(taskId: string): string;
   /** Core subject of cancel requests. */
   readonly cancel: string;
+  /** Core subject of requests for a live task's state (a subscribe on another hub). */
+  readonly snapshot: string;
 }
 
 /** The names of cluster `cluster`; throws when it holds a character NATS names may not. */
@@ -58,5 +60,6 @@ export function clusterNames(cluster: string): ClusterNames {
     load: `${c}.load`,
     events: (taskId) => `${c}.ev.${taskId}`,
     cancel: `${c}.cancel`,
+    snapshot: `${c}.snapshot`,
   };
 }

@@ -63,6 +63,15 @@ export interface SubmitRequest {
   queue_timeout_ms?: number;
 }
 
+/** A live task's state as the `snapshot` message carries it. */
+export interface TaskSnapshot {
+  seq: number;
+  status: string;
+  progress: number | null;
+  message: string | null;
+  position: number | null;
+}
+
 /** Counters for the operator views (metrics); only ever incremented. */
 export interface HubStats {
   /** `bad_message` answers, by side. */
@@ -257,6 +266,15 @@ export class Hub {
   /** The live services (the body of `/services_list` and of the `services` message). */
   servicesList(): ServiceListEntry[] {
     return this.registry.list();
+  }
+
+  /**
+   * Makes `subscriber` follow a live task that another hub holds (cluster mode) and resolves with
+   * its state for the `snapshot` message; events after it are delivered once this resolves.
+   * Null when no other hub holds the task (always, for one hub alone).
+   */
+  async followElsewhere(_taskId: string, _subscriber: Subscriber): Promise<TaskSnapshot | null> {
+    return null;
   }
 
   /** Why the hub is not ready beyond its database (cluster mode: the broker), or null. */
