@@ -5,6 +5,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { Knex } from 'knex';
+import { nanoid } from 'nanoid';
 import { HubError } from '@utils-hub/protocol';
 import { loadConfig, type HubConfig } from './config.js';
 import { openDb, migrate } from './db/index.js';
@@ -46,9 +47,11 @@ export interface BuildOptions extends Partial<HubConfig> {
 
 export async function buildApp(options: BuildOptions = {}): Promise<FastifyInstance> {
   const { logger, knex: givenDb, ...overrides } = options;
-  const config = loadConfig({}, overrides);
+  const loaded = loadConfig({}, overrides);
+  // A cluster member has a name in its logs, /healthz and the cluster: HUB_ID, else a new one.
+  const config = loaded.broker && !loaded.hubId ? Object.freeze({ ...loaded, hubId: `hub-${nanoid(8)}` }) : loaded;
   const app = Fastify({
-    logger: logger ?? { level: config.logLevel },
+    logger: logger ?? (config.broker ? { level: config.logLevel, base: { pid: process.pid, hub_id: config.hubId } } : { level: config.logLevel }),
     bodyLimit: config.maxMessageBytes,
     // On close, end every socket, also those a refused upgrade left open: a peer cannot hold the hub up.
     forceCloseConnections: true,
@@ -206,7 +209,8 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     },
   });
 
-  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
+  const health = config.broker ? { status: 'ok', hub_id: config.hubId } : { status: 'ok' };
+  app.get('/healthz', { config: { public: true } }, async () => health);
 
   await app.register(restRoutes, { hub });
   await app.register(operatorRoutes, { hub, db });

@@ -129,6 +129,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
       const list = await until(() => http(h, 'GET', '/services_list'), (r) => r.body.some((s: Msg) => s.service_name === 'cl_view'), 8000, `cl_view on ${h.id}`);
       expect(list.body.find((s: Msg) => s.service_name === 'cl_view').service_id).to.equal(w.welcome.service_id);
     }
+    expect((await http(C(), 'GET', '/healthz')).body).to.deep.equal({ status: 'ok', hub_id: 'hub-c' });
     const info = await http(C(), 'GET', `/service_info/${w.welcome.service_id}`);
     expect(info.status).to.equal(200);
     expect(info.body).to.include({ service_name: 'cl_view', connections: 1 });
@@ -162,6 +163,20 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     wa.send({ type: 'result', task_id: t1.task_id, result: { y: 10 } });
     expect(wa.received.filter((m) => m.type === 'task')).to.have.length(0);
     console.log(`      (task reached the idle worker on the other hub in ${ms} ms)`);
+  });
+
+  it('spreads 8 slow tasks 4 and 4 over two concurrency-4 workers on different hubs, none waiting', async () => {
+    const wa = track(await worker(A(), 'cl_spread', 4));
+    const wb = track(await worker(B(), 'cl_spread', 4));
+    const sid = wa.welcome.service_id;
+    await until(() => http(A(), 'GET', `/service_info/${sid}`), (r) => r.body.connections === 2, 8000, 'both seen on A');
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push((await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: i } })).body.task_id);
+    const count = (w: WsPeer) => w.received.filter((m) => m.type === 'task').length;
+    await until(() => [count(wa), count(wb)], ([a, b]) => a + b === 8, 5000, 'all 8 running');
+    expect([count(wa), count(wb)]).to.deep.equal([4, 4]);
+    for (const w of [wa, wb]) for (const t of w.received.filter((m) => m.type === 'task')) w.send({ type: 'result', task_id: t.task_id, result: { ok: 1 } });
+    for (const id of ids) await until(() => http(C(), 'GET', `/tasks/${id}`), (r) => r.body.status === 'succeeded', 8000, `${id} succeeded`);
   });
 
   it('brings a task\'s events to its client on another hub and to a subscriber on a third, and its cancel to the worker', async () => {

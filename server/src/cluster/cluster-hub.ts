@@ -71,7 +71,7 @@ function hasMedia(args: unknown): boolean {
 }
 
 export class ClusterHub extends Hub {
-  /** This hub's id (`HUB_ID`, else random at each start). */
+  /** This hub's id (`HUB_ID`, else random at each start: app.ts gives one). */
   readonly hubId = this.config.hubId ?? `hub-${nanoid(8)}`;
   private node: Node | null = null;
   private readonly remote = new Map<string, RemoteTask>();
