@@ -4,6 +4,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
+import swagger from '@fastify/swagger';
 import type { Knex } from 'knex';
 import { nanoid } from 'nanoid';
 import { HubError } from '@utils-hub/protocol';
@@ -13,6 +14,7 @@ import { upsertService, listServices } from './store/services.js';
 import { listWorkers } from './store/workers.js';
 import { verifyToken, countTokens } from './store/tokens.js';
 import { TaskStore } from './store/tasks.js';
+import { WriteHealth } from './store/write-health.js';
 import { Registry } from './core/registry.js';
 import { Hub } from './core/hub.js';
 import { Gatekeeper, bearer, originAllowed } from './access/auth.js';
@@ -23,6 +25,9 @@ import { serveWorker } from './transport/worker-conn.js';
 import { serveClient, type ClientLink } from './transport/client-conn.js';
 import { restRoutes } from './http/rest.js';
 import { operatorRoutes } from './http/operator.js';
+import { json, sharedSchemas, swaggerOptions } from './http/openapi.js';
+import { Type } from '@sinclair/typebox';
+import { plainSerializerCompiler, validatorCompiler } from './http/schema-compilers.js';
 import { jsonFrame } from './core/frames.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 
@@ -71,6 +76,13 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     },
   });
 
+  // The routes declare their schemas: checked with the protocol's validators, failures in the
+  // contract's error body; @fastify/swagger documents them (it must see every route: first).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(plainSerializerCompiler);
+  for (const schema of sharedSchemas()) app.addSchema(schema);
+  await app.register(swagger, swaggerOptions());
+
   // The database's own warnings (a lost connection, a retry) go to the hub's log, not to stderr.
   const db = givenDb ?? openDb(config.db, { log: (level, message) => app.log[level === 'error' ? 'error' : 'warn']({ db: 'knex' }, message) });
   await migrate(db);
@@ -79,7 +91,11 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     upsert: (me) => upsertService(db, me),
   });
   await registry.load();
-  const store = new TaskPersistence(new TaskStore(db, { backlogBytes: config.storeBacklogBytes }), config);
+  // Failed writes are logged and counted, and a store that keeps failing makes /readyz say 503.
+  const writes = new WriteHealth(app.log, config.storeFailingMs);
+  const tasks = new TaskStore(db, { backlogBytes: config.storeBacklogBytes, onError: writes.onError });
+  writes.watch(tasks);
+  const store = new TaskPersistence(tasks, config);
   // In a cluster the other hubs hold tasks of their own: none is marked interrupted at start
   // (docs/cluster.md "A hub may die").
   if (!config.broker) {
@@ -209,11 +225,24 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     },
   });
 
-  const health = config.broker ? { status: 'ok', hub_id: config.hubId } : { status: 'ok' };
-  app.get('/healthz', { config: { public: true } }, async () => health);
+  app.get(
+    '/healthz',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['operator'],
+        operationId: 'healthz',
+        summary: 'The process is up (no key needed)',
+        security: [],
+        response: { 200: json(Type.Object({ status: Type.Literal('ok'), hub_id: Type.Optional(Type.String()) }), 'Up; `hub_id` in cluster mode') },
+      },
+    },
+    // A cluster member names itself (docs/cluster.md).
+    async () => (config.broker ? { status: 'ok' as const, hub_id: config.hubId ?? undefined } : { status: 'ok' as const }),
+  );
 
   await app.register(restRoutes, { hub });
-  await app.register(operatorRoutes, { hub, db });
+  await app.register(operatorRoutes, { hub, db, writes });
 
   let closing: Promise<void> | null = null;
   app.addHook('preClose', async () => {

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
+import { envDbUrl } from './config.js';
 import { DEFAULT_DB_URL, migrate, openDb, redactDbUrl } from './db/index.js';
 // The table modules one by one, not store/index.js: the task store loads the protocol's
 // validators, which the command line does not need and which take half a second to compile.
@@ -261,7 +262,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const url = values.db ?? process.env.HUB_DB ?? DEFAULT_DB_URL;
+  const url = values.db ?? envDbUrl();
   let db: Knex | undefined;
   try {
     // The command reports failures itself: knex's own warnings would say the same, less clearly.

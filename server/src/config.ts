@@ -1,107 +1,155 @@
 /**
- * The hub's options (PROTOCOL.md section 9): one `defaults` object, merged with the environment
- * and the command line once at start, checked with errors that name the option, then frozen.
+ * The hub's options (docs/protocol.md section 9), each declared once, in {@link HubConfigSchema}:
+ * a TypeBox schema whose entries carry the option's environment variable, flag, default, bounds
+ * and one line of meaning. From it come the type {@link HubConfig}, the checks (their messages
+ * name the option), `utils-hub start --help` ({@link startHelp}) and the README's configuration
+ * table ({@link configTable}, written by `npm run docs:config`; a test compares them).
+ *
+ * Options are read once at start (defaults, then the environment, then flags or code), checked,
+ * then frozen. Nothing else in the hub reads `process.env`.
  */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 
-/** Every option of the hub. Durations in milliseconds, sizes in bytes. */
-export interface HubConfig {
-  /** Address to listen on. Env `HUB_HOST`, flag `--host`. @defaultValue `127.0.0.1` */
-  host: string;
-  /** Port to listen on (0: any free port). Env `HUB_PORT`, flag `--port`. @defaultValue 8080 */
-  port: number;
-  /** Database URL: `sqlite:PATH` or `mysql://user:pass@host:port/db`. Env `HUB_DB`, flag `--db`. @defaultValue `sqlite:./data/hub.sqlite` */
-  db: string;
-  /** Worker tokens good for any service. Env `HUB_WORKER_TOKENS` (comma-separated). @defaultValue none */
-  workerTokens: readonly string[];
-  /** Secret the hub presents to the workers it dials. Env `HUB_DIAL_SECRET`. @defaultValue none */
-  dialSecret: string | null;
-  /** Client keys; when any exists (here or in the database) REST and `/client` need one. Env `HUB_API_KEYS`. @defaultValue none */
-  apiKeys: readonly string[];
-  /** Origins besides the hub's own that browsers may open `/client` and `/worker` from. Env `HUB_ALLOWED_ORIGINS`. @defaultValue none */
-  allowedOrigins: readonly string[];
-  /** Default run deadline of a task attempt. Env `HUB_TASK_TIMEOUT_MS`. @defaultValue 300000 */
-  taskTimeoutMs: number;
-  /** Largest `timeout_ms` a client may ask for. Env `HUB_MAX_TASK_TIMEOUT_MS`. @defaultValue 3600000 */
-  maxTaskTimeoutMs: number;
-  /** Default bound of a wait in a service's queue. Env `HUB_QUEUE_TIMEOUT_MS`. @defaultValue 30000 */
-  queueTimeoutMs: number;
-  /** Most tasks waiting in one service's queue. Env `HUB_QUEUE_LIMIT`. @defaultValue 10000 */
-  queueLimit: number;
-  /** Most attempts of one task when connections are lost. Env `HUB_MAX_ATTEMPTS`. @defaultValue 2 */
-  maxAttempts: number;
-  /** Largest WebSocket frame and REST body. Env `HUB_MAX_MESSAGE_BYTES`. @defaultValue 33554432 */
-  maxMessageBytes: number;
-  /** Interval of WebSocket pings. Env `HUB_HEARTBEAT_MS`. @defaultValue 15000 */
-  heartbeatMs: number;
-  /** How long an ended task stays readable. Env `HUB_RESULT_TTL_MS`. @defaultValue 3600000 */
-  resultTtlMs: number;
-  /** pino level: fatal, error, warn, info, debug, trace or silent. Env `HUB_LOG_LEVEL`. @defaultValue `info` */
-  logLevel: string;
-  /** How long running tasks may go on after SIGINT/SIGTERM. Env `HUB_SHUTDOWN_GRACE_MS`. @defaultValue 10000 */
-  shutdownGraceMs: number;
-  /** The hub's own origin behind a proxy, e.g. `https://hub.example.org`. Env `HUB_PUBLIC_URL`. @defaultValue none */
-  publicUrl: string | null;
-  /** Requests per second (and burst) per client key or address, over REST and client WebSocket requests; 0: no limit. Env `HUB_RATE_LIMIT`. @defaultValue 0 */
-  rateLimit: number;
-  /** Deadline of the worker's `hello`. @defaultValue 10000 */
-  helloTimeoutMs: number;
-  /** How long a slot stays taken after a timeout or cancel, unless the worker answers. @defaultValue 10000 */
-  cancelGraceMs: number;
-  /** How often the dialer re-reads the `workers` table. @defaultValue 2000 */
-  dialerPollMs: number;
-  /** Smallest and largest redial delay of the dialer. @defaultValue 500 / 30000 */
-  dialMinDelayMs: number;
-  dialMaxDelayMs: number;
-  /** Ended tasks kept in memory for fast reads (older ones are read from the database). @defaultValue 10000 */
-  endedCacheSize: number;
-  /** Bytes of end frames and media those ended tasks may hold in memory (the newest is kept whatever its size). @defaultValue 67108864 (64 MiB) */
-  endedCacheBytes: number;
-  /** Bytes of task rows waiting for the database above which the hub stops reading from workers until the store is down to half of it. @defaultValue 67108864 (64 MiB) */
-  storeBacklogBytes: number;
-  /** A connection whose unsent bytes exceed this is closed (1013) so one slow reader cannot grow the hub's memory. @defaultValue 4 x maxMessageBytes */
-  maxBufferedBytes: number;
-  /** NATS URL(s), comma-separated: makes this hub a member of a cluster (docs/cluster.md); needs a MySQL/MariaDB `db`. Env `HUB_BROKER`, flag `--broker`. @defaultValue none: one hub alone */
-  broker: string | null;
-  /** The cluster's name; every NATS subject, stream and bucket it uses starts with it. Env `HUB_CLUSTER`, flag `--cluster`. @defaultValue `utils-hub` */
-  cluster: string;
-  /** This hub's name in logs, metrics, `/healthz` and the operator page. Env `HUB_ID`. @defaultValue random at each start */
-  hubId: string | null;
+/** What an option's schema carries besides its type, bounds and default. */
+interface OptionMeta {
+  /** The environment variable that sets it; none for options given in code only. */
+  env?: string;
+  /** The flag of `utils-hub start` that sets it (wins over `env`), e.g. `--port`. */
+  flag?: string;
+  /** The flag's value in the usage line, e.g. `P`. */
+  flagArg?: string;
+  /** One line of meaning (markdown: the README shows it as is, `--help` without backticks). */
+  description: string;
+  /** The default as the docs show it, when not the value itself. */
+  defaultText?: string;
+  /** What a good value looks like, for the message that refuses a bad one. */
+  expected?: string;
+  /** An option this one must not exceed. */
+  notAbove?: string;
+  /** An http(s) URL, kept as its origin. */
+  origin?: true;
 }
 
+const MAX_MS = 2 ** 31 - 1;
+const MAX_BYTES = 2 ** 40;
+
+const int = (minimum: number, maximum: number, def: number, meta: OptionMeta) => Type.Integer({ minimum, maximum, default: def, ...meta });
+const listOf = (meta: OptionMeta) => Type.Array(Type.String({ minLength: 1 }), { default: [], ...meta });
+const optionalString = (meta: OptionMeta) => Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, ...meta });
+
+/** Every option of the hub, with its docs. Durations in milliseconds, sizes in bytes. */
+export const HubConfigSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1, default: '127.0.0.1', env: 'HUB_HOST', flag: '--host', flagArg: 'H', expected: 'a host name or address', description: 'address to listen on' }),
+    port: int(0, 65535, 8080, { env: 'HUB_PORT', flag: '--port', flagArg: 'P', description: 'port (0: any free port)' }),
+    db: Type.String({
+      pattern: '^(sqlite:|mysql2?://)',
+      default: 'sqlite:./data/hub.sqlite',
+      env: 'HUB_DB',
+      flag: '--db',
+      flagArg: 'URL',
+      expected: 'sqlite:PATH or mysql://user:pass@host:port/db',
+      description: "`sqlite:PATH` or `mysql://user:pass@host:3306/name`; with SQLite, results' media are files in `PATH-media/` (back it up with the database)",
+    }),
+    workerTokens: listOf({ env: 'HUB_WORKER_TOKENS', description: 'comma-separated worker tokens good for any service, besides those made with `utils-hub tokens create`' }),
+    dialSecret: optionalString({ env: 'HUB_DIAL_SECRET', description: 'presented as `Authorization: Bearer` to the workers the hub dials' }),
+    apiKeys: listOf({ env: 'HUB_API_KEYS', description: 'comma-separated client keys; when any exists (here or made with `utils-hub keys create`), REST and `/client` need one' }),
+    allowedOrigins: listOf({ env: 'HUB_ALLOWED_ORIGINS', origin: true, description: "comma-separated origins besides the hub's own that browsers may open `/client` and `/worker` from" }),
+    taskTimeoutMs: int(1, MAX_MS, 300_000, { env: 'HUB_TASK_TIMEOUT_MS', notAbove: 'maxTaskTimeoutMs', description: 'default run deadline of a task attempt' }),
+    maxTaskTimeoutMs: int(1, MAX_MS, 3_600_000, { env: 'HUB_MAX_TASK_TIMEOUT_MS', description: 'largest `timeout_ms` a client may ask for' }),
+    queueTimeoutMs: int(0, MAX_MS, 30_000, { env: 'HUB_QUEUE_TIMEOUT_MS', description: "default bound of a wait in a service's queue" }),
+    queueLimit: int(0, 10_000_000, 10_000, { env: 'HUB_QUEUE_LIMIT', description: 'most tasks waiting per service' }),
+    maxAttempts: int(1, 100, 2, { env: 'HUB_MAX_ATTEMPTS', description: 'attempts of a task when connections are lost' }),
+    maxMessageBytes: int(1024, MAX_MS, 33_554_432, { env: 'HUB_MAX_MESSAGE_BYTES', description: 'largest WebSocket frame (close 1009) and REST body (413)' }),
+    heartbeatMs: int(10, MAX_MS, 15_000, { env: 'HUB_HEARTBEAT_MS', description: 'ping interval; a peer silent for two is terminated' }),
+    resultTtlMs: int(0, MAX_BYTES, 3_600_000, { env: 'HUB_RESULT_TTL_MS', description: 'how long an ended task stays readable' }),
+    rateLimit: int(0, 1_000_000, 0, { env: 'HUB_RATE_LIMIT', description: 'requests per second (and burst) per client key or address over REST and `/client`; 0: no limit' }),
+    logLevel: Type.Union(
+      [Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')],
+      {
+        default: 'info',
+        env: 'HUB_LOG_LEVEL',
+        description: 'pino level (`silent` to mute)',
+      },
+    ),
+    shutdownGraceMs: int(0, MAX_MS, 10_000, { env: 'HUB_SHUTDOWN_GRACE_MS', description: 'how long running tasks may go on after SIGINT/SIGTERM' }),
+    publicUrl: optionalString({ env: 'HUB_PUBLIC_URL', origin: true, description: "the hub's own origin behind a proxy" }),
+    maxBufferedBytes: int(1024, MAX_BYTES, 4 * 33_554_432, {
+      env: 'HUB_MAX_BUFFERED_BYTES',
+      defaultText: '4 x `HUB_MAX_MESSAGE_BYTES`',
+      description: "a connection whose unsent bytes exceed this is closed (1013), so that one slow reader cannot grow the hub's memory",
+    }),
+    commit: Type.Union([Type.Literal('stored'), Type.Literal('async')], {
+      default: 'stored',
+      env: 'HUB_COMMIT',
+      description: '`stored`: acknowledgements after commit; `async`: tasks written behind (takes effect once its implementation is merged)',
+    }),
+    maxQueueTimeoutMs: int(1, MAX_MS, 3_600_000, {
+      env: 'HUB_MAX_QUEUE_TIMEOUT_MS',
+      description: 'largest `queue_timeout_ms` a client may ask for (takes effect once its implementation is merged)',
+    }),
+    queueMaxBytes: int(1, MAX_BYTES, 268_435_456, {
+      env: 'HUB_QUEUE_MAX_BYTES',
+      description: 'most bytes of args (attachments included) waiting in all queues together; past it `queue_full` (takes effect once its implementation is merged)',
+    }),
+    maxServiceBytes: int(1024, MAX_MS, 262_144, {
+      env: 'HUB_MAX_SERVICE_BYTES',
+      description: 'largest `/me` description; a larger one is refused at `hello` (takes effect once its implementation is merged)',
+    }),
+    broker: Type.Union([Type.String({ pattern: '^(nats|tls)://[^\\s/,]+(\\s*,\\s*(nats|tls)://[^\\s/,]+)*$' }), Type.Null()], {
+      default: null,
+      env: 'HUB_BROKER',
+      flag: '--broker',
+      flagArg: 'URL',
+      expected: 'nats://host:port (comma-separated for several)',
+      defaultText: 'none: one hub alone',
+      description: 'NATS URL(s), comma-separated: this hub joins a cluster ([docs/cluster.md](docs/cluster.md)); needs a MySQL/MariaDB `HUB_DB`',
+    }),
+    cluster: Type.String({
+      pattern: '^[A-Za-z0-9_-]{1,64}$',
+      default: 'utils-hub',
+      env: 'HUB_CLUSTER',
+      flag: '--cluster',
+      flagArg: 'NAME',
+      expected: '1 to 64 letters, digits, "-" or "_" (it is part of NATS subjects and bucket names)',
+      description: "the cluster's name; every NATS subject, stream and bucket it uses starts with it",
+    }),
+    hubId: Type.Union([Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.Null()], {
+      default: null,
+      env: 'HUB_ID',
+      expected: '1 to 64 letters, digits, "-" or "_"',
+      defaultText: 'random at each start',
+      description: "this hub's name in the cluster, its logs and `/healthz`",
+    }),
+    // Given in code only (buildApp), for tests and tuning.
+    helloTimeoutMs: int(1, MAX_MS, 10_000, { description: "deadline of the worker's `hello`" }),
+    cancelGraceMs: int(0, MAX_MS, 10_000, { description: 'how long a slot stays taken after a timeout or cancel, unless the worker answers' }),
+    dialerPollMs: int(10, MAX_MS, 2_000, { description: 'how often the dialer re-reads the `workers` table' }),
+    dialMinDelayMs: int(1, MAX_MS, 500, { notAbove: 'dialMaxDelayMs', description: 'smallest redial delay of the dialer' }),
+    dialMaxDelayMs: int(1, MAX_MS, 30_000, { description: 'largest redial delay of the dialer' }),
+    endedCacheSize: int(0, 10_000_000, 10_000, { description: 'ended tasks kept in memory for fast reads (older ones are read from the database)' }),
+    endedCacheBytes: int(0, MAX_BYTES, 64 * 1024 * 1024, { description: 'bytes of end frames and media those ended tasks may hold in memory (the newest is kept whatever its size)' }),
+    storeBacklogBytes: int(1, MAX_BYTES, 64 * 1024 * 1024, {
+      description: 'bytes of task rows waiting for the database above which the hub stops reading from workers until the store is down to half of it',
+    }),
+    storeFailingMs: int(1, MAX_MS, 5_000, { description: 'how long every task-store write may fail before `/readyz` answers 503' }),
+  },
+  { additionalProperties: false },
+);
+
+/** Every option of the hub (see {@link HubConfigSchema} for each one's meaning and default). */
+export type HubConfig = Static<typeof HubConfigSchema>;
+
+type Key = keyof HubConfig;
+type Entry = TSchema & OptionMeta;
+const ENTRIES = Object.entries(HubConfigSchema.properties) as [Key, Entry][];
+const SCHEMA = HubConfigSchema.properties as unknown as Record<Key, Entry>;
+
 /** The defaults of every option. */
-export const defaults: Readonly<HubConfig> = Object.freeze({
-  host: '127.0.0.1',
-  port: 8080,
-  db: 'sqlite:./data/hub.sqlite',
-  workerTokens: [],
-  dialSecret: null,
-  apiKeys: [],
-  allowedOrigins: [],
-  taskTimeoutMs: 300_000,
-  maxTaskTimeoutMs: 3_600_000,
-  queueTimeoutMs: 30_000,
-  queueLimit: 10_000,
-  maxAttempts: 2,
-  maxMessageBytes: 33_554_432,
-  heartbeatMs: 15_000,
-  resultTtlMs: 3_600_000,
-  logLevel: 'info',
-  shutdownGraceMs: 10_000,
-  publicUrl: null,
-  rateLimit: 0,
-  helloTimeoutMs: 10_000,
-  cancelGraceMs: 10_000,
-  dialerPollMs: 2_000,
-  dialMinDelayMs: 500,
-  dialMaxDelayMs: 30_000,
-  endedCacheSize: 10_000,
-  endedCacheBytes: 64 * 1024 * 1024,
-  storeBacklogBytes: 64 * 1024 * 1024,
-  maxBufferedBytes: 4 * 33_554_432,
-  broker: null,
-  cluster: 'utils-hub',
-  hubId: null,
-});
+export const defaults: Readonly<HubConfig> = Object.freeze(
+  Object.fromEntries(ENTRIES.map(([key, s]) => [key, Array.isArray(s.default) ? Object.freeze([...(s.default as unknown[])]) : s.default])) as HubConfig,
+);
 
 /** An option that cannot be used; its message names the option. */
 export class ConfigError extends Error {
@@ -111,61 +159,40 @@ export class ConfigError extends Error {
   }
 }
 
-const ENV: Partial<Record<keyof HubConfig, string>> = {
-  host: 'HUB_HOST',
-  port: 'HUB_PORT',
-  db: 'HUB_DB',
-  workerTokens: 'HUB_WORKER_TOKENS',
-  dialSecret: 'HUB_DIAL_SECRET',
-  apiKeys: 'HUB_API_KEYS',
-  allowedOrigins: 'HUB_ALLOWED_ORIGINS',
-  taskTimeoutMs: 'HUB_TASK_TIMEOUT_MS',
-  maxTaskTimeoutMs: 'HUB_MAX_TASK_TIMEOUT_MS',
-  queueTimeoutMs: 'HUB_QUEUE_TIMEOUT_MS',
-  queueLimit: 'HUB_QUEUE_LIMIT',
-  maxAttempts: 'HUB_MAX_ATTEMPTS',
-  maxMessageBytes: 'HUB_MAX_MESSAGE_BYTES',
-  heartbeatMs: 'HUB_HEARTBEAT_MS',
-  resultTtlMs: 'HUB_RESULT_TTL_MS',
-  logLevel: 'HUB_LOG_LEVEL',
-  shutdownGraceMs: 'HUB_SHUTDOWN_GRACE_MS',
-  publicUrl: 'HUB_PUBLIC_URL',
-  rateLimit: 'HUB_RATE_LIMIT',
-  broker: 'HUB_BROKER',
-  cluster: 'HUB_CLUSTER',
-  hubId: 'HUB_ID',
-};
+/** The option's name in messages: its environment variable, else its key. */
+function nameOf(key: Key): string {
+  return SCHEMA[key].env ?? String(key);
+}
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const isInt = (s: Entry) => s.type === 'integer';
+const isList = (s: Entry) => s.type === 'array';
 
-/** Integer options with their allowed ranges. */
-const INTS: Partial<Record<keyof HubConfig, [number, number]>> = {
-  port: [0, 65535],
-  taskTimeoutMs: [1, 2 ** 31 - 1],
-  maxTaskTimeoutMs: [1, 2 ** 31 - 1],
-  queueTimeoutMs: [0, 2 ** 31 - 1],
-  queueLimit: [0, 10_000_000],
-  maxAttempts: [1, 100],
-  maxMessageBytes: [1024, 2 ** 31 - 1],
-  heartbeatMs: [10, 2 ** 31 - 1],
-  resultTtlMs: [0, 2 ** 40],
-  shutdownGraceMs: [0, 2 ** 31 - 1],
-  rateLimit: [0, 1_000_000],
-  helloTimeoutMs: [1, 2 ** 31 - 1],
-  cancelGraceMs: [0, 2 ** 31 - 1],
-  dialerPollMs: [10, 2 ** 31 - 1],
-  dialMinDelayMs: [1, 2 ** 31 - 1],
-  dialMaxDelayMs: [1, 2 ** 31 - 1],
-  endedCacheSize: [0, 10_000_000],
-  endedCacheBytes: [0, 2 ** 40],
-  storeBacklogBytes: [1, 2 ** 40],
-  maxBufferedBytes: [1024, 2 ** 40],
-};
-const LISTS = new Set<keyof HubConfig>(['workerTokens', 'apiKeys', 'allowedOrigins']);
-const NULLABLE = new Set<keyof HubConfig>(['dialSecret', 'publicUrl', 'broker', 'hubId']);
+function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
 
-function list(value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter(Boolean);
+/** A value from the environment or a flag, as the option's type. */
+function fromString(key: Key, name: string, raw: string): unknown {
+  const s = SCHEMA[key];
+  if (isList(s)) return splitList(raw);
+  if (isInt(s)) {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name}: expected an integer, got ${JSON.stringify(raw)}`);
+    return Number(raw.trim());
+  }
+  return raw;
+}
+
+/** What the option takes, for the message that refuses a bad value. */
+function expected(s: Entry): string {
+  if (s.expected) return s.expected;
+  if (isInt(s)) return `an integer from ${s.minimum as number} to ${s.maximum as number}`;
+  if (isList(s)) return 'a comma-separated list of non-empty strings';
+  const literals = ((s.anyOf ?? []) as TSchema[]).filter((a) => 'const' in a).map((a) => String(a.const));
+  if (literals.length > 0) return `one of ${literals.join(', ')}`;
+  return 'a non-empty string';
 }
 
 function origin(name: string, value: string): string {
@@ -182,82 +209,111 @@ function origin(name: string, value: string): string {
 }
 
 /**
- * Builds the hub's options: `defaults`, then `env` (strings, as in process.env), then `overrides`
- * (flags or code). Throws ConfigError naming the first bad option. The result is frozen.
+ * Builds the hub's options: `defaults`, then `env` (strings, as in process.env; an empty one
+ * counts as unset), then `overrides` (flags or code). Throws ConfigError naming the first bad
+ * option. The result is frozen. `maxBufferedBytes`, unless set, is 4 x `maxMessageBytes`.
  */
 export function loadConfig(env: Record<string, string | undefined> = {}, overrides: Partial<HubConfig> = {}): Readonly<HubConfig> {
   const out: Record<string, unknown> = { ...defaults };
-  for (const [key, envName] of Object.entries(ENV) as [keyof HubConfig, string][]) {
-    const raw = env[envName];
+  const set = new Set<Key>();
+  for (const [key, s] of ENTRIES) {
+    const raw = s.env === undefined ? undefined : env[s.env];
     if (raw === undefined || raw === '') continue;
-    out[key] = fromString(key, envName, raw);
+    out[key] = fromString(key, s.env!, raw);
+    set.add(key);
   }
-  let bufferedSet = env.HUB_MAX_BUFFERED_BYTES !== undefined;
-  for (const [key, value] of Object.entries(overrides) as [keyof HubConfig, unknown][]) {
+  for (const [key, value] of Object.entries(overrides) as [Key, unknown][]) {
     if (value === undefined) continue;
-    if (!(key in defaults)) throw new ConfigError(`${key}: not an option of the hub`);
-    if (key === 'maxBufferedBytes') bufferedSet = true;
-    out[key] = typeof value === 'string' && !LISTS.has(key) && !NULLABLE.has(key) && key in INTS ? fromString(key, `--${key}`, value) : value;
+    if (!Object.hasOwn(SCHEMA, key)) throw new ConfigError(`${key}: not an option of the hub`);
+    out[key] = typeof value === 'string' && isInt(SCHEMA[key]) ? fromString(key, `--${key}`, value) : value;
+    set.add(key);
   }
-  if (!bufferedSet) out.maxBufferedBytes = 4 * (out.maxMessageBytes as number);
-  return check(out as unknown as HubConfig);
+  if (!set.has('maxBufferedBytes')) out.maxBufferedBytes = 4 * (out.maxMessageBytes as number);
+  return check(out);
 }
 
-function fromString(key: keyof HubConfig, name: string, raw: string): unknown {
-  if (LISTS.has(key)) return list(raw);
-  if (key in INTS) {
-    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name}: expected an integer, got ${JSON.stringify(raw)}`);
-    return Number(raw.trim());
+function check(c: Record<string, unknown>): Readonly<HubConfig> {
+  // Each value against its schema first, so that a relation below compares checked values.
+  for (const [key, s] of ENTRIES) {
+    if (!Value.Check(s, c[key])) {
+      throw new ConfigError(`${nameOf(key)}: expected ${expected(s)}${isList(s) ? '' : `, got ${JSON.stringify(c[key])}`}`);
+    }
   }
-  return raw;
-}
-
-function check(c: HubConfig): Readonly<HubConfig> {
-  const name = (k: keyof HubConfig) => ENV[k] ?? k;
-  for (const [key, [min, max]] of Object.entries(INTS) as [keyof HubConfig, [number, number]][]) {
+  if (c.broker !== null && !/^mysql2?:\/\//.test(c.db as string)) {
+    throw new ConfigError(
+      'HUB_DB: cluster mode (HUB_BROKER) needs a MySQL/MariaDB database: every hub must read the rows the others write, and a SQLite file belongs to one process on one machine',
+    );
+  }
+  for (const [key, s] of ENTRIES) {
     const v = c[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      throw new ConfigError(`${name(key)}: expected an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    if (s.notAbove !== undefined && (v as number) > (c[s.notAbove] as number)) {
+      throw new ConfigError(`${nameOf(key)}: must not exceed ${nameOf(s.notAbove as Key)} (${c[s.notAbove] as number})`);
     }
+    if (s.origin) c[key] = Array.isArray(v) ? v.map((o: string) => origin(nameOf(key), o)) : v === null ? null : origin(nameOf(key), v as string);
+    if (Array.isArray(c[key])) c[key] = Object.freeze([...(c[key] as unknown[])]);
   }
-  if (typeof c.host !== 'string' || c.host === '') throw new ConfigError(`HUB_HOST: expected a host name or address`);
-  if (typeof c.db !== 'string' || !(c.db.startsWith('sqlite:') || /^mysql2?:\/\//.test(c.db))) {
-    throw new ConfigError(`HUB_DB: expected sqlite:PATH or mysql://user:pass@host:port/db, got ${JSON.stringify(c.db)}`);
+  return Object.freeze(c) as unknown as Readonly<HubConfig>;
+}
+
+/** The options of `utils-hub start` that have a flag, for `parseArgs`, by flag name without `--`. */
+export function startFlagOptions(): Record<string, { type: 'string' }> {
+  return Object.fromEntries(ENTRIES.filter(([, s]) => s.flag).map(([, s]) => [s.flag!.slice(2), { type: 'string' as const }]));
+}
+
+/**
+ * The options of `utils-hub start`: the defaults, then this process's environment, then the
+ * flags (`parseArgs` values by flag name without `--`, as strings). Throws ConfigError.
+ */
+export function loadStartConfig(flags: Record<string, unknown>): Readonly<HubConfig> {
+  const overrides: Record<string, unknown> = {};
+  for (const [key, s] of ENTRIES) {
+    const raw = s.flag ? flags[s.flag.slice(2)] : undefined;
+    if (typeof raw === 'string') overrides[key] = fromString(key, s.flag!, raw);
   }
-  if (!LOG_LEVELS.includes(c.logLevel)) {
-    throw new ConfigError(`HUB_LOG_LEVEL: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(c.logLevel)}`);
-  }
-  if (c.taskTimeoutMs > c.maxTaskTimeoutMs) {
-    throw new ConfigError(`HUB_TASK_TIMEOUT_MS: must not exceed HUB_MAX_TASK_TIMEOUT_MS (${c.maxTaskTimeoutMs})`);
-  }
-  if (c.dialMinDelayMs > c.dialMaxDelayMs) throw new ConfigError('dialMinDelayMs: must not exceed dialMaxDelayMs');
-  for (const key of LISTS) {
-    const v = c[key] as unknown;
-    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s === '')) {
-      throw new ConfigError(`${name(key)}: expected a comma-separated list of non-empty strings`);
-    }
-  }
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(c.cluster)) {
-    throw new ConfigError(`HUB_CLUSTER: expected 1 to 64 letters, digits, "-" or "_" (it is part of NATS subjects and bucket names), got ${JSON.stringify(c.cluster)}`);
-  }
-  if (c.hubId !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(c.hubId)) {
-    throw new ConfigError(`HUB_ID: expected 1 to 64 letters, digits, "-" or "_", got ${JSON.stringify(c.hubId)}`);
-  }
-  if (c.broker !== null) {
-    for (const u of c.broker.split(',')) {
-      if (!/^(nats|tls):\/\/[^\s/]+$/.test(u.trim())) throw new ConfigError(`HUB_BROKER: expected nats://host:port (comma-separated for several), got ${JSON.stringify(u.trim())}`);
-    }
-    if (!/^mysql2?:\/\//.test(c.db)) {
-      throw new ConfigError('HUB_DB: cluster mode (HUB_BROKER) needs a MySQL/MariaDB database: every hub must read the rows the others write, and a SQLite file belongs to one process on one machine');
-    }
-  }
-  const allowedOrigins = c.allowedOrigins.map((o) => origin('HUB_ALLOWED_ORIGINS', o));
-  const publicUrl = c.publicUrl === null ? null : origin('HUB_PUBLIC_URL', c.publicUrl);
-  return Object.freeze({
-    ...c,
-    workerTokens: Object.freeze([...c.workerTokens]),
-    apiKeys: Object.freeze([...c.apiKeys]),
-    allowedOrigins: Object.freeze(allowedOrigins),
-    publicUrl,
+  return loadConfig(process.env, overrides as Partial<HubConfig>);
+}
+
+/** The database URL of the administration commands: `HUB_DB` from this process's environment, else the default. */
+export function envDbUrl(): string {
+  return process.env.HUB_DB || defaults.db;
+}
+
+/** How the docs show an option's default. */
+function defaultText(s: Entry): string {
+  if (s.defaultText) return s.defaultText;
+  const d = s.default as unknown;
+  if (d === null || (Array.isArray(d) && d.length === 0)) return 'none';
+  return typeof d === 'string' ? `\`${d}\`` : String(d);
+}
+
+/** The options set from the environment, in the schema's order. */
+const DOCUMENTED = ENTRIES.filter(([, s]) => s.env !== undefined);
+
+/**
+ * The README's configuration table (markdown, one row per option set from the environment);
+ * `npm run docs:config` writes it there and a test checks that the README has it.
+ */
+export function configTable(): string {
+  const cell = (text: string) => text.replace(/\|/g, '\\|');
+  const row = (cells: string[]) => `| ${cells.join(' | ')} |`.replace(/\| {2}\|/g, '| |');
+  const rows = DOCUMENTED.map(([, s]) => row([`\`${s.env}\``, s.flag ? `\`${s.flag}\`` : '', cell(defaultText(s)), cell(s.description)]));
+  return [row(['env', 'flag', 'default', 'meaning']), row(['---', '---', '---', '---']), ...rows].join('\n');
+}
+
+/** The help of `utils-hub start`, its options listed from the schema. */
+export function startHelp(): string {
+  const plain = (text: string) => text.replace(/`/g, '');
+  const flags = DOCUMENTED.filter(([, s]) => s.flag).map(([, s]) => `[${s.flag} ${s.flagArg ?? 'VALUE'}]`);
+  const width = Math.max(...DOCUMENTED.map(([, s]) => s.env!.length + (s.flag ? s.flag.length + 2 : 0)));
+  const lines = DOCUMENTED.map(([, s]) => {
+    const names = s.flag ? `${s.env}, ${s.flag}` : s.env!;
+    return `  ${names.padEnd(width)}  ${plain(s.description)} (default: ${plain(defaultText(s))})`;
   });
+  return `Usage: utils-hub start ${flags.join(' ')} [--no-wait]
+
+Runs the hub. Options come from the environment; a flag, where there is one, wins.
+--no-wait fails at once when the database does not answer, instead of retrying.
+
+Options (environment variable, flag: meaning and default):
+${lines.join('\n')}`;
 }

@@ -1,18 +1,11 @@
 /**
  * `utils-hub start`: checks the options, migrates, listens, and stops gracefully on SIGINT or
- * SIGTERM (PROTOCOL.md section 9).
+ * SIGTERM (docs/protocol.md section 9).
  */
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
-
-const HELP = `Usage: utils-hub start [--host H] [--port P] [--db URL] [--broker NATS_URL] [--cluster NAME] [--no-wait]
-
-Runs the hub. Options also come from the environment (HUB_HOST, HUB_PORT, HUB_DB, ...);
-flags win. --no-wait fails at once when the database does not answer, instead of retrying.
---broker makes this hub a member of the cluster --cluster (default utils-hub) on NATS
-(docs/cluster.md); it needs a MySQL/MariaDB --db.`;
+import { ConfigError, loadStartConfig, startFlagOptions, startHelp } from './config.js';
 
 export async function runStart(argv: string[]): Promise<void> {
   let flags;
@@ -20,34 +13,24 @@ export async function runStart(argv: string[]): Promise<void> {
     flags = parseArgs({
       args: argv,
       options: {
-        host: { type: 'string' },
-        port: { type: 'string' },
-        db: { type: 'string' },
-        broker: { type: 'string' },
-        cluster: { type: 'string' },
+        ...startFlagOptions(),
         'no-wait': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }).values;
   } catch (err) {
-    process.stderr.write(`utils-hub start: ${(err as Error).message}\n${HELP}\n`);
+    process.stderr.write(`utils-hub start: ${(err as Error).message}\n${startHelp()}\n`);
     process.exitCode = 2;
     return;
   }
   if (flags.help) {
-    process.stdout.write(`${HELP}\n`);
+    process.stdout.write(`${startHelp()}\n`);
     return;
   }
   let config;
   try {
-    config = loadConfig(process.env, {
-      host: flags.host,
-      port: flags.port as unknown as number | undefined,
-      db: flags.db,
-      broker: flags.broker,
-      cluster: flags.cluster,
-    });
+    config = loadStartConfig(flags);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`utils-hub start: ${err.message}\n`);

@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { AddTaskBody, ServiceInfo, TaskView } from '@utils-hub/protocol';
-import { openApiDocument } from '../../server/src/http/openapi.js';
 import { startHub, type TestHub } from '../helpers/hub.js';
 
 /** Every `[METHOD, path]` the app serves, from fastify's route tree (HEAD left out). */
@@ -44,8 +43,19 @@ describe('Operator', () => {
       expect(doc.openapi).to.equal('3.1.0');
     });
 
-    it('is the document built from the protocol schemas, served as it is', () => {
-      expect(doc).to.deep.equal(JSON.parse(JSON.stringify(openApiDocument())));
+    it("is built from the routes' schemas, which are the protocol's", () => {
+      const body = (path: string, method: string, status?: string) => {
+        const op = doc.paths[path][method];
+        return (status === undefined ? op.requestBody : op.responses[status]).content['application/json'].schema;
+      };
+      expect(body('/add_task', 'post')).to.deep.equal({ $ref: '#/components/schemas/AddTaskBody' });
+      expect(body('/add_task', 'post', '200')).to.deep.equal({ $ref: '#/components/schemas/AddTaskSucceeded' });
+      expect(body('/service_info/{id}', 'get', '200')).to.deep.equal({ $ref: '#/components/schemas/ServiceInfo' });
+      expect(body('/tasks/{task_id}', 'get', '200')).to.deep.equal({ $ref: '#/components/schemas/TaskView' });
+      expect(body('/tasks/{task_id}', 'delete', '200')).to.deep.equal({ $ref: '#/components/schemas/TaskView' });
+      expect(doc.paths['/healthz'].get.security).to.deep.equal([]);
+      expect(doc.paths['/readyz'].get.security).to.deep.equal([]);
+      expect(doc.info.version).to.match(/^\d+\.\d+\.\d+/).and.not.equal('0.0.0');
       expect(doc.components.schemas.AddTaskBody).to.deep.equal(JSON.parse(JSON.stringify(AddTaskBody)));
       expect(doc.components.schemas.ServiceInfo).to.deep.equal(JSON.parse(JSON.stringify(ServiceInfo)));
       expect(doc.components.schemas.TaskView).to.deep.equal(JSON.parse(JSON.stringify(TaskView)));

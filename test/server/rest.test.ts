@@ -258,6 +258,44 @@ forEachDatabase('REST routes', (dbUrl) => {
     });
   });
 
+  describe('route schemas', () => {
+    it('refuse bad input with the contract body and a message naming the problem', async () => {
+      const w = await fakeWorker(hub, me('schema_msgs'));
+      const wait = await http(hub, 'POST', '/add_task?wait=maybe', { service_id: w.welcome.service_id, args: [1] });
+      expect(wait).to.deep.equal({ status: 400, body: { error: { code: 'bad_request', message: 'wait must be true or false' } } });
+      const id = await http(hub, 'GET', '/service_info/abc');
+      expect(id).to.deep.equal({ status: 400, body: { error: { code: 'bad_request', message: 'id must be a non-negative integer, got "abc"' } } });
+      const big = await http(hub, 'GET', '/service_info/9007199254740993');
+      expect(big.body.error).to.deep.equal({ code: 'bad_request', message: 'id must be a non-negative integer, got "9007199254740993"' });
+      const body = await http(hub, 'POST', '/add_task', { service_id: w.welcome.service_id });
+      expect(body).to.deep.equal({ status: 400, body: { error: { code: 'bad_request', message: 'body needs "args"' } } });
+      const none = await http(hub, 'POST', '/add_task');
+      expect(none.status).to.equal(400);
+      expect(none.body.error.code).to.equal('bad_request');
+    });
+
+    it('keep unknown fields of a body, and write what the hub holds, every field of it', async () => {
+      const w = await fakeWorker(hub, me('schema_out'));
+      const queued = await http(hub, 'POST', '/add_task?wait=0', { service_id: w.welcome.service_id, args: [3], trace: { id: 'x' } });
+      expect(queued.status).to.equal(202);
+      const task = await w.nextOf('task');
+      w.send({ type: 'progress', task_id: task.task_id, progress: 0.5, message: 'half' });
+      const running = await http(hub, 'GET', `/tasks/${queued.body.task_id}`);
+      expect(running.body).to.deep.equal(JSON.parse(JSON.stringify(await hub.app.hub.view(queued.body.task_id))));
+      expect(running.body).to.include({ status: 'running', progress: 0.5, message: 'half' });
+      w.send({ type: 'result', task_id: task.task_id, result: { n: 6, nested: [null, true, 'x'], extra: { deep: 1 } } });
+      const info = await http(hub, 'GET', `/service_info/${w.welcome.service_id}`);
+      expect(info.body).to.deep.equal(JSON.parse(JSON.stringify(await hub.app.hub.serviceInfo(w.welcome.service_id))));
+      let ended: { status: number; body: any } = running;
+      for (let i = 0; i < 100 && ended.body.status !== 'succeeded'; i++) {
+        await sleep(20);
+        ended = await http(hub, 'GET', `/tasks/${queued.body.task_id}`);
+      }
+      expect(ended.body.result).to.deep.equal({ n: 6, nested: [null, true, 'x'], extra: { deep: 1 } });
+      expect(ended.body).to.deep.equal(JSON.parse(JSON.stringify(await hub.app.hub.view(queued.body.task_id))));
+    });
+  });
+
   describe('other routes', () => {
     it('answers 404 not_found for an unknown route', async () => {
       const r = await http(hub, 'GET', '/nope');

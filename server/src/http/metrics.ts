@@ -8,6 +8,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Hub } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
+import type { WriteHealth } from '../store/write-health.js';
 
 /** Bucket bounds of the task duration histogram, in seconds: 10 ms to 1 hour (the longest default run deadline). */
 export const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600];
@@ -18,6 +19,8 @@ export const WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 export interface MetricsOptions {
   /** Also export Node's process metrics (`process_*`, `nodejs_*`). Default true. */
   processMetrics?: boolean;
+  /** The task store's failed writes; without it, their metrics are left out. */
+  writes?: Pick<WriteHealth, 'rows' | 'failingForMs'>;
 }
 
 /** The metrics of one hub. */
@@ -191,6 +194,30 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
       for (const [code, n] of Object.entries(stats.rejectedHandshakes)) follower.follow(this, { code }, n);
     },
   });
+
+  const writes = options.writes;
+  if (writes) {
+    new Counter({
+      name: 'utils_hub_task_store_write_failures_total',
+      help:
+        'Task rows in writes the database failed, by outcome: retried (kept and written again later) or dropped ' +
+        '(refused on their own repeatedly while the database answered: their latest state is lost).',
+      labelNames: ['outcome'] as const,
+      registers,
+      collect() {
+        follower.follow(this, { outcome: 'retried' }, writes.rows.retried);
+        follower.follow(this, { outcome: 'dropped' }, writes.rows.dropped);
+      },
+    });
+    new Gauge({
+      name: 'utils_hub_task_store_failing_seconds',
+      help: 'How long every write of the task store has failed (its rows kept for a retry); 0 while writes go through.',
+      registers,
+      collect() {
+        this.set(writes.failingForMs() / 1000);
+      },
+    });
+  }
 
   return {
     registry,

@@ -11,19 +11,21 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Knex } from 'knex';
 import fastifyStatic from '@fastify/static';
-import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Hub } from '../core/hub.js';
 import { dbReady } from '../db/index.js';
+import type { WriteHealth } from '../store/write-health.js';
 import { createMetrics } from './metrics.js';
 import { OverviewSource } from './overview.js';
-import { openApiDocument } from './openapi.js';
+import { errorResponses, json, ref } from './openapi.js';
 
 /** Options of {@link operatorRoutes}. */
 export interface OperatorOptions {
   hub: Hub;
   /** The hub's database, for `/readyz`. */
   db: Knex;
+  /** The task store's failed writes, for `/metrics` and `/readyz`. */
+  writes: WriteHealth;
   /** Where the built page lives. Default: `server/public/` (built by `npm run build`). */
   publicDir?: string;
 }
@@ -45,37 +47,79 @@ const PAGE_CSP =
   "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions): Promise<void> {
-  const { hub, db } = opts;
-  const metrics = createMetrics(hub);
+  const { hub, db, writes } = opts;
+  const metrics = createMetrics(hub, { writes });
   const overview = new OverviewSource(hub);
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operator'],
+        operationId: 'metrics',
+        summary: 'Prometheus metrics: tasks by service and end, durations, queues, connections, refusals',
+        response: {
+          200: { description: 'The Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+          ...errorResponses([]),
+        },
+      },
+    },
+    async (_req, reply) => {
     const { contentType, body } = await metrics.scrape();
     return reply.type(contentType).send(body);
-  });
+    },
+  );
 
-  app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
+  app.get(
+    '/readyz',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['operator'],
+        operationId: 'readyz',
+        summary: 'The database answers, its migrations are applied, the task store writes and the hub is not stopping (no key needed)',
+        security: [],
+        response: { 200: json(ref('Readiness'), 'Ready to take tasks'), 503: json(ref('Readiness'), 'Not ready; `reason` says why') },
+      },
+    },
+    async (_req, reply) => {
     if (hub.shuttingDown) return reply.code(503).send({ status: 'not_ready', reason: 'the hub is stopping' });
     const readiness = await dbReady(db);
     if (!readiness.ready) return reply.code(503).send({ status: 'not_ready', reason: readiness.reason });
+    const failing = writes.notReadyReason();
+    if (failing) return reply.code(503).send({ status: 'not_ready', reason: failing });
     const other = hub.notReadyReason();
     if (other) return reply.code(503).send({ status: 'not_ready', reason: other });
     return { status: 'ready' };
-  });
+    },
+  );
 
-  app.get('/api/overview', async () => overview.snapshot());
+  app.get(
+    '/api/overview',
+    {
+      schema: {
+        tags: ['operator'],
+        operationId: 'overview',
+        summary: 'The live view of the page: services, connections, queues and recent tasks',
+        response: { 200: json(ref('Overview'), 'The hub now'), ...errorResponses([]) },
+      },
+    },
+    async () => overview.snapshot(),
+  );
 
   await app.register(apiReference);
   await app.register(page, { dir: opts.publicDir ?? fileURLToPath(new URL('../../public/', import.meta.url)) });
 }
 
-/** `/docs` (Swagger UI, served from its package: works offline) and `/docs/json`. */
+/**
+ * `/docs` (Swagger UI, served from its package: works offline) and `/docs/json`, the document
+ * that @fastify/swagger (registered in app.ts, before every route) built from the routes.
+ */
 async function apiReference(app: FastifyInstance): Promise<void> {
   // Everything registered in this context is static: open without a key (see the file comment).
   app.addHook('onRoute', (route) => {
     route.config = { ...route.config, public: true };
   });
-  await app.register(swagger, { mode: 'static', specification: { document: openApiDocument() as never } });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true, tryItOutEnabled: false } });
 }
 

@@ -1,19 +1,52 @@
 /**
- * The REST routes of PROTOCOL.md section 2. Bodies are checked with the protocol's compiled
- * validators; every error leaves as `{"error": {code, message, ...}}` with its section 6 status.
+ * The REST routes of docs/protocol.md section 2. Each declares its schema (TypeBox, through
+ * fastify's type provider): fastify checks params, query and body with the protocol's validators
+ * and writes success bodies from their schema (schema-compilers.ts), and @fastify/swagger
+ * documents the route from it. Every error leaves as `{"error": {code, message, ...}}` with its
+ * section 6 status.
  */
 import type { FastifyInstance } from 'fastify';
-import { HubError, inlineMedia, validate } from '@utils-hub/protocol';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import { HubError, inlineMedia } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
+import { errorResponses, json, ref } from './openapi.js';
+import { restSerializerCompiler, withMessage } from './schema-compilers.js';
+
+/** The message of a path parameter that is not a non-negative integer. */
+function notAnId(value: unknown, name: string): string {
+  return `${name} must be a non-negative integer, got ${JSON.stringify(String(value).slice(0, 40))}`;
+}
 
 /** Parses a non-negative integer path parameter, or throws `bad_request` naming it. */
 export function parseId(value: string, name: string): number {
-  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) {
-    throw new HubError('bad_request', `${name} must be a non-negative integer, got ${JSON.stringify(value.slice(0, 40))}`);
-  }
+  if (!/^\d{1,16}$/.test(value) || !Number.isSafeInteger(Number(value))) throw new HubError('bad_request', notAnId(value, name));
   return Number(value);
 }
+
+/** `{id}`: a service_id, as digits (up to 2^53 - 1, checked by parseId). */
+const ServiceIdParams = withMessage(
+  Type.Object({ id: Type.String({ pattern: '^[0-9]{1,16}$', description: 'The service_id: a non-negative integer.' }) }),
+  (p) => notAnId(p.id, 'id'),
+);
+
+/** `{task_id}`: any string; an id the hub never made is `task_not_found`. */
+const TaskIdParams = Type.Object({ task_id: Type.String({ description: "The task's id (a nanoid made by the hub)." }) });
+
+const WaitQuery = withMessage(
+  Type.Object(
+    {
+      wait: Type.Optional(
+        Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
+          description: 'false (or 0): answer 202 at once with the task_id; default true: wait for the end.',
+        }),
+      ),
+    },
+    { additionalProperties: true },
+  ),
+  () => 'wait must be true or false',
+);
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   if (ended.status === 'succeeded') {
@@ -23,47 +56,124 @@ function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };
 }
 
-export async function restRoutes(app: FastifyInstance, opts: { hub: Hub }): Promise<void> {
+export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): Promise<void> {
   const { hub } = opts;
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.setSerializerCompiler(restSerializerCompiler);
 
-  app.get('/services_list', async () => hub.servicesList());
+  app.get(
+    '/services_list',
+    {
+      schema: {
+        tags: ['tasks'],
+        operationId: 'servicesList',
+        summary: 'The services that have a live connection, ordered by service_id',
+        response: { 200: json(ref('ServicesList'), 'The live services'), ...errorResponses([]) },
+      },
+    },
+    async () => hub.servicesList(),
+  );
 
-  app.get<{ Params: { id: string } }>('/service_info/:id', async (req) => hub.serviceInfo(parseId(req.params.id, 'id')));
+  app.get(
+    '/service_info/:id',
+    {
+      schema: {
+        tags: ['tasks'],
+        operationId: 'serviceInfo',
+        summary: "A service's description and arguments, with its connections, in-flight and queued counts",
+        params: ServiceIdParams,
+        response: { 200: json(ref('ServiceInfo'), 'The service'), ...errorResponses(['bad_request', 'service_not_found']) },
+      },
+    },
+    async (req) => hub.serviceInfo(parseId(req.params.id, 'id')),
+  );
 
-  app.post<{ Querystring: { wait?: string } }>('/add_task', async (req, reply) => {
-    const wait = req.query.wait;
-    if (wait !== undefined && !['true', 'false', '1', '0'].includes(wait)) {
-      throw new HubError('bad_request', 'wait must be true or false');
-    }
-    const body = validate.addTaskBody.check(req.body);
-    if (wait === 'false' || wait === '0') {
-      const { taskId } = hub.submit(body);
-      return reply.code(202).send({ task_id: taskId, status: 'queued' });
-    }
-    let taskId = '';
-    const ended = new Promise<void>((resolve) => {
-      const waiter: Subscriber = {
-        deliver: (_id, _text, _bins, end) => {
-          if (end) resolve();
+  app.post(
+    '/add_task',
+    {
+      schema: {
+        tags: ['tasks'],
+        operationId: 'addTask',
+        summary: 'Runs a task; waits for its end unless wait=false',
+        querystring: WaitQuery,
+        body: ref('AddTaskBody'),
+        response: {
+          200: json(ref('AddTaskSucceeded'), 'The task succeeded; media in `result` are inline base64'),
+          202: json(ref('AddTaskQueued'), 'With wait=false: the task was taken'),
+          ...errorResponses([
+            'bad_request',
+            'invalid_args',
+            'service_not_found',
+            'canceled',
+            'payload_too_large',
+            'task_failed',
+            'worker_lost',
+            'no_worker',
+            'queue_full',
+            'shutting_down',
+            'interrupted',
+            'timeout',
+          ]),
         },
-      };
-      taskId = hub.submit(body, { subscriber: waiter }).taskId;
-    });
-    await ended;
-    const t = await hub.endedTask(taskId);
-    if (!t) throw new HubError('internal', 'the task ended but its end could not be read');
-    const { status, body: out } = endAnswer(t);
-    return reply.code(status).send(out);
-  });
+      },
+    },
+    async (req, reply) => {
+      const wait = req.query.wait;
+      const body = req.body;
+      if (wait === 'false' || wait === '0') {
+        const { taskId } = hub.submit(body);
+        return reply.code(202).send({ task_id: taskId, status: 'queued' });
+      }
+      let taskId = '';
+      const ended = new Promise<void>((resolve) => {
+        const waiter: Subscriber = {
+          deliver: (_id, _text, _bins, end) => {
+            if (end) resolve();
+          },
+        };
+        taskId = hub.submit(body, { subscriber: waiter }).taskId;
+      });
+      await ended;
+      const t = await hub.endedTask(taskId);
+      if (!t) throw new HubError('internal', 'the task ended but its end could not be read');
+      const { status, body: out } = endAnswer(t);
+      // The status and body of a success or of any error (errors are written as built, unchecked).
+      return reply.code(status as 200).send(out as never);
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/tasks/:id', async (req) => {
-    const view = await hub.view(req.params.id);
-    if (!view) throw new HubError('task_not_found', 'no task has this id', { task_id: req.params.id.slice(0, 64) });
-    return view;
-  });
+  app.get(
+    '/tasks/:task_id',
+    {
+      schema: {
+        tags: ['tasks'],
+        operationId: 'getTask',
+        summary: "A task's state, and its result or error once ended (readable for HUB_RESULT_TTL_MS)",
+        params: TaskIdParams,
+        response: { 200: json(ref('TaskView'), 'The task'), ...errorResponses(['task_not_found']) },
+      },
+    },
+    async (req) => {
+      const view = await hub.view(req.params.task_id);
+      if (!view) throw new HubError('task_not_found', 'no task has this id', { task_id: req.params.task_id.slice(0, 64) });
+      return view;
+    },
+  );
 
-  app.delete<{ Params: { id: string } }>('/tasks/:id', async (req) => {
-    await hub.cancel(req.params.id);
-    return hub.view(req.params.id);
-  });
+  app.delete(
+    '/tasks/:task_id',
+    {
+      schema: {
+        tags: ['tasks'],
+        operationId: 'cancelTask',
+        summary: 'Cancels a queued or running task',
+        params: TaskIdParams,
+        response: { 200: json(ref('TaskView'), 'The task, now canceled'), ...errorResponses(['task_not_found', 'already_finished']) },
+      },
+    },
+    async (req) => {
+      await hub.cancel(req.params.task_id);
+      return hub.view(req.params.task_id);
+    },
+  );
 }

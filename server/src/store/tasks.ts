@@ -360,6 +360,8 @@ export class TaskStore {
   #running: Promise<void> | null = null;
   /** Consecutive failed writes. */
   #failures = 0;
+  /** When the first of those failed writes failed (ms since the epoch); null after a write went through. */
+  #failingSince: number | null = null;
   #stopped = false;
   #closing: Promise<void> | null = null;
   readonly #mysql: boolean;
@@ -407,6 +409,14 @@ export class TaskStore {
   /** Rows saved and not yet written. */
   get pendingCount(): number {
     return this.#pending.size + this.#writing.size;
+  }
+
+  /**
+   * Since when (ms since the epoch) every write has failed, its rows kept for a retry; null while
+   * writes go through. A row dropped after repeated refusals does not count: the others went.
+   */
+  get failingSince(): number | null {
+    return this.#failingSince;
   }
 
   /** Bytes held by the rows saved and not yet written (media, result, error, message). */
@@ -549,10 +559,14 @@ export class TaskStore {
     this.#timerAt = at;
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      this.#start().catch(() => {}); // reported through onError; retried by #start
+      this.#start().catch(() => {}); // reported through onError (app.ts: logged, counted in /metrics); retried by #start
     }, delayMs);
     // The hub closes the store on shutdown; a pending timer must not keep a process alive.
     this.#timer.unref();
+  }
+
+  #failed(): void {
+    if (this.#failures++ === 0) this.#failingSince = Date.now();
   }
 
   #backoff(): number {
@@ -576,7 +590,7 @@ export class TaskStore {
       try {
         await this.#readPacketLimit();
       } catch (err) {
-        this.#failures++;
+        this.#failed();
         this.#report(err, [...this.#pending.values()], false);
         throw err;
       }
@@ -585,6 +599,7 @@ export class TaskStore {
       try {
         await this.#write(batch);
         this.#failures = 0;
+        this.#failingSince = null;
         this.#account(-batch.reduce((n, p) => n + p.held, 0)); // written, or dropped and reported
       } catch (err) {
         // Keep the rows for the retry, unless the task was saved again meanwhile (newer wins).
@@ -594,7 +609,7 @@ export class TaskStore {
           else superseded += p.held;
         }
         this.#account(-superseded);
-        this.#failures++;
+        this.#failed();
         this.#report(err, batch, false);
         throw err;
       } finally {
