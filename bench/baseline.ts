@@ -1,6 +1,6 @@
 /**
  * The yardstick: the least work that honours the hub's client and worker contract over
- * WebSocket (PROTOCOL.md 5.1, 5.2 and 7), with none of the hub's duties: no validation, no
+ * WebSocket (docs/protocol.md 5.1, 5.2 and 7), with none of the hub's duties: no validation, no
  * storage, no timeouts, no retries, no heartbeat. What the hub costs beyond it is what its
  * guarantees cost.
  *

@@ -1,5 +1,5 @@
 /**
- * The least framing the bench processes need (PROTOCOL.md section 5): a text frame holding one
+ * The least framing the bench processes need (docs/protocol.md section 5): a text frame holding one
  * JSON object, followed by the `attachments` binary frames it announces. The load generator, the
  * echo worker and the baseline share it; it validates nothing, on purpose: these processes must
  * cost as little CPU as possible so that they never become what is measured.
@@ -132,7 +132,7 @@ export function numFlag(flags: Map<string, string>, name: string, fallback: numb
   return n;
 }
 
-/** The service description that the echo worker announces (PROTOCOL.md section 3). */
+/** The service description that the echo worker announces (docs/protocol.md section 3). */
 export function echoService(name: string): Record<string, unknown> {
   return {
     name,

@@ -1,4 +1,4 @@
-// The initial schema: services, workers, tokens, tasks (PROTOCOL.md section 8).
+// The initial schema: services, workers, tokens, tasks (docs/protocol.md section 8).
 // Append-only: change the schema with a new numbered file, never by editing this one.
 // Times are integers in ms since the epoch. Same behaviour on MySQL/MariaDB and SQLite:
 // on MySQL every table is InnoDB, utf8mb4 with a binary collation, so that names compare

@@ -1,5 +1,5 @@
 /**
- * The client of the hub for bot authors (PROTOCOL.md 5.2): submits tasks over the `/client`
+ * The client of the hub for bot authors (docs/protocol.md 5.2): submits tasks over the `/client`
  * WebSocket, follows them across reconnects, and reads the service list and descriptions.
  */
 import type { ServiceInfo, ServiceListEntry } from '@utils-hub/protocol';
@@ -12,6 +12,9 @@ import { resolveOptions, type HubClientOptions, type ResolvedOptions } from './o
 import { restGet } from './rest.js';
 import { isServiceId, submitProblem, type RunOptions, type SubmitOptions, type TaskArgs } from './submit-options.js';
 import { TaskHandle, type TaskProgress } from './task-handle.js';
+
+/** Longest task id the hub makes or takes (the protocol's `TaskId`). */
+const MAX_TASK_ID_LENGTH = 64;
 
 export type { RunOptions, SubmitOptions, TaskArgs } from './submit-options.js';
 
@@ -175,9 +178,14 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
    * events to its end. The handle fails with `task_not_found` when the hub no longer knows it.
    */
   subscribe<R = unknown>(taskId: string): TaskHandle<R> {
-    const known = this.#tasks.get(taskId);
+    const known = typeof taskId === 'string' ? this.#tasks.get(taskId) : undefined;
     if (known) return known as TaskHandle<R>;
     const handle = this.#newHandle<R>(undefined);
+    // The hub would answer a bad id with an error about no task, which no handle could take.
+    if (typeof taskId !== 'string' || taskId.length === 0 || taskId.length > MAX_TASK_ID_LENGTH) {
+      queueMicrotask(() => handle._fail(new HubError('bad_request', `subscribe needs a task id of 1 to ${MAX_TASK_ID_LENGTH} characters, got ${typeof taskId === 'string' ? `${taskId.length} characters` : String(taskId)}`)));
+      return handle;
+    }
     if (this.#closing) {
       queueMicrotask(() => handle._fail(closedError()));
       return handle;

@@ -7,7 +7,7 @@ export { HubClient } from './hub-client.js';
 export type { HubClientEvents } from './hub-client.js';
 export type { RunOptions, SubmitOptions, TaskArgs } from './submit-options.js';
 export { TaskHandle } from './task-handle.js';
-export type { TaskHandleEvents, TaskProgress, TaskSnapshot, TaskState } from './task-handle.js';
+export type { TaskAccepted, TaskHandleEvents, TaskProgress, TaskSnapshot, TaskState } from './task-handle.js';
 export { HUB_CLIENT_DEFAULTS, hubEndpoints } from './options.js';
 export type { FetchLike, HubClientOptions, ResolvedOptions } from './options.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';

@@ -1,5 +1,5 @@
 /**
- * `service_info` requests over the client socket (PROTOCOL.md 5.2), matched to their answers by
+ * `service_info` requests over the client socket (docs/protocol.md 5.2), matched to their answers by
  * `ref`, sent again after a reconnect (they are idempotent), and bounded in time.
  */
 import type { ServiceInfo } from '@utils-hub/protocol';

@@ -1,5 +1,5 @@
 /**
- * Media as the SDK takes and gives it (PROTOCOL.md section 4): `{mime, name?, data}` with the bytes
+ * Media as the SDK takes and gives it (docs/protocol.md section 4): `{mime, name?, data}` with the bytes
  * in `data`. Works in browsers as well as in Node: bytes are `Uint8Array`s (Node's `Buffer` is one),
  * `Blob`s are read when a message is sent, and Buffer is used only where it exists.
  */
@@ -89,11 +89,6 @@ export function media(data: MediaData, mime?: string, name?: string): MediaInput
 export async function mediaFromBlob(blob: Blob, mime?: string, name?: string): Promise<Media> {
   const m = media(blob, mime ?? (blob.type || 'application/octet-stream'), name);
   return { ...m, data: outputBytes(await blob.arrayBuffer()) };
-}
-
-/** True when `v` is a plain object holding media bytes: `{mime?, name?, data: bytes}`. */
-export function isMediaObject(v: unknown): v is { mime?: unknown; name?: unknown; data: MediaData } {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && isMediaData((v as { data?: unknown }).data);
 }
 
 // ---- base64, without Buffer where there is none ----

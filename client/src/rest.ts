@@ -1,5 +1,5 @@
 /**
- * The REST calls the SDK makes (PROTOCOL.md section 2), with the client key as a bearer token and
+ * The REST calls the SDK makes (docs/protocol.md section 2), with the client key as a bearer token and
  * error bodies turned into HubErrors.
  */
 import { ERROR_STATUS, HubError, type ErrorCode } from '@utils-hub/protocol/errors';

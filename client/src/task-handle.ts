@@ -1,5 +1,5 @@
 /**
- * One task as its submitter sees it: its state built from the hub's events (PROTOCOL.md 5.2),
+ * One task as its submitter sees it: its state built from the hub's events (docs/protocol.md 5.2),
  * de-duplicated by `seq` so that events heard again after a reconnect count once, typed events,
  * and the promise of its end.
  */
@@ -35,10 +35,18 @@ export interface TaskSnapshot {
   seq: number;
 }
 
+/** What the hub said when it accepted a task: `accepted()` resolves to it, the `accepted` event carries it. */
+export interface TaskAccepted {
+  /** The hub's id of the task. */
+  taskId: string;
+  /** Tasks before it in its service's queue then (0 for a task followed with `subscribe`). */
+  position: number;
+}
+
 /** Events of a TaskHandle, with their listener signatures. */
 export interface TaskHandleEvents<R = unknown> {
   /** The hub made the task; `position` tasks wait before it. */
-  accepted: (info: { taskId: string; position: number }) => void;
+  accepted: (info: TaskAccepted) => void;
   /** The task waits again (its worker was lost). */
   queued: (info: { position: number; seq: number }) => void;
   /** A worker took the task; `attempt` counts from 1. */
@@ -81,10 +89,10 @@ export class TaskHandle<R = unknown> extends TypedEmitter<TaskHandleEvents<R>> {
   #cancelRequested = false;
   readonly #onCancel: CancelHook;
   readonly #result: Promise<R>;
-  readonly #accepted: Promise<string>;
+  readonly #accepted: Promise<TaskAccepted>;
   #resolve!: (r: R) => void;
   #reject!: (e: HubError) => void;
-  #resolveAccepted!: (id: string) => void;
+  #resolveAccepted!: (info: TaskAccepted) => void;
   #rejectAccepted!: (e: HubError) => void;
 
   /** @internal Made by HubClient. */
@@ -96,7 +104,7 @@ export class TaskHandle<R = unknown> extends TypedEmitter<TaskHandleEvents<R>> {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    this.#accepted = new Promise<string>((resolve, reject) => {
+    this.#accepted = new Promise<TaskAccepted>((resolve, reject) => {
       this.#resolveAccepted = resolve;
       this.#rejectAccepted = reject;
     });
@@ -145,8 +153,11 @@ export class TaskHandle<R = unknown> extends TypedEmitter<TaskHandleEvents<R>> {
     return this.#cancelRequested;
   }
 
-  /** Resolves with the task id once the hub accepts the task; rejects as `result()` does if it never does. */
-  accepted(): Promise<string> {
+  /**
+   * Resolves with `{taskId, position}` (what the `accepted` event carries) once the hub accepts the
+   * task; rejects as `result()` does if it never does.
+   */
+  accepted(): Promise<TaskAccepted> {
     return this.#accepted;
   }
 
@@ -177,8 +188,9 @@ export class TaskHandle<R = unknown> extends TypedEmitter<TaskHandleEvents<R>> {
     this.#taskId = taskId;
     this.#state = 'queued';
     this.#position = position;
-    this.#resolveAccepted(taskId);
-    this.emit('accepted', { taskId, position });
+    const info: TaskAccepted = { taskId, position };
+    this.#resolveAccepted(info);
+    this.emit('accepted', info);
   }
 
   /** @internal Ends a task that never reached the hub, or could not be followed. */

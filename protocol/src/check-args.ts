@@ -1,5 +1,5 @@
 /**
- * Argument checking (PROTOCOL.md sections 3 and 4): the args of a task against a service's
+ * Argument checking (docs/protocol.md sections 3 and 4): the args of a task against a service's
  * `input`, and a `/me` description against the rules that its JSON Schema cannot say.
  *
  * Args come from strangers: nothing here throws on them, every string echoed in a problem is cut

@@ -1,5 +1,5 @@
 /**
- * The attachment codec (PROTOCOL.md section 5): media bytes travel as binary frames that follow
+ * The attachment codec (docs/protocol.md section 5): media bytes travel as binary frames that follow
  * their message, referred to inside it as `{"$attachment": k}`. Also the base64 and `data:` URL
  * helpers that REST and argument checking share.
  *
@@ -168,10 +168,13 @@ function typeOf(msg: Obj): string {
 }
 
 /**
- * Replaces the attachment refs inside `container` (at level `depth`) by `{...rest, data}`.
- * Returns a problem, or undefined. Reads own enumerable keys only.
+ * Replaces the attachment refs `{"$attachment": k, ...rest}` inside `container` (a message at
+ * level 1, its members at level 2...), in place, by `{...rest, data: frames[k]}`. Returns the
+ * first problem (a ref naming no frame, nesting deeper than MAX_MESSAGE_DEPTH) and stops there,
+ * or undefined. Reads own enumerable keys only. The one resolver: the codec's, and the hub's for
+ * a stored result and its stored media.
  */
-function resolveRefs(container: Obj | unknown[], frames: Buffer[], depth: number): string | undefined {
+export function resolveRefs(container: Record<string, unknown> | unknown[], frames: readonly Buffer[], depth: number): string | undefined {
   const keys = Array.isArray(container) ? null : Object.keys(container);
   const n = keys ? keys.length : (container as unknown[]).length;
   for (let i = 0; i < n; i++) {

@@ -1,5 +1,5 @@
 /**
- * The error catalogue (PROTOCOL.md section 6): every wire code once, with its HTTP status.
+ * The error catalogue (docs/protocol.md section 6): every wire code once, with its HTTP status.
  * `bad_message` only travels on WebSockets; it is given 400 for completeness.
  */
 export const ERROR_STATUS = {
@@ -11,9 +11,11 @@ export const ERROR_STATUS = {
   service_not_found: 404,
   task_not_found: 404,
   not_found: 404,
+  method_not_allowed: 405,
   already_finished: 409,
   canceled: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   rate_limited: 429,
   task_failed: 502,
   worker_lost: 502,

@@ -3,7 +3,7 @@
  * with TypeBox so that the TypeScript types (`Static<typeof X>`) and the ajv validators
  * (validators.ts) come from the same declaration and cannot drift.
  *
- * Objects allow unknown properties: every party ignores fields it does not know (PROTOCOL.md).
+ * Objects allow unknown properties: every party ignores fields it does not know (docs/protocol.md section 1).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 

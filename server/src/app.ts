@@ -22,13 +22,12 @@ import { Heartbeat } from './transport/heartbeat.js';
 import { Dialer } from './transport/dialer.js';
 import { TaskPersistence } from './core/task-persistence.js';
 import { serveWorker } from './transport/worker-conn.js';
-import { serveClient, type ClientLink } from './transport/client-conn.js';
+import { serveClient } from './transport/client-conn.js';
 import { restRoutes } from './http/rest.js';
 import { operatorRoutes } from './http/operator.js';
 import { json, sharedSchemas, swaggerOptions } from './http/openapi.js';
 import { Type } from '@sinclair/typebox';
 import { plainSerializerCompiler, validatorCompiler } from './http/schema-compilers.js';
-import { jsonFrame } from './core/frames.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
 
 declare module 'fastify' {
@@ -60,7 +59,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     bodyLimit: config.maxMessageBytes,
     // On close, end every socket, also those a refused upgrade left open: a peer cannot hold the hub up.
     forceCloseConnections: true,
-    // One line per task end, none per request (PROTOCOL.md leaves logs to us; requests are many).
+    // One line per task end, none per request (docs/protocol.md leaves logs to us; requests are many).
     logController: new LogController({ disableRequestLogging: true }),
     // Ids of tasks and services are validated by the routes; keep the router's own limit generous.
     routerOptions: { maxParamLength: 512 },
@@ -120,18 +119,11 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     count: (kind) => countTokens(db, kind),
   });
   const heartbeat = new Heartbeat(config.heartbeatMs);
-  const clients = new Set<ClientLink>();
-  const pushServices = (list: ReturnType<Hub['servicesList']>) => {
-    const text = jsonFrame({ type: 'services', services: list });
-    for (const c of clients) c.sendText(text);
-  };
-  registry.on('change', () => pushServices(hub.servicesList()));
-  if (clusterHub) (hub as InstanceType<typeof clusterHub>).onServicesChange(pushServices);
 
   const dialer = new Dialer({
     config,
     log: app.log,
-    onFailure: () => hub.stats.dialFailures++,
+    onFailure: () => hub.recordDialFailure(),
     listUrls: async () => {
       const urls = (await listWorkers(db, { enabledOnly: true })).map((w) => w.url);
       // In a cluster each listed worker is dialed by the one hub holding its lease.
@@ -141,7 +133,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   });
 
   const purgeTimer = setInterval(() => {
-    hub.ended.purge();
+    hub.purgeEnded();
     store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
   }, Math.min(60_000, Math.max(1000, config.resultTtlMs)));
   purgeTimer.unref();
@@ -153,7 +145,9 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     let e: HubError;
     const fe = err as { code?: string; statusCode?: number; message?: string };
     if (err instanceof HubError) e = err;
-    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    else if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      e = new HubError('unsupported_media_type', 'send Content-Type: application/json with a JSON body');
+    } else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       e = new HubError('payload_too_large', `the body is over ${config.maxMessageBytes} bytes`);
     } else if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
       e = new HubError('bad_request', fe.message ?? 'bad request');
@@ -163,12 +157,29 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     }
     void reply.code(e.status).send(e.toBody());
   });
+  // Which methods each path takes, for a 405 that names them (the router only says "not found").
+  const routes: Array<{ method: string; path: RegExp }> = [];
+  app.addHook('onRoute', (route) => {
+    const path = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+')}$`);
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, path });
+  });
+  // Bodies are JSON only: a text/plain body gets 415, not a confusing "body must be object".
+  app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(new HubError('not_found', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`).toBody());
+    const path = req.url.split('?')[0].slice(0, 200);
+    const allowed = [...new Set(routes.filter((r) => r.path.test(path)).map((r) => r.method))];
+    if (allowed.length && !allowed.includes(req.method)) {
+      void reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send(new HubError('method_not_allowed', `${path} takes ${allowed.join(' or ')}, not ${req.method}`, { allow: allowed }).toBody());
+      return;
+    }
+    void reply.code(404).send(new HubError('not_found', `no route ${req.method} ${path}`).toBody());
   });
 
   const limiter = new RateLimiter(config.rateLimit);
-  /** Client keys and rate limits (PROTOCOL.md section 9). */
+  /** Client keys and rate limits (docs/protocol.md section 9). */
   const admitClient = async (req: FastifyRequest) => {
     const key = bearer(req.raw, 'key');
     await gate.client(key);
@@ -221,7 +232,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
-      serveClient(socket, { hub, heartbeat, clients, allow: limiter.enabled ? () => limiter.take(who) : undefined });
+      serveClient(socket, { hub, heartbeat, allow: limiter.enabled ? () => limiter.take(who) : undefined });
     },
   });
 

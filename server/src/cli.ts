@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `utils-hub` command (PROTOCOL.md section 9): `start` runs the hub; the other commands
+ * The `utils-hub` command (docs/protocol.md section 9): `start` runs the hub; the other commands
  * administer its database (migrations, the workers it dials, worker tokens, client keys).
  * Exit status: 0 done, 1 failed (bad value, unknown name, database unreachable), 2 bad usage.
  */

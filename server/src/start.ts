@@ -74,9 +74,32 @@ export async function runStart(argv: string[]): Promise<void> {
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
 
-  const address = await app.listen({ host: config.host, port: config.port });
+  let address: string;
+  try {
+    address = await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // The app built before listen holds timers, threads and the database: close it, or the
+    // process would print the error and live on.
+    stopping = true;
+    await app.close().catch(() => {});
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      process.stderr.write(`utils-hub start: ${listenProblem(code, config.host, config.port)}\n`);
+    } else {
+      process.stderr.write(`utils-hub start: cannot listen on ${config.host}:${config.port}: ${(err as Error).message}\n`);
+    }
+    process.exitCode = 1;
+    return;
+  }
   const url = new URL(address);
   process.stdout.write(`utils-hub listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${url.port}\n`);
+}
+
+/** One sentence on why the hub cannot listen, naming the port and the way out. */
+function listenProblem(code: string, host: string, port: number): string {
+  if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another hub?); stop that process or choose another port with --port (0 picks a free one)`;
+  if (code === 'EACCES') return `port ${port} on ${host} needs privileges this process does not have; choose another port with --port`;
+  return `the address ${host} is not one of this machine's; choose another with --host`;
 }
 
 /** A database URL without its password, for messages. */

@@ -1,5 +1,5 @@
 /**
- * A form generated from a service's arguments (PROTOCOL.md section 3): a number input with its
+ * A form generated from a service's arguments (docs/protocol.md section 3): a number input with its
  * min and max for `int` and `float`, a select for `choices`, a checkbox for `bool`, a text area
  * for `json`, and a file picker with a preview for media; defaults filled in. `read()` gives the
  * args keyed by argument_name, or the problems to show next to the fields.

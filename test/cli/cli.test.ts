@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +82,25 @@ describe('utils-hub command line', function () {
       const r = await cli(['start', '--help'], { cwd });
       expect(r.code).to.equal(0);
       expect(r.stdout).to.include('utils-hub start');
+    });
+  });
+
+  describe('start', () => {
+    it('exits 1 at once on a busy port, with a sentence that names the port and --port', async () => {
+      const busy = net.createServer();
+      await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+      try {
+        const port = (busy.address() as net.AddressInfo).port;
+        const began = Date.now();
+        const r = await cli(['start', '--port', String(port), '--db', `sqlite:${path.join(cwd, 'hub.sqlite')}`], { cwd, env: { HUB_LOG_LEVEL: 'silent' } });
+        expect(r.code, r.stderr).to.equal(1);
+        expect(Date.now() - began, 'the process ends by itself, well before the 30 s kill').to.be.below(20_000);
+        const line = oneLine(r);
+        expect(line).to.include(`port ${port}`).and.to.include('--port');
+        expect(r.stdout).not.to.include('listening');
+      } finally {
+        busy.close();
+      }
     });
   });
 

@@ -114,7 +114,7 @@ describe('HubClient against the real hub', () => {
       const order: string[] = [];
       for (const ev of ['accepted', 'queued', 'started', 'progress', 'result', 'failed', 'canceled'] as const) handle.on(ev, () => order.push(ev));
       const task = await worker.nextOf('task');
-      expect(await handle.accepted()).to.equal(task.task_id);
+      expect((await handle.accepted()).taskId).to.equal(task.task_id);
       await until(() => handle.state === 'running', 'started');
       worker.send({ type: 'progress', task_id: task.task_id, progress: 0.5 });
       worker.send({ type: 'result', task_id: task.task_id, result: 2 });

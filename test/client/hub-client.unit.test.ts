@@ -204,7 +204,7 @@ describe('HubClient (against a fake hub)', () => {
       h.on('queued', (q) => events.push(`queued ${q.position}`));
       h.on('started', (s) => events.push(`started ${s.attempt}`));
       h.on('result', (r) => events.push(`result ${r}`));
-      expect(await h.accepted()).to.equal('T1');
+      expect(await h.accepted(), 'the same shape as the accepted event').to.deep.equal({ taskId: 'T1', position: 0 });
       expect(h.taskId).to.equal('T1');
       expect(await h.result()).to.equal('ok');
       expect(h.state).to.equal('succeeded');
@@ -499,6 +499,21 @@ describe('HubClient (against a fake hub)', () => {
       const c = client();
       expect(await c.subscribe('known').result()).to.equal(1);
       expect(((await c.subscribe('gone').result().catch((e: unknown) => e)) as HubError).code).to.equal('task_not_found');
+    });
+
+    it('rejects an empty, missing or overlong id at once, sending nothing', async () => {
+      const c = client();
+      for (const id of ['', undefined, null, 5, 'x'.repeat(65)]) {
+        const h = c.subscribe(id as unknown as string);
+        const err = (await Promise.race([
+          h.result().catch((e: unknown) => e),
+          new Promise((r) => setTimeout(() => r('unsettled'), 2000)),
+        ])) as HubError;
+        expect(err, String(id)).to.be.instanceOf(HubError);
+        expect(err.code).to.equal('bad_request');
+        expect(((await h.accepted().catch((e: unknown) => e)) as HubError).code).to.equal('bad_request');
+      }
+      expect(hub.received.filter((m) => m.type === 'subscribe')).to.deep.equal([]);
     });
   });
 

@@ -5,12 +5,29 @@ import { join } from 'node:path';
 import { WsPeer } from '../helpers/ws-peer.js';
 import { me, sleep } from '../helpers/hub.js';
 import { run, CLI, startHubProcess } from '../helpers/processes.js';
+import { openDb } from '../../server/src/db/open.js';
 
 const sqlite = () => `sqlite:${join(mkdtempSync(join(tmpdir(), 'uh-e2e-')), 'hub.sqlite')}`;
 
 async function get(url: string, path: string) {
   const res = await fetch(`${url}${path}`);
   return { status: res.status, body: (await res.json()) as any };
+}
+
+/** Waits, up to 15 s, until the `tasks` table of `db` holds each task with the given status. */
+async function rowsWritten(db: string, statuses: Record<string, string>): Promise<void> {
+  const knex = openDb(db);
+  try {
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const rows = (await knex('tasks').whereIn('id', Object.keys(statuses)).select('id', 'status')) as { id: string; status: string }[];
+      if (Object.entries(statuses).every(([id, status]) => rows.some((r) => r.id === id && r.status === status))) return;
+      if (Date.now() > until) throw new Error(`the task rows were not written in time: ${JSON.stringify(rows)}`);
+      await sleep(25);
+    }
+  } finally {
+    await knex.destroy();
+  }
 }
 
 async function worker(url: string, name: string) {
@@ -49,7 +66,8 @@ describe('utils-hub start (a real process)', function () {
     expect((await done).status).to.equal(200);
     const pending = await (await fetch(`${hub.url}/add_task?wait=false`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service_id: w.welcome.service_id, args: [2] }) })).json() as { task_id: string };
     await w.nextOf('task');
-    await sleep(300); // the task store writes in batches every few tens of ms
+    // The task store writes in batches; its writer thread takes a while to start on a busy machine.
+    await rowsWritten(db, { [t1.task_id]: 'succeeded', [pending.task_id]: 'running' });
     hub.kill('SIGKILL');
     await hub.exited;
     const again = await startHubProcess(db);

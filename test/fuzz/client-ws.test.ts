@@ -1,5 +1,5 @@
 /**
- * Fuzz: the client WebSocket (PROTOCOL.md 5.2) under generated frame sequences: garbage text,
+ * Fuzz: the client WebSocket (docs/protocol.md 5.2) under generated frame sequences: garbage text,
  * messages of every client type with wrong, missing and extra fields, hostile keys, deep nesting,
  * attachment counts that lie, stray and oversized binary frames, broken UTF-8, frames over the
  * limit, and requests about tasks that are live, ended or unknown.

@@ -1,5 +1,5 @@
 /**
- * Fuzz: the REST routes (PROTOCOL.md section 2) under generated bad input.
+ * Fuzz: the REST routes (docs/protocol.md section 2) under generated bad input.
  *
  * Every case is checked against the status and `error.code` that the contract gives it (section
  * 6), worked out by the test from how the case was built, never from the hub's code. One hub
@@ -29,9 +29,11 @@ const STATUS: Record<string, number> = {
   service_not_found: 404,
   task_not_found: 404,
   not_found: 404,
+  method_not_allowed: 405,
   already_finished: 409,
   canceled: 409,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   task_failed: 502,
   no_worker: 503,
   timeout: 504,
@@ -264,7 +266,7 @@ describe('Fuzz: REST routes', function () {
       fc.tuple(fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'image/png', 'application/jsonx', ''), goodArgs).map(([type, args]) => ({
         body: JSON.stringify({ service_id: echoId, args }),
         type: type === '' ? undefined : type,
-        code: 'bad_request',
+        code: 'unsupported_media_type',
         what: `content type ${type}`,
       })),
       fc.tuple(fc.integer({ min: LIMIT + 1, max: LIMIT * 3 }), fc.constantFrom('args', 'pad')).map(([n, where]) => ({
@@ -393,7 +395,7 @@ describe('Fuzz: REST routes', function () {
     );
   });
 
-  it('other methods and paths: 404 not_found in the contract shape', async function () {
+  it('other methods and paths: 404 not_found, or 405 method_not_allowed on a known path, in the contract shape', async function () {
     const runs = runsOf(15);
     this.timeout(timeoutFor(runs));
     const method = fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS');
@@ -409,9 +411,11 @@ describe('Fuzz: REST routes', function () {
       }),
       params(runs),
     );
-    // The routes that exist answer their own methods only.
-    for (const [m, p] of [['POST', '/services_list'], ['GET', '/add_task'], ['PUT', '/tasks/x'], ['POST', `/service_info/${echoId}`]]) {
-      isError(await send(hub, m, p, m === 'GET' ? undefined : '{}', m === 'GET' ? undefined : 'application/json'), 'not_found', `${m} ${p}`);
+    // The routes that exist answer their own methods only, and name them.
+    for (const [m, p, allow] of [['POST', '/services_list', 'GET'], ['GET', '/add_task', 'POST'], ['PUT', '/tasks/x', 'GET, DELETE'], ['POST', `/service_info/${echoId}`, 'GET']]) {
+      const res = await send(hub, m, p, m === 'GET' ? undefined : '{}', m === 'GET' ? undefined : 'application/json');
+      isError(res, 'method_not_allowed', `${m} ${p}`);
+      expect((res.body as { error: { allow: string[] } }).error.allow.join(', '), `${m} ${p}`).to.equal(allow);
     }
   });
 

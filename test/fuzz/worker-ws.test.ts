@@ -1,5 +1,5 @@
 /**
- * Fuzz: the worker WebSocket (PROTOCOL.md 5.1), before and after `welcome`.
+ * Fuzz: the worker WebSocket (docs/protocol.md 5.1), before and after `welcome`.
  *
  * - Handshake: hellos with wrong, missing and extra fields, broken service descriptions, other
  *   protocols, first messages that are not hellos, frames sent before the welcome, broken UTF-8

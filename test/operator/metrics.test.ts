@@ -95,14 +95,14 @@ describe('Operator', () => {
       const bad = await WsPeer.open(`${hub.wsUrl}/worker`);
       bad.send({ type: 'hello', protocol: 99, me: { name: 'x', description: '', input: [] } });
       await bad.closed;
-      hub.app.hub.stats.dialFailures += 3; // the dialer's own tests make real failures; here the wiring counts
+      for (let i = 0; i < 3; i++) hub.app.hub.recordDialFailure(); // the dialer's own tests make real failures; here the wiring counts
       let text = await scrape(hub);
       expect(sample(text, 'utils_hub_bad_messages_total', { side: 'client' })).to.equal(1);
       expect(sample(text, 'utils_hub_bad_messages_total', { side: 'worker' })).to.equal(0);
       expect(sample(text, 'utils_hub_rejected_handshakes_total', { code: 'unsupported_protocol' })).to.equal(1);
       expect(sample(text, 'utils_hub_dial_failures_total')).to.equal(3);
       // A counter read from hub.stats only grows by what was added since the last scrape.
-      hub.app.hub.stats.dialFailures += 1;
+      hub.app.hub.recordDialFailure();
       text = await scrape(hub);
       expect(sample(text, 'utils_hub_dial_failures_total')).to.equal(4);
       await c.close();

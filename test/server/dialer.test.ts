@@ -125,8 +125,8 @@ describe('Dialer under load', function () {
       expect(endsOf()).to.have.length(total); // exactly one end each
       expect(c.received.filter((m) => m.type === 'result')).to.have.length(total);
       await sleep(300);
-      expect(hub.app.hub.connectionInfo.size).to.equal(1);
-      expect(hub.app.hub.dispatcher.connections()).to.have.length(1);
+      expect(hub.app.hub.workerConnections().length).to.equal(1);
+      expect(hub.app.hub.workerConnections()).to.have.length(1);
       await c.close();
     } finally {
       await worker.stop();

@@ -160,7 +160,7 @@ describe('Limits', () => {
 
     // The task goes on without its client, and its end stays readable.
     w.send({ type: 'result', task_id: task.task_id, result: 'done' });
-    await waitFor(() => hub.app.hub.dispatcher.task(taskId) === undefined, 5000, 'the task to end');
+    await waitFor(() => !hub.app.hub.isLive(taskId), 5000, 'the task to end');
     const view = await http(hub, 'GET', `/tasks/${taskId}`);
     expect(view.body).to.include({ status: 'succeeded', result: 'done' });
 
@@ -208,7 +208,7 @@ describe('Limits', () => {
         expect(r.answer).to.include({ type: 'error', code: codes[i % codes.length] });
       });
       await waitFor(() => hub.app.websocketServer.clients.size === baseline, 5000, 'the sockets to close');
-      expect(hub.app.hub.connectionInfo.size).to.equal(0);
+      expect(hub.app.hub.workerConnections().length).to.equal(0);
       expect((await http(hub, 'GET', '/services_list')).body).to.deep.equal([]);
       expect(hub.app.hub.stats.rejectedHandshakes.unsupported_protocol).to.equal(N / 4);
       await serves(hub, 'after_hello_flood');
@@ -228,7 +228,7 @@ describe('Limits', () => {
       expect(codes.every((c) => c === 1008)).to.equal(true);
       expect(Date.now() - started).to.be.below(5000);
       await waitFor(() => hub.app.websocketServer.clients.size === baseline, 5000, 'the sockets to close');
-      expect(hub.app.hub.connectionInfo.size).to.equal(0);
+      expect(hub.app.hub.workerConnections().length).to.equal(0);
       await serves(hub, 'after_connection_flood');
     });
   });

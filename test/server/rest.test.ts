@@ -262,7 +262,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     it('refuse bad input with the contract body and a message naming the problem', async () => {
       const w = await fakeWorker(hub, me('schema_msgs'));
       const wait = await http(hub, 'POST', '/add_task?wait=maybe', { service_id: w.welcome.service_id, args: [1] });
-      expect(wait).to.deep.equal({ status: 400, body: { error: { code: 'bad_request', message: 'wait must be true or false' } } });
+      expect(wait).to.deep.equal({ status: 400, body: { error: { code: 'bad_request', message: 'wait must be true, false, 1 or 0' } } });
       const id = await http(hub, 'GET', '/service_info/abc');
       expect(id).to.deep.equal({ status: 400, body: { error: { code: 'bad_request', message: 'id must be a non-negative integer, got "abc"' } } });
       const big = await http(hub, 'GET', '/service_info/9007199254740993');
@@ -309,6 +309,36 @@ forEachDatabase('REST routes', (dbUrl) => {
         expect(r.status).to.equal(400);
         expect(r.body.error.code).to.equal('bad_request');
       }
+    });
+
+    it('answers 415 unsupported_media_type to a body that is not sent as JSON, saying what to send', async () => {
+      for (const headers of [{ 'content-type': 'text/plain' }, {}, { 'content-type': 'application/x-www-form-urlencoded' }]) {
+        const r = await fetch(`${hub.url}/add_task`, { method: 'POST', headers, body: '{"service_id": 1, "args": {}}' });
+        const body = (await r.json()) as { error: { code: string; message: string } };
+        expect(r.status, JSON.stringify(headers)).to.equal(415);
+        expect(body.error.code).to.equal('unsupported_media_type');
+        expect(body.error.message).to.include('Content-Type: application/json');
+      }
+    });
+
+    it('answers 405 method_not_allowed with the Allow header to a known path with another method', async () => {
+      const r = await fetch(`${hub.url}/add_task`);
+      const body = (await r.json()) as { error: { code: string; message: string } };
+      expect(r.status).to.equal(405);
+      expect(r.headers.get('allow')).to.equal('POST');
+      expect(body.error.code).to.equal('method_not_allowed');
+      const d = await fetch(`${hub.url}/services_list`, { method: 'DELETE' });
+      expect(d.status).to.equal(405);
+      expect(d.headers.get('allow')).to.equal('GET');
+      const t = await fetch(`${hub.url}/tasks/abc`, { method: 'POST' });
+      expect(t.status).to.equal(405);
+      expect(t.headers.get('allow')!.split(', ').sort()).to.deep.equal(['DELETE', 'GET']);
+    });
+
+    it('names every accepted value of wait when it refuses one', async () => {
+      const r = await http(hub, 'POST', '/add_task?wait=yes', { service_id: 1, args: {} });
+      expect(r.status).to.equal(400);
+      expect(r.body.error.message).to.include('true').and.to.include('false').and.to.include('1').and.to.include('0');
     });
 
     it('answers 413 payload_too_large past HUB_MAX_MESSAGE_BYTES', async () => {

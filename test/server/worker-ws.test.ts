@@ -10,6 +10,15 @@ async function hello(hub: TestHub, message: object, headers: Record<string, stri
   return { peer, answer };
 }
 
+/** Waits, up to 5 s, until `pred` holds. */
+async function until(pred: () => Promise<boolean>, what: string): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 forEachDatabase('Worker endpoint /worker', (dbUrl) => {
   let hub: TestHub;
   beforeEach(async () => {
@@ -59,6 +68,22 @@ forEachDatabase('Worker endpoint /worker', (dbUrl) => {
       const { peer, answer } = await hello(hub, { type: 'hello', protocol: 1, me: { ...me('hs_conflict'), description: 'other' } });
       expect(answer.code).to.equal('service_conflict');
       expect(await peer.closed).to.equal(1008);
+    });
+
+    it('keeps a service live until its last connection closes, then takes another description', async () => {
+      const a = await fakeWorker(hub, me('hs_last'));
+      const b = await fakeWorker(hub, me('hs_last'));
+      const live = async () => ((await http(hub, 'GET', '/services_list')).body as { service_name: string }[]).some((s) => s.service_name === 'hs_last');
+      await a.close();
+      await until(async () => (await http(hub, 'GET', `/service_info/${b.welcome.service_id}`)).body.connections === 1, 'one connection left');
+      expect(await live()).to.equal(true);
+      const refused = await hello(hub, { type: 'hello', protocol: 1, me: { ...me('hs_last'), description: 'other' } });
+      expect(refused.answer.code).to.equal('service_conflict');
+      await b.close();
+      await until(async () => !(await live()), 'the service to be gone from /services_list');
+      const c = await fakeWorker(hub, { ...me('hs_last'), description: 'other' });
+      expect(c.welcome.service_id).to.equal(a.welcome.service_id);
+      expect(await live()).to.equal(true);
     });
 
     it('accepts a second connection with the same description', async () => {

@@ -5,7 +5,7 @@
 import { HubError } from '@utils-hub/protocol';
 import type { AbortReason } from './types.js';
 
-/** Longest `code` of a worker's failure (PROTOCOL.md `failed.error.code`). */
+/** Longest `code` of a worker's failure (docs/protocol.md section 5.1, `failed`'s `error.code`). */
 export const MAX_ERROR_CODE_LENGTH = 128;
 /** Longest `message` of a failure or a progress message, in characters; longer ones are cut. */
 export const MAX_MESSAGE_LENGTH = 65_536;

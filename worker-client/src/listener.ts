@@ -1,5 +1,5 @@
 /**
- * `service.listen()`: an HTTP server for a hub that dials the worker (PROTOCOL.md 5.1): `GET /me`
+ * `service.listen()`: an HTTP server for a hub that dials the worker (docs/protocol.md 5.1): `GET /me`
  * answers the service description, and the WebSocket at `/ws` becomes a Session that says hello
  * just as a dialing worker does. With a secret, both need `Authorization: Bearer <secret>`.
  */

@@ -20,7 +20,7 @@ import type { RawHandler } from './task.js';
 import { TypedEmitter } from './typed-emitter.js';
 import type { ArgumentSpec, ConnectedInfo, Handler, WorkerEvents } from './types.js';
 
-/** What `defineService` takes: the `/me` description (PROTOCOL.md section 3) and the handler. */
+/** What `defineService` takes: the `/me` description (docs/protocol.md section 3) and the handler. */
 export interface ServiceDefinition<I extends readonly ArgumentSpec[]> {
   /** 1 to 64 characters of `A-Z a-z 0-9 _ . -`; the hub knows the service by it. */
   name: string;

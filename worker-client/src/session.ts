@@ -1,5 +1,5 @@
 /**
- * One WebSocket between the worker and a hub, whichever side dialed (PROTOCOL.md 5.1): says
+ * One WebSocket between the worker and a hub, whichever side dialed (docs/protocol.md 5.1): says
  * `hello`, waits for `welcome`, runs the tasks that come, answers cancels, watches the hub's pings,
  * and drains. The dialer and the listener only make sockets and hand them here.
  */

@@ -5,7 +5,7 @@
 import type { ArgType, MediaType } from '@utils-hub/protocol';
 
 /**
- * One argument as `defineService` takes it: the `/me` argument of PROTOCOL.md section 3, with
+ * One argument as `defineService` takes it: the `/me` argument of docs/protocol.md section 3, with
  * readonly arrays so that a literal declaration keeps its exact types (names, types, choices) and
  * the handler's args can be inferred from it.
  */

@@ -1,5 +1,5 @@
 /**
- * Who may connect: worker tokens, client keys and browser origins (PROTOCOL.md sections 5, 5.1, 9).
+ * Who may connect: worker tokens, client keys and browser origins (docs/protocol.md sections 5, 5.1, 9).
  * Secrets are compared in constant time and never logged or echoed.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';

@@ -6,10 +6,9 @@
  */
 import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
-import { HubError, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
-import { Hub, type SubmitRequest, type Subscriber, type TaskPayload, type TaskSnapshot } from '../core/hub.js';
+import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
+import { Hub, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
-import { resolveRefs } from '../core/task-persistence.js';
 import { jsonFrame } from '../core/frames.js';
 import { Broker } from './broker.js';
 import { clusterNames, type ClusterNames } from './names.js';
@@ -86,7 +85,6 @@ export class ClusterHub extends Hub {
   private roomDirty = false;
   private refreshing: Promise<void> | null = null;
   private lastServices = '';
-  private readonly servicesListeners: Array<(list: ServiceListEntry[]) => void> = [];
 
   /** Publishes the events of every task held here, for followers on other hubs. */
   private readonly relaySubscriber: Subscriber = {
@@ -183,11 +181,6 @@ export class ClusterHub extends Hub {
     await Promise.all([node.membership.leave(), node.leases.close()]);
     await node.broker.nc.flush().catch(() => undefined);
     await node.broker.close();
-  }
-
-  /** Registers a listener of changes of the cluster-wide service list. */
-  onServicesChange(listener: (list: ServiceListEntry[]) => void): void {
-    this.servicesListeners.push(listener);
   }
 
   // ---- what other hubs see of this one ----
@@ -395,7 +388,7 @@ export class ClusterHub extends Hub {
 
   // ---- submit ----
 
-  override submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
+  override submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number } {
     const node = this.node;
     if (node && !node.broker.up && this.dispatcher.connections(req.service_id).length === 0 && this.registry.byServiceId(req.service_id)) {
       throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
@@ -405,12 +398,12 @@ export class ClusterHub extends Hub {
       const task = node ? this.dispatcher.task(r.taskId) : undefined;
       if (node && task) {
         // Followers on other hubs (subscribe, GET) hear of the task through the relay.
-        r.payload.subscribers.add(this.relaySubscriber);
-        if (node.broker.up && !hasMedia(r.payload.args)) {
+        task.payload.subscribers.add(this.relaySubscriber);
+        if (node.broker.up && !hasMedia(task.payload.args)) {
           const record: StreamTask = {
             id: task.id,
             serviceId: task.serviceId,
-            args: r.payload.args,
+            args: task.payload.args,
             timeoutMs: task.timeoutMs,
             queueDeadline: task.createdAt + task.queueTimeoutMs,
             createdAt: task.createdAt,
@@ -441,7 +434,7 @@ export class ClusterHub extends Hub {
     const rt: RemoteTask = { serviceId: service.id, payload, following: null, createdAt: now, status: 'queued', attempts: 0, startedAt: null, queueTimer: null };
     this.remote.set(taskId, rt);
     void this.sendRemote(node, task, rt);
-    return { taskId, position: 0, payload };
+    return { taskId, position: 0 };
   }
 
   /**
@@ -511,7 +504,11 @@ export class ClusterHub extends Hub {
       startedAt: rt.startedAt,
       finishedAt: Date.now(),
     };
-    if (status === 'succeeded') ended.result = resolveRefs(parsed.result, ev.binaries ?? []);
+    if (status === 'succeeded') {
+      const message = { result: parsed.result };
+      resolveRefs(message, ev.binaries ?? [], 1);
+      ended.result = message.result;
+    }
     else ended.error = parsed.error ?? { code: 'canceled', message: 'the task was canceled' };
     this.finishRemote(taskId, rt, ended);
   }
@@ -595,7 +592,7 @@ export class ClusterHub extends Hub {
   }
 
   /** The state of a task this hub holds (running here, or submitted here and waiting in the cluster). */
-  private snapshotHere(taskId: string): TaskSnapshot | null {
+  private snapshotHere(taskId: string): LiveTaskSnapshot | null {
     const t = this.dispatcher.task(taskId);
     if (t) return { seq: t.seq, status: t.status, progress: t.progress, message: t.message, position: this.dispatcher.position(taskId) };
     const rt = this.remote.get(taskId);
@@ -603,7 +600,7 @@ export class ClusterHub extends Hub {
     return null;
   }
 
-  override async followElsewhere(taskId: string, subscriber: Subscriber): Promise<TaskSnapshot | null> {
+  override async followElsewhere(taskId: string, subscriber: Subscriber): Promise<LiveTaskSnapshot | null> {
     const node = this.node;
     if (!node || !TASK_ID_RE.test(taskId)) return null;
     if (!node.broker.up) {
@@ -611,7 +608,7 @@ export class ClusterHub extends Hub {
       return null;
     }
     // Follow first, then ask the holder: no event falls between its state and what follows it.
-    let state: TaskSnapshot | null = null;
+    let state: LiveTaskSnapshot | null = null;
     const early: RelayedEvent[] = [];
     const pass = (ev: RelayedEvent) => subscriber.deliver(taskId, ev.text, ev.binaries, ev.end, ev.seq);
     const following = await node.relay.follow(taskId, 0, {
@@ -620,10 +617,10 @@ export class ClusterHub extends Hub {
         else if (ev.seq > state.seq) pass(ev);
       },
     });
-    let snap: TaskSnapshot | null = null;
+    let snap: LiveTaskSnapshot | null = null;
     try {
       const answer = await node.broker.nc.request(node.names.snapshot, taskId, { timeout: CANCEL_ANSWER_MS });
-      snap = answer.json<TaskSnapshot>();
+      snap = answer.json<LiveTaskSnapshot>();
     } catch {
       // No hub holds it live (ended meanwhile, or unknown).
     }
@@ -688,7 +685,7 @@ export class ClusterHub extends Hub {
     const key = JSON.stringify(list);
     if (key === this.lastServices) return;
     this.lastServices = key;
-    for (const l of this.servicesListeners) l(list);
+    this.pushServices(list);
   }
 
   private refreshRegistry(): Promise<void> {

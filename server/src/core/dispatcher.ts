@@ -1,5 +1,5 @@
 /**
- * The dispatcher: the pure, synchronous core of the hub (PROTOCOL.md section 7).
+ * The dispatcher: the pure, synchronous core of the hub (docs/protocol.md section 7).
  *
  * No I/O and no timers inside: time comes from `options.now()`, the hub calls `tick()` when
  * `nextDeadline()` is due, and every effect (a task to send, a cancel to send, an event for the
@@ -62,16 +62,22 @@ export interface TaskRecord<P> {
   finishedAt: number | null;
 }
 
-/** A worker connection as the dispatcher sees it. */
-export interface ConnectionInfo {
+/**
+ * A worker connection as the dispatcher sees it. `C` is the hub's opaque data about the
+ * connection (its socket, its origin): the dispatcher keeps it in its own record of the
+ * connection, so that a live connection has one record, whose life the dispatcher decides.
+ */
+export interface ConnectionInfo<C = undefined> {
   id: string;
   serviceId: number;
   /** Tasks this connection takes at once (1 to 1024). */
   concurrency: number;
+  /** The hub's data about the connection, handed back by `connections()` and `connectionPayload()`. */
+  payload?: C;
 }
 
 /** The view of a connection (for /service_info, metrics, the dashboard). */
-export interface ConnectionState extends ConnectionInfo {
+export interface ConnectionState<C = undefined> extends ConnectionInfo<C> {
   /** Tasks occupying a slot: in flight plus those timed out or canceled whose answer is still awaited. */
   inFlight: number;
   draining: boolean;
@@ -118,6 +124,8 @@ class Task<P> implements Queueable {
 
 interface Conn<P> {
   readonly info: ConnectionInfo;
+  /** The hub's data about the connection: a `C` of the dispatcher that holds it. */
+  readonly payload: unknown;
   draining: boolean;
   /** Tasks in flight, in the order they were assigned. */
   readonly running: Map<string, Task<P>>;
@@ -145,7 +153,7 @@ interface Ending<P> {
 
 const DEFAULT_CANCEL_GRACE_MS = 10_000;
 /**
- * Routes tasks to worker connections (PROTOCOL.md section 7).
+ * Routes tasks to worker connections (docs/protocol.md section 7).
  *
  * Reentrancy: the sink may call back into the dispatcher from inside any callback. Every method
  * brings its state to a consistent point before it calls the sink, and when one step ends or
@@ -153,7 +161,7 @@ const DEFAULT_CANCEL_GRACE_MS = 10_000;
  * callback never sees a task half moved. A task's end event is always its last one: after it
  * the dispatcher no longer knows the task.
  */
-export class Dispatcher<P> {
+export class Dispatcher<P, C = undefined> {
   private readonly now: () => number;
   private readonly queueLimit: number;
   private readonly maxAttempts: number;
@@ -188,11 +196,12 @@ export class Dispatcher<P> {
   }
 
   /** A connection finished its handshake: tasks waiting in its service's queue may go to it at once. */
-  addConnection(info: ConnectionInfo): void {
+  addConnection(info: ConnectionInfo<C>): void {
     if (this.conns.has(info.id)) throw new HubError('internal', `connection ${info.id} is already known`);
     if (!Number.isInteger(info.concurrency) || info.concurrency < 1) throw new RangeError(`concurrency must be an integer >= 1, got ${info.concurrency}`);
     const conn: Conn<P> = {
       info: { id: info.id, serviceId: info.serviceId, concurrency: info.concurrency },
+      payload: info.payload,
       draining: false,
       running: new Map(),
       held: new Map(),
@@ -428,10 +437,19 @@ export class Dispatcher<P> {
     return this.services.get(serviceId)?.queue.length ?? 0;
   }
 
+  /** The hub's data about a live connection (see `ConnectionInfo.payload`); undefined when not live. */
+  connectionPayload(connectionId: string): C | undefined {
+    return this.conns.get(connectionId)?.payload as C | undefined;
+  }
+
   /** The live connections of a service (or of all services). */
-  connections(serviceId?: number): ConnectionState[] {
+  connections(serviceId?: number): ConnectionState<C>[] {
     const conns = serviceId === undefined ? this.conns.values() : (this.services.get(serviceId)?.conns.values() ?? []);
-    return [...conns].map((c) => ({ ...c.info, inFlight: slotsTaken(c), draining: c.draining }));
+    return [...conns].map((c) => {
+      const state: ConnectionState<C> = { ...c.info, inFlight: slotsTaken(c), draining: c.draining };
+      if (c.payload !== undefined) state.payload = c.payload as C;
+      return state;
+    });
   }
 
   /** Tasks running (in flight, not counting slots held after a timeout or cancel). */

@@ -1,7 +1,8 @@
 /**
  * The hub's state and rules, apart from any transport: the registry, the dispatcher, the ended
- * tasks and the task store, tied together. Routes and connections call into it; it calls back
- * into connections only through the small `Subscriber` and `WorkerLink` interfaces.
+ * tasks and the task store, tied together behind a few verbs. Routes and connections call into
+ * it (they never reach its parts); it calls back into connections only through the small
+ * `Subscriber`, `WorkerLink` and `ClientLink` interfaces.
  */
 import { nanoid } from 'nanoid';
 import type { FastifyBaseLogger } from 'fastify';
@@ -11,12 +12,13 @@ import {
   HubError,
   inlineMedia,
   type ErrorInfo,
+  type ServiceDescription,
   type ServiceInfo,
   type ServiceListEntry,
   type TaskView,
 } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
-import { Dispatcher, type TaskEvent, type TaskRecord } from './dispatcher.js';
+import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type TaskState } from './dispatcher.js';
 import { EndedTasks, type EndedTask } from './ended-tasks.js';
 import type { Registry, ServiceEntry } from './registry.js';
 import { withSeq, jsonFrame, startedFrame } from './frames.js';
@@ -24,7 +26,7 @@ import type { TaskPersistence } from './task-persistence.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
-  /** `end` is true for the task's last event; `seq` is the event's (also inside `text`). */
+  /** `end` is true for the task's last event. */
   deliver(taskId: string, text: string, binaries: readonly Buffer[] | null, end: boolean, seq: number): void;
 }
 
@@ -36,6 +38,11 @@ export interface WorkerLink {
   /** Stops reading from the connection (its messages wait in the socket), until `resume()`. */
   pause(): void;
   resume(): void;
+}
+
+/** A client WebSocket as the hub sees it: it hears of the live services. */
+export interface ClientLink {
+  sendText(text: string): void;
 }
 
 /** The hub's data about a task, carried through the dispatcher. */
@@ -63,35 +70,84 @@ export interface SubmitRequest {
   queue_timeout_ms?: number;
 }
 
-/** A live task's state as the `snapshot` message carries it. */
-export interface TaskSnapshot {
+/** Counters for the operator views (metrics); only ever incremented, through `Hub.record*`. */
+export interface HubStats {
+  /** `bad_message` answers, by side. */
+  readonly badMessages: { readonly worker: number; readonly client: number };
+  /** Worker handshakes refused, by code. */
+  readonly rejectedHandshakes: Readonly<Record<string, number>>;
+  /** Failed dials of listed workers (each try). */
+  readonly dialFailures: number;
+}
+
+/** Where a worker connection comes from, as it says in its hello and as the hub saw it. */
+export interface WorkerOriginInfo {
+  /** The `instance` of its hello, or null. */
+  instance: string | null;
+  /** True when the hub dialed the worker. */
+  dialed: boolean;
+  /** The peer's address, or the dialed URL. */
+  remote: string;
+  /** Tasks it takes at once. */
+  concurrency: number;
+}
+
+/**
+ * A worker connection's hold on its service, from the registry's yes (a hello it accepted) to
+ * the connection's end: the service stays live while one is held. `release()` counts once.
+ */
+export interface ServiceClaim {
+  readonly serviceId: number;
+  release(): void;
+}
+
+/**
+ * The hub's record of a live worker connection, kept as the dispatcher's connection payload: the
+ * dispatcher decides when a connection stops taking tasks, so its record is the one that cannot
+ * disagree with the slots and tasks in flight; the hub adds its socket and origin to it rather
+ * than keeping maps of its own by connection id.
+ */
+interface LiveWorker extends WorkerOriginInfo {
+  readonly link: WorkerLink;
+  readonly claim: ServiceClaim;
+  /** ms since the epoch. */
+  readonly connectedAt: number;
+}
+
+/** A live worker connection with its load (operator views; a cluster's placement). */
+export interface WorkerConnectionView extends WorkerOriginInfo {
+  id: string;
+  serviceId: number;
+  /** ms since the epoch. */
+  connectedAt: number;
+  /** Slots taken: tasks in flight, plus those timed out or canceled whose answer is awaited. */
+  inFlight: number;
+  draining: boolean;
+}
+
+/** A known service (live or not) with its queue, for the operator views. */
+export interface ServiceView {
+  id: number;
+  name: string;
+  me: ServiceDescription;
+  /** Whether a worker connection serves it. */
+  live: boolean;
+  /** Tasks waiting in its queue. */
+  queued: number;
+}
+
+/** A live task as a subscriber's `snapshot` shows it. */
+export interface LiveTaskSnapshot {
   seq: number;
-  status: string;
+  status: TaskState;
   progress: number | null;
   message: string | null;
+  /** Place in its queue, or null when running. */
   position: number | null;
 }
 
-/** Counters for the operator views (metrics); only ever incremented. */
-export interface HubStats {
-  /** `bad_message` answers, by side. */
-  badMessages: { worker: number; client: number };
-  /** Worker handshakes refused, by code. */
-  rejectedHandshakes: Record<string, number>;
-  /** Failed dials of listed workers (each try). */
-  dialFailures: number;
-}
-
-/** A live worker connection as the operator views show it. */
-export interface WorkerConnInfo {
-  id: string;
-  serviceId: number;
-  instance: string | null;
-  dialed: boolean;
-  remote: string;
-  concurrency: number;
-  connectedAt: number;
-}
+/** A queued or running task, read-only (operator views). */
+export type LiveTask = Readonly<Omit<TaskRecord<TaskPayload>, 'payload'>>;
 
 /** Longest delay that setTimeout honours (2^31 - 1 ms, about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -101,15 +157,25 @@ const INFO_LEVELS = new Set(['info', 'debug', 'trace']);
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+/**
+ * The hub. Its verbs: tasks (`submit`, `cancel`, `view`, `endedTask`, `subscribe`,
+ * `unsubscribe`), worker connections (`claimService`, `attachWorker`, `detachWorker`,
+ * `drainWorker`, `workerProgress`, `workerResult`, `workerFailed`), client connections
+ * (`attachClient`, `detachClient`), counters (`recordBadMessage`, `recordRejectedHandshake`,
+ * `recordDialFailure`) and read-only views (`stats`, `services`, `workerConnections`, `liveTasks`,
+ * `serviceInfo`, ...).
+ *
+ * Seams for running several hubs as a cluster: every event of a task passes through `onEvent`
+ * (where a hook would tell the others), `workerConnections()` lists the live connections with
+ * their load, and a task reaches a connection only through the dispatcher's `assign` sink.
+ */
 export class Hub {
-  readonly dispatcher: Dispatcher<TaskPayload>;
-  readonly ended: EndedTasks;
-  readonly stats: HubStats = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {}, dialFailures: 0 };
-  /** Live worker connections after their welcome, by connection id. */
-  readonly connectionInfo = new Map<string, WorkerConnInfo>();
-  /** Open client WebSockets. */
-  clientCount = 0;
-  private readonly workers = new Map<string, WorkerLink>();
+  // Protected, not private: cluster mode's ClusterHub (server/src/cluster/) extends the hub.
+  protected readonly dispatcher: Dispatcher<TaskPayload, LiveWorker>;
+  protected readonly ended: EndedTasks;
+  private readonly counters = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {} as Record<string, number>, dialFailures: 0 };
+  /** Open client WebSockets, told of the live services. */
+  private readonly clients = new Set<ClientLink>();
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private stopping = false;
@@ -122,22 +188,23 @@ export class Hub {
 
   constructor(
     readonly config: Readonly<HubConfig>,
-    readonly registry: Registry,
+    protected readonly registry: Registry,
     readonly store: TaskPersistence,
     readonly log: FastifyBaseLogger,
     readonly now: () => number = Date.now,
   ) {
     this.ended = new EndedTasks(config.endedCacheSize, config.endedCacheBytes, config.resultTtlMs, now);
-    this.dispatcher = new Dispatcher<TaskPayload>(
+    this.dispatcher = new Dispatcher<TaskPayload, LiveWorker>(
       { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, now },
       {
         assign: (connectionId, task) => this.assign(connectionId, task),
         cancel: (connectionId, taskId, reason) =>
-          this.workers.get(connectionId)?.send(jsonFrame({ type: 'cancel', task_id: taskId, reason })),
+          this.dispatcher.connectionPayload(connectionId)?.link.send(jsonFrame({ type: 'cancel', task_id: taskId, reason })),
         event: (task, event) => this.onEvent(task, event),
       },
     );
     store.watchBacklog((behind) => this.onStoreBacklog(behind));
+    registry.on('change', () => this.pushServices(this.servicesList()));
   }
 
   /**
@@ -147,9 +214,9 @@ export class Hub {
    */
   private onStoreBacklog(behind: boolean): void {
     this.storeBehind = behind;
-    for (const link of this.workers.values()) {
-      if (behind) link.pause();
-      else link.resume();
+    for (const c of this.dispatcher.connections()) {
+      if (behind) c.payload?.link.pause();
+      else c.payload?.link.resume();
     }
     if (!behind) return;
     // Once, then every 100th time: under a steady overload this happens every few seconds.
@@ -171,45 +238,76 @@ export class Hub {
     this.endListeners.push(listener);
   }
 
+  /** Ends expired tasks kept in memory for `HUB_RESULT_TTL_MS` (the store purges its own). */
+  purgeEnded(): void {
+    this.ended.purge();
+  }
+
   // ---- workers ----
 
-  /** A worker connection finished its handshake for service `serviceId`. */
-  addWorker(link: WorkerLink, serviceId: number, concurrency: number): void {
-    this.workers.set(link.id, link);
+  /**
+   * A worker's hello passed the checks: claims the service `me` describes for its connection
+   * (the service becomes live). Throws `service_conflict` when live connections
+   * describe it otherwise. Release the claim if the connection ends before `attachWorker`.
+   */
+  async claimService(me: ServiceDescription): Promise<ServiceClaim> {
+    const entry = await this.registry.attach(me);
+    let held = true;
+    return {
+      serviceId: entry.id,
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.registry.detach(entry.id);
+      },
+    };
+  }
+
+  /** A worker connection was welcomed for the service of `claim`: it takes tasks from now on. */
+  attachWorker(link: WorkerLink, claim: ServiceClaim, origin: WorkerOriginInfo): void {
+    const record: LiveWorker = { ...origin, link, claim, connectedAt: Date.now() };
     if (this.storeBehind) link.pause();
-    this.dispatcher.addConnection({ id: link.id, serviceId, concurrency });
+    this.dispatcher.addConnection({ id: link.id, serviceId: claim.serviceId, concurrency: origin.concurrency, payload: record });
     this.schedule();
   }
 
-  /** A worker connection is gone: its tasks are re-dispatched or end `worker_lost`. */
-  removeWorker(connectionId: string, serviceId: number): void {
-    if (!this.workers.delete(connectionId)) return;
+  /**
+   * A worker connection is gone: its tasks are re-dispatched or end `worker_lost`, and its claim
+   * on its service is released. Unknown ids are ignored.
+   */
+  detachWorker(connectionId: string): void {
+    const record = this.dispatcher.connectionPayload(connectionId);
+    if (!record) return;
     this.dispatcher.removeConnection(connectionId);
-    this.registry.detach(serviceId, connectionId);
+    record.claim.release();
     this.schedule();
   }
 
+  /** The worker said `drain`: it gets no new task. */
   drainWorker(connectionId: string): void {
     this.dispatcher.drainConnection(connectionId);
   }
 
+  /** A worker's `progress`, relayed to the task's subscribers. */
   workerProgress(connectionId: string, taskId: string, fraction: number | undefined, message: string | undefined, frames: WorkerFrames): void {
     this.dispatcher.progress(connectionId, taskId, fraction, message, frames);
     this.schedule();
   }
 
+  /** A worker's `result`: the task succeeds. */
   workerResult(connectionId: string, taskId: string, frames: WorkerFrames): void {
     this.dispatcher.result(connectionId, taskId, frames);
     this.schedule();
   }
 
+  /** A worker's `failed`: the task fails (or is retried, by the error's code). */
   workerFailed(connectionId: string, taskId: string, error: ErrorInfo): void {
     this.dispatcher.failed(connectionId, taskId, error);
     this.schedule();
   }
 
   private assign(connectionId: string, task: TaskRecord<TaskPayload>): void {
-    const link = this.workers.get(connectionId);
+    const link = this.dispatcher.connectionPayload(connectionId)?.link;
     if (!link) return;
     const { text, binaries } = encodeMessage({
       type: 'task',
@@ -229,7 +327,7 @@ export class Hub {
    * room): a client connection holds those until it has sent `accepted`.
    * Throws `shutting_down`, `service_not_found`, `bad_request`, `invalid_args`, `queue_full`.
    */
-  submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; payload: TaskPayload } {
+  submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number } {
     const { service, timeoutMs, args } = this.prepare(req, options.maxTotalBytes);
     const payload: TaskPayload = { args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const taskId = nanoid();
@@ -243,7 +341,7 @@ export class Hub {
     const task = this.dispatcher.task(taskId);
     if (task) this.persist(task);
     this.schedule();
-    return { taskId, position, payload };
+    return { taskId, position };
   }
 
   /** The checks of `submit`: the service, the run deadline and the args. */
@@ -263,23 +361,39 @@ export class Hub {
     return { service, timeoutMs, args: checked.args };
   }
 
-  /** The live services (the body of `/services_list` and of the `services` message). */
-  servicesList(): ServiceListEntry[] {
-    return this.registry.list();
-  }
-
   /**
    * Makes `subscriber` follow a live task that another hub holds (cluster mode) and resolves with
    * its state for the `snapshot` message; events after it are delivered once this resolves.
    * Null when no other hub holds the task (always, for one hub alone).
    */
-  async followElsewhere(_taskId: string, _subscriber: Subscriber): Promise<TaskSnapshot | null> {
+  async followElsewhere(_taskId: string, _subscriber: Subscriber): Promise<LiveTaskSnapshot | null> {
     return null;
   }
 
-  /** Why the hub is not ready beyond its database (cluster mode: the broker), or null. */
+  /** Why the hub is not ready beyond its database and store (cluster mode: the broker), or null. */
   notReadyReason(): string | null {
     return null;
+  }
+
+  /**
+   * Adds `subscriber` to a live task's events; adding it twice is once. Returns the task's state
+   * now (for a `snapshot`), or null when the task is not live (ended or unknown: see `endedTask`).
+   */
+  subscribe(taskId: string, subscriber: Subscriber): LiveTaskSnapshot | null {
+    const t = this.dispatcher.task(taskId);
+    if (!t) return null;
+    t.payload.subscribers.add(subscriber);
+    return { seq: t.seq, status: t.status, progress: t.progress, message: t.message, position: this.dispatcher.position(taskId) };
+  }
+
+  /** Whether the task is queued or running. */
+  isLive(taskId: string): boolean {
+    return this.dispatcher.task(taskId) !== undefined;
+  }
+
+  /** Stops telling `subscriber` of the task's events; the task goes on. */
+  unsubscribe(taskId: string, subscriber: Subscriber): void {
+    this.dispatcher.task(taskId)?.payload.subscribers.delete(subscriber);
   }
 
   /** Cancels a task. Throws `task_not_found` or `already_finished`. */
@@ -307,7 +421,7 @@ export class Hub {
     return this.ended.get(taskId) ?? (await this.store.get(taskId));
   }
 
-  liveView(t: TaskRecord<TaskPayload>): TaskView {
+  private liveView(t: TaskRecord<TaskPayload>): TaskView {
     return {
       task_id: t.id,
       service_id: t.serviceId,
@@ -321,7 +435,7 @@ export class Hub {
     };
   }
 
-  endedView(t: EndedTask): TaskView {
+  private endedView(t: EndedTask): TaskView {
     const view: TaskView = {
       task_id: t.id,
       service_id: t.serviceId,
@@ -354,6 +468,88 @@ export class Hub {
     };
     if (s.me.output) info.output = s.me.output;
     return info;
+  }
+
+  // ---- clients ----
+
+  /** A client WebSocket opened: it is sent `services` whenever the live services change. */
+  attachClient(link: ClientLink): void {
+    this.clients.add(link);
+  }
+
+  /** A client WebSocket closed. */
+  detachClient(link: ClientLink): void {
+    this.clients.delete(link);
+  }
+
+  // ---- counters ----
+
+  /** A `bad_message` answer went to a worker or a client. */
+  recordBadMessage(side: 'worker' | 'client'): void {
+    this.counters.badMessages[side]++;
+  }
+
+  /** A worker handshake was refused with `code`. */
+  recordRejectedHandshake(code: string): void {
+    this.counters.rejectedHandshakes[code] = (this.counters.rejectedHandshakes[code] ?? 0) + 1;
+  }
+
+  /** A dial of a listed worker failed. */
+  recordDialFailure(): void {
+    this.counters.dialFailures++;
+  }
+
+  // ---- read-only views (metrics, overview, service info) ----
+
+  /** The counters, live (read them when needed; they only grow). */
+  get stats(): HubStats {
+    return this.counters;
+  }
+
+  /** Open client WebSockets. */
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** Tasks running (in flight). */
+  get runningCount(): number {
+    return this.dispatcher.runningCount;
+  }
+
+  /** Tasks queued across all services. */
+  get queuedCount(): number {
+    return this.dispatcher.queuedCount;
+  }
+
+  /** The live services, ordered by id (the body of `/services_list` and of `services`). */
+  servicesList(): ServiceListEntry[] {
+    return this.registry.list();
+  }
+
+  /** Tells every client WebSocket the live services. */
+  protected pushServices(list: ServiceListEntry[]): void {
+    const text = jsonFrame({ type: 'services', services: list });
+    for (const c of this.clients) c.sendText(text);
+  }
+
+  /** A known service's name, or undefined. */
+  serviceName(serviceId: number): string | undefined {
+    return this.registry.byServiceId(serviceId)?.name;
+  }
+
+  /** Every known service, live or not, ordered by id, with its queue length. */
+  services(): ServiceView[] {
+    return this.registry.all().map((s) => ({ id: s.id, name: s.name, me: s.me, live: s.live > 0, queued: this.dispatcher.queueLength(s.id) }));
+  }
+
+  /** The live worker connections (of one service, or all) with their load. */
+  workerConnections(serviceId?: number): WorkerConnectionView[] {
+    return this.dispatcher.connections(serviceId).map((c) => connectionView(c));
+  }
+
+  /** Every task queued or running, in submission order. */
+  liveTasks(): IterableIterator<LiveTask> {
+    return this.dispatcher.liveTasks();
   }
 
   // ---- events ----
@@ -454,7 +650,7 @@ export class Hub {
   // ---- time ----
 
   /** Arms one timer for the dispatcher's earliest deadline: no timer per task. */
-  schedule(): void {
+  protected schedule(): void {
     const at = this.dispatcher.nextDeadline();
     if (at === null) return;
     if (this.timer && at >= this.timerAt) return;
@@ -489,4 +685,19 @@ export class Hub {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
+}
+
+function connectionView(c: ConnectionState<LiveWorker>): WorkerConnectionView {
+  const r = c.payload;
+  return {
+    id: c.id,
+    serviceId: c.serviceId,
+    instance: r?.instance ?? null,
+    dialed: r?.dialed ?? false,
+    remote: r?.remote ?? '',
+    concurrency: c.concurrency,
+    connectedAt: r?.connectedAt ?? 0,
+    inFlight: c.inFlight,
+    draining: c.draining,
+  };
 }

@@ -13,8 +13,12 @@ export interface ServiceEntry {
   me: ServiceDescription;
   /** canonicalJson(me), to compare descriptions. */
   canonical: string;
-  /** Ids of its live connections. */
-  connections: Set<string>;
+  /**
+   * Its live connections: those past the registry's yes (a welcome may still be on its way). A
+   * count, not ids: the connection's record is the dispatcher's (see `Hub`), and the hub's
+   * `ServiceClaim` makes each attach detached exactly once.
+   */
+  live: number;
 }
 
 /** What the registry needs from the database. */
@@ -73,9 +77,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
    * Adds a live connection for the service `me` describes. Throws `service_conflict` when live
    * connections describe it otherwise; when none is live, a new description replaces the stored one.
    */
-  async attach(me: ServiceDescription, connectionId: string): Promise<ServiceEntry> {
+  async attach(me: ServiceDescription): Promise<ServiceEntry> {
     const prev = this.locks.get(me.name) ?? Promise.resolve();
-    const run = prev.catch(() => undefined).then(() => this.attachNow(me, connectionId));
+    const run = prev.catch(() => undefined).then(() => this.attachNow(me));
     this.locks.set(me.name, run);
     try {
       return await run;
@@ -84,10 +88,10 @@ export class Registry extends EventEmitter<RegistryEvents> {
     }
   }
 
-  private async attachNow(me: ServiceDescription, connectionId: string): Promise<ServiceEntry> {
+  private async attachNow(me: ServiceDescription): Promise<ServiceEntry> {
     const canonical = canonicalJson(me);
     let entry = this.byName.get(me.name);
-    if (entry && entry.connections.size > 0 && entry.canonical !== canonical) {
+    if (entry && entry.live > 0 && entry.canonical !== canonical) {
       throw new HubError(
         'service_conflict',
         `service "${me.name}" is already served with another description; stop its connections or use another name`,
@@ -96,23 +100,21 @@ export class Registry extends EventEmitter<RegistryEvents> {
     if (!entry || entry.canonical !== canonical) {
       const id = await this.storage.upsert(me);
       // A connection may have attached while we awaited; the lock makes that the same service only.
-      entry = this.remember(id, me, entry?.connections);
+      entry = this.remember(id, me, entry?.live);
     }
-    const wasLive = entry.connections.size > 0;
-    entry.connections.add(connectionId);
-    if (!wasLive) this.changed();
+    if (entry.live++ === 0) this.changed();
     return entry;
   }
 
-  /** Removes a live connection; the service stays known. */
-  detach(serviceId: number, connectionId: string): void {
+  /** Removes a live connection, once per `attach`; the service stays known. */
+  detach(serviceId: number): void {
     const entry = this.byId.get(serviceId);
-    if (!entry || !entry.connections.delete(connectionId)) return;
-    if (entry.connections.size === 0) this.changed();
+    if (!entry || entry.live === 0) return;
+    if (--entry.live === 0) this.changed();
   }
 
-  private remember(id: number, me: ServiceDescription, connections = new Set<string>()): ServiceEntry {
-    const entry: ServiceEntry = { id, name: me.name, me, canonical: canonicalJson(me), connections };
+  private remember(id: number, me: ServiceDescription, live = 0): ServiceEntry {
+    const entry: ServiceEntry = { id, name: me.name, me, canonical: canonicalJson(me), live };
     const old = this.byName.get(me.name);
     if (old && old.id !== id) this.byId.delete(old.id);
     this.byName.set(me.name, entry);
@@ -122,7 +124,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
 
   private changed(): void {
     this.liveList = [...this.byId.values()]
-      .filter((e) => e.connections.size > 0)
+      .filter((e) => e.live > 0)
       .sort((a, b) => a.id - b.id)
       .map((e) => ({ service_id: e.id, service_name: e.name }));
     this.emit('change', this.liveList);

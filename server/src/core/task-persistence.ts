@@ -3,6 +3,7 @@
  * batched TaskStore (never awaited per message), and rows back into ended tasks after a
  * restart or once they fell out of the in-memory cache.
  */
+import { resolveRefs } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
@@ -10,24 +11,16 @@ import { jsonFrame } from './frames.js';
 import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
 
 /**
- * Replaces `{"$attachment": k, ...}` refs with `{...rest, data: buffers[k]}`. An object whose
- * `$attachment` names no buffer stays as it is, as it was when the hub first relayed it.
+ * A stored result with its `{"$attachment": k, ...}` refs replaced by `{...rest, data}`, on a
+ * copy: the row may be the store's own unsaved one. The refs were written by the hub from a
+ * message the codec had resolved, so they name the stored media; a problem leaves the rest as it
+ * is (a result relayed without attachments may hold a literal `$attachment`: there is no media).
  */
-export function resolveRefs(value: unknown, buffers: readonly Buffer[], depth = 0): unknown {
-  if (value === null || typeof value !== 'object' || depth > 64) return value;
-  if (Array.isArray(value)) return value.map((v) => resolveRefs(v, buffers, depth + 1));
-  const obj = value as Record<string, unknown>;
-  const k = Object.prototype.hasOwnProperty.call(obj, '$attachment') ? obj.$attachment : undefined;
-  if (typeof k === 'number' && Number.isInteger(k) && k >= 0 && k < buffers.length) {
-    const { $attachment, ...rest } = obj;
-    return { ...rest, data: buffers[k] };
-  }
-  const out: Record<string, unknown> = {};
-  // A key `__proto__` stays a key: an assignment would set the prototype instead.
-  for (const key of Object.keys(obj)) {
-    Object.defineProperty(out, key, { value: resolveRefs(obj[key], buffers, depth + 1), enumerable: true, writable: true, configurable: true });
-  }
-  return out;
+function withMedia(result: unknown, buffers: readonly Buffer[]): unknown {
+  if (result === undefined || result === null || typeof result !== 'object') return result;
+  const message = { result: JSON.parse(JSON.stringify(result)) as unknown };
+  resolveRefs(message, buffers, 1);
+  return message.result;
 }
 
 export class TaskPersistence {
@@ -139,7 +132,7 @@ function fromRow(row: StoredTaskRow): EndedTask {
     const binaries = row.attachments ? unpackAttachments(row.attachments) : [];
     const msg: Record<string, unknown> = { type: 'result', task_id: row.id, seq, result: row.result };
     if (binaries.length) msg.attachments = binaries.length;
-    return { ...base, text: jsonFrame(msg), binaries: binaries.length ? binaries : null, result: resolveRefs(row.result, binaries) };
+    return { ...base, text: jsonFrame(msg), binaries: binaries.length ? binaries : null, result: withMedia(row.result, binaries) };
   }
   const error = (row.error ?? { code: 'internal', message: 'unknown error' }) as EndedTask['error'] & object;
   const text =

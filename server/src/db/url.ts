@@ -1,5 +1,5 @@
 /**
- * Parsing of the `HUB_DB` / `--db` option (PROTOCOL.md section 9): which database the hub uses.
+ * Parsing of the `HUB_DB` / `--db` option (docs/protocol.md section 9): which database the hub uses.
  */
 import path from 'node:path';
 

@@ -67,7 +67,7 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
   const registry = new Registry();
   const registers = [registry];
   const shared = (options.processMetrics ?? true) ? processMetrics() : undefined;
-  const serviceName = (id: number) => hub.registry.byServiceId(id)?.name ?? `#${id}`;
+  const serviceName = (id: number) => hub.serviceName(id) ?? `#${id}`;
   const follower = new Follower();
 
   const tasks = new Counter({
@@ -107,7 +107,7 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     registers,
     collect() {
       this.reset();
-      for (const s of hub.registry.all()) this.set({ service: s.name }, hub.dispatcher.queueLength(s.id));
+      for (const s of hub.services()) this.set({ service: s.name }, s.queued);
     },
   });
   new Gauge({
@@ -117,8 +117,8 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     registers,
     collect() {
       this.reset();
-      for (const s of hub.registry.all()) this.set({ service: s.name }, 0);
-      for (const c of hub.dispatcher.connections()) this.inc({ service: serviceName(c.serviceId) }, c.inFlight);
+      for (const s of hub.services()) this.set({ service: s.name }, 0);
+      for (const c of hub.workerConnections()) this.inc({ service: serviceName(c.serviceId) }, c.inFlight);
     },
   });
   new Gauge({
@@ -128,8 +128,8 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     registers,
     collect() {
       this.reset();
-      for (const s of hub.registry.all()) this.set({ service: s.name }, 0);
-      for (const c of hub.dispatcher.connections()) this.inc({ service: serviceName(c.serviceId) }, c.concurrency);
+      for (const s of hub.services()) this.set({ service: s.name }, 0);
+      for (const c of hub.workerConnections()) this.inc({ service: serviceName(c.serviceId) }, c.concurrency);
     },
   });
   new Gauge({
@@ -137,7 +137,7 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     help: 'Tasks running across all services.',
     registers,
     collect() {
-      this.set(hub.dispatcher.runningCount);
+      this.set(hub.runningCount);
     },
   });
   new Gauge({
@@ -148,7 +148,7 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     collect() {
       let dialed = 0;
       let outbound = 0;
-      for (const c of hub.connectionInfo.values()) {
+      for (const c of hub.workerConnections()) {
         if (c.dialed) dialed++;
         else outbound++;
       }

@@ -1,5 +1,5 @@
 /**
- * The operator routes (PROTOCOL.md section 10): `/metrics`, `/readyz`, the live view's JSON
+ * The operator routes (docs/protocol.md section 10): `/metrics`, `/readyz`, the live view's JSON
  * (`/api/overview`), the OpenAPI reference (`/docs`, `/docs/json`) and the page at `/`.
  *
  * Open without a client key: `/healthz` (in app.ts), `/readyz`, the page's static files and the

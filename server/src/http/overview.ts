@@ -39,7 +39,7 @@ export class OverviewSource {
   }
 
   private name(serviceId: number): string {
-    return this.hub.registry.byServiceId(serviceId)?.name ?? `#${serviceId}`;
+    return this.hub.serviceName(serviceId) ?? `#${serviceId}`;
   }
 
   /** Keeps the ended task as it is; it is shaped for the page only when the page asks (no work per task). */
@@ -68,34 +68,30 @@ export class OverviewSource {
   /** The overview now. */
   snapshot(): Overview {
     const { hub } = this;
-    const d = hub.dispatcher;
-    const services: OverviewService[] = hub.registry.all().map((s) => ({
+    const services: OverviewService[] = hub.services().map((s) => ({
       service_id: s.id,
       service_name: s.name,
       service_description: s.me.description,
-      live: s.connections.size > 0,
-      queued: d.queueLength(s.id),
-      connections: d.connections(s.id).map((c) => {
-        const info = hub.connectionInfo.get(c.id);
-        return {
-          connection_id: c.id,
-          instance: info?.instance ?? null,
-          dialed: info?.dialed ?? false,
-          remote: info?.remote ?? '',
-          in_flight: c.inFlight,
-          concurrency: c.concurrency,
-          draining: c.draining,
-          connected_at: iso(info?.connectedAt ?? null),
-        };
-      }),
+      live: s.live,
+      queued: s.queued,
+      connections: hub.workerConnections(s.id).map((c) => ({
+        connection_id: c.id,
+        instance: c.instance,
+        dialed: c.dialed,
+        remote: c.remote,
+        in_flight: c.inFlight,
+        concurrency: c.concurrency,
+        draining: c.draining,
+        connected_at: iso(c.connectedAt),
+      })),
     }));
 
     // One pass over the live tasks that stops once it has what it shows: every running task
     // (up to the cap) and the oldest queued ones; a deep queue is summed up by `queued` above.
     const running: OverviewTask[] = [];
     const queued: OverviewTask[] = [];
-    const wantRunning = Math.min(d.runningCount, this.maxRunning);
-    for (const r of d.liveTasks()) {
+    const wantRunning = Math.min(hub.runningCount, this.maxRunning);
+    for (const r of hub.liveTasks()) {
       const list = r.status === 'running' ? running : queued;
       const cap = r.status === 'running' ? this.maxRunning : this.maxQueued;
       if (list.length < cap) {
@@ -120,8 +116,8 @@ export class OverviewSource {
       now: new Date().toISOString(),
       shutting_down: hub.shuttingDown,
       clients: hub.clientCount,
-      running: d.runningCount,
-      queued: d.queuedCount,
+      running: hub.runningCount,
+      queued: hub.queuedCount,
       max_message_bytes: hub.config.maxMessageBytes,
       services,
       tasks: [...running.reverse(), ...queued, ...this.ended.map((t) => this.endedView(t)).reverse()],

@@ -45,7 +45,7 @@ const WaitQuery = withMessage(
     },
     { additionalProperties: true },
   ),
-  () => 'wait must be true or false',
+  () => 'wait must be true, false, 1 or 0',
 );
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {

@@ -1,6 +1,6 @@
 /**
  * The `services` table: one row per service name, whose id is the `service_id` clients use,
- * stable across restarts (PROTOCOL.md section 1).
+ * stable across restarts (docs/protocol.md section 5.1, "Services").
  */
 import type { Knex } from 'knex';
 import type { ServiceDescription } from '@utils-hub/protocol';

@@ -1,6 +1,6 @@
 /**
  * The `tokens` table: worker tokens and client keys, stored as SHA-256 hashes only
- * (PROTOCOL.md sections 5.1 and 9). The secret is shown once, by `createToken`.
+ * (docs/protocol.md sections 5.1 and 9). The secret is shown once, by `createToken`.
  */
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';

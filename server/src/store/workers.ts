@@ -1,5 +1,5 @@
 /**
- * The `workers` table: base URLs of the workers the hub dials (PROTOCOL.md section 5.1).
+ * The `workers` table: base URLs of the workers the hub dials (docs/protocol.md section 5.1).
  */
 import type { Knex } from 'knex';
 import { StoreError, isUniqueViolation } from './errors.js';

@@ -1,10 +1,10 @@
 /**
- * One client WebSocket (PROTOCOL.md 5.2): services pushes, add_task with attachments, cancel,
+ * One client WebSocket (docs/protocol.md 5.2): services pushes, add_task with attachments, cancel,
  * subscribe and service_info; task events relayed as the hub produced them.
  */
 import type { WebSocket } from 'ws';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
-import type { Hub, Subscriber } from '../core/hub.js';
+import type { ClientLink, Hub, LiveTaskSnapshot, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { acceptedFrame, jsonFrame } from '../core/frames.js';
@@ -16,15 +16,8 @@ export const MAX_SUBSCRIPTIONS = 10_000;
 export interface ClientConnDeps {
   hub: Hub;
   heartbeat: Heartbeat;
-  /** The connected clients, for `services` pushes. */
-  clients: Set<ClientLink>;
   /** Takes one request from the client's rate limit; false when it is spent. */
   allow?: () => boolean;
-}
-
-/** What the hub needs of a client connection to push `services`. */
-export interface ClientLink {
-  sendText(text: string): void;
 }
 
 export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
@@ -57,15 +50,14 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     send(jsonFrame(body));
   };
 
-  const follow = (taskId: string): boolean => {
-    const task = hub.dispatcher.task(taskId);
-    if (!task) return false;
-    if (!following.has(taskId)) {
-      if (following.size >= MAX_SUBSCRIPTIONS) throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
-      following.add(taskId);
-      task.payload.subscribers.add(subscriber);
+  /** Follows a live task: its snapshot, or null when it is not live. */
+  const follow = (taskId: string): LiveTaskSnapshot | null => {
+    if (!following.has(taskId) && following.size >= MAX_SUBSCRIPTIONS && hub.isLive(taskId)) {
+      throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
     }
-    return true;
+    const snapshot = hub.subscribe(taskId, subscriber);
+    if (snapshot) following.add(taskId);
+    return snapshot;
   };
 
   const handle = async (msg: ClientToHubMessage) => {
@@ -110,17 +102,17 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         return;
       }
       case 'subscribe': {
-        if (follow(msg.task_id)) {
-          const t = hub.dispatcher.task(msg.task_id)!;
+        const t = follow(msg.task_id);
+        if (t) {
           send(
             jsonFrame({
               type: 'snapshot',
-              task_id: t.id,
+              task_id: msg.task_id,
               seq: t.seq,
               status: t.status,
               progress: t.progress,
               message: t.message,
-              position: hub.dispatcher.position(t.id),
+              position: t.position,
             }),
           );
           return;
@@ -155,7 +147,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   };
 
   const bad = (err: HubError) => {
-    hub.stats.badMessages.client++;
+    hub.recordBadMessage('client');
     error(err.code === 'bad_message' || err.code === 'payload_too_large' ? err : new HubError('bad_message', err.message));
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
@@ -184,14 +176,12 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   ws.on('error', (err) => hub.log.debug({ err: err.message }, 'client socket error'));
   ws.on('close', () => {
     closed = true;
-    hub.clientCount--;
-    deps.clients.delete(link);
+    hub.detachClient(link);
     // Tasks go on without this client; it just stops hearing of them.
-    for (const taskId of following) hub.dispatcher.task(taskId)?.payload.subscribers.delete(subscriber);
+    for (const taskId of following) hub.unsubscribe(taskId, subscriber);
     following.clear();
   });
-  deps.clients.add(link);
-  hub.clientCount++;
+  hub.attachClient(link);
   deps.heartbeat.watch(ws);
   send(jsonFrame({ type: 'services', services: hub.servicesList() }));
 }

@@ -1,5 +1,5 @@
 /**
- * The dialer (PROTOCOL.md 5.1): follows the enabled rows of the `workers` table, reads each
+ * The dialer (docs/protocol.md 5.1): follows the enabled rows of the `workers` table, reads each
  * worker's `GET {url}/me`, opens `{url}/ws` presenting `HUB_DIAL_SECRET`, and redials a lost or
  * unreachable worker with jittered exponential backoff. Each failure is logged once per change
  * of state, not once per try.

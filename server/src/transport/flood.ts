@@ -1,6 +1,6 @@
 /**
  * Counts a peer's bad messages in a sliding window: past the limit the connection is closed
- * with 1008 (PROTOCOL.md section 5: "after many in a short time it may close").
+ * with 1008 (docs/protocol.md section 5: "after many in a short time it may close").
  */
 export class FloodGuard {
   private count = 0;

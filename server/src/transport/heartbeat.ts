@@ -1,12 +1,11 @@
 /**
  * One timer pings every connection each `HUB_HEARTBEAT_MS` and terminates those that did not
- * answer the previous ping (PROTOCOL.md section 5): no timer per connection.
+ * answer the previous ping (docs/protocol.md section 5): no timer per connection.
  */
 import type { WebSocket } from 'ws';
 
 interface Beat {
   alive: boolean;
-  onDead: () => void;
 }
 
 export class Heartbeat {
@@ -18,9 +17,9 @@ export class Heartbeat {
     this.timer.unref();
   }
 
-  /** Watches `ws` until it closes; `onDead` runs before a silent socket is terminated. */
-  watch(ws: WebSocket, onDead: () => void = () => {}): void {
-    const beat: Beat = { alive: true, onDead };
+  /** Watches `ws` until it closes; a silent socket is terminated (its close event follows). */
+  watch(ws: WebSocket): void {
+    const beat: Beat = { alive: true };
     this.sockets.set(ws, beat);
     ws.on('pong', () => {
       beat.alive = true;
@@ -42,7 +41,6 @@ export class Heartbeat {
       }
       if (!beat.alive) {
         this.sockets.delete(ws);
-        beat.onDead();
         ws.terminate();
         continue;
       }

@@ -1,5 +1,5 @@
 /**
- * One worker connection, whichever side dialed: the hello/welcome handshake (PROTOCOL.md 5.1)
+ * One worker connection, whichever side dialed: the hello/welcome handshake (docs/protocol.md 5.1)
  * with its deadline and refusals, then the worker's messages handed to the hub.
  */
 import type { WebSocket } from 'ws';
@@ -13,7 +13,7 @@ import {
   PROTOCOL_VERSION,
   type WorkerToHubMessage,
 } from '@utils-hub/protocol';
-import type { Hub, WorkerLink } from '../core/hub.js';
+import type { Hub, ServiceClaim, WorkerLink } from '../core/hub.js';
 import type { Gatekeeper } from '../access/auth.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
@@ -69,7 +69,8 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   // Read through a function: the state changes while the handshake awaits. A refused connection
   // is closing before its close event comes: it must not be welcomed and take tasks.
   const isClosed = () => state === 'closed' || ws.readyState !== ws.OPEN;
-  let attached = false;
+  /** The registry's yes to the hello, held from then until the connection ends. */
+  let claim: ServiceClaim | null = null;
 
   const link: WorkerLink = {
     id,
@@ -81,14 +82,14 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   };
 
   const refuse = (err: HubError) => {
-    hub.stats.rejectedHandshakes[err.code] = (hub.stats.rejectedHandshakes[err.code] ?? 0) + 1;
+    hub.recordRejectedHandshake(err.code);
     log.warn({ code: err.code, remote: origin.remote }, `worker refused: ${err.message}`);
     sendFrames(ws, jsonFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     ws.close(1008, err.code);
   };
 
   const badMessage = (err: HubError) => {
-    hub.stats.badMessages.worker++;
+    hub.recordBadMessage('worker');
     if (state === 'hello' || state === 'handshaking') return refuse(new HubError('bad_message', err.message));
     sendFrames(ws, jsonFrame({ ...err.details, type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     if (flood.hit()) ws.close(1008, 'too many bad messages');
@@ -110,27 +111,17 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     if (!origin.dialed) await deps.gate.worker(origin.token, origin.remote, me.name);
     if (hub.shuttingDown) throw new HubError('shutting_down', 'the hub is stopping');
     if (isClosed()) return;
-    const entry = await hub.registry.attach(me, id);
-    attached = true;
-    serviceId = entry.id;
+    claim = await hub.claimService(me);
+    serviceId = claim.serviceId;
     if (isClosed()) {
-      hub.registry.detach(serviceId, id);
+      claim.release();
       return;
     }
     const concurrency = msg.concurrency ?? 1;
     sendFrames(ws, jsonFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
     state = 'ready';
     clearTimeout(helloTimer);
-    hub.connectionInfo.set(id, {
-      id,
-      serviceId,
-      instance: msg.instance ?? null,
-      dialed: origin.dialed,
-      remote: origin.remote,
-      concurrency,
-      connectedAt: Date.now(),
-    });
-    hub.addWorker(link, serviceId, concurrency);
+    hub.attachWorker(link, claim, { instance: msg.instance ?? null, dialed: origin.dialed, remote: origin.remote, concurrency });
     log.info({ service: me.name, service_id: serviceId, instance: msg.instance, dialed: origin.dialed, concurrency }, 'worker connected');
     deps.onWelcome?.();
   };
@@ -192,12 +183,11 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     const was = state;
     state = 'closed';
     clearTimeout(helloTimer);
-    hub.connectionInfo.delete(id);
     if (was === 'ready') {
-      hub.removeWorker(id, serviceId);
+      hub.detachWorker(id);
       log.info({ code, service_id: serviceId }, 'worker disconnected');
-    } else if (attached) {
-      hub.registry.detach(serviceId, id);
+    } else {
+      claim?.release();
     }
   });
   deps.heartbeat.watch(ws);

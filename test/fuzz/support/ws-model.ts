@@ -1,7 +1,7 @@
 /**
  * A model of what the hub must answer to a sequence of WebSocket frames, written from the
- * contract (PROTOCOL.md section 5) and the project's protocol document (docs/protocol.md,
- * "WebSocket framing"), not from the hub's code:
+ * contract, the project's protocol document (docs/protocol.md section 5, "WebSocket
+ * framing"), not from the hub's code:
  *
  * - a text frame that is not a JSON object with a string `type`: `bad_message`;
  * - `"attachments": n` outside 1..16: `bad_message` (a whole number over 16 also swallows the

@@ -1,0 +1,29 @@
+/**
+ * Media files of tasks on SQLite on a file: the writer thread writes a task's media blob to a file
+ * of its own (one write of the bytes rather than SQLite's page-by-page copy into its log and then
+ * into the database), and the `media_file` column names it.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { WriterFile } from './sqlite-writer.js';
+
+/** The name of a task's media file: the SHA-256 of its id, whatever characters the id holds. */
+export function mediaFileName(id: string): string {
+  return createHash('sha256').update(id).digest('hex');
+}
+
+/** The file to write for a task's media, given as a blob or as its pieces. */
+export function mediaFile(id: string, attachments: Buffer | readonly Uint8Array[]): WriterFile {
+  return [mediaFileName(id), Buffer.isBuffer(attachments) ? [attachments] : attachments];
+}
+
+/** The bytes of a media file in `dir`; null when the file is gone (deleted by hand). */
+export async function readMediaFile(dir: string, name: string): Promise<Buffer | null> {
+  return await fs.promises.readFile(path.join(dir, name)).catch(() => null);
+}
+
+/** Deletes media files from `dir`; a file already gone is no error. */
+export async function removeMediaFiles(dir: string, names: readonly string[]): Promise<void> {
+  for (const f of names) await fs.promises.rm(path.join(dir, f), { force: true });
+}
