@@ -210,8 +210,12 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     expect(end.seq).to.equal(p2.seq + 1);
     expect((await kc.nextOf('canceled', task.task_id, 5000)).seq).to.equal(end.seq);
     expect(kc.received.filter((m) => m.task_id === task.task_id)).to.have.length(0);
-    const ended = await until(() => http(C(), 'GET', `/tasks/${task.task_id}`), (r) => r.status === 200 && r.body.status === 'canceled', 5000, 'canceled on C');
+    const ended = await until(() => http(C(), 'GET', `/tasks/${task.task_id}`), (r) => r.status === 200 && r.body.status === 'canceled', 8000, 'canceled on C');
     expect(ended.body.finished_at).to.be.a('string');
+    // Once ended, a subscribe on a hub that never held it gets the end again, with its seq.
+    const late = track(await client(C()));
+    late.send({ type: 'subscribe', task_id: task.task_id });
+    expect((await late.nextOf('canceled', task.task_id, 5000)).seq).to.equal(end.seq);
   });
 
   it('ends a task waiting in the cluster\'s queue when canceled from its hub, without running it', async () => {
