@@ -4,11 +4,13 @@
  */
 
 /**
- * The systems under test; `baseline-naive` is the baseline writing each frame at once, `hub-cork`
- * the hub with the experiment of bench/experiments/cork-ws.ts (one write per peer per tick).
+ * The systems under test; `hub` runs with its defaults (`HUB_COMMIT=stored`), `hub-async` with
+ * `HUB_COMMIT=async` (rows written behind); `baseline-naive` is the baseline writing each frame
+ * at once, `hub-cork` the hub with the experiment of bench/experiments/cork-ws.ts (one write per
+ * peer per tick).
  */
-export type Peer = 'hub' | 'hub-cork' | 'baseline' | 'baseline-naive' | 'bullmq';
-export const PEERS: readonly Peer[] = ['hub', 'hub-cork', 'baseline', 'baseline-naive', 'bullmq'];
+export type Peer = 'hub' | 'hub-async' | 'hub-cork' | 'baseline' | 'baseline-naive' | 'bullmq';
+export const PEERS: readonly Peer[] = ['hub', 'hub-async', 'hub-cork', 'baseline', 'baseline-naive', 'bullmq'];
 
 /** One measured run of one peer in one scenario. */
 export interface Trial {
@@ -60,8 +62,29 @@ export interface ScenarioSummary {
   title: string;
   peers: Partial<Record<Peer, PeerSummary>>;
   /** hub / baseline per round, then their median. */
-  ratios: { tasksPerSec: number[]; p50: number[]; bytesPerSec: number[]; hubOverBullmq: number[]; hubOverNaive: number[]; corkOverBaseline: number[] };
-  median: { tasksPerSec: number; p50: number; bytesPerSec: number; hubOverBullmq: number; hubOverNaive: number; corkOverBaseline: number };
+  /** Per round; `async*`: the hub with HUB_COMMIT=async against the baseline, `storedOverAsync*`: the default hub against it. */
+  ratios: {
+    tasksPerSec: number[];
+    p50: number[];
+    bytesPerSec: number[];
+    hubOverBullmq: number[];
+    hubOverNaive: number[];
+    corkOverBaseline: number[];
+    asyncP50: number[];
+    storedOverAsyncTasksPerSec: number[];
+    storedOverAsyncP50: number[];
+  };
+  median: {
+    tasksPerSec: number;
+    p50: number;
+    bytesPerSec: number;
+    hubOverBullmq: number;
+    hubOverNaive: number;
+    corkOverBaseline: number;
+    asyncP50: number;
+    storedOverAsyncTasksPerSec: number;
+    storedOverAsyncP50: number;
+  };
 }
 
 export interface PeerSummary {
@@ -129,7 +152,17 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
     const ts = mine.filter((t) => t.peer === p);
     if (ts.length) peers[p] = summarisePeer(ts);
   }
-  const ratios: ScenarioSummary['ratios'] = { tasksPerSec: [], p50: [], bytesPerSec: [], hubOverBullmq: [], hubOverNaive: [], corkOverBaseline: [] };
+  const ratios: ScenarioSummary['ratios'] = {
+    tasksPerSec: [],
+    p50: [],
+    bytesPerSec: [],
+    hubOverBullmq: [],
+    hubOverNaive: [],
+    corkOverBaseline: [],
+    asyncP50: [],
+    storedOverAsyncTasksPerSec: [],
+    storedOverAsyncP50: [],
+  };
   const rounds = [...new Set(mine.map((t) => t.round))].sort((a, b) => a - b);
   for (const r of rounds) {
     const hub = mine.find((t) => t.round === r && t.peer === 'hub');
@@ -139,6 +172,12 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
     if (hub && naive) ratios.hubOverNaive.push(hub.tasksPerSec / naive.tasksPerSec);
     const cork = mine.find((t) => t.round === r && t.peer === 'hub-cork');
     if (cork && base) ratios.corkOverBaseline.push(cork.tasksPerSec / base.tasksPerSec);
+    const async = mine.find((t) => t.round === r && t.peer === 'hub-async');
+    if (async && base) ratios.asyncP50.push(async.p50 / base.p50);
+    if (async && hub) {
+      ratios.storedOverAsyncTasksPerSec.push(hub.tasksPerSec / async.tasksPerSec);
+      ratios.storedOverAsyncP50.push(hub.p50 / async.p50);
+    }
     if (hub && base) {
       ratios.tasksPerSec.push(hub.tasksPerSec / base.tasksPerSec);
       ratios.p50.push(hub.p50 / base.p50);
@@ -158,6 +197,9 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
       hubOverBullmq: median(ratios.hubOverBullmq),
       hubOverNaive: median(ratios.hubOverNaive),
       corkOverBaseline: median(ratios.corkOverBaseline),
+      asyncP50: median(ratios.asyncP50),
+      storedOverAsyncTasksPerSec: median(ratios.storedOverAsyncTasksPerSec),
+      storedOverAsyncP50: median(ratios.storedOverAsyncP50),
     },
   };
 }
@@ -195,7 +237,9 @@ export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath
   };
   ratioTarget('tiny64-vs-baseline', 'tiny tasks, 64 in flight: hub tasks/s vs baseline', 'tiny-64', 'tasksPerSec', 'min', 0.8);
   ratioTarget('tiny64-vs-bullmq', 'tiny tasks, 64 in flight: hub tasks/s vs BullMQ', 'tiny-64', 'hubOverBullmq', 'min', 10);
-  ratioTarget('tiny1-p50', 'tiny tasks, 1 in flight: hub p50 latency vs baseline', 'tiny-1', 'p50', 'max', 1.3);
+  ratioTarget('tiny1-p50', 'tiny tasks, 1 in flight: hub p50 latency vs baseline (default HUB_COMMIT=stored)', 'tiny-1', 'p50', 'max', 1.6);
+  ratioTarget('tiny1-p50-async', 'tiny tasks, 1 in flight: hub p50 latency vs baseline with HUB_COMMIT=async', 'tiny-1', 'asyncP50', 'max', 1.3);
+  ratioTarget('tiny64-stored-vs-async', 'tiny tasks, 64 in flight: hub tasks/s, HUB_COMMIT=stored vs async', 'tiny-64', 'storedOverAsyncTasksPerSec', 'min', 0.9);
   ratioTarget('media-bytes', '1 MiB attachments, 8 in flight: hub bytes/s vs baseline', 'media-8', 'bytesPerSec', 'min', 0.8);
   if (mediaPath) {
     const { workerTasks, workerAttachments, workerBase64, results, resultAttachments, resultBase64 } = mediaPath;
@@ -247,6 +291,17 @@ export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], target
     out.push(
       `| ${s.scenario} | ${s.ratios.tasksPerSec.map((x) => fx(x)).join(', ')} | ${fx(s.median.tasksPerSec)} | ${s.ratios.p50.map((x) => fx(x)).join(', ')} | ${fx(s.median.p50)} | ${fx(s.median.bytesPerSec)} | ${fx(s.median.hubOverNaive)} | ${fx(s.median.hubOverBullmq, 1)} |${cork ? ` ${fx(s.median.corkOverBaseline)} |` : ''}`,
     );
+  }
+  const commits = summaries.filter((s) => s.peers['hub-async']);
+  if (commits.length) {
+    out.push('');
+    out.push('| scenario | stored/async tasks/s per round | median | stored/async p50 per round | median | async/baseline p50 median |');
+    out.push('| --- | --- | ---: | --- | ---: | ---: |');
+    for (const s of commits) {
+      out.push(
+        `| ${s.scenario} | ${s.ratios.storedOverAsyncTasksPerSec.map((x) => fx(x)).join(', ')} | ${fx(s.median.storedOverAsyncTasksPerSec)} | ${s.ratios.storedOverAsyncP50.map((x) => fx(x)).join(', ')} | ${fx(s.median.storedOverAsyncP50)} | ${fx(s.median.asyncP50)} |`,
+      );
+    }
   }
   if (idle.length) {
     out.push('');

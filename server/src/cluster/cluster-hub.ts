@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
 import { Hub, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
-import { jsonFrame } from '../core/frames.js';
+import { clientFrame } from '../core/frames.js';
 import { Broker } from './broker.js';
 import { clusterNames, type ClusterNames } from './names.js';
 import { Membership } from './membership.js';
@@ -88,9 +88,9 @@ export class ClusterHub extends Hub {
 
   /** Publishes the events of every task held here, for followers on other hubs. */
   private readonly relaySubscriber: Subscriber = {
-    deliver: (taskId, text, binaries, end, seq) => {
+    deliver: (taskId, text, binaries, end, _progress, seq) => {
       const node = this.node;
-      node?.relay.publish(taskId, { seq, text, binaries, end });
+      node?.relay.publish(taskId, { seq: seq ?? 0, text, binaries, end });
       if (!end) return;
       const record = this.localHeld.get(taskId);
       if (record) {
@@ -325,7 +325,7 @@ export class ClusterHub extends Hub {
   /** Ends a task this hub decided about without running it: row, cache, followers. */
   private endHere(t: StreamTask, seq: number, attempts: number, status: 'failed' | 'canceled', error: { code: string; message: string }): EndedTask {
     const endSeq = seq + 1;
-    const text = status === 'canceled' ? jsonFrame({ type: 'canceled', task_id: t.id, seq: endSeq }) : jsonFrame({ type: 'failed', task_id: t.id, seq: endSeq, error });
+    const text = status === 'canceled' ? clientFrame({ type: 'canceled', task_id: t.id, seq: endSeq }) : clientFrame({ type: 'failed', task_id: t.id, seq: endSeq, error });
     const ended: EndedTask = {
       id: t.id,
       serviceId: t.serviceId,
@@ -388,7 +388,7 @@ export class ClusterHub extends Hub {
 
   // ---- submit ----
 
-  override submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number } {
+  override submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; stored: Promise<void> | null } {
     const node = this.node;
     if (node && !node.broker.up && this.dispatcher.connections(req.service_id).length === 0 && this.registry.byServiceId(req.service_id)) {
       throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
@@ -433,8 +433,9 @@ export class ClusterHub extends Hub {
     };
     const rt: RemoteTask = { serviceId: service.id, payload, following: null, createdAt: now, status: 'queued', attempts: 0, startedAt: null, queueTimer: null };
     this.remote.set(taskId, rt);
-    void this.sendRemote(node, task, rt);
-    return { taskId, position: 0 };
+    // Stored mode: acknowledged once the work queue holds it (JetStream's ack), or once it failed.
+    const sent = this.sendRemote(node, task, rt);
+    return { taskId, position: 0, stored: this.commit === 'stored' ? sent : null };
   }
 
   /**
@@ -480,7 +481,7 @@ export class ClusterHub extends Hub {
       rt.startedAt ??= Date.now();
     } else if (ev.text.startsWith('{"type":"queued"')) rt.status = 'queued';
     if (!ev.end) {
-      for (const s of rt.payload.subscribers) s.deliver(taskId, ev.text, ev.binaries, false, ev.seq);
+      for (const s of rt.payload.subscribers) s.deliver(taskId, ev.text, ev.binaries, false, ev.text.startsWith('{"type":"progress"'), ev.seq);
       return;
     }
     let parsed: { type?: string; result?: unknown; error?: EndedTask['error'] } = {};
@@ -519,7 +520,7 @@ export class ClusterHub extends Hub {
     this.ended.add(ended);
     for (const s of rt.payload.subscribers) {
       try {
-        s.deliver(taskId, ended.text, ended.binaries, true, ended.seq);
+        s.deliver(taskId, ended.text, ended.binaries, true, false, ended.seq);
       } catch (err) {
         this.log.error({ err, task_id: taskId }, 'a subscriber failed');
       }
@@ -610,7 +611,7 @@ export class ClusterHub extends Hub {
     // Follow first, then ask the holder: no event falls between its state and what follows it.
     let state: LiveTaskSnapshot | null = null;
     const early: RelayedEvent[] = [];
-    const pass = (ev: RelayedEvent) => subscriber.deliver(taskId, ev.text, ev.binaries, ev.end, ev.seq);
+    const pass = (ev: RelayedEvent) => subscriber.deliver(taskId, ev.text, ev.binaries, ev.end, ev.text.startsWith('{"type":"progress"'), ev.seq);
     const following = await node.relay.follow(taskId, 0, {
       event: (ev) => {
         if (!state) early.push(ev);

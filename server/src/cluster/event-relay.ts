@@ -14,7 +14,7 @@ export interface RelayedEvent {
   seq: number;
   /** The wire text frame (JSON with `task_id` and `seq`). */
   text: string;
-  binaries: readonly Buffer[] | null;
+  binaries: readonly Uint8Array[] | null;
   /** True for the task's last event. */
   end: boolean;
 }

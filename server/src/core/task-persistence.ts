@@ -1,14 +1,14 @@
 /**
  * Between the hub and the `tasks` table: turns live tasks and ended tasks into rows for the
- * batched TaskStore (never awaited per message), and rows back into ended tasks after a
- * restart or once they fell out of the in-memory cache.
+ * batched TaskStore (never awaited per message: a save may name a callback for its commit), and
+ * rows back into ended tasks after a restart or once they fell out of the in-memory cache.
  */
-import { resolveRefs } from '@utils-hub/protocol';
+import { resolveRefs, type ClientResultMsg } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
-import { jsonFrame } from './frames.js';
-import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
+import { clientFrame } from './frames.js';
+import { attachmentPieces, unpackAttachments, type StoredCallback, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
 
 /**
  * A stored result with its `{"$attachment": k, ...}` refs replaced by `{...rest, data}`, on a
@@ -16,7 +16,7 @@ import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore
  * message the codec had resolved, so they name the stored media; a problem leaves the rest as it
  * is (a result relayed without attachments may hold a literal `$attachment`: there is no media).
  */
-function withMedia(result: unknown, buffers: readonly Buffer[]): unknown {
+function withMedia(result: unknown, buffers: readonly Uint8Array[]): unknown {
   if (result === undefined || result === null || typeof result !== 'object') return result;
   const message = { result: JSON.parse(JSON.stringify(result)) as unknown };
   resolveRefs(message, buffers, 1);
@@ -30,8 +30,11 @@ export class TaskPersistence {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records a queued or running task (coalesced; written with the next batch). */
-  saveLive(t: TaskRecord<unknown>): void {
+  /**
+   * Records a queued or running task (coalesced; written with the next batch). `onStored` is
+   * called once a row of this task at least this recent is committed (see `TaskStore.save`).
+   */
+  saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback): void {
     this.tasks.save({
       id: t.id,
       service_id: t.serviceId,
@@ -45,11 +48,14 @@ export class TaskPersistence {
       created_at: t.createdAt,
       started_at: t.startedAt,
       finished_at: null,
-    });
+    }, onStored);
   }
 
-  /** Records an ended task with its result and media (the bytes as a blob, never base64). */
-  saveEnded(t: EndedTask): void {
+  /**
+   * Records an ended task with its result and media (the bytes as a blob, never base64).
+   * `onStored` is called once that end is committed (see `TaskStore.save`).
+   */
+  saveEnded(t: EndedTask, onStored?: StoredCallback): void {
     let result: unknown;
     let attachments: TaskRow['attachments'] = null;
     if (t.status === 'succeeded') {
@@ -76,7 +82,7 @@ export class TaskPersistence {
       created_at: t.createdAt,
       started_at: t.startedAt,
       finished_at: t.finishedAt,
-    });
+    }, onStored);
   }
 
   /** The ended task of a stored row, unless it is unfinished, unknown or expired. */
@@ -130,14 +136,14 @@ function fromRow(row: StoredTaskRow): EndedTask {
   };
   if (status === 'succeeded') {
     const binaries = row.attachments ? unpackAttachments(row.attachments) : [];
-    const msg: Record<string, unknown> = { type: 'result', task_id: row.id, seq, result: row.result };
+    const msg: ClientResultMsg = { type: 'result', task_id: row.id, seq, result: row.result };
     if (binaries.length) msg.attachments = binaries.length;
-    return { ...base, text: jsonFrame(msg), binaries: binaries.length ? binaries : null, result: withMedia(row.result, binaries) };
+    return { ...base, text: clientFrame(msg), binaries: binaries.length ? binaries : null, result: withMedia(row.result, binaries) };
   }
   const error = (row.error ?? { code: 'internal', message: 'unknown error' }) as EndedTask['error'] & object;
   const text =
     status === 'canceled'
-      ? jsonFrame({ type: 'canceled', task_id: row.id, seq })
-      : jsonFrame({ type: 'failed', task_id: row.id, seq, error });
+      ? clientFrame({ type: 'canceled', task_id: row.id, seq })
+      : clientFrame({ type: 'failed', task_id: row.id, seq, error });
   return { ...base, text, binaries: null, error };
 }

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { HubError, inlineMedia } from '@utils-hub/protocol';
+import { nodeBase64 } from '../core/node-base64.js';
 import type { Hub, Subscriber } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { errorResponses, json, ref } from './openapi.js';
@@ -50,7 +51,7 @@ const WaitQuery = withMessage(
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   if (ended.status === 'succeeded') {
-    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result) } };
+    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result, nodeBase64) } };
   }
   const err = HubError.from(ended.error);
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };
@@ -99,7 +100,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
         body: ref('AddTaskBody'),
         response: {
           200: json(ref('AddTaskSucceeded'), 'The task succeeded; media in `result` are inline base64'),
-          202: json(ref('AddTaskQueued'), 'With wait=false: the task was taken'),
+          202: json(ref('AddTaskQueued'), 'With wait=false: the task was taken (with HUB_COMMIT=stored, its row committed)'),
           ...errorResponses([
             'bad_request',
             'invalid_args',
@@ -121,7 +122,8 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
       const wait = req.query.wait;
       const body = req.body;
       if (wait === 'false' || wait === '0') {
-        const { taskId } = hub.submit(body);
+        const { taskId, stored } = hub.submit(body);
+        await stored; // HUB_COMMIT=stored: a 202 only once the task's row is committed
         return reply.code(202).send({ task_id: taskId, status: 'queued' });
       }
       let taskId = '';

@@ -3,11 +3,11 @@
  * subscribe and service_info; task events relayed as the hub produced them.
  */
 import type { WebSocket } from 'ws';
-import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
+import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type ErrorMsg, type RejectedMsg, type ServiceInfoMsg } from '@utils-hub/protocol';
 import type { ClientLink, Hub, LiveTaskSnapshot, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { acceptedFrame, jsonFrame } from '../core/frames.js';
+import { acceptedFrame, clientFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 
 /** Most unfinished tasks one client connection follows at once. */
@@ -20,6 +20,24 @@ export interface ClientConnDeps {
   allow?: () => boolean;
 }
 
+/** An event waiting to be sent: its text, its binary frames, and whether it is a progress. */
+type Held = [text: string, binaries: readonly Uint8Array[] | null, progress: boolean];
+
+/**
+ * Events held for one task before its `accepted` past which a new progress replaces the latest
+ * held one rather than joining it (a commit that waits long, as while the database is down).
+ */
+const MAX_HELD_EVENTS = 32;
+/** Bytes of held events of one task past which, likewise, a progress replaces the latest one. */
+const MAX_HELD_BYTES = 1024 * 1024;
+
+/** The bytes an event holds: its text and its binary frames. */
+function heldBytes(text: string, binaries: readonly Uint8Array[] | null): number {
+  let n = text.length;
+  if (binaries) for (const b of binaries) n += b.length;
+  return n;
+}
+
 export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const { hub } = deps;
   const maxBuffered = hub.config.maxBufferedBytes;
@@ -27,27 +45,48 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   /** Unfinished tasks this connection follows. */
   const following = new Set<string>();
   /** Events produced while an add_task is being accepted: sent right after `accepted`. */
-  let held: Array<[string, readonly Buffer[] | null]> | null = null;
+  let held: Held[] | null = null;
+  /**
+   * Events of tasks whose `accepted` waits for the task's row to be committed (HUB_COMMIT=stored),
+   * sent right after it, with the bytes they hold. Past MAX_HELD_EVENTS or MAX_HELD_BYTES only the
+   * latest progress is kept: while the database is down a task may run on for long.
+   */
+  const holding = new Map<string, { events: Held[]; bytes: number }>();
   let closed = false;
 
-  const send = (text: string, binaries?: readonly Buffer[] | null) => sendFrames(ws, text, binaries, maxBuffered);
+  const send = (text: string, binaries?: readonly Uint8Array[] | null) => sendFrames(ws, text, binaries, maxBuffered);
 
   const subscriber: Subscriber = {
-    deliver(taskId, text, binaries, end) {
+    deliver(taskId, text, binaries, end, progress = false) {
       if (end) following.delete(taskId);
-      if (held) held.push([text, binaries]);
-      else send(text, binaries);
+      if (held) {
+        held.push([text, binaries, progress]);
+        return;
+      }
+      const waiting = holding.get(taskId);
+      if (!waiting) {
+        send(text, binaries);
+        return;
+      }
+      const { events } = waiting;
+      const last = events[events.length - 1];
+      const bytes = heldBytes(text, binaries);
+      if (progress && last?.[2] && (events.length >= MAX_HELD_EVENTS || waiting.bytes + bytes > MAX_HELD_BYTES)) {
+        waiting.bytes -= heldBytes(last[0], last[1]);
+        events[events.length - 1] = [text, binaries, true];
+      } else events.push([text, binaries, progress]);
+      waiting.bytes += bytes;
     },
   };
   const link: ClientLink = { sendText: (text) => send(text) };
 
   const error = (err: HubError, extra: { task_id?: string; ref?: string } = {}) => {
-    const body: Record<string, unknown> = { type: 'error', code: err.code, message: err.message };
+    const body: ErrorMsg = { type: 'error', code: err.code, message: err.message };
     const ref = extra.ref ?? (err.details.ref as string | undefined);
     if (ref !== undefined) body.ref = ref;
     const taskId = extra.task_id ?? (err.details.task_id as string | undefined);
     if (taskId !== undefined) body.task_id = taskId;
-    send(jsonFrame(body));
+    send(clientFrame(body));
   };
 
   /** Follows a live task: its snapshot, or null when it is not live. */
@@ -64,9 +103,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     if (deps.allow && !deps.allow()) {
       const e = new HubError('rate_limited', 'too many requests from this client; slow down');
       if (msg.type === 'add_task' || msg.type === 'service_info') {
-        const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+        const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
         if (msg.ref !== undefined) rejected.ref = msg.ref;
-        send(jsonFrame(rejected));
+        send(clientFrame(rejected));
       } else error(e, { task_id: msg.task_id });
       return;
     }
@@ -74,22 +113,32 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'add_task': {
         held = [];
         let accepted: { taskId: string; position: number };
+        let stored: Promise<void> | null;
         try {
           const r = hub.submit(msg, { subscriber });
           following.add(r.taskId);
           accepted = r;
+          stored = r.stored;
         } catch (err) {
           held = null;
           const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
-          const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+          const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
           if (msg.ref !== undefined) rejected.ref = msg.ref;
-          send(jsonFrame(rejected));
+          send(clientFrame(rejected));
           return;
         }
-        send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
         const events = held;
         held = null;
-        for (const [text, binaries] of events) send(text, binaries);
+        const acknowledge = () => {
+          holding.delete(accepted.taskId);
+          send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
+          for (const [text, binaries] of events) send(text, binaries);
+        };
+        if (!stored) return acknowledge();
+        // Acknowledged once the task's row is committed; its events wait behind `accepted`.
+        holding.set(accepted.taskId, { events, bytes: events.reduce((n, [t, b]) => n + heldBytes(t, b), 0) });
+        await stored;
+        if (!closed) acknowledge();
         return;
       }
       case 'cancel': {
@@ -105,7 +154,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         const t = follow(msg.task_id);
         if (t) {
           send(
-            jsonFrame({
+            clientFrame({
               type: 'snapshot',
               task_id: msg.task_id,
               seq: t.seq,
@@ -126,20 +175,20 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         const elsewhere = following.has(msg.task_id) ? null : await hub.followElsewhere(msg.task_id, subscriber);
         if (elsewhere) {
           following.add(msg.task_id);
-          send(jsonFrame({ type: 'snapshot', task_id: msg.task_id, ...elsewhere }));
+          send(clientFrame({ type: 'snapshot', task_id: msg.task_id, ...elsewhere }));
         } else error(new HubError('task_not_found', 'no task has this id'), { task_id: msg.task_id });
         return;
       }
       case 'service_info': {
         try {
           const service = hub.serviceInfo(msg.service_id);
-          const body: Record<string, unknown> = { type: 'service_info', service };
+          const body: ServiceInfoMsg = { type: 'service_info', service };
           if (msg.ref !== undefined) body.ref = msg.ref;
-          send(jsonFrame(body));
+          send(clientFrame(body));
         } catch (err) {
-          const body: Record<string, unknown> = { type: 'rejected', error: (err as HubError).toJSON() };
+          const body: RejectedMsg = { type: 'rejected', error: (err as HubError).toJSON() };
           if (msg.ref !== undefined) body.ref = msg.ref;
-          send(jsonFrame(body));
+          send(clientFrame(body));
         }
         return;
       }
@@ -180,8 +229,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     // Tasks go on without this client; it just stops hearing of them.
     for (const taskId of following) hub.unsubscribe(taskId, subscriber);
     following.clear();
+    holding.clear();
   });
   hub.attachClient(link);
   deps.heartbeat.watch(ws);
-  send(jsonFrame({ type: 'services', services: hub.servicesList() }));
+  send(clientFrame({ type: 'services', services: hub.servicesList() }));
 }
