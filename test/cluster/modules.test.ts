@@ -260,7 +260,8 @@ describe('cluster modules (real NATS)', function () {
       await b.release(url);
       expect(await b.holder(url)).to.equal(null);
       await b.close();
-      // a, cut off, gave the URL up itself once it could not renew for 2 heartbeats.
+      // a, cut off, gives the URL up itself once it could not renew for 2 heartbeats.
+      await until(() => lost.length > 0, 3000, 'a gives it up');
       expect(lost).to.deep.equal([url]);
     });
   });
