@@ -125,6 +125,7 @@ const helloPlan: fc.Arbitrary<HelloPlan> = fc.oneof(
       maxMessageBytes: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 2, arbitrary: fits(fc.integer({ min: 2 * LIMIT, max: 2 ** 40 })) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(1023, 0, -1, 1.5, '4096', null, true, new RawJson('1e999'))) }),
       me: mePlan,
       extra: extraFields,
+      // biome-ignore lint/suspicious/noThenProperty: a plain record of the case, never awaited
       then: fc.constantFrom('nothing', 'nothing', 'nothing', 'nothing', 'text', 'binary'),
       attach: fc.oneof({ weight: 20, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 3 })).map(([n, sent]) => ({ n, sent: Math.min(n, sent) })) }),
     }),
@@ -266,7 +267,7 @@ function afterFrames(p: AfterPlan): Frame[] {
   }
 }
 
-describe('Fuzz: worker WebSocket', function () {
+describe('Fuzz: worker WebSocket', () => {
   let hub: WatchedHub;
   let live: EchoWorker;
   let k = 0;
