@@ -46,7 +46,11 @@ let stopping = false;
 
 /** Starts a child; resolves with its first line saying it is up, prefixing its other lines. */
 function start(name: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   children.push({ name, child, exited });
   createInterface({ input: child.stderr! }).on('line', (line) => process.stderr.write(`[${name}] ${line}\n`));
@@ -90,7 +94,11 @@ try {
   const hubArgs = (i: number) => [`${ROOT}server/bin/utils-hub.js`, 'start', '--port', String(opts.port + i)];
   // The first hub migrates the database; the others start once it is up.
   const urls = [(await start('hub-1', hubArgs(0), { ...env, HUB_ID: 'hub-1' })).replace(/^.* listening on /, '')];
-  urls.push(...(await Promise.all(Array.from({ length: opts.hubs - 1 }, (_, i) => start(`hub-${i + 2}`, hubArgs(i + 1), { ...env, HUB_ID: `hub-${i + 2}` })))).map((l) => l.replace(/^.* listening on /, '')));
+  urls.push(
+    ...(await Promise.all(Array.from({ length: opts.hubs - 1 }, (_, i) => start(`hub-${i + 2}`, hubArgs(i + 1), { ...env, HUB_ID: `hub-${i + 2}` })))).map(
+      (l) => l.replace(/^.* listening on /, ''),
+    ),
+  );
   await Promise.all(
     WORKERS.map((w, i) => {
       const hub = urls[i % urls.length];
@@ -100,7 +108,9 @@ try {
   console.log(`cluster "${opts.cluster}" up: ${urls.length} hubs on ${opts.db} and ${opts.broker}`);
   for (const [i, u] of urls.entries()) console.log(`  hub-${i + 1}: ${u}  (page ${u}/, ${u}/services_list)`);
   console.log(`workers: ${WORKERS.map((w, i) => `${w} on hub-${(i % urls.length) + 1}`).join(', ')}`);
-  console.log(`try: curl -s -X POST ${urls[urls.length - 1]}/add_task -H 'content-type: application/json' -d '{"service_id": <echo's id>, "args": {"value": "hi"}}'`);
+  console.log(
+    `try: curl -s -X POST ${urls[urls.length - 1]}/add_task -H 'content-type: application/json' -d '{"service_id": <echo's id>, "args": {"value": "hi"}}'`,
+  );
   console.log('Ctrl-C stops everything.');
 } catch (err) {
   console.error(`cluster: ${(err as Error).message}`);

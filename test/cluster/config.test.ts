@@ -21,7 +21,10 @@ describe('cluster options', () => {
   });
 
   it('refuses a SQLite database with a broker, saying why', () => {
-    expect(() => loadConfig({ HUB_BROKER: 'nats://127.0.0.1:4222' })).to.throw(ConfigError, /HUB_DB: cluster mode \(HUB_BROKER\) needs a MySQL\/MariaDB database: every hub must read the rows the others write/);
+    expect(() => loadConfig({ HUB_BROKER: 'nats://127.0.0.1:4222' })).to.throw(
+      ConfigError,
+      /HUB_DB: cluster mode \(HUB_BROKER\) needs a MySQL\/MariaDB database: every hub must read the rows the others write/,
+    );
   });
 
   it('refuses garbage in each option, naming it', () => {

@@ -75,7 +75,10 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
   let cluster = '';
   const hubs: HubProc[] = [];
   const peers: WsPeer[] = [];
-  const track = <T extends WsPeer>(p: T) => (peers.push(p), p);
+  const track = <T extends WsPeer>(p: T) => {
+    peers.push(p);
+    return p;
+  };
 
   const startHub = async (id: string, env: Record<string, string> = {}): Promise<HubProc> => {
     const p = run(process.execPath, [CLI, 'start', '--port', '0', '--db', db], {
@@ -123,10 +126,15 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     expect(p.output()).to.match(/HUB_DB: cluster mode \(HUB_BROKER\) needs a MySQL\/MariaDB database/);
   });
 
-  it('lists every hub\'s live services on every hub (one view)', async () => {
+  it("lists every hub's live services on every hub (one view)", async () => {
     const w = track(await worker(A(), 'cl_view', 3));
     for (const h of [A(), B(), C()]) {
-      const list = await until(() => http(h, 'GET', '/services_list'), (r) => r.body.some((s: Msg) => s.service_name === 'cl_view'), 8000, `cl_view on ${h.id}`);
+      const list = await until(
+        () => http(h, 'GET', '/services_list'),
+        (r) => r.body.some((s: Msg) => s.service_name === 'cl_view'),
+        8000,
+        `cl_view on ${h.id}`,
+      );
       expect(list.body.find((s: Msg) => s.service_name === 'cl_view').service_id).to.equal(w.welcome.service_id);
     }
     expect((await http(C(), 'GET', '/healthz')).body).to.deep.equal({ status: 'ok', hub_id: 'hub-c' });
@@ -137,14 +145,24 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     const k = track(await client(C()));
     await k.close();
     await w.close();
-    await until(() => http(B(), 'GET', '/services_list'), (r) => !r.body.some((s: Msg) => s.service_name === 'cl_view'), 5000, 'cl_view gone on B');
+    await until(
+      () => http(B(), 'GET', '/services_list'),
+      (r) => !r.body.some((s: Msg) => s.service_name === 'cl_view'),
+      5000,
+      'cl_view gone on B',
+    );
   });
 
   it('sends a task to an idle worker on another hub at once when the local one is busy, and its end back', async () => {
     const wa = track(await worker(A(), 'cl_least'));
     const wb = track(await worker(B(), 'cl_least'));
     const sid = wa.welcome.service_id;
-    await until(() => http(A(), 'GET', `/service_info/${sid}`), (r) => r.body.connections === 2, 8000, 'both connections seen on A');
+    await until(
+      () => http(A(), 'GET', `/service_info/${sid}`),
+      (r) => r.body.connections === 2,
+      8000,
+      'both connections seen on A',
+    );
     // The first task: A's own worker is as idle as any, so it stays on A.
     const first = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 1 } });
     expect(first.status).to.equal(202);
@@ -169,20 +187,41 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     const wa = track(await worker(A(), 'cl_spread', 4));
     const wb = track(await worker(B(), 'cl_spread', 4));
     const sid = wa.welcome.service_id;
-    await until(() => http(A(), 'GET', `/service_info/${sid}`), (r) => r.body.connections === 2, 8000, 'both seen on A');
+    await until(
+      () => http(A(), 'GET', `/service_info/${sid}`),
+      (r) => r.body.connections === 2,
+      8000,
+      'both seen on A',
+    );
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) ids.push((await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: i } })).body.task_id);
     const count = (w: WsPeer) => w.received.filter((m) => m.type === 'task').length;
-    await until(() => [count(wa), count(wb)], ([a, b]) => a + b === 8, 5000, 'all 8 running');
+    await until(
+      () => [count(wa), count(wb)],
+      ([a, b]) => a + b === 8,
+      5000,
+      'all 8 running',
+    );
     expect([count(wa), count(wb)]).to.deep.equal([4, 4]);
     for (const w of [wa, wb]) for (const t of w.received.filter((m) => m.type === 'task')) w.send({ type: 'result', task_id: t.task_id, result: { ok: 1 } });
-    for (const id of ids) await until(() => http(C(), 'GET', `/tasks/${id}`), (r) => r.body.status === 'succeeded', 8000, `${id} succeeded`);
+    for (const id of ids)
+      await until(
+        () => http(C(), 'GET', `/tasks/${id}`),
+        (r) => r.body.status === 'succeeded',
+        8000,
+        `${id} succeeded`,
+      );
   });
 
-  it('brings a task\'s events to its client on another hub and to a subscriber on a third, and its cancel to the worker', async () => {
+  it("brings a task's events to its client on another hub and to a subscriber on a third, and its cancel to the worker", async () => {
     const wb = track(await worker(B(), 'cl_events'));
     const sid = wb.welcome.service_id;
-    await until(() => http(A(), 'GET', `/service_info/${sid}`), (r) => r.status === 200 && r.body.connections === 1, 8000, 'B\'s worker seen on A');
+    await until(
+      () => http(A(), 'GET', `/service_info/${sid}`),
+      (r) => r.status === 200 && r.body.connections === 1,
+      8000,
+      "B's worker seen on A",
+    );
     const k = track(await client(A()));
     k.send({ type: 'add_task', service_id: sid, args: { x: 3 }, ref: 'r1' });
     const accepted = await k.nextOf('accepted');
@@ -193,7 +232,12 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     const progress = await k.nextOf('progress', task.task_id, 5000);
     expect(progress).to.include({ progress: 0.5, message: 'half', seq: started.seq + 1 });
     // GET on a third hub reads the running task.
-    const view = await until(() => http(C(), 'GET', `/tasks/${task.task_id}`), (r) => r.status === 200 && r.body.status === 'running', 8000, 'running on C');
+    const view = await until(
+      () => http(C(), 'GET', `/tasks/${task.task_id}`),
+      (r) => r.status === 200 && r.body.status === 'running',
+      8000,
+      'running on C',
+    );
     expect(view.body).to.include({ service_id: sid, attempts: 1 });
     // A client on the third hub subscribes: the state now, then what follows.
     const kc = track(await client(C()));
@@ -210,7 +254,12 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     expect(end.seq).to.equal(p2.seq + 1);
     expect((await kc.nextOf('canceled', task.task_id, 5000)).seq).to.equal(end.seq);
     expect(kc.received.filter((m) => m.task_id === task.task_id)).to.have.length(0);
-    const ended = await until(() => http(C(), 'GET', `/tasks/${task.task_id}`), (r) => r.status === 200 && r.body.status === 'canceled', 8000, 'canceled on C');
+    const ended = await until(
+      () => http(C(), 'GET', `/tasks/${task.task_id}`),
+      (r) => r.status === 200 && r.body.status === 'canceled',
+      8000,
+      'canceled on C',
+    );
     expect(ended.body.finished_at).to.be.a('string');
     // Once ended, a subscribe on a hub that never held it gets the end again, with its seq.
     const late = track(await client(C()));
@@ -218,10 +267,15 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     expect((await late.nextOf('canceled', task.task_id, 5000)).seq).to.equal(end.seq);
   });
 
-  it('ends a task waiting in the cluster\'s queue when canceled from its hub, without running it', async () => {
+  it("ends a task waiting in the cluster's queue when canceled from its hub, without running it", async () => {
     const wb = track(await worker(B(), 'cl_wait'));
     const sid = wb.welcome.service_id;
-    await until(() => http(A(), 'GET', `/service_info/${sid}`), (r) => r.status === 200 && r.body.connections === 1, 8000, 'seen on A');
+    await until(
+      () => http(A(), 'GET', `/service_info/${sid}`),
+      (r) => r.status === 200 && r.body.connections === 1,
+      8000,
+      'seen on A',
+    );
     const busy = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 1 } });
     const running = await wb.nextOf('task', busy.body.task_id, 5000);
     const waiting = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 2 } });
@@ -242,9 +296,19 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
       expect((await http(d, 'GET', '/readyz')).status).to.equal(200);
       const wd = track(await worker(d, 'cl_lost_local'));
       const elsewhere = track(await worker(A(), 'cl_lost_remote'));
-      await until(() => http(d, 'GET', '/services_list'), (r) => r.body.some((s: Msg) => s.service_name === 'cl_lost_remote'), 8000, 'A\'s service seen on D');
+      await until(
+        () => http(d, 'GET', '/services_list'),
+        (r) => r.body.some((s: Msg) => s.service_name === 'cl_lost_remote'),
+        8000,
+        "A's service seen on D",
+      );
       await proxy.cut();
-      const down = await until(() => http(d, 'GET', '/readyz'), (r) => r.status === 503, 8000, 'readyz 503');
+      const down = await until(
+        () => http(d, 'GET', '/readyz'),
+        (r) => r.status === 503,
+        8000,
+        'readyz 503',
+      );
       expect(down.body.reason).to.match(/broker/);
       // Work for D's own worker goes on.
       const local = http(d, 'POST', '/add_task', { service_id: wd.welcome.service_id, args: { x: 1 } });
@@ -256,7 +320,12 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
       expect(remote.status).to.equal(503);
       expect(remote.body.error.code).to.equal('unavailable');
       await proxy.restore();
-      await until(() => http(d, 'GET', '/readyz'), (r) => r.status === 200, 15_000, 'readyz 200 again');
+      await until(
+        () => http(d, 'GET', '/readyz'),
+        (r) => r.status === 200,
+        15_000,
+        'readyz 200 again',
+      );
       // And once back, it reaches the other hub's worker again.
       const again = http(d, 'POST', '/add_task', { service_id: elsewhere.welcome.service_id, args: { x: 2 } });
       const t2 = await elsewhere.nextOf('task', undefined, 8000);
@@ -274,7 +343,12 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     const admin = await mysql.createConnection({ uri: db });
     try {
       await admin.query('INSERT INTO workers (url, enabled, created_at) VALUES (?, 1, ?)', [dw.url, Date.now()]);
-      await until(() => dw.connections, (n) => n >= 1, 10_000, 'dialed');
+      await until(
+        () => dw.connections,
+        (n) => n >= 1,
+        10_000,
+        'dialed',
+      );
       // Which hubs dial it: those whose own overview lists a dialed connection. Exactly one,
       // each time we look over several heartbeats (leases are renewed, never shared).
       const dialers = async () => {
@@ -285,7 +359,10 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
       let holder: HubProc | null = null;
       for (let i = 0; i < 6; i++) {
         const now = await until(dialers, (d) => d.length > 0, 5000, 'a dialing hub');
-        expect(now.map((h) => h.id), 'hubs dialing it').to.have.length(1);
+        expect(
+          now.map((h) => h.id),
+          'hubs dialing it',
+        ).to.have.length(1);
         holder ??= now[0];
         expect(now[0].id).to.equal(holder.id);
         await new Promise((r) => setTimeout(r, HEARTBEAT_MS));
@@ -306,7 +383,12 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     const wb = track(await worker(B(), 'cl_kill'));
     const wc = track(await worker(C(), 'cl_kill'));
     const sid = wb.welcome.service_id;
-    await until(() => http(A(), 'GET', `/service_info/${sid}`), (r) => r.status === 200 && r.body.connections === 2, 8000, 'both seen on A');
+    await until(
+      () => http(A(), 'GET', `/service_info/${sid}`),
+      (r) => r.status === 200 && r.body.connections === 2,
+      8000,
+      'both seen on A',
+    );
     const k = track(await client(A()));
     k.send({ type: 'add_task', service_id: sid, args: { x: 5 } });
     const accepted = await k.nextOf('accepted');
@@ -328,7 +410,12 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     expect(end.result).to.deep.equal({ y: 50 });
     await new Promise((r) => setTimeout(r, 500));
     expect(k.received.filter((m) => m.task_id === accepted.task_id && ['result', 'failed', 'canceled'].includes(m.type))).to.have.length(0);
-    const view = await until(() => http(other, 'GET', `/tasks/${accepted.task_id}`), (r) => r.body.status === 'succeeded', 5000, 'succeeded');
+    const view = await until(
+      () => http(other, 'GET', `/tasks/${accepted.task_id}`),
+      (r) => r.body.status === 'succeeded',
+      5000,
+      'succeeded',
+    );
     expect(view.body.attempts).to.equal(2);
     hubs.splice(hubs.indexOf(holder), 1, await startHub(`${holder.id}-2`));
   });
@@ -336,13 +423,23 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
   it('runs a task again elsewhere when the hub that ran it on its own worker is killed', async () => {
     const wb = track(await worker(B(), 'cl_local'));
     const sid = wb.welcome.service_id;
-    await until(() => http(C(), 'GET', `/service_info/${sid}`), (r) => r.status === 200 && r.body.connections === 1, 8000, 'seen on C');
+    await until(
+      () => http(C(), 'GET', `/service_info/${sid}`),
+      (r) => r.status === 200 && r.body.connections === 1,
+      8000,
+      'seen on C',
+    );
     // Submitted on B, whose own worker is idle: it runs on B without the work queue.
     const sub = await http(B(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 7 } });
     const first = await wb.nextOf('task', sub.body.task_id, 5000);
     expect(first.attempt).to.equal(1);
     const wc = track(await worker(C(), 'cl_local'));
-    await until(() => http(C(), 'GET', `/tasks/${sub.body.task_id}`), (r) => r.body.status === 'running', 8000, 'its row running');
+    await until(
+      () => http(C(), 'GET', `/tasks/${sub.body.task_id}`),
+      (r) => r.body.status === 'running',
+      8000,
+      'its row running',
+    );
     const holder = B();
     holder.proc.kill('SIGKILL');
     await holder.proc.exited;
@@ -351,7 +448,12 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     console.log(`      (taken over and started again ${Date.now() - t0} ms after the SIGKILL)`);
     expect(again.attempt).to.equal(2);
     wc.send({ type: 'result', task_id: sub.body.task_id, result: { y: 70 } });
-    const v = await until(() => http(C(), 'GET', `/tasks/${sub.body.task_id}`), (r) => r.body.status === 'succeeded', 8000, 'succeeded on C');
+    const v = await until(
+      () => http(C(), 'GET', `/tasks/${sub.body.task_id}`),
+      (r) => r.body.status === 'succeeded',
+      8000,
+      'succeeded on C',
+    );
     expect(v.body).to.deep.include({ attempts: 2, result: { y: 70 } });
     hubs.splice(hubs.indexOf(holder), 1, await startHub(`${holder.id}-3`));
   });
@@ -359,14 +461,24 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
   it('ends a task whose submitting hub was killed, and its end is readable on the others', async () => {
     const wb = track(await worker(B(), 'cl_submitter'));
     const sid = wb.welcome.service_id;
-    await until(() => http(A(), 'GET', `/service_info/${sid}`), (r) => r.status === 200 && r.body.connections === 1, 8000, 'seen on A');
+    await until(
+      () => http(A(), 'GET', `/service_info/${sid}`),
+      (r) => r.status === 200 && r.body.connections === 1,
+      8000,
+      'seen on A',
+    );
     const sub = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 6 } });
     const task = await wb.nextOf('task', sub.body.task_id, 5000);
     A().proc.kill('SIGKILL');
     await A().proc.exited;
     wb.send({ type: 'result', task_id: task.task_id, result: { y: 60 } });
     for (const h of [B(), C()]) {
-      const v = await until(() => http(h, 'GET', `/tasks/${task.task_id}`), (r) => r.body.status === 'succeeded', 5000, `succeeded on ${h.id}`);
+      const v = await until(
+        () => http(h, 'GET', `/tasks/${task.task_id}`),
+        (r) => r.body.status === 'succeeded',
+        5000,
+        `succeeded on ${h.id}`,
+      );
       expect(v.body.result).to.deep.equal({ y: 60 });
     }
   });

@@ -26,7 +26,7 @@ function task(id: string, serviceId = 7): StreamTask {
   return { id, serviceId, args: { x: 1 }, timeoutMs: 1000, queueDeadline: Date.now() + 60_000, createdAt: Date.now(), attempts: 0, seq: 1, from: 'a' };
 }
 
-describe('cluster modules (real NATS)', function () {
+describe('cluster modules (real NATS)', () => {
   const brokers: Broker[] = [];
   const open = async (name: string) => {
     const b = await Broker.connect({ url: NATS_URL, name, pingIntervalMs: 500 });
@@ -86,7 +86,9 @@ describe('cluster modules (real NATS)', function () {
   describe('LoadReports', () => {
     it('hears the other hubs, gives the lowest load with room, and forgets a silent hub', async () => {
       const n = clusterNames(uniqueCluster());
-      const load = (bestLoad: number | null): Record<string, ServiceLoad> => ({ 7: { connections: 1, inFlight: 1, capacity: 4, bestLoad, queued: 0, name: 's' } });
+      const load = (bestLoad: number | null): Record<string, ServiceLoad> => ({
+        7: { connections: 1, inFlight: 1, capacity: 4, bestLoad, queued: 0, name: 's' },
+      });
       let bLoad: number | null = 0.25;
       const a = new LoadReports(await open('a'), n.load, 'a', () => load(0.5), { intervalMs: 100, maxSilenceMs: 300 });
       const b = new LoadReports(await open('b'), n.load, 'b', () => load(bLoad), { intervalMs: 100, maxSilenceMs: 300 });
@@ -148,8 +150,14 @@ describe('cluster modules (real NATS)', function () {
       const sb = await TaskStream.open(await open('b'), n, { ackWaitMs: 3000, pullExpiresMs: 1000 });
       const gotA: HeldTask[] = [];
       const gotB: HeldTask[] = [];
-      const pa = await sa.puller(7, (h) => (gotA.push(h), true));
-      const pb = await sb.puller(7, (h) => (gotB.push(h), true));
+      const pa = await sa.puller(7, (h) => {
+        gotA.push(h);
+        return true;
+      });
+      const pb = await sb.puller(7, (h) => {
+        gotB.push(h);
+        return true;
+      });
       try {
         pa.setRoom(0);
         pb.setRoom(1);
@@ -181,12 +189,18 @@ describe('cluster modules (real NATS)', function () {
       const sb = await TaskStream.open(await open('b'), n, { ackWaitMs: 600, pullExpiresMs: 1000 });
       const gotA: HeldTask[] = [];
       const gotB: HeldTask[] = [];
-      const pa = await sa.puller(7, (h) => (gotA.push(h), true));
+      const pa = await sa.puller(7, (h) => {
+        gotA.push(h);
+        return true;
+      });
       pa.setRoom(1);
       await sb.publish(task('t1'));
       await until(() => gotA.length === 1, 2000, 'a got it');
       // While a is alive its in-progress marks keep the task there past ack_wait.
-      const pb = await sb.puller(7, (h) => (gotB.push(h), true));
+      const pb = await sb.puller(7, (h) => {
+        gotB.push(h);
+        return true;
+      });
       pb.setRoom(1);
       await new Promise((r) => setTimeout(r, 1000));
       expect(gotB).to.have.length(0);
@@ -211,7 +225,11 @@ describe('cluster modules (real NATS)', function () {
       expect(await s.remove(7, 't1')).to.equal(false);
       expect(await s.remove(7, 'never')).to.equal(false);
       const got: string[] = [];
-      const p = await s.puller(7, (h) => (got.push(h.task.id), void h.ack(), true));
+      const p = await s.puller(7, (h) => {
+        got.push(h.task.id);
+        void h.ack();
+        return true;
+      });
       p.setRoom(2);
       await until(() => got.length === 1, 2000, 't2');
       await new Promise((r) => setTimeout(r, 200));
@@ -230,7 +248,10 @@ describe('cluster modules (real NATS)', function () {
       await sa.publish(task('t1'));
       await new Promise((r) => setTimeout(r, 100));
       pa.close();
-      const pb = await sb.puller(7, (h) => (gotB.push(h), true));
+      const pb = await sb.puller(7, (h) => {
+        gotB.push(h);
+        return true;
+      });
       pb.setRoom(1);
       await until(() => gotB.length === 1, 1500, 'b got it');
       pb.close();

@@ -40,7 +40,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Connects (the first connection must succeed: a hub whose broker is down at start does not start). */
   static async connect(options: BrokerOptions): Promise<Broker> {
-    const servers = options.url.split(',').map((s) => s.trim()).filter(Boolean);
+    const servers = options.url
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const nc = await connect({
       servers,
       name: options.name,

@@ -248,11 +248,13 @@ export class ClusterHub extends Hub {
     for (const id of services) {
       let p = this.pullers.get(id);
       if (!p) {
-        p = node.stream.puller(id, (held) => this.take(held)).catch((err: unknown) => {
-          this.log.warn({ err: (err as Error).message, service_id: id }, 'could not pull the tasks of a service');
-          this.pullers.delete(id);
-          return null;
-        });
+        p = node.stream
+          .puller(id, (held) => this.take(held))
+          .catch((err: unknown) => {
+            this.log.warn({ err: (err as Error).message, service_id: id }, 'could not pull the tasks of a service');
+            this.pullers.delete(id);
+            return null;
+          });
         this.pullers.set(id, p);
       }
       void p.then((puller) => puller?.setRoom(this.isStopping() ? 0 : this.freeSlots(id)));
@@ -325,7 +327,10 @@ export class ClusterHub extends Hub {
   /** Ends a task this hub decided about without running it: row, cache, followers. */
   private endHere(t: StreamTask, seq: number, attempts: number, status: 'failed' | 'canceled', error: { code: string; message: string }): EndedTask {
     const endSeq = seq + 1;
-    const text = status === 'canceled' ? clientFrame({ type: 'canceled', task_id: t.id, seq: endSeq }) : clientFrame({ type: 'failed', task_id: t.id, seq: endSeq, error });
+    const text =
+      status === 'canceled'
+        ? clientFrame({ type: 'canceled', task_id: t.id, seq: endSeq })
+        : clientFrame({ type: 'failed', task_id: t.id, seq: endSeq, error });
     const ended: EndedTask = {
       id: t.id,
       serviceId: t.serviceId,
@@ -360,7 +365,7 @@ export class ClusterHub extends Hub {
    */
   private async scanDead(): Promise<void> {
     const node = this.node;
-    if (!node || !node.broker.up || this.scanning) return;
+    if (!node?.broker.up || this.scanning) return;
     this.scanning = true;
     try {
       for (const h of await node.held.hubs()) {
@@ -388,12 +393,15 @@ export class ClusterHub extends Hub {
 
   // ---- submit ----
 
-  override submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number; stored: Promise<void> | null } {
+  override submit(
+    req: SubmitRequest,
+    options: { maxTotalBytes?: number; subscriber?: Subscriber } = {},
+  ): { taskId: string; position: number; stored: Promise<void> | null } {
     const node = this.node;
     if (node && !node.broker.up && this.dispatcher.connections(req.service_id).length === 0 && this.registry.byServiceId(req.service_id)) {
       throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
     }
-    if (!node || !node.broker.up || hasMedia(req.args) || !this.shouldRoute(req.service_id)) {
+    if (!node?.broker.up || hasMedia(req.args) || !this.shouldRoute(req.service_id)) {
       const r = super.submit(req, options);
       const task = node ? this.dispatcher.task(r.taskId) : undefined;
       if (node && task) {
@@ -411,7 +419,10 @@ export class ClusterHub extends Hub {
             seq: 0,
             from: this.hubId,
           };
-          this.localHeld.set(task.id, node.held.record(this.hubId, record).catch(() => null));
+          this.localHeld.set(
+            task.id,
+            node.held.record(this.hubId, record).catch(() => null),
+          );
         }
       }
       return r;
@@ -431,7 +442,16 @@ export class ClusterHub extends Hub {
       seq: 0,
       from: this.hubId,
     };
-    const rt: RemoteTask = { serviceId: service.id, payload, following: null, createdAt: now, status: 'queued', attempts: 0, startedAt: null, queueTimer: null };
+    const rt: RemoteTask = {
+      serviceId: service.id,
+      payload,
+      following: null,
+      createdAt: now,
+      status: 'queued',
+      attempts: 0,
+      startedAt: null,
+      queueTimer: null,
+    };
     this.remote.set(taskId, rt);
     // Stored mode: acknowledged once the work queue holds it (JetStream's ack), or once it failed.
     const sent = this.sendRemote(node, task, rt);
@@ -461,7 +481,11 @@ export class ClusterHub extends Hub {
     } catch (err) {
       this.log.warn({ err: (err as Error).message, task_id: task.id }, 'could not hand a task to the cluster');
       rt.following?.stop();
-      this.finishRemote(task.id, rt, this.endHere(task, 0, 0, 'failed', { code: 'unavailable', message: 'the broker is unreachable and no local worker of this service has room' }));
+      this.finishRemote(
+        task.id,
+        rt,
+        this.endHere(task, 0, 0, 'failed', { code: 'unavailable', message: 'the broker is unreachable and no local worker of this service has room' }),
+      );
     }
   }
 
@@ -471,7 +495,11 @@ export class ClusterHub extends Hub {
     if (rt.status !== 'queued' || !this.node || !this.remote.has(task.id)) return;
     if (!(await this.node.stream.remove(task.serviceId, task.id))) return;
     rt.following?.stop();
-    this.finishRemote(task.id, rt, this.endHere(task, rt.following?.lastSeq ?? 0, 0, 'failed', { code: 'no_worker', message: `no worker took the task within its queue timeout` }));
+    this.finishRemote(
+      task.id,
+      rt,
+      this.endHere(task, rt.following?.lastSeq ?? 0, 0, 'failed', { code: 'no_worker', message: `no worker took the task within its queue timeout` }),
+    );
   }
 
   private onRemoteEvent(taskId: string, rt: RemoteTask, ev: RelayedEvent): void {
@@ -509,8 +537,7 @@ export class ClusterHub extends Hub {
       const message = { result: parsed.result };
       resolveRefs(message, ev.binaries ?? [], 1);
       ended.result = message.result;
-    }
-    else ended.error = parsed.error ?? { code: 'canceled', message: 'the task was canceled' };
+    } else ended.error = parsed.error ?? { code: 'canceled', message: 'the task was canceled' };
     this.finishRemote(taskId, rt, ended);
   }
 
@@ -544,7 +571,17 @@ export class ClusterHub extends Hub {
       // No hub holds it (no responders, or none answered in time).
     }
     if (rt && (await node.stream.remove(rt.serviceId, taskId))) {
-      const t: StreamTask = { id: taskId, serviceId: rt.serviceId, args: {}, timeoutMs: 0, queueDeadline: 0, createdAt: rt.createdAt, attempts: 0, seq: 0, from: this.hubId };
+      const t: StreamTask = {
+        id: taskId,
+        serviceId: rt.serviceId,
+        args: {},
+        timeoutMs: 0,
+        queueDeadline: 0,
+        createdAt: rt.createdAt,
+        attempts: 0,
+        seq: 0,
+        from: this.hubId,
+      };
       rt.following?.stop();
       this.finishRemote(taskId, rt, this.endHere(t, rt.following?.lastSeq ?? 0, 0, 'canceled', { code: 'canceled', message: 'the task was canceled' }));
       return;
@@ -575,7 +612,11 @@ export class ClusterHub extends Hub {
   /** A queued or running task as another hub wrote its row, or null. */
   private async liveRow(taskId: string): Promise<TaskView | null> {
     if (!this.node) return null;
-    const row = (await this.node.db('tasks').where({ id: taskId }).first().catch(() => undefined)) as
+    const row = (await this.node
+      .db('tasks')
+      .where({ id: taskId })
+      .first()
+      .catch(() => undefined)) as
       | { service_id: number; status: string; progress: number | null; message: string | null; attempts: number; created_at: number; started_at: number | null }
       | undefined;
     if (!row || (row.status !== 'queued' && row.status !== 'running')) return null;

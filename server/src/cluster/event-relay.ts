@@ -31,7 +31,7 @@ export function encodeEvent(ev: RelayedEvent): Buffer {
   head.writeUInt8(ev.end ? 1 : 0, 4);
   head.writeUInt32BE(text.length, 5);
   head.writeUInt16BE(bins.length, 9);
-  bins.forEach((b, i) => head.writeUInt32BE(b.length, HEAD + 4 * i));
+  for (let i = 0; i < bins.length; i++) head.writeUInt32BE(bins[i].length, HEAD + 4 * i);
   return Buffer.concat([head, text, ...bins]);
 }
 

@@ -34,7 +34,6 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private constructor(
     private readonly kv: KV,
     private readonly self: HubRecord,
-    private readonly heartbeatMs: number,
   ) {
     super();
   }
@@ -45,7 +44,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
    */
   static async join(broker: Broker, bucket: string, self: HubRecord, heartbeatMs: number): Promise<Membership> {
     const kv = await leaseBucket(broker, bucket, 3 * heartbeatMs);
-    const m = new Membership(kv, self, heartbeatMs);
+    const m = new Membership(kv, self);
     await m.beat();
     m.timer = setInterval(() => void m.beat(), heartbeatMs);
     m.timer.unref();

@@ -154,9 +154,7 @@ export class TaskStream {
    * and is gone: no hub will get it. False when no message of it is left.
    */
   async remove(serviceId: number, taskId: string): Promise<boolean> {
-    const m = await this.broker.jsm.streams
-      .getMessage(this.names.taskStream, { last_by_subj: this.names.task(serviceId, taskId) })
-      .catch(() => null);
+    const m = await this.broker.jsm.streams.getMessage(this.names.taskStream, { last_by_subj: this.names.task(serviceId, taskId) }).catch(() => null);
     if (!m) return false;
     return this.broker.jsm.streams.deleteMessage(this.names.taskStream, m.seq, false).catch(() => false);
   }
