@@ -26,7 +26,8 @@ import { RawJson, anyValue, brokenUtf8, deepJson, hostileKey, hostileString, jso
 import { http } from '../helpers/hub.js';
 
 const LIMIT = 64 * 1024;
-const HELLO_TIMEOUT = 150;
+// Long enough that a loaded machine reads a whole hello before its deadline (a race the cases do not model).
+const HELLO_TIMEOUT = 500;
 
 type Field = { absent: true } | { value: unknown; bad?: boolean };
 const absent: Field = { absent: true };
@@ -632,6 +633,9 @@ describe('Fuzz: worker WebSocket', () => {
           }
           for (const id of owedCancels) worker.json({ type: 'failed', task_id: id, error: { code: 'canceled', message: 'late' } });
           await worker.sync();
+          // An end reaches the client once it is committed (HUB_COMMIT=stored), after the worker's answer.
+          const ended = (id: string) => client.inbox.some((x) => x.msg.task_id === id && ['result', 'failed', 'canceled'].includes(x.msg.type));
+          await client.until(() => ids.every(ended), 10_000, 'an end for every task');
           await client.sync();
           // What the worker heard: its tasks, the cancels, and one bad_message per deep result.
           for (const x of worker.take()) {

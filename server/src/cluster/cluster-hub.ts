@@ -7,7 +7,7 @@
 import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
-import { Hub, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
+import { Hub, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { clientFrame } from '../core/frames.js';
 import { Broker } from './broker.js';
@@ -309,7 +309,7 @@ export class ClusterHub extends Hub {
       this.dispatcher.submit({
         id: t.id,
         serviceId: t.serviceId,
-        payload: { args: t.args, subscribers: new Set([this.relaySubscriber]) },
+        payload: { args: t.args, owner: t.owner ?? null, subscribers: new Set([this.relaySubscriber]) },
         timeoutMs: t.timeoutMs,
         queueTimeoutMs: Math.max(1, t.queueDeadline - now),
         attempts,
@@ -395,7 +395,7 @@ export class ClusterHub extends Hub {
 
   override submit(
     req: SubmitRequest,
-    options: { maxTotalBytes?: number; subscriber?: Subscriber } = {},
+    options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     const node = this.node;
     if (node && !node.broker.up && this.dispatcher.connections(req.service_id).length === 0 && this.registry.byServiceId(req.service_id)) {
@@ -418,6 +418,7 @@ export class ClusterHub extends Hub {
             attempts: 0,
             seq: 0,
             from: this.hubId,
+            owner: task.payload.owner,
           };
           this.localHeld.set(
             task.id,
@@ -430,7 +431,7 @@ export class ClusterHub extends Hub {
     const { service, timeoutMs, args } = this.prepare(req, options.maxTotalBytes);
     const taskId = nanoid();
     const now = Date.now();
-    const payload: TaskPayload = { args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    const payload: TaskPayload = { args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const task: StreamTask = {
       id: taskId,
       serviceId: service.id,
@@ -441,6 +442,7 @@ export class ClusterHub extends Hub {
       attempts: 0,
       seq: 0,
       from: this.hubId,
+      owner: payload.owner,
     };
     const rt: RemoteTask = {
       serviceId: service.id,
@@ -557,9 +559,9 @@ export class ClusterHub extends Hub {
 
   // ---- cancel, view ----
 
-  override async cancel(taskId: string): Promise<void> {
+  override async cancel(taskId: string, who?: Requester | null): Promise<void> {
     const node = this.node;
-    if (!node || this.dispatcher.task(taskId) || !TASK_ID_RE.test(taskId)) return super.cancel(taskId);
+    if (!node || this.dispatcher.task(taskId) || !TASK_ID_RE.test(taskId)) return super.cancel(taskId, who);
     const rt = this.remote.get(taskId);
     if (!node.broker.up && (rt || (await this.liveRow(taskId)))) {
       throw new HubError('unavailable', 'the task is held by another hub and the broker is unreachable', { task_id: taskId });
@@ -586,11 +588,11 @@ export class ClusterHub extends Hub {
       this.finishRemote(taskId, rt, this.endHere(t, rt.following?.lastSeq ?? 0, 0, 'canceled', { code: 'canceled', message: 'the task was canceled' }));
       return;
     }
-    return super.cancel(taskId);
+    return super.cancel(taskId, who);
   }
 
-  override async view(taskId: string): Promise<TaskView | null> {
-    const v = await super.view(taskId);
+  override async view(taskId: string, who?: Requester | null): Promise<TaskView | null> {
+    const v = await super.view(taskId, who);
     if (v || !this.node || !TASK_ID_RE.test(taskId)) return v;
     const rt = this.remote.get(taskId);
     if (rt) {

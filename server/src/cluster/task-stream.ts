@@ -29,6 +29,8 @@ export interface StreamTask {
   seq: number;
   /** The hub that published it. */
   from: string;
+  /** The client key's owner that submitted it (null: no key required). */
+  owner?: string | null;
   /** Published by a survivor for a hub that died while running it: its events go on from what followers saw. */
   takeover?: boolean;
 }

@@ -36,6 +36,7 @@ const MERGE_COLUMNS = [
   'created_at',
   'started_at',
   'finished_at',
+  'owner',
 ] as const;
 
 /** Every column, in the order of the upsert's values. */
@@ -191,7 +192,7 @@ export class TaskUpserts {
         file = f[0];
         attachments = null;
       }
-      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, attachments, file, r.created_at, r.started_at, r.finished_at);
+      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, attachments, file, r.created_at, r.started_at, r.finished_at, r.owner);
     }
     const width = COLUMNS.length;
     const last = values.length - width;
