@@ -7,7 +7,7 @@
 import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
-import { Hub, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
+import { Hub, maySee, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { clientFrame } from '../core/frames.js';
 import { Broker } from './broker.js';
@@ -136,8 +136,16 @@ export class ClusterHub extends Hub {
     broker.nc.subscribe(names.cancel, {
       callback: (err, msg) => {
         if (err) return;
-        const taskId = msg.string();
-        if (!this.dispatcher.task(taskId)) return;
+        let req: { task_id?: unknown; who?: Requester | null };
+        try {
+          req = msg.json();
+        } catch {
+          return;
+        }
+        const taskId = String(req.task_id);
+        const t = this.dispatcher.task(taskId);
+        // Not the requester's task: as if unknown here (the asking hub answers task_not_found).
+        if (!t || !maySee(t.payload.owner, req.who)) return;
         this.dispatcher.cancel(taskId);
         this.schedule();
         msg.respond('ok');
@@ -147,8 +155,10 @@ export class ClusterHub extends Hub {
     broker.nc.subscribe(names.snapshot, {
       callback: (err, msg) => {
         if (err) return;
-        const snap = this.snapshotHere(msg.string());
-        if (snap) msg.respond(JSON.stringify(snap));
+        const taskId = msg.string();
+        const snap = this.snapshotHere(taskId);
+        if (snap)
+          msg.respond(JSON.stringify({ ...snap, owner: this.dispatcher.task(taskId)?.payload.owner ?? this.remote.get(taskId)?.payload.owner ?? null }));
       },
     });
     membership.on('dead', (id) => {
@@ -563,16 +573,16 @@ export class ClusterHub extends Hub {
     const node = this.node;
     if (!node || this.dispatcher.task(taskId) || !TASK_ID_RE.test(taskId)) return super.cancel(taskId, who);
     const rt = this.remote.get(taskId);
-    if (!node.broker.up && (rt || (await this.liveRow(taskId)))) {
+    if (!node.broker.up && (rt || (await this.liveRow(taskId, who)))) {
       throw new HubError('unavailable', 'the task is held by another hub and the broker is unreachable', { task_id: taskId });
     }
     try {
-      const answer = await node.broker.nc.request(node.names.cancel, taskId, { timeout: CANCEL_ANSWER_MS });
+      const answer = await node.broker.nc.request(node.names.cancel, JSON.stringify({ task_id: taskId, who: who ?? null }), { timeout: CANCEL_ANSWER_MS });
       if (answer.string() === 'ok') return;
     } catch {
       // No hub holds it (no responders, or none answered in time).
     }
-    if (rt && (await node.stream.remove(rt.serviceId, taskId))) {
+    if (rt && maySee(rt.payload.owner, who) && (await node.stream.remove(rt.serviceId, taskId))) {
       const t: StreamTask = {
         id: taskId,
         serviceId: rt.serviceId,
@@ -596,6 +606,7 @@ export class ClusterHub extends Hub {
     if (v || !this.node || !TASK_ID_RE.test(taskId)) return v;
     const rt = this.remote.get(taskId);
     if (rt) {
+      if (!maySee(rt.payload.owner, who)) return null;
       return {
         task_id: taskId,
         service_id: rt.serviceId,
@@ -608,20 +619,29 @@ export class ClusterHub extends Hub {
         finished_at: null,
       };
     }
-    return this.liveRow(taskId);
+    return this.liveRow(taskId, who);
   }
 
   /** A queued or running task as another hub wrote its row, or null. */
-  private async liveRow(taskId: string): Promise<TaskView | null> {
+  private async liveRow(taskId: string, who?: Requester | null): Promise<TaskView | null> {
     if (!this.node) return null;
     const row = (await this.node
       .db('tasks')
       .where({ id: taskId })
       .first()
       .catch(() => undefined)) as
-      | { service_id: number; status: string; progress: number | null; message: string | null; attempts: number; created_at: number; started_at: number | null }
+      | {
+          service_id: number;
+          status: string;
+          progress: number | null;
+          message: string | null;
+          attempts: number;
+          created_at: number;
+          started_at: number | null;
+          owner?: string | null;
+        }
       | undefined;
-    if (!row || (row.status !== 'queued' && row.status !== 'running')) return null;
+    if (!row || (row.status !== 'queued' && row.status !== 'running') || !maySee(row.owner, who)) return null;
     return {
       task_id: taskId,
       service_id: Number(row.service_id),
@@ -644,11 +664,12 @@ export class ClusterHub extends Hub {
     return null;
   }
 
-  override async followElsewhere(taskId: string, subscriber: Subscriber): Promise<LiveTaskSnapshot | null> {
+  override async followElsewhere(taskId: string, subscriber: Subscriber, who?: Requester | null): Promise<LiveTaskSnapshot | null> {
     const node = this.node;
     if (!node || !TASK_ID_RE.test(taskId)) return null;
     if (!node.broker.up) {
-      if (await this.liveRow(taskId)) throw new HubError('unavailable', 'the task is held by another hub and the broker is unreachable', { task_id: taskId });
+      if (await this.liveRow(taskId, who))
+        throw new HubError('unavailable', 'the task is held by another hub and the broker is unreachable', { task_id: taskId });
       return null;
     }
     // Follow first, then ask the holder: no event falls between its state and what follows it.
@@ -664,7 +685,8 @@ export class ClusterHub extends Hub {
     let snap: LiveTaskSnapshot | null = null;
     try {
       const answer = await node.broker.nc.request(node.names.snapshot, taskId, { timeout: CANCEL_ANSWER_MS });
-      snap = answer.json<LiveTaskSnapshot>();
+      const { owner, ...state } = answer.json<LiveTaskSnapshot & { owner?: string | null }>();
+      snap = maySee(owner, who) ? state : null;
     } catch {
       // No hub holds it live (ended meanwhile, or unknown).
     }

@@ -438,7 +438,7 @@ export class Hub {
    * its state for the `snapshot` message; events after it are delivered once this resolves.
    * Null when no other hub holds the task (always, for one hub alone).
    */
-  async followElsewhere(_taskId: string, _subscriber: Subscriber): Promise<LiveTaskSnapshot | null> {
+  async followElsewhere(_taskId: string, _subscriber: Subscriber, _who?: Requester | null): Promise<LiveTaskSnapshot | null> {
     return null;
   }
 

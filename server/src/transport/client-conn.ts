@@ -180,7 +180,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           return;
         }
         // Cluster mode: a task held by another hub (always null for one hub alone).
-        const elsewhere = following.has(msg.task_id) ? null : await hub.followElsewhere(msg.task_id, subscriber);
+        const elsewhere = following.has(msg.task_id) ? null : await hub.followElsewhere(msg.task_id, subscriber, deps.who);
         if (elsewhere) {
           following.add(msg.task_id);
           send(clientFrame({ type: 'snapshot', task_id: msg.task_id, ...elsewhere }));
