@@ -22,7 +22,7 @@ import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type
 import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
 import { heldBytes } from './bounds.js';
 import { nodeBase64 } from './node-base64.js';
-import type { Registry, ServiceEntry } from './registry.js';
+import type { Registry, } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 
