@@ -174,6 +174,7 @@ describe('utils-hub command line', function () {
   for (const backend of backends) {
     backend.describe(`on ${backend.name}`, () => {
       let url: string;
+      // biome-ignore lint/suspicious/noDuplicateTestHooks: backend.describe is a describe of its own
       beforeEach(async () => {
         url = await backend.freshDatabase();
       });

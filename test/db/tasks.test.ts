@@ -131,7 +131,9 @@ describe('TaskStore', () => {
           const store = open();
           for (const n of [1, 5, 13, 100]) {
             const ids = Array.from({ length: n }, (_, i) => `n${n}-${i}`);
-            ids.forEach((id, i) => store.save(row(id, { status: 'running', attempts: 1, message: `m${i}` })));
+            ids.forEach((id, i) => {
+              store.save(row(id, { status: 'running', attempts: 1, message: `m${i}` }));
+            });
             await store.flush();
             const read = (await db()('tasks').whereIn('id', ids).select('id', 'message')) as Array<{ id: string; message: string }>;
             expect(read.map((r) => `${r.id}:${r.message}`).sort()).to.deep.equal(ids.map((id, i) => `${id}:m${i}`).sort());

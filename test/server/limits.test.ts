@@ -52,7 +52,7 @@ describe('Limits', () => {
     it('closes a client or worker whose frame is over HUB_MAX_MESSAGE_BYTES with 1009, and takes one at the limit', async () => {
       const ok = await RawPeer.open(`${hub.wsUrl}/client`);
       const atLimit = `{"type":"subscribe","task_id":"x","pad":"${'a'.repeat(LIMIT - 40)}"}`;
-      ok.text(atLimit.slice(0, LIMIT - 2) + '"}');
+      ok.text(`${atLimit.slice(0, LIMIT - 2)}"}`);
       await ok.until(() => ok.inbox.some((a) => a.msg.type === 'error'), 5000, 'an answer');
       expect(ok.open).to.equal(true);
       await ok.close();

@@ -68,6 +68,7 @@ function upsertSql(rows: number, mysql: boolean): string {
 /** Length of a string as a quoted, escaped SQL literal (mysql2 escapes these with a backslash). */
 function sqlStringLength(v: string | null): number {
   if (v === null) return 4;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: counts the characters MySQL escapes, NUL and ^Z included
   return Buffer.byteLength(v, 'utf8') + (v.match(/[\0\b\t\n\r\x1a"'\\]/g)?.length ?? 0) + 2;
 }
 
