@@ -241,7 +241,7 @@ describe('Bounds', () => {
           expect(q.popFront()).to.equal(model.shift());
         }
         if (op % 97 === 0 || model.length < 5) {
-          model.forEach((m, i) => expect(q.positionOf(m), `op ${op}`).to.equal(i));
+          for (const [i, m] of model.entries()) expect(q.positionOf(m), `op ${op}`).to.equal(i);
         }
         expect(q.length).to.equal(model.length);
         expect(q.bytes).to.equal(model.reduce((n, m) => n + m.bytes, 0));
