@@ -97,7 +97,7 @@ describe('Bounds', () => {
     });
 
     it('holds 3 MB results of [[],[],...] within its byte bound in the heap, and parses one again when read', () => {
-      const text = '[' + Array.from({ length: 1_000_000 }, () => '[]').join(',') + ']';
+      const text = `[${Array.from({ length: 1_000_000 }, () => '[]').join(',')}]`;
       expect(text.length).to.be.above(2_999_000);
       const { grown, cache } = heapGrowth(
         (c) => {
@@ -241,7 +241,9 @@ describe('Bounds', () => {
           expect(q.popFront()).to.equal(model.shift());
         }
         if (op % 97 === 0 || model.length < 5) {
-          for (const [i, m] of model.entries()) expect(q.positionOf(m), `op ${op}`).to.equal(i);
+          model.forEach((m, i) => {
+            expect(q.positionOf(m), `op ${op}`).to.equal(i);
+          });
         }
         expect(q.length).to.equal(model.length);
         expect(q.bytes).to.equal(model.reduce((n, m) => n + m.bytes, 0));
@@ -267,10 +269,8 @@ describe('Bounds', () => {
     });
 
     it('serves 20 clients subscribing to each of 10,000 queued tasks quickly, /healthz answering meanwhile, one snapshot per task', async function () {
-      this.timeout(240_000);
-      // Heartbeats off for this test: on a loaded machine a pong queued behind 10,000 subscribes
-      // may come after the next ping is due, and the connection would be dropped as silent.
-      hub = await startHub({ heartbeatMs: 600_000 });
+      this.timeout(120_000);
+      hub = await startHub();
       const w = await fakeWorker(hub, me('subs'));
       await w.close();
       const service_id = w.welcome.service_id;
@@ -294,7 +294,6 @@ describe('Bounds', () => {
           const ws = new WebSocket(url, { perMessageDeflate: false });
           const frames = [];
           ws.on('error', reject);
-          ws.on('close', (code) => reject(new Error('closed by the hub with ' + code + ' after ' + frames.length + ' frames')));
           ws.on('message', (data) => {
             const text = String(data);
             frames.push(text);
