@@ -597,13 +597,19 @@ export class Hub {
       finishedAt: task.finishedAt ?? this.now(),
       ...end,
     };
-    this.ended.add(ended);
+    // An end with media is not cached: its bytes stay only until the store has written them to
+    // their file (a late reader gets them from the store's buffer, then from the file). Cached,
+    // up to endedCacheBytes of MiB buffers lived long enough to reach V8's old generation, and
+    // each full collection they caused marked the whole heap (docs/performance.md, media).
+    let cache = ended.binaries === null;
     try {
       this.store.saveEnded(ended);
     } catch (err) {
       // A row the store refuses must not keep the end from the task's subscribers.
       this.log.error({ err, task_id: task.id }, 'the task store refused an ended task');
+      cache = true;
     }
+    if (cache) this.ended.add(ended);
     // Built only when it is written: a quiet hub does no work for it per task.
     if (INFO_LEVELS.has(this.log.level)) {
       const service = this.registry.byServiceId(task.serviceId)?.name;
