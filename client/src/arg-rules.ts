@@ -1,59 +1,48 @@
 /**
- * The hub's rules for one argument value (PROTOCOL.md sections 3 and 4), told to a person: the
- * same checks as the protocol package's `checkArgs` (int range, min and max, string length in
- * code points, choices, mime family and list, max_bytes, JSON depth), without its ajv validators
- * and Buffer, so that a conversation runs in a browser too.
+ * The hub's rules for one argument value (docs/protocol.md sections 3 and 4), told to a person:
+ * the same checks as the protocol package's `checkArgs` (int range, min and max, string length in
+ * code points, choices, mime family and list, max_bytes, JSON depth), on its shared rules but
+ * without its ajv validators, so that a conversation runs in a browser too.
  */
 import type { Argument } from '@utils-hub/protocol';
-import { fromBase64, isBlob } from './media.js';
+import {
+  base64ByteLength,
+  baseMime,
+  codePoints,
+  deepEqual,
+  isBase64,
+  isMediaType,
+  isMime,
+  jsonProblem,
+  MAX_JSON_DEPTH,
+  MAX_SAFE_INT,
+  MEDIA_FAMILY,
+  mimeMatches,
+  parseDataUrl,
+  type MediaType,
+} from '@utils-hub/protocol/core';
+import { isBlob } from './media.js';
 
-/** Largest integer an `int` may be: 2^53 - 1. */
-export const MAX_SAFE_INT = Number.MAX_SAFE_INTEGER;
-/** Deepest nesting of a `json` value, as the hub allows. */
-export const MAX_JSON_DEPTH = 32;
-/** The media types. */
-export const MEDIA_TYPES = ['image', 'audio', 'video', 'file'] as const;
+export { isMediaType };
 
-const MIME_RE = /^[A-Za-z0-9][\w!#$&^.+-]*\/[A-Za-z0-9][\w!#$&^.+-]*(?:\s*;[^\r\n]*)?$/;
-const FAMILY: Record<string, { prefix: string | null; noun: string }> = {
-  image: { prefix: 'image/', noun: 'an image' },
-  audio: { prefix: 'audio/', noun: 'an audio recording' },
-  video: { prefix: 'video/', noun: 'a video' },
-  file: { prefix: null, noun: 'a file' },
+/** How a person is told what a media argument needs. */
+const NOUN: Record<MediaType, string> = {
+  image: 'an image',
+  audio: 'an audio recording',
+  video: 'a video',
+  file: 'a file',
 };
-
-/** True when `type` is a media type. */
-export function isMediaType(type: string): boolean {
-  return (MEDIA_TYPES as readonly string[]).includes(type);
-}
 
 /** What a media argument needs, for a person: "an image", "a file". */
 export function mediaNoun(type: string): string {
-  return FAMILY[type]?.noun ?? 'a file';
+  return isMediaType(type) ? NOUN[type] : 'a file';
 }
 
 /** The mime patterns a media argument accepts: its `mime` list, else its family (`image/*`). */
 export function acceptedMimes(arg: Argument): string[] {
   if (Array.isArray(arg.mime)) return arg.mime.slice();
-  const prefix = FAMILY[arg.type]?.prefix;
+  const prefix = isMediaType(arg.type) ? MEDIA_FAMILY[arg.type].prefix : null;
   return [prefix ? `${prefix}*` : '*/*'];
-}
-
-/** Length in code points, as the hub counts characters. */
-export function codePoints(s: string): number {
-  let n = 0;
-  for (const _ of s) n++;
-  return n;
-}
-
-/** Structural equality of JSON values, key order ignored. */
-export function deepEqual(a: unknown, b: unknown, depth = 0): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || depth > 64) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && deepEqual((a as any)[k], (b as any)[k], depth + 1));
 }
 
 /** `min`/`max` as a phrase: "from 1 to 10", "at least 1", "at most 10", or "". */
@@ -68,32 +57,6 @@ function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-function jsonOk(v: unknown): boolean {
-  const stack: Array<[unknown, number]> = [[v, 0]];
-  while (stack.length > 0) {
-    const [x, depth] = stack.pop()!;
-    if (x === null || typeof x === 'string' || typeof x === 'boolean') continue;
-    if (typeof x === 'number') {
-      if (!Number.isFinite(x)) return false;
-      continue;
-    }
-    if (typeof x !== 'object' || depth >= MAX_JSON_DEPTH) return false;
-    for (const y of Array.isArray(x) ? x : Object.values(x)) stack.push([y, depth + 1]);
-  }
-  return true;
-}
-
-/** `type/subtype` in lower case, parameters dropped. */
-function baseMime(mime: string): string {
-  const semi = mime.indexOf(';');
-  return (semi < 0 ? mime : mime.slice(0, semi)).trim().toLowerCase();
-}
-
-function mimeMatches(pattern: string, base: string): boolean {
-  const p = baseMime(pattern);
-  return p === '*/*' || p === base || (p.endsWith('/*') && base.startsWith(p.slice(0, -1)));
-}
-
 function sizeText(n: number): string {
   if (n < 1024) return `${n} bytes`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
@@ -104,13 +67,10 @@ function sizeText(n: number): string {
 function mediaFacts(type: string, v: unknown): { mime?: string; size: number } | string {
   const noun = mediaNoun(type);
   if (typeof v === 'string') {
-    const m = /^data:([^,]*?);base64,(.*)$/is.exec(v);
-    if (!m) return `Please send ${noun}.`;
-    try {
-      return { mime: m[1] || 'text/plain', size: fromBase64(m[2]).length };
-    } catch {
-      return `That ${noun.replace(/^an? /, '')} could not be read.`;
-    }
+    if (v.slice(0, 5).toLowerCase() !== 'data:') return `Please send ${noun}.`;
+    const parts = parseDataUrl(v);
+    if (!parts) return `That ${noun.replace(/^an? /, '')} could not be read.`;
+    return { mime: parts.mime, size: base64ByteLength(parts.base64) };
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return `Please send ${noun}.`;
   const o = v as { mime?: unknown; data?: unknown; url?: unknown; name?: unknown };
@@ -119,11 +79,8 @@ function mediaFacts(type: string, v: unknown): { mime?: string; size: number } |
   if (o.data instanceof Uint8Array || o.data instanceof ArrayBuffer) return { mime: o.mime as string | undefined, size: o.data.byteLength };
   if (isBlob(o.data)) return { mime: o.mime as string | undefined, size: o.data.size };
   if (typeof o.data === 'string') {
-    try {
-      return { mime: o.mime as string | undefined, size: fromBase64(o.data).length };
-    } catch {
-      return `That ${noun.replace(/^an? /, '')} could not be read.`;
-    }
+    if (!isBase64(o.data)) return `That ${noun.replace(/^an? /, '')} could not be read.`;
+    return { mime: o.mime as string | undefined, size: base64ByteLength(o.data) };
   }
   if (o.data === undefined && typeof o.url === 'string' && o.url.length > 0) return { mime: o.mime as string | undefined, size: 0 };
   return `Please send ${noun}.`;
@@ -139,9 +96,9 @@ function mediaProblem(arg: Argument, v: unknown): string | undefined {
     if (isUrl || (arg.type === 'file' && !arg.mime)) return undefined;
     return `Please send ${noun} with its type (mime), such as ${acceptedMimes(arg)[0].replace('*', 'png')}.`;
   }
-  if (facts.mime.length > 255 || !MIME_RE.test(facts.mime)) return `That ${noun.replace(/^an? /, '')} has a type I cannot read (${facts.mime.slice(0, 40)}).`;
+  if (!isMime(facts.mime)) return `That ${noun.replace(/^an? /, '')} has a type I cannot read (${facts.mime.slice(0, 40)}).`;
   const base = baseMime(facts.mime);
-  const prefix = FAMILY[arg.type]?.prefix;
+  const prefix = isMediaType(arg.type) ? MEDIA_FAMILY[arg.type].prefix : null;
   if (prefix && !base.startsWith(prefix)) return `Please send ${noun}; this is ${base}.`;
   if (Array.isArray(arg.mime) && !arg.mime.some((p) => mimeMatches(p, base))) {
     return `Please send ${noun} of type ${arg.mime.join(' or ')}; this one is ${base}.`;
@@ -175,7 +132,7 @@ export function valueProblem(arg: Argument, v: unknown): string | undefined {
       if (typeof v !== 'boolean') return 'Please answer yes or no.';
       break;
     case 'json':
-      if (v === undefined || !jsonOk(v)) return `Please send valid JSON (nested at most ${MAX_JSON_DEPTH} levels), like {"a": 1}.`;
+      if (v === undefined || jsonProblem(v, MAX_JSON_DEPTH) !== undefined) return `Please send valid JSON (nested at most ${MAX_JSON_DEPTH} levels), like {"a": 1}.`;
       break;
     default:
       return 'This question cannot be answered: the service has an argument type this client does not know.';

@@ -3,9 +3,10 @@
  * backoff, cuts a connection gone silent (with `ws`), and turns frames into messages. It knows
  * nothing of tasks; HubClient does.
  */
-import { HubError } from '@utils-hub/protocol/errors';
+import { backoffDelay, FrameDecoder, HubError } from '@utils-hub/protocol/core';
 import { TypedEmitter } from './emitter.js';
-import { FrameReader, type EncodedFrames } from './frames.js';
+import type { EncodedFrames } from './frames.js';
+import { outputBytes } from './media.js';
 import type { ResolvedOptions } from './options.js';
 import { OPEN, hasWsExtras, loadWebSocket, refusedStatus, type WebSocketLike } from './socket.js';
 
@@ -19,16 +20,6 @@ export interface ConnectionEvents {
   message: (message: Record<string, unknown>) => void;
   /** A failed dial, a broken frame, a refused upgrade (HubError `unauthorized` or `forbidden`). */
   error: (error: Error) => void;
-}
-
-/**
- * The delay before reconnect attempt `attempt` (0 for the first), in ms: `minDelayMs` doubled per
- * attempt up to `maxDelayMs`, then a random point in its upper half, so that many clients that lost
- * the hub together do not come back together.
- */
-export function backoffDelay(attempt: number, minDelayMs: number, maxDelayMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
 /** The error of everything that waited on a client that was closed. */
@@ -170,10 +161,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     let opened = false;
     // Blobs (from a WebSocket that ignores binaryType) are read in order, behind any earlier one.
     let chain: Promise<void> | null = null;
-    const reader = new FrameReader({
+    const decoder = new FrameDecoder({
+      // The hub bounds what it sends; the SDK takes whatever it relays.
+      maxAttachmentBytes: Infinity,
       onMessage: (m) => this.emit('message', m),
       onError: (e) => this.#error(e),
     });
+    // Binary frames become Buffers in Node (a view, not a copy), Uint8Arrays elsewhere.
+    const push = (frame: string | ArrayBuffer | Uint8Array) =>
+      typeof frame === 'string' ? decoder.push(frame, false) : decoder.push(outputBytes(frame), true);
 
     sock.addEventListener('open', () => {
       if (this.#socket !== sock) return;
@@ -190,14 +186,14 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       if (chain || (typeof Blob !== 'undefined' && data instanceof Blob)) {
         const prev = chain ?? Promise.resolve();
         const next: Promise<void> = prev
-          .then(async () => reader.push(data instanceof Blob ? await data.arrayBuffer() : (data as string | ArrayBuffer)))
+          .then(async () => push(data instanceof Blob ? await data.arrayBuffer() : (data as string | ArrayBuffer)))
           .finally(() => {
             if (chain === next) chain = null;
           });
         chain = next;
         return;
       }
-      if (typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array) reader.push(data);
+      if (typeof data === 'string' || data instanceof ArrayBuffer || data instanceof Uint8Array) push(data);
     });
     sock.addEventListener('error', (ev: { error?: unknown; message?: unknown }) => {
       if (this.#socket !== sock) return;

@@ -2,7 +2,7 @@
  * The client of the hub for bot authors (docs/protocol.md 5.2): submits tasks over the `/client`
  * WebSocket, follows them across reconnects, and reads the service list and descriptions.
  */
-import type { ServiceInfo, ServiceListEntry } from '@utils-hub/protocol';
+import type { ClientAddTaskMsg, ClientToHubMessage, ServiceInfo, ServiceListEntry } from '@utils-hub/protocol';
 import { HubError } from '@utils-hub/protocol/errors';
 import { Connection, closedError } from './connection.js';
 import { TypedEmitter } from './emitter.js';
@@ -36,7 +36,7 @@ export interface HubClientEvents {
 /** A submission not yet accepted by the hub. */
 interface Submission {
   handle: TaskHandle<any>;
-  message: Record<string, unknown>;
+  message: ClientAddTaskMsg;
   frames?: EncodedFrames;
   /** Written to a socket that may have died before `accepted` came: sent again on reconnect. */
   sent: boolean;
@@ -132,7 +132,7 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
       queueMicrotask(() => handle._fail(closedError()));
       return handle;
     }
-    const message: Record<string, unknown> = { type: 'add_task', ref, service_id: serviceId, args };
+    const message: ClientAddTaskMsg = { type: 'add_task', ref, service_id: serviceId, args };
     if (options.timeoutMs !== undefined) message.timeout_ms = options.timeoutMs;
     if (options.queueTimeoutMs !== undefined) message.queue_timeout_ms = options.queueTimeoutMs;
     const sub: Submission = { handle, message, sent: false };
@@ -271,7 +271,7 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
     if (this.#conn.isOpen) this.#sendJson({ type: 'cancel', task_id: taskId });
   }
 
-  #sendJson(message: Record<string, unknown>): boolean {
+  #sendJson(message: ClientToHubMessage): boolean {
     return this.#conn.send({ text: JSON.stringify(message), binaries: [] });
   }
 

@@ -11,7 +11,7 @@ export type { TaskAccepted, TaskHandleEvents, TaskProgress, TaskSnapshot, TaskSt
 export { HUB_CLIENT_DEFAULTS, hubEndpoints } from './options.js';
 export type { FetchLike, HubClientOptions, ResolvedOptions } from './options.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
-export { backoffDelay } from './connection.js';
+export { backoffDelay } from '@utils-hub/protocol/core';
 export { media, mediaFromBlob, fromBase64, toBase64 } from './media.js';
 export type { Media, MediaData, MediaInput } from './media.js';
 export { Conversation, conversation, conversationFromJSON } from './conversation.js';

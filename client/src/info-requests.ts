@@ -2,11 +2,11 @@
  * `service_info` requests over the client socket (docs/protocol.md 5.2), matched to their answers by
  * `ref`, sent again after a reconnect (they are idempotent), and bounded in time.
  */
-import type { ServiceInfo } from '@utils-hub/protocol';
+import type { ClientToHubMessage, ServiceInfo, ServiceInfoRequestMsg } from '@utils-hub/protocol';
 import { HubError } from '@utils-hub/protocol/errors';
 
 interface InfoRequest {
-  message: Record<string, unknown>;
+  message: ServiceInfoRequestMsg;
   resolve(info: ServiceInfo): void;
   reject(err: HubError): void;
   timer: ReturnType<typeof setTimeout>;
@@ -15,11 +15,11 @@ interface InfoRequest {
 /** The service_info requests of one client that await their answer. */
 export class InfoRequests {
   readonly #open = new Map<string, InfoRequest>();
-  readonly #send: (message: Record<string, unknown>) => boolean;
+  readonly #send: (message: ClientToHubMessage) => boolean;
   readonly #timeoutMs: number;
 
   /** `send` writes a message if the socket is open; `timeoutMs` bounds each request. */
-  constructor(send: (message: Record<string, unknown>) => boolean, timeoutMs: number) {
+  constructor(send: (message: ClientToHubMessage) => boolean, timeoutMs: number) {
     this.#send = send;
     this.#timeoutMs = timeoutMs;
   }

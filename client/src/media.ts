@@ -1,3 +1,5 @@
+import { isBase64, portableBase64 } from '@utils-hub/protocol/core';
+
 /**
  * Media as the SDK takes and gives it (docs/protocol.md section 4): `{mime, name?, data}` with the bytes
  * in `data`. Works in browsers as well as in Node: bytes are `Uint8Array`s (Node's `Buffer` is one),
@@ -91,25 +93,16 @@ export async function mediaFromBlob(blob: Blob, mime?: string, name?: string): P
   return { ...m, data: outputBytes(await blob.arrayBuffer()) };
 }
 
-// ---- base64, without Buffer where there is none ----
-
-const CHUNK = 0x8000;
+// ---- base64: Buffer where Node has it (faster), the protocol's portable codec elsewhere ----
 
 /** Standard base64 of `bytes`. */
 export function toBase64(bytes: Uint8Array): string {
   if (NodeBuffer) return NodeBuffer.from(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-  let bin = '';
-  // In chunks: String.fromCharCode takes its bytes as arguments, and arguments are bounded.
-  for (let i = 0; i < bytes.length; i += CHUNK) bin += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
-  return btoa(bin);
+  return portableBase64.encode(bytes);
 }
 
 /** The bytes of standard base64 `text` (a Buffer in Node). Throws TypeError on malformed text. */
 export function fromBase64(text: string): Uint8Array {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1) throw new TypeError('malformed base64');
-  if (NodeBuffer) return NodeBuffer.from(text, 'base64');
-  const bin = atob(text);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  if (!isBase64(text)) throw new TypeError('malformed base64');
+  return NodeBuffer ? NodeBuffer.from(text, 'base64') : portableBase64.decode(text);
 }

@@ -4,7 +4,7 @@
  * argument's rules is arg-rules' job; this only reads.
  */
 import type { Argument } from '@utils-hub/protocol';
-import { deepEqual } from './arg-rules.js';
+import { deepEqual } from '@utils-hub/protocol/core';
 
 /** The kind of answer a question expects, to choose a keyboard or buttons. */
 export type AnswerKind = 'number' | 'integer' | 'text' | 'yes-no' | 'choice' | 'media' | 'json';

@@ -6,15 +6,17 @@
  * short, and names are looked up in Maps and written to null-prototype objects so that keys such
  * as `__proto__` or `constructor` are only names.
  */
-import { ARG_TYPES, MAX_SAFE_INT, MEDIA_TYPES, type Argument, type MediaType, type ServiceDescription } from './schemas.js';
+import type { Argument, ServiceDescription } from './schemas.js';
+import { ARG_TYPES, MAX_DESCRIPTION_DEPTH, MAX_JSON_DEPTH, MAX_SAFE_INT, MEDIA_TYPES, OCTET_STREAM, type MediaType } from './limits.js';
 import { HubError, type ArgProblem } from './errors.js';
 import { validate } from './validators.js';
-import { MIME_RE, OCTET_STREAM, base64ByteLength, isBase64, parseDataUrl } from './codec.js';
+import { base64ByteLength, isBase64, portableBase64, type Base64Codec } from './bytes.js';
+import { baseMime, codePoints, deepEqual, hasOwn, isMediaType, isMime, jsonProblem as jsonShapeProblem, MEDIA_FAMILY, mimeMatches, parseDataUrl } from './rules.js';
 
-/** Media as the hub and SDKs hold it after decoding: bytes in a Buffer, or a URL passed on as is. */
+/** Media as the hub and SDKs hold it after decoding: bytes, or a URL passed on as is. */
 export type MediaValue = MediaBytes | MediaLink;
-/** Media with its bytes. */
-export interface MediaBytes { mime: string; name?: string; data: Buffer }
+/** Media with its bytes (a Buffer where the caller's base64 codec or frames give Buffers). */
+export interface MediaBytes { mime: string; name?: string; data: Uint8Array }
 /** Media by URL; the hub never fetches it. */
 export interface MediaLink { url: string; mime?: string; name?: string }
 
@@ -22,6 +24,8 @@ export interface MediaLink { url: string; mime?: string; name?: string }
 export interface CheckArgsOptions {
   /** Upper bound of the decoded bytes of all media together (the hub's message limit). Default: no bound. */
   maxTotalBytes?: number;
+  /** How base64 media are decoded. Default: the portable codec (plain Uint8Arrays). */
+  base64?: Base64Codec;
 }
 
 /** The outcome of checkArgs: args keyed by name with defaults filled in, or every problem found. */
@@ -29,20 +33,10 @@ export type CheckArgsResult =
   | { ok: true; args: Record<string, unknown> }
   | { ok: false; problems: ArgProblem[] };
 
-/** Deepest nesting of a `json` value (or a default or choice), in arrays and objects. */
-export const MAX_JSON_DEPTH = 32;
-/** Deepest nesting of a whole service description, in arrays and objects. */
-export const MAX_DESCRIPTION_DEPTH = 64;
 /** Most characters of a stranger's string that a problem quotes. */
 export const ECHO_CHARS = 40;
 
 type Obj = Record<string, unknown>;
-
-const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
-
-function isMediaType(t: unknown): t is MediaType {
-  return (MEDIA_TYPES as readonly unknown[]).includes(t);
-}
 
 /** `s` cut to `max` characters (not splitting a surrogate pair), with `…` when cut. */
 function excerpt(s: string, max = ECHO_CHARS): string {
@@ -75,59 +69,9 @@ function showList(values: readonly unknown[], fmt: (v: unknown) => string = show
   return values.length > max ? `${shown}, … (${values.length} in all)` : shown;
 }
 
-/** Length in code points, as a person (and most languages other than JS) counts characters. */
-function codePoints(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) { n--; i++; }
-    }
-  }
-  return n;
-}
-
-/**
- * Why `v` is not a JSON value nested at most `maxDepth` deep, or undefined. Iterative, so a deep
- * value cannot blow the stack; bytes count as a leaf (they travel as attachments).
- */
+/** Why `v` is not a JSON value nested at most `maxDepth` deep, or undefined (values named as problems name them). */
 function jsonProblem(v: unknown, maxDepth: number): string | undefined {
-  const stack: [unknown, number][] = [[v, 0]];
-  while (stack.length > 0) {
-    const [x, depth] = stack.pop()!;
-    switch (typeof x) {
-      case 'string': case 'boolean': case 'undefined': continue;
-      case 'number':
-        if (!Number.isFinite(x)) return `holds ${x}, which JSON cannot carry`;
-        continue;
-      case 'object':
-        break;
-      default:
-        return `holds ${show(x)}, which is not JSON`;
-    }
-    if (x === null || x instanceof Uint8Array) continue;
-    if (depth >= maxDepth) return `is nested more than ${maxDepth} levels deep`;
-    if (Array.isArray(x)) for (let i = x.length - 1; i >= 0; i--) stack.push([x[i], depth + 1]);
-    else for (const k of Object.keys(x)) stack.push([(x as Obj)[k], depth + 1]);
-  }
-  return undefined;
-}
-
-/** Structural equality of JSON values, key order ignored. */
-function deepEqual(a: unknown, b: unknown, depth = 0): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || depth > MAX_DESCRIPTION_DEPTH) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!deepEqual(a[i], b[i], depth + 1)) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) if (!hasOwn(b, k) || !deepEqual((a as Obj)[k], (b as Obj)[k], depth + 1)) return false;
-  return true;
+  return jsonShapeProblem(v, maxDepth, show);
 }
 
 /** Why `v` is not a value of scalar type `type` (any type but media), or undefined. */
@@ -172,31 +116,20 @@ function choicesProblem(arg: Argument, v: unknown): string | undefined {
 
 // ---- media ----
 
-const FAMILY: Record<MediaType, { prefix: string | null; noun: string; example: string }> = {
-  image: { prefix: 'image/', noun: 'an image (image/*)', example: 'image/png' },
-  audio: { prefix: 'audio/', noun: 'audio (audio/*)', example: 'audio/mpeg' },
-  video: { prefix: 'video/', noun: 'a video (video/*)', example: 'video/mp4' },
-  file: { prefix: null, noun: 'a file', example: 'application/pdf' },
+/** How a problem names each media family. */
+const NOUN: Record<MediaType, string> = {
+  image: 'an image (image/*)',
+  audio: 'audio (audio/*)',
+  video: 'a video (video/*)',
+  file: 'a file',
 };
-
-/** `type/subtype` in lower case, parameters dropped. */
-function baseMime(mime: string): string {
-  const semi = mime.indexOf(';');
-  return (semi < 0 ? mime : mime.slice(0, semi)).trim().toLowerCase();
-}
-
-/** Whether base mime `base` fits pattern `pattern` (`image/png`, `image/*` or `*\/*`). */
-function mimeMatches(pattern: string, base: string): boolean {
-  const p = baseMime(pattern);
-  if (p === '*/*' || p === base) return true;
-  return p.endsWith('/*') && base.startsWith(p.slice(0, -1));
-}
 
 /** Why media `mime` does not fit the argument, or undefined. */
 function mimeProblem(type: MediaType, arg: Argument, mime: unknown): string | undefined {
-  if (typeof mime !== 'string' || mime.length > 255 || !MIME_RE.test(mime)) return `has a malformed mime type ${show(mime)}`;
+  if (typeof mime !== 'string' || !isMime(mime)) return `has a malformed mime type ${show(mime)}`;
   const base = baseMime(mime);
-  const { prefix, noun } = FAMILY[type];
+  const { prefix } = MEDIA_FAMILY[type];
+  const noun = NOUN[type];
   if (prefix && !base.startsWith(prefix)) return `expected ${noun}, got ${excerpt(base)}`;
   const list = arg.mime;
   if (Array.isArray(list) && !list.some((p) => typeof p === 'string' && mimeMatches(p, base))) {
@@ -206,16 +139,16 @@ function mimeProblem(type: MediaType, arg: Argument, mime: unknown): string | un
 }
 
 /** What media of all arguments add up to, against the caller's bound. */
-interface Budget { used: number; max: number }
+interface Budget { used: number; max: number; base64: Base64Codec }
 
 type Outcome = { value: unknown; bytes: number; problem?: undefined } | { problem: string };
 
-function checkMedia(type: MediaType, arg: Argument, v: unknown, budget: Budget): Outcome {
+function checkMedia(type: MediaType, arg: Argument, v: unknown, budget: Budget, b64: Base64Codec): Outcome {
   const fail = (problem: string): Outcome => ({ problem });
   let mime: unknown;
   let name: unknown;
   let base64: string | undefined;
-  let bytes: Buffer | undefined;
+  let bytes: Uint8Array | undefined;
   const expected = `expected ${type} as {"mime", "data"}, a data: URL or {"url"}, got`;
 
   if (typeof v === 'string') {
@@ -233,11 +166,11 @@ function checkMedia(type: MediaType, arg: Argument, v: unknown, budget: Budget):
     mime = hasOwn(o, 'mime') ? o.mime : undefined;
     const data = hasOwn(o, 'data') ? o.data : undefined;
     if (data instanceof Uint8Array) {
-      bytes = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      bytes = data;
       if (mime === undefined && type === 'file' && !arg.mime) mime = OCTET_STREAM;
-      else if (mime === undefined) return fail(`needs a "mime" such as ${FAMILY[type].example}`);
+      else if (mime === undefined) return fail(`needs a "mime" such as ${MEDIA_FAMILY[type].example}`);
     } else if (typeof data === 'string') {
-      if (mime === undefined) return fail(`needs a "mime" such as ${FAMILY[type].example}`);
+      if (mime === undefined) return fail(`needs a "mime" such as ${MEDIA_FAMILY[type].example}`);
       if (!isBase64(data)) return fail('has malformed base64 data');
       base64 = data;
     } else if (data !== undefined) {
@@ -269,14 +202,14 @@ function checkMedia(type: MediaType, arg: Argument, v: unknown, budget: Budget):
   if (budget.used + size > budget.max) {
     return fail(`brings the media of this call to ${budget.used + size} bytes, over the limit of ${budget.max}`);
   }
-  const out: MediaBytes = { mime: mime as string, data: bytes ?? Buffer.from(base64!, 'base64') };
+  const out: MediaBytes = { mime: mime as string, data: bytes ?? b64.decode(base64!) };
   if (typeof name === 'string') out.name = name;
   return { value: out, bytes: size };
 }
 
 /** Checks one value against its argument: type, then choices, then min/max (or media rules). */
 function checkValue(arg: Argument, v: unknown, budget: Budget): Outcome {
-  if (isMediaType(arg.type)) return checkMedia(arg.type, arg, v, budget);
+  if (isMediaType(arg.type)) return checkMedia(arg.type, arg, v, budget, budget.base64);
   const problem = typeProblem(arg.type, v) ?? choicesProblem(arg, v) ?? boundsProblem(arg, v);
   return problem ? { problem } : { value: v, bytes: 0 };
 }
@@ -292,7 +225,7 @@ function runCheckArgs(input: readonly Argument[], args: unknown, options: CheckA
   const problems: ArgProblem[] = [];
   const out = Object.create(null) as Obj;
   const max = options.maxTotalBytes;
-  const budget: Budget = { used: 0, max: typeof max === 'number' && max >= 0 ? max : Infinity };
+  const budget: Budget = { used: 0, max: typeof max === 'number' && max >= 0 ? max : Infinity, base64: options.base64 ?? portableBase64 };
 
   for (let i = 0; i < input.length; i++) {
     const arg = input[i];
@@ -336,8 +269,8 @@ function runCheckArgs(input: readonly Argument[], args: unknown, options: CheckA
 /**
  * Checks `args` (positional array or object keyed by argument_name) against a service's `input`.
  * Fills defaults, checks types and extras, decodes media given as base64 or data URL into
- * `{mime, name?, data: Buffer}` (media already holding a Buffer, from attachments, are accepted as
- * they are; URL objects pass unchanged). Never throws; the returned `args` object has a null
+ * `{mime, name?, data: bytes}` (decoded by `options.base64`; media already holding bytes, from
+ * attachments, are accepted as they are; URL objects pass unchanged). Never throws; the returned `args` object has a null
  * prototype so that hostile names cannot reach Object.prototype.
  *
  * Choices made where the contract is silent: `undefined` (from JS callers) means "not given", but
@@ -401,9 +334,9 @@ function schemaProblem(me: unknown, problem: string): string {
 /** Why an entry of an argument's `mime` list does not fit its type, or undefined. */
 function mimePatternProblem(type: MediaType, entry: string): string | undefined {
   const m = /^([A-Za-z0-9][\w!#$&^.+-]*|\*)\/([A-Za-z0-9][\w!#$&^.+-]*|\*)$/.exec(entry);
-  if (!m || (m[1] === '*' && m[2] !== '*')) return `is not a mime type such as ${FAMILY[type].example} or ${type === 'file' ? 'text/*' : `${type}/*`} (${show(entry)})`;
-  const prefix = FAMILY[type].prefix;
-  if (prefix && !entry.toLowerCase().startsWith(prefix)) return `expected ${FAMILY[type].noun.replace(/ \(.*\)$/, '')} type (${prefix}*), got ${show(entry)}`;
+  if (!m || (m[1] === '*' && m[2] !== '*')) return `is not a mime type such as ${MEDIA_FAMILY[type].example} or ${type === 'file' ? 'text/*' : `${type}/*`} (${show(entry)})`;
+  const prefix = MEDIA_FAMILY[type].prefix;
+  if (prefix && !entry.toLowerCase().startsWith(prefix)) return `expected ${NOUN[type].replace(/ \(.*\)$/, '')} type (${prefix}*), got ${show(entry)}`;
   return undefined;
 }
 
@@ -441,7 +374,7 @@ function checkArgumentList(list: 'input' | 'output', args: readonly Argument[]):
       }
     }
     if (a.default !== undefined) {
-      const r = checkValue(a, a.default, { used: 0, max: Infinity });
+      const r = checkValue(a, a.default, { used: 0, max: Infinity, base64: portableBase64 });
       if (r.problem !== undefined) throw bad(`${at}.default: ${r.problem}`);
     }
   }

@@ -1,119 +1,128 @@
 /**
- * The attachment codec (docs/protocol.md section 5): media bytes travel as binary frames that follow
- * their message, referred to inside it as `{"$attachment": k}`. Also the base64 and `data:` URL
- * helpers that REST and argument checking share.
+ * The attachment codec (docs/protocol.md section 5): media bytes travel as binary frames that
+ * follow their message, referred to inside it as `{"$attachment": k}`. Also the base64 inlining
+ * that REST answers use. Works on Uint8Array, so the hub, the SDKs and a browser share it; a
+ * Buffer (a Uint8Array) passes through as itself, never copied.
  *
  * This is the hub's hot path, so the decoder parses each text frame once and walks a message only
  * when it announces attachments; every walk is bounded in depth and reads own keys only, so a
  * hostile message cannot blow the stack or reach Object.prototype.
  */
 import { HubError } from './errors.js';
-import { MAX_ATTACHMENTS } from './schemas.js';
-
-/**
- * Deepest level of objects and arrays (the message itself being level 1) that the codec walks; an
- * attachment ref or media object may sit in a container of the last level. A message with
- * attachments that nests containers deeper is refused with `bad_message`; `encodeMessage` and
- * `inlineMedia` leave anything deeper untouched.
- */
-export const MAX_MESSAGE_DEPTH = 64;
-/** Default bound of the bytes of all binary frames of one message: 32 MiB (HUB_MAX_MESSAGE_BYTES). */
-export const DEFAULT_MAX_ATTACHMENT_BYTES = 33_554_432;
-/** The mime type given to bytes that come without one. */
-export const OCTET_STREAM = 'application/octet-stream';
+import { DEFAULT_MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MAX_MESSAGE_DEPTH, OCTET_STREAM } from './limits.js';
+import { decodeUtf8, isBytes, joinBytes, portableBase64, type Base64Codec } from './bytes.js';
+import { hasOwn, messageLabels, parseDataUrl, setOwn } from './rules.js';
 
 /** A message ready for the wire: one text frame, then its binary frames in order. */
-export interface EncodedMessage {
+export interface EncodedMessage<P = Uint8Array> {
   text: string;
-  binaries: Buffer[];
+  binaries: P[];
+}
+
+/**
+ * What one value that goes as an attachment gives: its binary frame (bytes, or whatever the
+ * caller resolves to bytes later, such as a Blob being read), and for a bare value the `mime`
+ * and `name` it knows of itself.
+ */
+export interface AttachmentPart<P> {
+  part: P;
+  mime?: string;
+  name?: string;
+}
+
+/** Options of encodeParts. */
+export interface EncodeOptions<P> {
+  /** The attachment `v` is, or undefined when `v` is no bytes. */
+  partOf: (v: object) => AttachmentPart<P> | undefined;
+  /**
+   * The least level (the message being 1) at which `{mime, data: bytes}` is media; a container
+   * above it whose `data` is bytes is left a container (its `data` becomes a bare ref). Default 2.
+   */
+  mediaFrom?: number;
 }
 
 type Obj = Record<string, unknown>;
 
-function isBytes(v: unknown): v is Uint8Array {
-  return v instanceof Uint8Array; // Buffer included
-}
-
-/** A Buffer over the same memory (no copy). */
-function toBuffer(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-}
-
-/**
- * Sets an own property even when the key is `__proto__` (a plain assignment would set the
- * prototype of an object that does not already own that key).
- */
-function setOwn(o: Obj, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
-  else o[key] = value;
-}
-
-function hasOwn(o: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, key);
-}
-
 // ---- encoding ----
 
-function take(binaries: Buffer[], bytes: Uint8Array): number {
-  if (binaries.length >= MAX_ATTACHMENTS) {
-    throw new HubError('payload_too_large', `a message carries at most ${MAX_ATTACHMENTS} attachments`);
-  }
-  binaries.push(toBuffer(bytes));
-  return binaries.length - 1;
-}
+class Walk<P> {
+  readonly parts: P[] = [];
+  constructor(
+    readonly partOf: (v: object) => AttachmentPart<P> | undefined,
+    readonly mediaFrom: number,
+  ) {}
 
-/**
- * Replaces bytes by attachment refs, copying only the objects and arrays on the way to a change
- * (a message without bytes comes back as the same object). `depth` is the level of `v`.
- */
-function extract(v: unknown, binaries: Buffer[], depth: number): unknown {
-  if (typeof v !== 'object' || v === null) return v;
-  if (isBytes(v)) return { $attachment: take(binaries, v) };
-  if (Array.isArray(v)) {
-    if (depth > MAX_MESSAGE_DEPTH) return v;
-    let copy: unknown[] | undefined;
-    for (let i = 0; i < v.length; i++) {
-      const x: unknown = v[i];
-      const y = extract(x, binaries, depth + 1);
-      if (y !== x) (copy ??= v.slice())[i] = y;
+  take(a: AttachmentPart<P>): Obj {
+    if (this.parts.length >= MAX_ATTACHMENTS) {
+      throw new HubError('payload_too_large', `a message carries at most ${MAX_ATTACHMENTS} attachments`);
     }
-    return copy ?? v;
-  }
-  const o = v as Obj;
-  // A media object becomes the ref itself, `$attachment` first; the message root never does
-  // (its `data` may be bytes, as in a progress message: that becomes a bare ref).
-  if (depth > 1 && hasOwn(o, 'data') && isBytes(o.data)) {
-    const ref: Obj = { $attachment: take(binaries, o.data) };
-    for (const k of Object.keys(o)) if (k !== 'data') setOwn(ref, k, extract(o[k], binaries, depth + 1));
+    this.parts.push(a.part);
+    const ref: Obj = { $attachment: this.parts.length - 1 };
+    if (a.mime) ref.mime = a.mime;
+    if (a.name !== undefined) ref.name = a.name;
     return ref;
   }
-  if (depth > MAX_MESSAGE_DEPTH) return v;
-  let copy: Obj | undefined;
-  for (const k of Object.keys(o)) {
-    const x = o[k];
-    const y = extract(x, binaries, depth + 1);
-    if (y !== x) setOwn((copy ??= { ...o }), k, y);
+
+  /**
+   * Replaces bytes by attachment refs, copying only the objects and arrays on the way to a change
+   * (a message without bytes comes back as the same object). `depth` is the level of `v`.
+   */
+  extract(v: unknown, depth: number): unknown {
+    if (typeof v !== 'object' || v === null) return v;
+    const bare = this.partOf(v);
+    if (bare) return this.take(bare);
+    if (Array.isArray(v)) {
+      if (depth > MAX_MESSAGE_DEPTH) return v;
+      let copy: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        const y = this.extract(x, depth + 1);
+        if (y !== x) (copy ??= v.slice())[i] = y;
+      }
+      return copy ?? v;
+    }
+    const o = v as Obj;
+    // A media object becomes the ref itself, `$attachment` first; its own fields win over what
+    // its bytes know of themselves. The message root never does (its `data` may be bytes, as in
+    // a progress message: that becomes a bare ref).
+    if (depth >= this.mediaFrom && hasOwn(o, 'data') && typeof o.data === 'object' && o.data !== null) {
+      const a = this.partOf(o.data);
+      if (a) {
+        const ref = this.take(a);
+        for (const k of Object.keys(o)) if (k !== 'data') setOwn(ref, k, this.extract(o[k], depth + 1));
+        return ref;
+      }
+    }
+    if (depth > MAX_MESSAGE_DEPTH) return v;
+    let copy: Obj | undefined;
+    for (const k of Object.keys(o)) {
+      const x = o[k];
+      const y = this.extract(x, depth + 1);
+      if (y !== x) setOwn((copy ??= { ...o }), k, y);
+    }
+    return copy ?? o;
   }
-  return copy ?? o;
 }
 
 /**
- * Encodes a message for a WebSocket. Every object in it whose `data` is a Buffer or Uint8Array
- * (`{mime, name?, data}`) becomes `{"$attachment": k, mime, name}` and every bare Buffer or
- * Uint8Array becomes `{"$attachment": k}`, k counting from 0 in document order; the bytes become
- * binary frames and `"attachments": n` is set on the message when n > 0 (an `attachments` field
- * already on the message, as a decoded message keeps it, is replaced or removed to match). The
- * input is not mutated. Bytes nested deeper than MAX_MESSAGE_DEPTH are not looked for.
- * Throws HubError `payload_too_large` past 16 attachments, and `bad_message` for a value that
- * JSON cannot write (a cycle, a BigInt, nesting deeper than the stack).
+ * Encodes a message for a WebSocket with the caller's notion of bytes (`options.partOf`): every
+ * object in it whose `data` is bytes (`{mime, name?, data}`, from level `mediaFrom` on) becomes
+ * `{"$attachment": k, mime, name}` and all other bytes `{"$attachment": k}`, k counting from 0 in
+ * document order; the parts become the binary frames and `"attachments": n` is set on the message
+ * when n > 0 (an `attachments` field already on the message, as a decoded message keeps it, is
+ * replaced or removed to match). The input is not mutated. Bytes nested deeper than
+ * MAX_MESSAGE_DEPTH are not looked for. Throws HubError `payload_too_large` past 16 attachments,
+ * and `bad_message` for a value that JSON cannot write (a cycle, a BigInt, nesting deeper than
+ * the stack).
  */
-export function encodeMessage(message: object): EncodedMessage {
-  const binaries: Buffer[] = [];
-  let out = extract(message, binaries, 1) as Obj;
-  if (binaries.length > 0 || hasOwn(out, 'attachments')) {
+export function encodeParts<P>(message: object, options: EncodeOptions<P>): EncodedMessage<P> {
+  const walk = new Walk(options.partOf, options.mediaFrom ?? 2);
+  let out = walk.extract(message, 1) as Obj;
+  const n = walk.parts.length;
+  if (n > 0 || hasOwn(out, 'attachments')) {
     if (out === message) out = { ...out };
     delete out.attachments;
-    if (binaries.length > 0) out.attachments = binaries.length;
+    if (n > 0) out.attachments = n;
   }
   let text: string | undefined;
   try {
@@ -122,7 +131,17 @@ export function encodeMessage(message: object): EncodedMessage {
     throw new HubError('bad_message', `the message cannot be written as JSON: ${(err as Error).message}`);
   }
   if (typeof text !== 'string') throw new HubError('bad_message', 'the message cannot be written as JSON');
-  return { text, binaries };
+  return { text, binaries: walk.parts };
+}
+
+const bytesPart = (v: object): AttachmentPart<Uint8Array> | undefined => (isBytes(v) ? { part: v } : undefined);
+
+/**
+ * Encodes a message whose bytes are Uint8Arrays (Buffers included, sent as they are, not
+ * copied): see encodeParts, with media objects from level 2 on.
+ */
+export function encodeMessage(message: object): EncodedMessage {
+  return encodeParts(message, { partOf: bytesPart });
 }
 
 // ---- decoding ----
@@ -134,34 +153,32 @@ export interface FrameDecoderOptions {
   /** Most bytes of all binary frames of one message together. Default 33554432. */
   maxAttachmentBytes?: number;
   /**
-   * Called with each whole message: attachment refs replaced by `{...rest, data: Buffer}`; `raw`
+   * Called with each whole message: attachment refs replaced by `{...rest, data: bytes}` (each
+   * binary frame as it was pushed: a Buffer from ws stays a Buffer); `raw`
    * is its text frame and `attachments` its binary frames in order (empty when none), so that a
    * relay can forward the frames as they came.
    */
-  onMessage: (message: Record<string, unknown>, raw: string, attachments: readonly Buffer[]) => void;
+  onMessage: (message: Record<string, unknown>, raw: string, attachments: readonly Uint8Array[]) => void;
   /** Called for each broken frame or sequence, with a HubError `bad_message` (or `payload_too_large`). */
   onError: (error: HubError) => void;
 }
 
-const NO_FRAMES: readonly Buffer[] = Object.freeze([]);
+const NO_FRAMES: readonly Uint8Array[] = Object.freeze([]);
 
-/** What a frame may be: ws hands Buffer, ArrayBuffer or Buffer[] depending on its `binaryType`. */
-export type Frame = Buffer | Uint8Array | ArrayBuffer | Buffer[] | string;
+/**
+ * What a frame may be: ws hands a Buffer, an ArrayBuffer or a Buffer[] depending on its
+ * `binaryType`, a browser a string or an ArrayBuffer.
+ */
+export type Frame = Uint8Array | ArrayBuffer | readonly Uint8Array[] | string;
 
-function frameBuffer(frame: Frame): Buffer {
-  if (typeof frame === 'string') return Buffer.from(frame, 'utf8');
-  if (Array.isArray(frame)) return Buffer.concat(frame);
-  if (frame instanceof ArrayBuffer) return Buffer.from(frame);
-  return toBuffer(frame);
+/** The bytes of a frame: the Uint8Array (or Buffer) itself, a view of an ArrayBuffer, fragments joined, or text as UTF-8. */
+function frameBytes(frame: Frame): Uint8Array {
+  if (frame instanceof Uint8Array) return frame;
+  if (typeof frame === 'string') return new TextEncoder().encode(frame);
+  if (frame instanceof ArrayBuffer) return new Uint8Array(frame);
+  return joinBytes(frame);
 }
 
-/** `ref` and `task_id` of a refused message, so that the error answer can name its request. */
-function about(msg: Obj): Obj {
-  const d: Obj = {};
-  if (typeof msg.ref === 'string' && msg.ref.length <= 256) d.ref = msg.ref;
-  if (typeof msg.task_id === 'string' && msg.task_id.length <= 64) d.task_id = msg.task_id;
-  return d;
-}
 
 function typeOf(msg: Obj): string {
   return JSON.stringify(String(msg.type).slice(0, 64));
@@ -174,7 +191,7 @@ function typeOf(msg: Obj): string {
  * or undefined. Reads own enumerable keys only. The one resolver: the codec's, and the hub's for
  * a stored result and its stored media.
  */
-export function resolveRefs(container: Record<string, unknown> | unknown[], frames: readonly Buffer[], depth: number): string | undefined {
+export function resolveRefs(container: Record<string, unknown> | unknown[], frames: readonly Uint8Array[], depth: number): string | undefined {
   const keys = Array.isArray(container) ? null : Object.keys(container);
   const n = keys ? keys.length : (container as unknown[]).length;
   for (let i = 0; i < n; i++) {
@@ -209,7 +226,7 @@ export function resolveRefs(container: Record<string, unknown> | unknown[], fram
  *
  * The message handed to `onMessage` is the parsed text frame as it is, `attachments` field
  * included, except that each `{"$attachment": k, ...rest}` is replaced by `{...rest, data}` with
- * the k-th Buffer; its schema is not checked here (that is `parseMessage`'s job). A message
+ * the k-th frame; its schema is not checked here (that is `parseMessage`'s job). A message
  * without `attachments` is handed on without being walked. Frames announced but never referred
  * to are dropped; one frame may be referred to twice. When a message is refused for its count
  * (over the maximum) or its bytes (`payload_too_large`), the binary frames it still owes are
@@ -225,7 +242,7 @@ export class FrameDecoder {
   #message: Obj | null = null;
   #raw = '';
   #owed = 0;
-  #frames: Buffer[] = [];
+  #frames: Uint8Array[] = [];
   #bytes = 0;
   /** Binary frames of a refused message still to swallow silently. */
   #skip = 0;
@@ -270,7 +287,7 @@ export class FrameDecoder {
     }
   }
 
-  #deliver(message: Obj, raw: string, attachments: readonly Buffer[] = NO_FRAMES): void {
+  #deliver(message: Obj, raw: string, attachments: readonly Uint8Array[] = NO_FRAMES): void {
     try {
       this.#onMessage(message, raw, attachments);
     } catch (err) {
@@ -285,10 +302,10 @@ export class FrameDecoder {
       const owed = this.#owed;
       this.#reset();
       this.#fail(new HubError('bad_message',
-        `a ${typeOf(owing)} message announced ${owed} attachment(s), but the next message came after ${got}`, about(owing)));
+        `a ${typeOf(owing)} message announced ${owed} attachment(s), but the next message came after ${got}`, messageLabels(owing)));
     }
     this.#skip = 0;
-    const raw = typeof frame === 'string' ? frame : frameBuffer(frame).toString('utf8');
+    const raw = typeof frame === 'string' ? frame : decodeUtf8(frameBytes(frame));
     let msg: unknown;
     try {
       msg = JSON.parse(raw);
@@ -310,7 +327,7 @@ export class FrameDecoder {
       if (typeof n === 'number' && Number.isInteger(n) && n > this.#maxAttachments) this.#skip = n;
       const shown = typeof n === 'number' ? String(n) : n === null ? 'null' : typeof n;
       this.#fail(new HubError('bad_message',
-        `"attachments" must be a whole number from 1 to ${this.#maxAttachments}, got ${shown}`, about(m)));
+        `"attachments" must be a whole number from 1 to ${this.#maxAttachments}, got ${shown}`, messageLabels(m)));
       return;
     }
     this.#message = m;
@@ -325,14 +342,14 @@ export class FrameDecoder {
       else this.#fail(new HubError('bad_message', 'a binary frame must follow a message that announces it'));
       return;
     }
-    const buf = frameBuffer(frame);
+    const buf = frameBytes(frame);
     this.#bytes += buf.length;
     if (this.#bytes > this.#maxBytes) {
       const left = this.#owed - this.#frames.length - 1;
       this.#reset();
       this.#skip = left;
       this.#fail(new HubError('payload_too_large',
-        `the attachments of a ${typeOf(message)} message exceed ${this.#maxBytes} bytes`, about(message)));
+        `the attachments of a ${typeOf(message)} message exceed ${this.#maxBytes} bytes`, messageLabels(message)));
       return;
     }
     this.#frames.push(buf);
@@ -341,22 +358,22 @@ export class FrameDecoder {
     const raw = this.#raw;
     this.#reset();
     const problem = resolveRefs(message, frames, 1);
-    if (problem) this.#fail(new HubError('bad_message', problem, about(message)));
+    if (problem) this.#fail(new HubError('bad_message', problem, messageLabels(message)));
     else this.#deliver(message, raw, frames);
   }
 }
 
 // ---- REST and base64 ----
 
-function inline(v: unknown, depth: number): unknown {
+function inline(v: unknown, depth: number, b64: Base64Codec): unknown {
   if (typeof v !== 'object' || v === null) return v;
-  if (isBytes(v)) return { mime: OCTET_STREAM, data: toBuffer(v).toString('base64') };
+  if (isBytes(v)) return { mime: OCTET_STREAM, data: b64.encode(v) };
   if (depth > MAX_MESSAGE_DEPTH) return v;
   if (Array.isArray(v)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < v.length; i++) {
       const x: unknown = v[i];
-      const y = inline(x, depth + 1);
+      const y = inline(x, depth + 1, b64);
       if (y !== x) (copy ??= v.slice())[i] = y;
     }
     return copy ?? v;
@@ -366,71 +383,35 @@ function inline(v: unknown, depth: number): unknown {
     const out: Obj = {};
     if (typeof o.mime !== 'string') out.mime = OCTET_STREAM;
     for (const k of Object.keys(o)) {
-      setOwn(out, k, k === 'data' ? toBuffer(o.data).toString('base64') : k === 'mime' && typeof o.mime !== 'string' ? OCTET_STREAM : inline(o[k], depth + 1));
+      setOwn(out, k, k === 'data' ? b64.encode(o.data) : k === 'mime' && typeof o.mime !== 'string' ? OCTET_STREAM : inline(o[k], depth + 1, b64));
     }
     return out;
   }
   let copy: Obj | undefined;
   for (const k of Object.keys(o)) {
     const x = o[k];
-    const y = inline(x, depth + 1);
+    const y = inline(x, depth + 1, b64);
     if (y !== x) setOwn((copy ??= { ...o }), k, y);
   }
   return copy ?? o;
 }
 
 /**
- * Turns media bytes into base64 for REST answers: every `{mime, name?, data: Buffer}` becomes
- * `{mime, name?, data: "<base64>"}` and every bare Buffer `{mime: "application/octet-stream", data}`.
+ * Turns media bytes into base64 for REST answers: every `{mime, name?, data: bytes}` becomes
+ * `{mime, name?, data: "<base64>"}` and all other bytes `{mime: "application/octet-stream", data}`.
  * Returns a new value; the input is not mutated (unchanged parts are shared, not copied).
  * A media object without a string `mime` gets `application/octet-stream`. Nothing nested deeper
- * than MAX_MESSAGE_DEPTH is looked at.
+ * than MAX_MESSAGE_DEPTH is looked at. `base64` defaults to the portable codec.
  */
-export function inlineMedia(value: unknown): unknown {
-  return inline(value, 1);
+export function inlineMedia(value: unknown, base64: Base64Codec = portableBase64): unknown {
+  return inline(value, 1, base64);
 }
-
-const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** True when `s` is well-formed base64 (standard alphabet, padding optional but consistent). */
-export function isBase64(s: string): boolean {
-  if (typeof s !== 'string') return false;
-  const n = s.length;
-  if (n % 4 === 1) return false;
-  if (n > 0 && s.charCodeAt(n - 1) === 61 /* = */ && n % 4 !== 0) return false;
-  return BASE64_RE.test(s);
-}
-
-/** The number of bytes that well-formed base64 `s` decodes to, without decoding it. */
-export function base64ByteLength(s: string): number {
-  let n = s.length;
-  if (n > 0 && s.charCodeAt(n - 1) === 61) n--;
-  if (n > 0 && s.charCodeAt(n - 1) === 61) n--;
-  return Math.floor((n * 3) / 4);
-}
-
-/** A mime type: `type/subtype`, with optional parameters. */
-export const MIME_RE = /^[A-Za-z0-9][\w!#$&^.+-]*\/[A-Za-z0-9][\w!#$&^.+-]*(?:\s*;[^\r\n]*)?$/;
 
 /**
- * Splits a `data:` URL into its mime type and base64 text without decoding it, or returns null if
- * it is not a well-formed base64 data URL (`data:[<mime>][;params];base64,<base64>`). An empty
- * mime type reads as `text/plain` (RFC 2397).
+ * Decodes a `data:` URL into mime and bytes, or returns null if it is not a well-formed base64
+ * data URL. `base64` defaults to the portable codec.
  */
-export function parseDataUrl(url: string): { mime: string; base64: string } | null {
-  if (typeof url !== 'string' || url.length < 5 || url.slice(0, 5).toLowerCase() !== 'data:') return null;
-  const comma = url.indexOf(',');
-  if (comma < 0 || comma > 512) return null;
-  const params = url.slice(5, comma).split(';');
-  if (params.pop()!.trim().toLowerCase() !== 'base64') return null;
-  const mime = params.join(';').trim() || 'text/plain';
-  if (mime.length > 255 || !MIME_RE.test(mime)) return null;
-  const base64 = url.slice(comma + 1);
-  return isBase64(base64) ? { mime, base64 } : null;
-}
-
-/** Decodes a `data:` URL into mime and bytes, or returns null if it is not a well-formed base64 data URL. */
-export function decodeDataUrl(url: string): { mime: string; data: Buffer } | null {
+export function decodeDataUrl(url: string, base64: Base64Codec = portableBase64): { mime: string; data: Uint8Array } | null {
   const parts = parseDataUrl(url);
-  return parts ? { mime: parts.mime, data: Buffer.from(parts.base64, 'base64') } : null;
+  return parts ? { mime: parts.mime, data: base64.decode(parts.base64) } : null;
 }

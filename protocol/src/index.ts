@@ -1,3 +1,7 @@
+export * from './limits.js';
+export * from './bytes.js';
+export * from './rules.js';
+export * from './backoff.js';
 export * from './schemas.js';
 export * from './errors.js';
 export * from './validators.js';

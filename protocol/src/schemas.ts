@@ -6,15 +6,7 @@
  * Objects allow unknown properties: every party ignores fields it does not know (docs/protocol.md section 1).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-
-/** Largest integer an `int` value may carry: 2^53 - 1. */
-export const MAX_SAFE_INT = Number.MAX_SAFE_INTEGER;
-/** Most binary frames one message may announce. */
-export const MAX_ATTACHMENTS = 16;
-/** Most arguments a service may declare. */
-export const MAX_ARGUMENTS = 64;
-/** The only protocol version this code speaks. */
-export const PROTOCOL_VERSION = 1;
+import { ARG_TYPES, MAX_ARGUMENTS, MAX_ATTACHMENTS, MAX_SAFE_INT } from './limits.js';
 
 const Obj = <T extends Parameters<typeof Type.Object>[0]>(props: T) =>
   Type.Object(props, { additionalProperties: true });
@@ -25,11 +17,9 @@ export const TaskId = Type.String({ minLength: 1, maxLength: 64 });
 export const Ref = Type.String({ maxLength: 256 });
 export const ServiceId = Type.Integer({ minimum: 0, maximum: MAX_SAFE_INT });
 
-export const ARG_TYPES = ['int', 'float', 'str', 'bool', 'json', 'image', 'audio', 'video', 'file'] as const;
-export const MEDIA_TYPES = ['image', 'audio', 'video', 'file'] as const;
+/** An argument type (section 3). */
 export const ArgType = Type.Union(ARG_TYPES.map((t) => Type.Literal(t)));
 export type ArgType = (typeof ARG_TYPES)[number];
-export type MediaType = (typeof MEDIA_TYPES)[number];
 
 /** One argument of a service (an entry of `/me` `input` or `output`), with its optional extras. */
 export const Argument = Obj({

@@ -6,6 +6,7 @@ import { Ajv, type ValidateFunction, type ErrorObject } from 'ajv';
 import type { Static, TSchema } from '@sinclair/typebox';
 import * as S from './schemas.js';
 import { HubError, type ErrorCode } from './errors.js';
+import { messageLabels } from './rules.js';
 
 // `strict: false` would also let Infinity pass as a number or an integer (JSON reads `1e999` as
 // Infinity); `strictNumbers` keeps numbers finite.
@@ -102,18 +103,6 @@ type MessageIn<D extends Direction> = D extends 'workerToHub'
       : S.HubToClientMessage;
 
 /**
- * `ref` and `task_id` of a refused message, when they fit their schema, so that the error answer
- * names the request it refuses (docs/protocol.md, "WebSocket framing").
- */
-function labels(msg: object): Record<string, unknown> {
-  const m = msg as { ref?: unknown; task_id?: unknown };
-  const out: Record<string, unknown> = {};
-  if (Object.prototype.hasOwnProperty.call(m, 'ref') && typeof m.ref === 'string' && m.ref.length <= 256) out.ref = m.ref;
-  if (Object.prototype.hasOwnProperty.call(m, 'task_id') && typeof m.task_id === 'string' && m.task_id.length <= 64) out.task_id = m.task_id;
-  return out;
-}
-
-/**
  * Checks a parsed message against the schema of its `type` for one direction. Returns the typed
  * message, or throws `bad_message` saying what is wrong (unknown type, or the first schema
  * problem), with the message's `ref` and `task_id` as details when it has them.
@@ -123,10 +112,10 @@ export function parseMessage<D extends Direction>(direction: D, msg: unknown): M
     throw new HubError('bad_message', 'a message must be a JSON object');
   }
   const type = (msg as { type?: unknown }).type;
-  if (typeof type !== 'string') throw new HubError('bad_message', 'a message needs a string "type"', labels(msg));
+  if (typeof type !== 'string') throw new HubError('bad_message', 'a message needs a string "type"', messageLabels(msg));
   const table = validate[direction] as Record<string, Validator<unknown>>;
   const v = Object.prototype.hasOwnProperty.call(table, type) ? table[type] : undefined;
-  if (!v) throw new HubError('bad_message', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, labels(msg));
-  if (!v(msg)) throw new HubError('bad_message', v.problem(), labels(msg));
+  if (!v) throw new HubError('bad_message', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, messageLabels(msg));
+  if (!v(msg)) throw new HubError('bad_message', v.problem(), messageLabels(msg));
   return msg as MessageIn<D>;
 }

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
+import { backoffDelay } from '@utils-hub/protocol';
 import { buildApp } from './app.js';
 import { ConfigError, loadStartConfig, startFlagOptions, startHelp } from './config.js';
 
@@ -52,7 +53,7 @@ export async function runStart(argv: string[]): Promise<void> {
         process.exitCode = 1;
         return;
       }
-      const delay = Math.min(10_000, 500 * 2 ** attempt);
+      const delay = backoffDelay(attempt, 500, 10_000);
       process.stderr.write(`utils-hub start: the database (${redact(config.db)}) does not answer: ${msg}; retrying in ${delay} ms\n`);
       await new Promise((r) => setTimeout(r, delay));
     }

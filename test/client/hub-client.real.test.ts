@@ -8,6 +8,7 @@ import { WebSocket } from 'ws';
 import { HubClient, HubError, media, type HubClientOptions, type Media, type TaskProgress } from '@utils-hub/client';
 import { fakeWorker, me, sleep, startHub, type TestHub } from '../helpers/hub.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
+import { checkFrame } from '../helpers/contract.js';
 import type { Msg } from '../helpers/ws-peer.js';
 
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4]);
@@ -48,7 +49,10 @@ function trackedWebSocket() {
       super(url);
       sockets.push(this);
       this.on('message', (data, isBinary) => {
-        if (!isBinary) events.push(JSON.parse(String(data)) as Msg);
+        if (isBinary) return;
+        const msg = JSON.parse(String(data)) as Msg;
+        checkFrame('hubToClient', msg, 'a client socket');
+        events.push(msg);
       });
     }
   }

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { encodeMessage, FrameDecoder } from '@utils-hub/protocol';
+import { checkFrame } from '../helpers/contract.js';
 import { HubClient, HubError, media, type HubClientOptions, type TaskProgress } from '@utils-hub/client';
 
 type Msg = Record<string, any>;
@@ -70,6 +71,8 @@ class FakeHub {
       this.peers.push(peer);
       const decoder = new FrameDecoder({
         onMessage: (m) => {
+          // Every frame of the client SDK is checked against the contract (a stray one fails the test).
+          checkFrame('clientToHub', m, 'the fake hub');
           this.received.push(m);
           const i = this.#waiters.findIndex((w) => w.pred(m));
           if (i >= 0) this.#waiters.splice(i, 1)[0].resolve(m);

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { encodeMessage, FrameDecoder } from '@utils-hub/protocol';
+import { checkFrame } from './contract.js';
 
 export interface DialableWorker {
   url: string;
@@ -43,6 +44,7 @@ export async function dialableWorker(description: object, port = 0, opts: { secr
       ws.on('error', () => undefined);
       const decoder = new FrameDecoder({
         onMessage: (m) => {
+          checkFrame('hubToWorker', m, 'a dialable worker');
           if (m.type !== 'task') return;
           const answer = () => {
             if (ws.readyState !== ws.OPEN) return;

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { encodeMessage, FrameDecoder } from '@utils-hub/protocol';
+import { checkFrame } from './contract.js';
 
 export type Msg = Record<string, any>;
 
@@ -36,7 +37,8 @@ export class HubSide {
   #pinger: NodeJS.Timeout | null = null;
 
   constructor(readonly ws: WebSocket, readonly request: IncomingMessage | null, readonly options: HubSideOptions) {
-    const decoder = new FrameDecoder({ onMessage: (m) => this.#onMessage(m), onError: (e) => this.received.push({ type: '$decoder_error', message: e.message }) });
+    // Every frame of the worker SDK is checked against the contract (a stray one fails the test).
+    const decoder = new FrameDecoder({ onMessage: (m) => (checkFrame('workerToHub', m, 'the fake hub'), this.#onMessage(m)), onError: (e) => this.received.push({ type: '$decoder_error', message: e.message }) });
     ws.on('message', (data, isBinary) => decoder.push(data as Buffer, isBinary));
     ws.on('error', () => undefined);
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => {

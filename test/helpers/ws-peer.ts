@@ -4,6 +4,7 @@
  */
 import { WebSocket } from 'ws';
 import { encodeMessage, FrameDecoder } from '@utils-hub/protocol';
+import { checkFrame, hubDirectionOf } from './contract.js';
 
 export type Msg = Record<string, any>;
 
@@ -16,9 +17,14 @@ export class WsPeer {
   private readonly decoder: FrameDecoder;
   readonly closed: Promise<number>;
 
-  private constructor(readonly ws: WebSocket) {
+  private constructor(readonly ws: WebSocket, url: string) {
+    // Every frame from the hub is checked against the contract (a stray one fails the test).
+    const direction = hubDirectionOf(url);
     this.decoder = new FrameDecoder({
-      onMessage: (m) => this.onMessage(m),
+      onMessage: (m) => {
+        checkFrame(direction, m, `a test peer at ${new URL(url).pathname}`);
+        this.onMessage(m);
+      },
       onError: (e) => this.errors.push(e),
     });
     ws.on('message', (data, isBinary) => this.decoder.push(data as Buffer, isBinary));
@@ -36,7 +42,7 @@ export class WsPeer {
   static open(url: string, headers: Record<string, string> = {}): Promise<WsPeer> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers, perMessageDeflate: false });
-      const peer = new WsPeer(ws);
+      const peer = new WsPeer(ws, url);
       ws.once('open', () => resolve(peer));
       ws.once('unexpected-response', (_req, res) => {
         let body = '';

@@ -45,7 +45,7 @@ describe('checkArgs', () => {
     it('takes positional args in the order of input', () => {
       const args = ok(checkArgs(IMAGE_INPUT, [{ mime: 'image/png', data: PNG_B64 }, 90]));
       expect(args.angle).to.equal(90);
-      expect((args.image as { data: Buffer }).data.toString('base64')).to.equal(PNG_B64);
+      expect(Buffer.from((args.image as { data: Uint8Array }).data).toString('base64')).to.equal(PNG_B64);
     });
 
     it('takes named args in any order', () => {
@@ -123,8 +123,9 @@ describe('checkArgs', () => {
 
     it('decodes a media default', () => {
       const input = [arg('i', 'image', { default: { mime: 'image/png', data: PNG_B64 } })];
-      const v = ok(checkArgs(input, {})).i as { mime: string; data: Buffer };
-      expect(Buffer.isBuffer(v.data)).to.equal(true);
+      const v = ok(checkArgs(input, {})).i as { mime: string; data: Uint8Array };
+      expect(v.data).to.be.instanceOf(Uint8Array);
+      expect(Buffer.from(v.data).toString('base64')).to.equal(PNG_B64);
       expect(v.mime).to.equal('image/png');
     });
 
@@ -298,13 +299,18 @@ describe('checkArgs', () => {
     const image = arg('image', 'image');
 
     describe('base64 object', () => {
-      it('decodes it to a Buffer, name kept', () => {
-        const v = valueOf(image, { mime: 'image/png', data: PNG_B64, name: 'cat.png' });
-        expect(v).to.deep.equal({ mime: 'image/png', name: 'cat.png', data: Buffer.from(PNG_B64, 'base64') });
-        expect(Buffer.isBuffer((v as { data: unknown }).data)).to.equal(true);
+      it('decodes it to bytes, name kept: a plain Uint8Array by default, a Buffer with a Buffer codec', () => {
+        const v = valueOf(image, { mime: 'image/png', data: PNG_B64, name: 'cat.png' }) as { data: Uint8Array };
+        expect(v).to.deep.equal({ mime: 'image/png', name: 'cat.png', data: new Uint8Array(Buffer.from(PNG_B64, 'base64')) });
+        expect(Buffer.isBuffer(v.data)).to.equal(false);
+        const nodeBase64 = { encode: (b: Uint8Array) => Buffer.from(b).toString('base64'), decode: (t: string) => Buffer.from(t, 'base64') };
+        const r = ok(checkArgs([image], { [image.argument_name]: { mime: 'image/png', data: PNG_B64 } }, { base64: nodeBase64 }));
+        const data = (r[image.argument_name] as { data: Uint8Array }).data;
+        expect(Buffer.isBuffer(data)).to.equal(true);
+        expect((data as Buffer).toString('base64')).to.equal(PNG_B64);
       });
       it('accepts unpadded base64 and empty data', () => {
-        expect((valueOf(image, { mime: 'image/png', data: 'QUI' }) as { data: Buffer }).data.toString()).to.equal('AB');
+        expect(Buffer.from((valueOf(image, { mime: 'image/png', data: 'QUI' }) as { data: Uint8Array }).data).toString()).to.equal('AB');
         expect((valueOf(image, { mime: 'image/png', data: '' }) as { data: Buffer }).data.length).to.equal(0);
       });
       for (const data of ['QQ=', 'Q', 'QQ==QQ==', 'QU I=', 'QUJD\n', 'QUJ-', 'QUJ_', '====', 'é']) {
@@ -328,9 +334,9 @@ describe('checkArgs', () => {
         expect(valueOf(image, `data:image/png;base64,${PNG_B64}`)).to.deep.equal({ mime: 'image/png', data: Buffer.from(PNG_B64, 'base64') });
       });
       it('keeps mime parameters and reads the scheme in any case', () => {
-        const v = valueOf(arg('f', 'file'), 'DATA:text/plain;charset=utf-8;BASE64,aGk=') as { mime: string; data: Buffer };
+        const v = valueOf(arg('f', 'file'), 'DATA:text/plain;charset=utf-8;BASE64,aGk=') as { mime: string; data: Uint8Array };
         expect(v.mime).to.equal('text/plain;charset=utf-8');
-        expect(v.data.toString()).to.equal('hi');
+        expect(Buffer.from(v.data).toString()).to.equal('hi');
       });
       it('reads an empty mime as text/plain', () => {
         expect((valueOf(arg('f', 'file'), 'data:;base64,aGk=') as { mime: string }).mime).to.equal('text/plain');
@@ -370,10 +376,10 @@ describe('checkArgs', () => {
         expect(v).to.deep.equal({ mime: 'image/png', name: 'a.png', data });
         expect(v.data).to.equal(data);
       });
-      it('turns a Uint8Array into a Buffer over the same memory', () => {
+      it('keeps bytes as they are, not copied (a Buffer from ws stays a Buffer)', () => {
         const u = new Uint8Array([1, 2, 3]);
-        const v = valueOf(arg('f', 'file'), { mime: 'application/x-thing', data: u }) as { data: Buffer };
-        expect(Buffer.isBuffer(v.data)).to.equal(true);
+        const v = valueOf(arg('f', 'file'), { mime: 'application/x-thing', data: u }) as { data: Uint8Array };
+        expect(v.data).to.equal(u);
         expect([...v.data]).to.deep.equal([1, 2, 3]);
       });
       it('applies the mime rules', () => {

@@ -22,7 +22,7 @@ function recorder(options: Partial<FrameDecoderOptions> = {}) {
     onError: (error) => errors.push(error),
     ...options,
   });
-  const send = (text: string, binaries: Buffer[] = []) => {
+  const send = (text: string, binaries: Uint8Array[] = []) => {
     decoder.push(text, false);
     for (const b of binaries) decoder.push(b, true);
   };
@@ -65,12 +65,13 @@ describe('encodeMessage', () => {
     expect(enc.binaries[1]).to.equal(jpg);
   });
 
-  it('turns bare bytes into bare refs and Uint8Arrays into Buffers without copying', () => {
+  it('turns bare bytes into bare refs, sending Buffers and Uint8Arrays as they are, not copied', () => {
+    const b = Buffer.from('a');
     const u = new Uint8Array([1, 2, 3]);
-    const enc = encodeMessage({ type: 'result', task_id: 't', result: [Buffer.from('a'), u] });
+    const enc = encodeMessage({ type: 'result', task_id: 't', result: [b, u] });
     expect(JSON.parse(enc.text).result).to.deep.equal([{ $attachment: 0 }, { $attachment: 1 }]);
-    expect(Buffer.isBuffer(enc.binaries[1])).to.equal(true);
-    expect(enc.binaries[1].buffer).to.equal(u.buffer);
+    expect(enc.binaries[0]).to.equal(b);
+    expect(enc.binaries[1]).to.equal(u);
   });
 
   it('makes bytes in the root `data` a bare ref, not the message a media object', () => {

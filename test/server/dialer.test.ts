@@ -4,7 +4,8 @@ import { dialableWorker, type DialableWorker } from '../helpers/dialable-worker.
 import { forEachDatabase } from '../helpers/backends.js';
 import { openDb } from '../../server/src/db/index.js';
 import { addWorker, removeWorker, setWorkerEnabled } from '../../server/src/store/workers.js';
-import { backoffDelay, wsUrlOf } from '../../server/src/transport/dialer.js';
+import { backoffDelay } from '@utils-hub/protocol';
+import { wsUrlOf } from '../../server/src/transport/dialer.js';
 import type { Knex } from 'knex';
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {

@@ -5,8 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { WebSocket } from 'ws';
-import { HubError, isErrorCode } from '@utils-hub/protocol';
-import { backoffDelay } from './backoff.js';
+import { backoffDelay, HubError, isErrorCode } from '@utils-hub/protocol';
 import type { ResolvedConnectOptions } from './options.js';
 import { Session, type ServiceCore, type SessionHooks } from './session.js';
 import type { ConnectedInfo } from './types.js';

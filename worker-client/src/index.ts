@@ -19,7 +19,7 @@ export {
   type ListenOptions,
 } from './options.js';
 export type { ListenAddress } from './listener.js';
-export { backoffDelay } from './backoff.js';
+export { backoffDelay } from '@utils-hub/protocol';
 export { TypedEmitter, type EventMap } from './typed-emitter.js';
 export type {
   AbortReason,

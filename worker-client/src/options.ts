@@ -3,6 +3,7 @@
  * checked once (a TypeError names the option), then frozen.
  */
 import { hostname } from 'node:os';
+import { MAX_TIMER_MS } from '@utils-hub/protocol';
 
 /** The defaults of every option of the worker SDK. */
 export const WORKER_DEFAULTS = Object.freeze({
@@ -24,8 +25,8 @@ export const WORKER_DEFAULTS = Object.freeze({
   host: '127.0.0.1',
 });
 
-/** Largest delay setTimeout takes, in ms. */
-export const MAX_TIMER_MS = 2_147_483_647;
+/** Largest delay setTimeout takes, in ms (the protocol's limit, re-exported for this package's modules). */
+export { MAX_TIMER_MS };
 
 /** The instance name announced when none is given: `hostname-pid`. */
 export function defaultInstance(): string {

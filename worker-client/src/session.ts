@@ -13,6 +13,7 @@ import {
   PROTOCOL_VERSION,
   type Argument,
   type HubToWorkerMessage,
+  type WorkerToHubMessage,
   type ServiceDescription,
   type TaskMsg,
 } from '@utils-hub/protocol';
@@ -144,14 +145,14 @@ export class Session {
     return this.closed.finally(() => clearTimeout(cut));
   }
 
-  #send(message: object): void {
+  #send(message: WorkerToHubMessage): void {
     const { text, binaries } = encodeMessage(message);
     if (this.#ws.readyState !== WebSocket.OPEN) return;
     this.#ws.send(text);
     for (const b of binaries) this.#ws.send(b, { binary: true });
   }
 
-  #trySend(message: object): void {
+  #trySend(message: WorkerToHubMessage): void {
     try {
       this.#send(message);
     } catch (err) {

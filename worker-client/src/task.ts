@@ -3,7 +3,8 @@
  * its context (signal, rate-limited progress), and answers `result` or `failed` once — or not at
  * all when the answer was dropped (the connection died, or `close()` gave up on it).
  */
-import { checkArgs, type Argument, type TaskMsg } from '@utils-hub/protocol';
+import { checkArgs, type Argument, type TaskMsg, type WorkerFailedMsg, type WorkerResultMsg, type WorkerToHubMessage } from '@utils-hub/protocol';
+import { nodeBase64 } from './node-base64.js';
 import { failureOf, TaskAbortedError } from './errors.js';
 import { MAX_TIMER_MS } from './options.js';
 import { ProgressThrottle, progressUpdate } from './progress.js';
@@ -12,7 +13,7 @@ import type { AbortReason, TaskContext } from './types.js';
 /** What a task needs from the connection that carries it. */
 export interface TaskHost {
   /** Encodes and sends a message (Buffers as attachments); throws HubError when it cannot be encoded. */
-  send(message: object): void;
+  send(message: WorkerToHubMessage): void;
   /** Reports a problem that the task handles itself (a progress message that could not be encoded). */
   error(err: Error): void;
   /** The instance name announced on the connection. */
@@ -74,7 +75,7 @@ export class RunningTask {
   async #run(msg: TaskMsg, input: readonly Argument[], handler: RawHandler): Promise<void> {
     // The hub checked the args already; checking again fills defaults for a hub that did not and
     // guarantees the handler the types its declaration promises.
-    const checked = checkArgs(input, msg.args);
+    const checked = checkArgs(input, msg.args, { base64: nodeBase64 });
     if (!checked.ok) {
       const first = checked.problems[0];
       this.#answer({ type: 'failed', task_id: this.id, error: { code: 'invalid_args', message: `${first.argument_name}: ${first.problem}` } });
@@ -122,7 +123,7 @@ export class RunningTask {
   }
 
   /** Sends the last progress, then the answer; an answer that cannot be encoded becomes `failed` `internal`. */
-  #answer(message: { type: 'result' | 'failed' } & Record<string, unknown>): void {
+  #answer(message: WorkerResultMsg | WorkerFailedMsg): void {
     if (this.#ended) return;
     if (!this.#dropped && !this.aborted) this.#throttle.flush();
     this.#ended = true;

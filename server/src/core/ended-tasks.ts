@@ -13,7 +13,7 @@ export interface EndedTask {
   seq: number;
   /** The end event's text frame and binary frames, to send again to a late subscriber. */
   text: string;
-  binaries: readonly Buffer[] | null;
+  binaries: readonly Uint8Array[] | null;
   /** The result with media as `{mime, name?, data: Buffer}` (succeeded). */
   result?: unknown;
   /** `{code, message, ...details}` (failed, canceled). */

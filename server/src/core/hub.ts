@@ -8,9 +8,9 @@ import { nanoid } from 'nanoid';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   checkArgs,
-  encodeMessage,
   HubError,
   inlineMedia,
+  MAX_TIMER_MS,
   type ErrorInfo,
   type ServiceDescription,
   type ServiceInfo,
@@ -20,21 +20,22 @@ import {
 import type { HubConfig } from '../config.js';
 import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type TaskState } from './dispatcher.js';
 import { EndedTasks, type EndedTask } from './ended-tasks.js';
+import { nodeBase64 } from './node-base64.js';
 import type { Registry } from './registry.js';
-import { withSeq, jsonFrame, startedFrame } from './frames.js';
+import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
   /** `end` is true for the task's last event. */
-  deliver(taskId: string, text: string, binaries: readonly Buffer[] | null, end: boolean): void;
+  deliver(taskId: string, text: string, binaries: readonly Uint8Array[] | null, end: boolean): void;
 }
 
 /** A live worker connection as the hub's core sees it. */
 export interface WorkerLink {
   readonly id: string;
   /** Sends one message (text frame, then its binary frames). */
-  send(text: string, binaries?: readonly Buffer[] | null): void;
+  send(text: string, binaries?: readonly Uint8Array[] | null): void;
   /** Stops reading from the connection (its messages wait in the socket), until `resume()`. */
   pause(): void;
   resume(): void;
@@ -57,7 +58,7 @@ export interface TaskPayload {
 export interface WorkerFrames {
   /** The worker's text frame, as received. */
   raw: string;
-  binaries: readonly Buffer[] | null;
+  binaries: readonly Uint8Array[] | null;
   /** The parsed value (result, or progress data) with media as `{mime, name?, data: Buffer}`. */
   value?: unknown;
 }
@@ -149,9 +150,6 @@ export interface LiveTaskSnapshot {
 /** A queued or running task, read-only (operator views). */
 export type LiveTask = Readonly<Omit<TaskRecord<TaskPayload>, 'payload'>>;
 
-/** Longest delay that setTimeout honours (2^31 - 1 ms, about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** Levels at which the `info` line of a task end is written. */
 const INFO_LEVELS = new Set(['info', 'debug', 'trace']);
 
@@ -198,13 +196,13 @@ export class Hub {
       {
         assign: (connectionId, task) => this.assign(connectionId, task),
         cancel: (connectionId, taskId, reason) =>
-          this.dispatcher.connectionPayload(connectionId)?.link.send(jsonFrame({ type: 'cancel', task_id: taskId, reason })),
+          this.dispatcher.connectionPayload(connectionId)?.link.send(workerFrame({ type: 'cancel', task_id: taskId, reason })),
         event: (task, event) => this.onEvent(task, event),
       },
     );
     store.watchBacklog((behind) => this.onStoreBacklog(behind));
     registry.on('change', (list) => {
-      const text = jsonFrame({ type: 'services', services: list });
+      const text = clientFrame({ type: 'services', services: list });
       for (const c of this.clients) c.sendText(text);
     });
   }
@@ -311,7 +309,7 @@ export class Hub {
   private assign(connectionId: string, task: TaskRecord<TaskPayload>): void {
     const link = this.dispatcher.connectionPayload(connectionId)?.link;
     if (!link) return;
-    const { text, binaries } = encodeMessage({
+    const { text, binaries } = encodeWorkerMessage({
       type: 'task',
       task_id: task.id,
       args: task.payload.args,
@@ -337,7 +335,7 @@ export class Hub {
     if (timeoutMs > this.config.maxTaskTimeoutMs) {
       throw new HubError('bad_request', `timeout_ms may be at most ${this.config.maxTaskTimeoutMs}`);
     }
-    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes });
+    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes, base64: nodeBase64 });
     if (!checked.ok) {
       const first = checked.problems[0];
       throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
@@ -429,7 +427,7 @@ export class Hub {
       started_at: iso(t.startedAt),
       finished_at: iso(t.finishedAt),
     };
-    if (t.status === 'succeeded') view.result = inlineMedia(t.result);
+    if (t.status === 'succeeded') view.result = inlineMedia(t.result, nodeBase64);
     else view.error = t.error;
     return view;
   }
@@ -532,11 +530,11 @@ export class Hub {
 
   private onEvent(task: TaskRecord<TaskPayload>, ev: TaskEvent): void {
     let text: string;
-    let binaries: readonly Buffer[] | null = null;
+    let binaries: readonly Uint8Array[] | null = null;
     let end = false;
     switch (ev.type) {
       case 'queued':
-        text = jsonFrame({ type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position });
+        text = clientFrame({ type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position });
         this.persist(task);
         break;
       case 'started':
@@ -559,12 +557,12 @@ export class Hub {
         break;
       }
       case 'failed':
-        text = jsonFrame({ type: 'failed', task_id: task.id, seq: ev.seq, error: ev.error.toJSON() });
+        text = clientFrame({ type: 'failed', task_id: task.id, seq: ev.seq, error: ev.error.toJSON() });
         end = true;
         this.finish(task, { status: 'failed', seq: ev.seq, text, binaries: null, error: ev.error.toJSON() });
         break;
       case 'canceled':
-        text = jsonFrame({ type: 'canceled', task_id: task.id, seq: ev.seq });
+        text = clientFrame({ type: 'canceled', task_id: task.id, seq: ev.seq });
         end = true;
         this.finish(task, {
           status: 'canceled',

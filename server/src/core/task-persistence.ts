@@ -3,11 +3,11 @@
  * batched TaskStore (never awaited per message), and rows back into ended tasks after a
  * restart or once they fell out of the in-memory cache.
  */
-import { resolveRefs } from '@utils-hub/protocol';
+import { resolveRefs, type ClientResultMsg } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
-import { jsonFrame } from './frames.js';
+import { clientFrame } from './frames.js';
 import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
 
 /**
@@ -16,7 +16,7 @@ import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore
  * message the codec had resolved, so they name the stored media; a problem leaves the rest as it
  * is (a result relayed without attachments may hold a literal `$attachment`: there is no media).
  */
-function withMedia(result: unknown, buffers: readonly Buffer[]): unknown {
+function withMedia(result: unknown, buffers: readonly Uint8Array[]): unknown {
   if (result === undefined || result === null || typeof result !== 'object') return result;
   const message = { result: JSON.parse(JSON.stringify(result)) as unknown };
   resolveRefs(message, buffers, 1);
@@ -130,14 +130,14 @@ function fromRow(row: StoredTaskRow): EndedTask {
   };
   if (status === 'succeeded') {
     const binaries = row.attachments ? unpackAttachments(row.attachments) : [];
-    const msg: Record<string, unknown> = { type: 'result', task_id: row.id, seq, result: row.result };
+    const msg: ClientResultMsg = { type: 'result', task_id: row.id, seq, result: row.result };
     if (binaries.length) msg.attachments = binaries.length;
-    return { ...base, text: jsonFrame(msg), binaries: binaries.length ? binaries : null, result: withMedia(row.result, binaries) };
+    return { ...base, text: clientFrame(msg), binaries: binaries.length ? binaries : null, result: withMedia(row.result, binaries) };
   }
   const error = (row.error ?? { code: 'internal', message: 'unknown error' }) as EndedTask['error'] & object;
   const text =
     status === 'canceled'
-      ? jsonFrame({ type: 'canceled', task_id: row.id, seq })
-      : jsonFrame({ type: 'failed', task_id: row.id, seq, error });
+      ? clientFrame({ type: 'canceled', task_id: row.id, seq })
+      : clientFrame({ type: 'failed', task_id: row.id, seq, error });
   return { ...base, text, binaries: null, error };
 }

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { HubError, inlineMedia } from '@utils-hub/protocol';
+import { nodeBase64 } from '../core/node-base64.js';
 import type { Hub, Subscriber } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { errorResponses, json, ref } from './openapi.js';
@@ -50,7 +51,7 @@ const WaitQuery = withMessage(
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   if (ended.status === 'succeeded') {
-    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result) } };
+    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result, nodeBase64) } };
   }
   const err = HubError.from(ended.error);
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };

@@ -29,7 +29,7 @@ export interface TaskStoreOptions {
   maxBatchBytes?: number;
   /** How long a saved row may wait for its batch, in ms. Default 50. */
   flushDelayMs?: number;
-  /** First delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`. Default 100. */
+  /** Ceiling of the first delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`, each delay drawn in the upper half of its ceiling (backoffDelay). Default 100. */
   retryMinMs?: number;
   /** Longest delay between retries, in ms. Default 5000. */
   retryMaxMs?: number;

@@ -4,6 +4,7 @@
  * newer put of the same id wins) and is retried with jittered exponential backoff; the bytes the
  * entries hold are counted, and watchers hear when they pass a bound (a backlog) and fall back.
  */
+import { backoffDelay } from '@utils-hub/protocol';
 
 /** What the buffer needs to know of an entry. */
 export interface Buffered {
@@ -23,7 +24,7 @@ export interface WriteBehindOptions {
   maxBatchBytes: number;
   /** How long a put entry may wait for its batch, in ms. */
   flushDelayMs: number;
-  /** First delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`. */
+  /** Ceiling of the first delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`, each delay drawn in the upper half of its ceiling (backoffDelay). */
   retryMinMs: number;
   /** Longest delay between retries, in ms. */
   retryMaxMs: number;
@@ -136,16 +137,16 @@ export class WriteBehind<E extends Buffered> {
     this.#stopped = true; // from here on, close() drives the retries
     this.#clearTimer();
     const deadline = Date.now() + this.#opts.closeTimeoutMs;
-    let delay = this.#opts.retryMinMs;
+    let attempt = 0;
     try {
       for (;;) {
         try {
           await this.flush();
           return;
         } catch (err) {
+          const delay = backoffDelay(attempt++, this.#opts.retryMinMs, this.#opts.retryMaxMs);
           if (Date.now() + delay > deadline) throw err;
           await new Promise((resolve) => setTimeout(resolve, delay));
-          delay = Math.min(delay * 2, this.#opts.retryMaxMs);
         }
       }
     } finally {
@@ -193,8 +194,7 @@ export class WriteBehind<E extends Buffered> {
   }
 
   #backoff(): number {
-    const base = Math.min(this.#opts.retryMaxMs, this.#opts.retryMinMs * 2 ** Math.min(this.#failures - 1, 30));
-    return Math.round(base * (0.8 + 0.4 * Math.random()));
+    return backoffDelay(this.#failures - 1, this.#opts.retryMinMs, this.#opts.retryMaxMs);
   }
 
   #start(): Promise<void> {

@@ -3,11 +3,11 @@
  * subscribe and service_info; task events relayed as the hub produced them.
  */
 import type { WebSocket } from 'ws';
-import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage } from '@utils-hub/protocol';
+import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type ErrorMsg, type RejectedMsg, type ServiceInfoMsg } from '@utils-hub/protocol';
 import type { ClientLink, Hub, LiveTaskSnapshot, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { acceptedFrame, jsonFrame } from '../core/frames.js';
+import { acceptedFrame, clientFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 
 /** Most unfinished tasks one client connection follows at once. */
@@ -27,10 +27,10 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   /** Unfinished tasks this connection follows. */
   const following = new Set<string>();
   /** Events produced while an add_task is being accepted: sent right after `accepted`. */
-  let held: Array<[string, readonly Buffer[] | null]> | null = null;
+  let held: Array<[string, readonly Uint8Array[] | null]> | null = null;
   let closed = false;
 
-  const send = (text: string, binaries?: readonly Buffer[] | null) => sendFrames(ws, text, binaries, maxBuffered);
+  const send = (text: string, binaries?: readonly Uint8Array[] | null) => sendFrames(ws, text, binaries, maxBuffered);
 
   const subscriber: Subscriber = {
     deliver(taskId, text, binaries, end) {
@@ -42,12 +42,12 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const link: ClientLink = { sendText: (text) => send(text) };
 
   const error = (err: HubError, extra: { task_id?: string; ref?: string } = {}) => {
-    const body: Record<string, unknown> = { type: 'error', code: err.code, message: err.message };
+    const body: ErrorMsg = { type: 'error', code: err.code, message: err.message };
     const ref = extra.ref ?? (err.details.ref as string | undefined);
     if (ref !== undefined) body.ref = ref;
     const taskId = extra.task_id ?? (err.details.task_id as string | undefined);
     if (taskId !== undefined) body.task_id = taskId;
-    send(jsonFrame(body));
+    send(clientFrame(body));
   };
 
   /** Follows a live task: its snapshot, or null when it is not live. */
@@ -64,9 +64,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     if (deps.allow && !deps.allow()) {
       const e = new HubError('rate_limited', 'too many requests from this client; slow down');
       if (msg.type === 'add_task' || msg.type === 'service_info') {
-        const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+        const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
         if (msg.ref !== undefined) rejected.ref = msg.ref;
-        send(jsonFrame(rejected));
+        send(clientFrame(rejected));
       } else error(e, { task_id: msg.task_id });
       return;
     }
@@ -81,9 +81,9 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         } catch (err) {
           held = null;
           const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
-          const rejected: Record<string, unknown> = { type: 'rejected', error: e.toJSON() };
+          const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
           if (msg.ref !== undefined) rejected.ref = msg.ref;
-          send(jsonFrame(rejected));
+          send(clientFrame(rejected));
           return;
         }
         send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
@@ -105,7 +105,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         const t = follow(msg.task_id);
         if (t) {
           send(
-            jsonFrame({
+            clientFrame({
               type: 'snapshot',
               task_id: msg.task_id,
               seq: t.seq,
@@ -125,13 +125,13 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'service_info': {
         try {
           const service = hub.serviceInfo(msg.service_id);
-          const body: Record<string, unknown> = { type: 'service_info', service };
+          const body: ServiceInfoMsg = { type: 'service_info', service };
           if (msg.ref !== undefined) body.ref = msg.ref;
-          send(jsonFrame(body));
+          send(clientFrame(body));
         } catch (err) {
-          const body: Record<string, unknown> = { type: 'rejected', error: (err as HubError).toJSON() };
+          const body: RejectedMsg = { type: 'rejected', error: (err as HubError).toJSON() };
           if (msg.ref !== undefined) body.ref = msg.ref;
-          send(jsonFrame(body));
+          send(clientFrame(body));
         }
         return;
       }
@@ -175,5 +175,5 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   });
   hub.attachClient(link);
   deps.heartbeat.watch(ws);
-  send(jsonFrame({ type: 'services', services: hub.servicesList() }));
+  send(clientFrame({ type: 'services', services: hub.servicesList() }));
 }

@@ -5,15 +5,9 @@
  * of state, not once per try.
  */
 import { WebSocket } from 'ws';
-import { checkServiceDescription } from '@utils-hub/protocol';
+import { backoffDelay, checkServiceDescription } from '@utils-hub/protocol';
 import type { FastifyBaseLogger } from 'fastify';
 import type { HubConfig } from '../config.js';
-
-/** The jittered exponential delay of try `attempt` (0-based): full jitter between half and all of min*2^n, capped. */
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
 
 /** `http://h:p/base` → `ws://h:p/base/ws`. */
 export function wsUrlOf(base: string): string {

@@ -28,7 +28,7 @@ function cork(ws: WebSocket): void {
 }
 
 /** Sends a text frame and its binary frames in order. Returns false when nothing was sent. */
-export function sendFrames(ws: WebSocket, text: string, binaries: readonly Buffer[] | null | undefined, maxBuffered: number): boolean {
+export function sendFrames(ws: WebSocket, text: string, binaries: readonly Uint8Array[] | null | undefined, maxBuffered: number): boolean {
   if (ws.readyState !== WebSocket.OPEN) return false;
   if (ws.bufferedAmount > maxBuffered) {
     ws.close(SLOW_READER_CLOSE, 'slow reader: too many unsent bytes');

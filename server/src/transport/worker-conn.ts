@@ -17,7 +17,7 @@ import type { Hub, ServiceClaim, WorkerLink } from '../core/hub.js';
 import type { Gatekeeper } from '../access/auth.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { jsonFrame } from '../core/frames.js';
+import { workerFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 
 /** How a worker connection came about. */
@@ -84,14 +84,14 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   const refuse = (err: HubError) => {
     hub.recordRejectedHandshake(err.code);
     log.warn({ code: err.code, remote: origin.remote }, `worker refused: ${err.message}`);
-    sendFrames(ws, jsonFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
+    sendFrames(ws, workerFrame({ type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     ws.close(1008, err.code);
   };
 
   const badMessage = (err: HubError) => {
     hub.recordBadMessage('worker');
     if (state === 'hello' || state === 'handshaking') return refuse(new HubError('bad_message', err.message));
-    sendFrames(ws, jsonFrame({ ...err.details, type: 'error', code: err.code, message: err.message }), null, maxBuffered);
+    sendFrames(ws, workerFrame({ ...err.details, type: 'error', code: err.code, message: err.message }), null, maxBuffered);
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
 
@@ -118,7 +118,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
       return;
     }
     const concurrency = msg.concurrency ?? 1;
-    sendFrames(ws, jsonFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
+    sendFrames(ws, workerFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
     state = 'ready';
     clearTimeout(helloTimer);
     hub.attachWorker(link, claim, { instance: msg.instance ?? null, dialed: origin.dialed, remote: origin.remote, concurrency });
@@ -126,7 +126,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     deps.onWelcome?.();
   };
 
-  const onMessage = (message: Record<string, unknown>, raw: string, attachments: readonly Buffer[]) => {
+  const onMessage = (message: Record<string, unknown>, raw: string, attachments: readonly Uint8Array[]) => {
     let msg: WorkerToHubMessage;
     try {
       msg = parseMessage('workerToHub', message);

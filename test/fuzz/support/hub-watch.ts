@@ -4,6 +4,7 @@
  * hub runs in this process, so a polluted prototype would show here).
  */
 import { WebSocket } from 'ws';
+import { checkFrame } from '../../helpers/contract.js';
 import { startHub, type TestHub } from '../../helpers/hub.js';
 import type { BuildOptions } from '../../../server/src/app.js';
 
@@ -76,6 +77,7 @@ export function echoWorker(hub: TestHub, me: object, concurrency = 1024): Promis
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
       const msg = JSON.parse(data.toString()) as Record<string, any>;
+      checkFrame('hubToWorker', msg, 'the echo worker');
       if (!welcomed) {
         if (msg.type !== 'welcome') return reject(new Error(`echo worker refused: ${data.toString()}`));
         welcomed = true;

@@ -4,6 +4,7 @@
  * that the hub's answers are checked by the test and not by the code under test.
  */
 import { WebSocket } from 'ws';
+import { checkFrame, hubDirectionOf, type Direction } from '../../helpers/contract.js';
 
 /** One message from the hub: its text frame parsed, with the binary frames that followed it. */
 export interface Answer {
@@ -22,7 +23,7 @@ export class RawPeer {
   private readonly pongs = new Map<string, () => void>();
   private wake: (() => void) | null = null;
 
-  private constructor(readonly ws: WebSocket) {
+  private constructor(readonly ws: WebSocket, private readonly direction: Direction) {
     ws.on('message', (data, isBinary) => {
       const buf = data as Buffer;
       if (isBinary) {
@@ -37,7 +38,11 @@ export class RawPeer {
           msg = null;
         }
         if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) this.garbage.push(buf.toString('utf8').slice(0, 200));
-        else this.inbox.push({ msg: msg as Record<string, any>, binaries: [] });
+        else {
+          // Checked against the schemas (the contract), not through the codec under test.
+          checkFrame(this.direction, msg, 'a fuzzing peer');
+          this.inbox.push({ msg: msg as Record<string, any>, binaries: [] });
+        }
       }
       this.wake?.();
     });
@@ -63,7 +68,7 @@ export class RawPeer {
   static open(url: string, options: { headers?: Record<string, string>; autoPong?: boolean } = {}): Promise<RawPeer> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: options.headers, perMessageDeflate: false, autoPong: options.autoPong ?? true, maxPayload: 256 * 1024 * 1024 });
-      const peer = new RawPeer(ws);
+      const peer = new RawPeer(ws, hubDirectionOf(url));
       ws.once('open', () => resolve(peer));
       ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
       ws.once('error', reject);

@@ -13,7 +13,7 @@
  * - a `$attachment` that names no frame sent, or containers nested deeper than 64 levels in a
  *   message with attachments: `bad_message`;
  * - otherwise the whole message reaches its handler, whose answer the generator knows.
- * Errors about a message name its `ref` (a string of at most 256) and `task_id` (at most 64).
+ * Errors about a message name its `ref` (a string of at most 256) and `task_id` (1 to 64 characters, as TaskId).
  */
 
 /** What the hub answers to one message, as a predicate's description. */
@@ -42,7 +42,7 @@ export function about(msg: unknown): { ref?: string; task_id?: string } {
   if (msg === null || typeof msg !== 'object') return out;
   const m = msg as Record<string, unknown>;
   if (Object.prototype.hasOwnProperty.call(m, 'ref') && typeof m.ref === 'string' && m.ref.length <= 256) out.ref = m.ref;
-  if (Object.prototype.hasOwnProperty.call(m, 'task_id') && typeof m.task_id === 'string' && m.task_id.length <= 64) out.task_id = m.task_id;
+  if (Object.prototype.hasOwnProperty.call(m, 'task_id') && typeof m.task_id === 'string' && m.task_id.length >= 1 && m.task_id.length <= 64) out.task_id = m.task_id;
   return out;
 }
 
