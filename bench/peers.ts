@@ -59,18 +59,18 @@ export async function mysqlStore(base = 'mysql://root@127.0.0.1:3306'): Promise<
 
 /**
  * Runs `utils-hub start` on a free port, quiet; `nodeFlags` go to node (such as --cpu-prof).
- * `corked`: the experiment of bench/experiments/cork-ws.ts (peer `hub-cork`); `commit: 'async'`:
- * `HUB_COMMIT=async` (peer `hub-async`), else the hub's default.
+ * `corked`: the experiment of bench/experiments/cork-ws.ts (peer `hub-cork`); `async`: with
+ * `HUB_COMMIT=async` (peer `hub-async`).
  */
-export async function startHub(store: Store, nodeFlags: string[] = [], corked = false, commit: 'default' | 'async' = 'default'): Promise<Server> {
-  const peer: Peer = corked ? 'hub-cork' : commit === 'async' ? 'hub-async' : 'hub';
+export async function startHub(store: Store, nodeFlags: string[] = [], corked = false, async = false): Promise<Server> {
+  const peer: Peer = corked ? 'hub-cork' : async ? 'hub-async' : 'hub';
   // The default configuration is what the targets judge: a HUB_COMMIT of the caller's shell is not passed on.
   const { HUB_COMMIT: _ignored, ...env } = process.env;
   // The experiment loads bench/experiments/cork-ws.ts into the hub's process (tsx for the .ts).
   const preload = corked ? ['--import', 'tsx', '--import', pathToFileURL(path.join(ROOT, 'bench/experiments/cork-ws.ts')).href] : [];
   const child = start(peer, NODE, [...nodeFlags, ...preload, path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', store.url], {
     cwd: ROOT,
-    env: { ...env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...(commit === 'async' ? { HUB_COMMIT: 'async' } : {}) },
+    env: { ...env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...(async ? { HUB_COMMIT: 'async' } : {}) },
   });
   const m = await waitLine(child, /utils-hub listening on http:\/\/([^\s]+)/, 60_000);
   return { peer, child, wsBase: `ws://${m[1]}` };

@@ -13,6 +13,7 @@
  *   npm run bench -- --profile         # hub, then baseline, alone under tiny-64 with --cpu-prof,
  *                                      # summarised (--profile-scenario media-8 for another one)
  *   options: --build (tsc -b first; done anyway when server/dist is missing) --no-bullmq (--bullmq with --quick) --no-naive --no-mysql --no-idle --warmup MS --duration MS --idle-rounds N
+ *            --no-async (tiny-1 and tiny-64 run the hub twice: default HUB_COMMIT=stored, and async)
  *            --experiment-cork (adds hub-cork: the hub writing once per peer per tick)
  *            --quiet-wait MS (most to wait before each round for a quiet machine; 20000, quick 1000)
  *            --profile-seconds S
@@ -49,7 +50,7 @@ interface Scenario {
 const MiB = 1024 * 1024;
 const SCENARIOS: Scenario[] = [
   { id: 'tiny-1', title: 'tiny tasks, 1 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 1, clientConns: 1, media: 0, peers: ['hub', 'hub-async', 'baseline', 'baseline-naive', 'bullmq'] },
-  { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline', 'baseline-naive', 'bullmq'] },
+  { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'hub-async', 'baseline', 'baseline-naive', 'bullmq'] },
   { id: 'media-8', title: '1 MiB attachment, 8 in flight', db: 'sqlite', workerConns: 1, concurrency: 8, inflight: 8, clientConns: 1, media: MiB, minDuration: 2500, peers: ['hub', 'baseline'] },
   { id: 'fanout-16x4', title: '16 worker connections x concurrency 4, 64 in flight', db: 'sqlite', workerConns: 16, concurrency: 4, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
   { id: 'mysql-64', title: 'tiny tasks, 64 in flight, task store on MariaDB', db: 'mysql', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
@@ -74,6 +75,8 @@ const opts = {
   /** Adds the peer `hub-cork`: the hub with bench/experiments/cork-ws.ts loaded (not a target). */
   experimentCork: flags.has('experiment-cork'),
   mysql: !flags.has('no-mysql'),
+  /** The hub with HUB_COMMIT=async beside the default (stored) in tiny-1 and tiny-64. */
+  async: !flags.has('no-async'),
   idle: !flags.has('no-idle'),
   profile: flags.has('profile'),
   profileSeconds: numFlag(flags, 'profile-seconds', 15),
@@ -142,7 +145,7 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
       if (peer === 'hub' || peer === 'hub-cork' || peer === 'hub-async') {
         const store: Store = sc.db === 'mysql' ? await mysqlStore() : sqliteStore();
         stack.push(() => store.drop());
-        server = await startHub(store, [], peer === 'hub-cork', peer === 'hub-async' ? 'async' : 'default');
+        server = await startHub(store, [], peer === 'hub-cork', peer === 'hub-async');
       } else {
         server = await startBaseline([], peer === 'baseline-naive');
       }
@@ -154,7 +157,7 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
       stack.push(() => stopLoad(load));
       targets.set(peer, { peer, serverPid: server.child.pid, workerPid: worker.pid, load });
     };
-    const peers = sc.peers.filter((p) => (p !== 'bullmq' || opts.bullmq) && (p !== 'baseline-naive' || opts.naive));
+    const peers = sc.peers.filter((p) => (p !== 'bullmq' || opts.bullmq) && (p !== 'baseline-naive' || opts.naive) && (p !== 'hub-async' || opts.async));
     if (opts.experimentCork) peers.splice(1, 0, 'hub-cork');
     const failed = (await Promise.allSettled(peers.map(setUp))).find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;

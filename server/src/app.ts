@@ -88,8 +88,10 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   });
   await registry.load();
   // Failed writes are logged and counted, and a store that keeps failing makes /readyz say 503.
+  // HUB_COMMIT=stored: group commit (a write starts at the event loop's next turn and takes every
+  // row that came in during the previous one); async: rows written behind, in batches every 50 ms.
   const writes = new WriteHealth(app.log, config.storeFailingMs);
-  const tasks = new TaskStore(db, { backlogBytes: config.storeBacklogBytes, onError: writes.onError });
+  const tasks = new TaskStore(db, { backlogBytes: config.storeBacklogBytes, onError: writes.onError, flushDelayMs: config.commit === 'stored' ? 0 : 50 });
   writes.watch(tasks);
   const store = new TaskPersistence(tasks, config);
   const interrupted = await store.markInterrupted();

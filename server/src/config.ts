@@ -83,7 +83,8 @@ export const HubConfigSchema = Type.Object(
     commit: Type.Union([Type.Literal('stored'), Type.Literal('async')], {
       default: 'stored',
       env: 'HUB_COMMIT',
-      description: '`stored`: acknowledgements after commit; `async`: tasks written behind (takes effect once its implementation is merged)',
+      description:
+        '`stored`: `accepted` (and the 202) only once the task\'s row is committed, a task\'s end only once it is committed (grouped writes; a crash loses nothing a client was told); `async`: rows written behind, lower latency, a crash may lose about the last 50 ms of rows (docs/protocol.md section 8)',
     }),
     maxQueueTimeoutMs: int(1, MAX_MS, 3_600_000, {
       env: 'HUB_MAX_QUEUE_TIMEOUT_MS',

@@ -27,8 +27,8 @@ import type { TaskPersistence } from './task-persistence.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
-  /** `end` is true for the task's last event. */
-  deliver(taskId: string, text: string, binaries: readonly Uint8Array[] | null, end: boolean): void;
+  /** `end` is true for the task's last event; `progress` for a progress event (one that a later one makes stale). */
+  deliver(taskId: string, text: string, binaries: readonly Uint8Array[] | null, end: boolean, progress?: boolean): void;
 }
 
 /** A live worker connection as the hub's core sees it. */
@@ -150,6 +150,13 @@ export interface LiveTaskSnapshot {
 /** A queued or running task, read-only (operator views). */
 export type LiveTask = Readonly<Omit<TaskRecord<TaskPayload>, 'payload'>>;
 
+/**
+ * What an acknowledgement waits for (docs/protocol.md, "What an acknowledgement means"):
+ * `stored`, the task's row committed before `accepted` (and a 202), its end committed before the
+ * end event (and the waiting REST answer); `async`, neither (rows are written behind).
+ */
+export type CommitMode = HubConfig['commit'];
+
 /** Levels at which the `info` line of a task end is written. */
 const INFO_LEVELS = new Set(['info', 'debug', 'trace']);
 
@@ -182,6 +189,14 @@ export class Hub {
   private storeBehindCount = 0;
   /** Calls of `onEnd` listeners (metrics, logs). */
   private readonly endListeners: Array<(task: EndedTask) => void> = [];
+  /** Whether acknowledgements wait for the task store's commit (`HUB_COMMIT`). */
+  readonly commit: CommitMode;
+  /**
+   * Tasks whose end waits for its commit (stored mode): what resolves once it is committed, and
+   * the task as it was before it ended. Nobody learns of an end a crash could still undo:
+   * `GET /tasks/{id}` shows the task as before, `subscribe` and a cancel wait for the commit.
+   */
+  private readonly committing = new Map<string, { done: Promise<void>; before: TaskView }>();
 
   constructor(
     readonly config: Readonly<HubConfig>,
@@ -190,6 +205,7 @@ export class Hub {
     readonly log: FastifyBaseLogger,
     readonly now: () => number = Date.now,
   ) {
+    this.commit = config.commit;
     this.ended = new EndedTasks(config.endedCacheSize, config.endedCacheBytes, config.resultTtlMs, now);
     this.dispatcher = new Dispatcher<TaskPayload, LiveWorker>(
       { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, now },
@@ -324,10 +340,15 @@ export class Hub {
   /**
    * Checks and submits a task. `options.subscriber` (the submitter) gets every event of the
    * task, including those that happen inside this call (a `started` when a connection has
-   * room): a client connection holds those until it has sent `accepted`.
+   * room): a client connection holds those until it has sent `accepted`. `stored` resolves once
+   * the task's row is committed (stored mode: only then may it be acknowledged); null in async
+   * mode. While the database fails it stays pending: it never rejects.
    * Throws `shutting_down`, `service_not_found`, `bad_request`, `invalid_args`, `queue_full`.
    */
-  submit(req: SubmitRequest, options: { maxTotalBytes?: number; subscriber?: Subscriber } = {}): { taskId: string; position: number } {
+  submit(
+    req: SubmitRequest,
+    options: { maxTotalBytes?: number; subscriber?: Subscriber } = {},
+  ): { taskId: string; position: number; stored: Promise<void> | null } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const service = this.registry.byServiceId(req.service_id);
     if (!service) throw new HubError('service_not_found', `no service has id ${req.service_id}`);
@@ -350,9 +371,16 @@ export class Hub {
       queueTimeoutMs: req.queue_timeout_ms ?? this.config.queueTimeoutMs,
     });
     const task = this.dispatcher.task(taskId);
-    if (task) this.persist(task);
+    let stored: Promise<void> | null = null;
+    if (this.commit === 'stored') {
+      let done!: () => void;
+      stored = new Promise<void>((resolve) => (done = resolve));
+      if (task) this.persist(task, done);
+      // Ended inside this call (no task does, today): its end row is on its way.
+      else void (this.committing.get(taskId)?.done ?? Promise.resolve()).then(done);
+    } else if (task) this.persist(task);
     this.schedule();
-    return { taskId, position };
+    return { taskId, position, stored };
   }
 
   /**
@@ -376,12 +404,17 @@ export class Hub {
     this.dispatcher.task(taskId)?.payload.subscribers.delete(subscriber);
   }
 
-  /** Cancels a task. Throws `task_not_found` or `already_finished`. */
+  /**
+   * Cancels a task; resolves once its end is committed (stored mode). Throws `task_not_found` or
+   * `already_finished`.
+   */
   async cancel(taskId: string): Promise<void> {
     if (this.dispatcher.cancel(taskId)) {
       this.schedule();
+      await this.committing.get(taskId)?.done; // stored mode: answered once `canceled` is committed
       return;
     }
+    await this.committing.get(taskId)?.done;
     if (this.ended.get(taskId) || (await this.store.get(taskId))) {
       throw new HubError('already_finished', 'the task has already ended', { task_id: taskId });
     }
@@ -392,12 +425,15 @@ export class Hub {
   async view(taskId: string): Promise<TaskView | null> {
     const live = this.dispatcher.task(taskId);
     if (live) return this.liveView(live);
+    const committing = this.committing.get(taskId);
+    if (committing) return committing.before;
     const ended = this.ended.get(taskId) ?? (await this.store.get(taskId));
     return ended ? this.endedView(ended) : null;
   }
 
   /** An ended task from memory or the store, or null. */
   async endedTask(taskId: string): Promise<EndedTask | null> {
+    await this.committing.get(taskId)?.done;
     return this.ended.get(taskId) ?? (await this.store.get(taskId));
   }
 
@@ -531,7 +567,7 @@ export class Hub {
   private onEvent(task: TaskRecord<TaskPayload>, ev: TaskEvent): void {
     let text: string;
     let binaries: readonly Uint8Array[] | null = null;
-    let end = false;
+    let end: Pick<EndedTask, 'status' | 'seq' | 'text' | 'binaries' | 'result' | 'error'> | null = null;
     switch (ev.type) {
       case 'queued':
         text = clientFrame({ type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position });
@@ -552,38 +588,48 @@ export class Hub {
         const f = ev.result as WorkerFrames;
         text = withSeq(f.raw, ev.seq);
         binaries = f.binaries;
-        end = true;
-        this.finish(task, { status: 'succeeded', seq: ev.seq, text, binaries, result: f.value });
+        end = { status: 'succeeded', seq: ev.seq, text, binaries, result: f.value };
         break;
       }
       case 'failed':
         text = clientFrame({ type: 'failed', task_id: task.id, seq: ev.seq, error: ev.error.toJSON() });
-        end = true;
-        this.finish(task, { status: 'failed', seq: ev.seq, text, binaries: null, error: ev.error.toJSON() });
+        end = { status: 'failed', seq: ev.seq, text, binaries: null, error: ev.error.toJSON() };
         break;
       case 'canceled':
         text = clientFrame({ type: 'canceled', task_id: task.id, seq: ev.seq });
-        end = true;
-        this.finish(task, {
-          status: 'canceled',
-          seq: ev.seq,
-          text,
-          binaries: null,
-          error: { code: 'canceled', message: 'the task was canceled' },
-        });
+        end = { status: 'canceled', seq: ev.seq, text, binaries: null, error: { code: 'canceled', message: 'the task was canceled' } };
         break;
     }
+    if (end === null) {
+      this.deliver(task, text, binaries, false, ev.type === 'progress');
+      return;
+    }
+    const deliver = () => {
+      this.deliver(task, text, binaries, true, false);
+      task.payload.subscribers.clear();
+    };
+    // Stored mode: the end goes out once it is committed (the end is the task's last event, so
+    // holding it back keeps each subscriber's events in seq order).
+    this.finish(task, end, this.commit === 'stored' ? deliver : null);
+    if (this.commit !== 'stored') deliver();
+  }
+
+  private deliver(task: TaskRecord<TaskPayload>, text: string, binaries: readonly Uint8Array[] | null, end: boolean, progress: boolean): void {
     for (const s of task.payload.subscribers) {
       try {
-        s.deliver(task.id, text, binaries, end);
+        s.deliver(task.id, text, binaries, end, progress);
       } catch (err) {
         this.log.error({ err, task_id: task.id }, 'a subscriber failed');
       }
     }
-    if (end) task.payload.subscribers.clear();
   }
 
-  private finish(task: TaskRecord<TaskPayload>, end: Pick<EndedTask, 'status' | 'seq' | 'text' | 'binaries' | 'result' | 'error'>): void {
+  /** Records a task's end; with `onStored`, calls it once the end is committed (or refused). */
+  private finish(
+    task: TaskRecord<TaskPayload>,
+    end: Pick<EndedTask, 'status' | 'seq' | 'text' | 'binaries' | 'result' | 'error'>,
+    onStored: (() => void) | null,
+  ): void {
     const ended: EndedTask = {
       id: task.id,
       serviceId: task.serviceId,
@@ -600,12 +646,26 @@ export class Hub {
     // up to endedCacheBytes of MiB buffers lived long enough to reach V8's old generation, and
     // each full collection they caused marked the whole heap (docs/performance.md, media).
     let cache = ended.binaries === null;
+    let stored: (() => void) | undefined;
+    if (onStored) {
+      const done = new Promise<void>((resolve) => {
+        stored = () => {
+          this.committing.delete(task.id);
+          resolve();
+          onStored();
+        };
+      });
+      // The dispatcher already marked it ended: as it was, it had started or it was queued.
+      const before: TaskView = { ...this.liveView(task), status: task.startedAt !== null ? 'running' : 'queued', finished_at: null };
+      this.committing.set(task.id, { done, before });
+    }
     try {
-      this.store.saveEnded(ended);
+      this.store.saveEnded(ended, stored && ((dropped) => this.stored(task.id, dropped, stored!)));
     } catch (err) {
       // A row the store refuses must not keep the end from the task's subscribers.
       this.log.error({ err, task_id: task.id }, 'the task store refused an ended task');
       cache = true;
+      stored?.();
     }
     if (cache) this.ended.add(ended);
     // Built only when it is written: a quiet hub does no work for it per task.
@@ -619,12 +679,24 @@ export class Hub {
     for (const l of this.endListeners) l(ended);
   }
 
-  private persist(task: TaskRecord<TaskPayload>): void {
+  /** Saves a live task's row; with `onStored`, calls it once the row is committed (or refused). */
+  private persist(task: TaskRecord<TaskPayload>, onStored?: () => void): void {
     try {
-      this.store.saveLive(task);
+      this.store.saveLive(task, onStored && ((dropped) => this.stored(task.id, dropped, onStored)));
     } catch (err) {
       this.log.error({ err, task_id: task.id }, 'the task store refused a task');
+      onStored?.();
     }
+  }
+
+  /**
+   * A row waited for is committed, or was dropped: the database refused it on its own (see
+   * `TaskStoreOptions.onError`). A dropped row can never be committed, so waiting would hold the
+   * task's acknowledgement forever: it goes out anyway, and the log says so.
+   */
+  private stored(taskId: string, dropped: boolean, then: () => void): void {
+    if (dropped) this.log.error({ task_id: taskId }, 'the task store dropped a row that an acknowledgement waited for: acknowledged without it');
+    then();
   }
 
   // ---- time ----
@@ -664,6 +736,8 @@ export class Hub {
     this.dispatcher.failRunning('shutting_down');
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    // Stored mode: the ends just made go out once committed, before the sockets close.
+    if (this.committing.size > 0) await this.store.flush().catch(() => {});
   }
 }
 

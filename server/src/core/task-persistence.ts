@@ -1,14 +1,14 @@
 /**
  * Between the hub and the `tasks` table: turns live tasks and ended tasks into rows for the
- * batched TaskStore (never awaited per message), and rows back into ended tasks after a
- * restart or once they fell out of the in-memory cache.
+ * batched TaskStore (never awaited per message: a save may name a callback for its commit), and
+ * rows back into ended tasks after a restart or once they fell out of the in-memory cache.
  */
 import { resolveRefs, type ClientResultMsg } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
 import { clientFrame } from './frames.js';
-import { attachmentPieces, unpackAttachments, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
+import { attachmentPieces, unpackAttachments, type StoredCallback, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
 
 /**
  * A stored result with its `{"$attachment": k, ...}` refs replaced by `{...rest, data}`, on a
@@ -30,8 +30,11 @@ export class TaskPersistence {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Records a queued or running task (coalesced; written with the next batch). */
-  saveLive(t: TaskRecord<unknown>): void {
+  /**
+   * Records a queued or running task (coalesced; written with the next batch). `onStored` is
+   * called once a row of this task at least this recent is committed (see `TaskStore.save`).
+   */
+  saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback): void {
     this.tasks.save({
       id: t.id,
       service_id: t.serviceId,
@@ -45,11 +48,14 @@ export class TaskPersistence {
       created_at: t.createdAt,
       started_at: t.startedAt,
       finished_at: null,
-    });
+    }, onStored);
   }
 
-  /** Records an ended task with its result and media (the bytes as a blob, never base64). */
-  saveEnded(t: EndedTask): void {
+  /**
+   * Records an ended task with its result and media (the bytes as a blob, never base64).
+   * `onStored` is called once that end is committed (see `TaskStore.save`).
+   */
+  saveEnded(t: EndedTask, onStored?: StoredCallback): void {
     let result: unknown;
     let attachments: TaskRow['attachments'] = null;
     if (t.status === 'succeeded') {
@@ -76,7 +82,7 @@ export class TaskPersistence {
       created_at: t.createdAt,
       started_at: t.startedAt,
       finished_at: t.finishedAt,
-    });
+    }, onStored);
   }
 
   /** The ended task of a stored row, unless it is unfinished, unknown or expired. */

@@ -100,7 +100,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
         body: ref('AddTaskBody'),
         response: {
           200: json(ref('AddTaskSucceeded'), 'The task succeeded; media in `result` are inline base64'),
-          202: json(ref('AddTaskQueued'), 'With wait=false: the task was taken'),
+          202: json(ref('AddTaskQueued'), 'With wait=false: the task was taken (with HUB_COMMIT=stored, its row committed)'),
           ...errorResponses([
             'bad_request',
             'invalid_args',
@@ -122,7 +122,8 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
       const wait = req.query.wait;
       const body = req.body;
       if (wait === 'false' || wait === '0') {
-        const { taskId } = hub.submit(body);
+        const { taskId, stored } = hub.submit(body);
+        await stored; // HUB_COMMIT=stored: a 202 only once the task's row is committed
         return reply.code(202).send({ task_id: taskId, status: 'queued' });
       }
       let taskId = '';

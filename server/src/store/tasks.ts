@@ -12,7 +12,15 @@ import { refusedByAnsweringDb, writeIsolatingBadRows } from './bad-rows.js';
 import { readMediaFile, removeMediaFiles } from './task-media.js';
 import { ENDED_STATUSES, fromColumns, heldBy, joined, toColumns, type RawTaskColumns, type StoredTaskRow, type TaskColumns, type TaskRow } from './task-rows.js';
 import { SQLITE_MAX_BATCH, STATEMENT_OVERHEAD, TaskUpserts, sqlSizeOf } from './task-sql.js';
-import { WriteBehind, type WriteBehindOptions } from './write-behind.js';
+import { WriteBehind, type WriteBehindOptions, type WrittenCallback } from './write-behind.js';
+
+/**
+ * Called once a saved row is committed (`dropped: false`), or once the store gave it up
+ * (`dropped: true`: the database refused it on its own, see `TaskStoreOptions.onError`). A row
+ * replaced by a newer save of the same task before it was written passes its callbacks on to
+ * the newer one: they are called, in order, when that is committed.
+ */
+export type StoredCallback = WrittenCallback;
 
 export { attachmentPieces, packAttachments, unpackAttachments } from './attachments.js';
 export { ENDED_STATUSES, MAX_TASK_ID_LENGTH, type StoredTaskRow, type TaskErrorValue, type TaskRow } from './task-rows.js';
@@ -27,7 +35,11 @@ export interface TaskStoreOptions {
    * a single row over that cannot be written at all and is dropped (and reported).
    */
   maxBatchBytes?: number;
-  /** How long a saved row may wait for its batch, in ms. Default 50. */
+  /**
+   * How long a saved row may wait for its batch, in ms. Default 50. With 0 (group commit), a
+   * write starts as soon as the event loop has taken in what arrived with the row, and the rows
+   * saved while a write runs go together in the next one.
+   */
   flushDelayMs?: number;
   /** Ceiling of the first delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`, each delay drawn in the upper half of its ceiling (backoffDelay). Default 100. */
   retryMinMs?: number;
@@ -155,12 +167,14 @@ export class TaskStore {
   /**
    * Records the latest state of a task, to be written soon; earlier unsaved states of the same
    * task are replaced. Throws TypeError for a row the table cannot hold (and after `close()`).
-   * The row is copied (its buffers and JSON values are not: leave them unchanged).
+   * The row is copied (its buffers and JSON values are not: leave them unchanged). `onStored`
+   * is called once the row is committed (see {@link StoredCallback}); while the database fails,
+   * not before it answers again.
    */
-  save(row: TaskRow): void {
+  save(row: TaskRow, onStored?: StoredCallback): void {
     if (this.#closing) throw new Error('TaskStore.save: the store is closed');
     const columns = toColumns(row);
-    this.#buffer.put({ id: row.id, row: { ...row }, columns, bytes: sqlSizeOf(columns), held: heldBy(columns), refusals: 0 });
+    this.#buffer.put({ id: row.id, row: { ...row }, columns, bytes: sqlSizeOf(columns), held: heldBy(columns), refusals: 0 }, onStored);
   }
 
   /** The task's latest state: an unsaved one first, else the table's. Null when unknown. */
@@ -227,6 +241,7 @@ export class TaskStore {
   }
 
   #report(err: unknown, rows: Pending[], dropped: boolean): void {
+    if (dropped) this.#buffer.settle(rows, true);
     if (!this.#onError) return;
     try {
       this.#onError(errorOf(err), { ids: rows.map((p) => p.id), dropped });

@@ -16,13 +16,30 @@ export interface Buffered {
   readonly held: number;
 }
 
+/**
+ * Called once an entry is written (`dropped: false`), or given up (`dropped: true`). An entry
+ * replaced by a newer put of the same id before it was written passes its callbacks on to the
+ * newer one: they are called, in order, when that one is written.
+ */
+export type WrittenCallback = (dropped: boolean) => void;
+
+/** The callbacks of `older` then those of `newer`: writing `newer` writes `older` too. */
+function joinCallbacks(older: WrittenCallback[] | undefined, newer: WrittenCallback[] | undefined): WrittenCallback[] | undefined {
+  if (!older) return newer;
+  if (!newer) return older;
+  return [...older, ...newer];
+}
+
 /** Bounds and delays of a {@link WriteBehind}; every one a positive integer (`flushDelayMs` may be 0). */
 export interface WriteBehindOptions {
   /** Most entries per batch. */
   batchSize: number;
   /** Bound of the entries' `bytes` in one batch; a larger entry goes alone. */
   maxBatchBytes: number;
-  /** How long a put entry may wait for its batch, in ms. */
+  /**
+   * How long a put entry may wait for its batch, in ms. With 0 (group commit), a write starts at
+   * the event loop's next turn, and the entries put while a write runs go together in the next.
+   */
   flushDelayMs: number;
   /** Ceiling of the first delay before retrying a failed write, in ms; it doubles up to `retryMaxMs`, each delay drawn in the upper half of its ceiling (backoffDelay). */
   retryMinMs: number;
@@ -58,6 +75,10 @@ export class WriteBehind<E extends Buffered> {
   readonly #writing = new Map<string, E>();
   #timer: NodeJS.Timeout | null = null;
   #timerAt = 0;
+  /** The write started at the event loop's next turn (a delay of 0). */
+  #immediate: NodeJS.Immediate | null = null;
+  /** What waits for an entry to be written, by entry (pending or writing). */
+  readonly #waiting = new Map<E, WrittenCallback[]>();
   #running: Promise<void> | null = null;
   /** Consecutive failed writes. */
   #failures = 0;
@@ -108,10 +129,18 @@ export class WriteBehind<E extends Buffered> {
     this.#backlogWatchers.push(watcher);
   }
 
-  /** Buffers an entry, replacing an unwritten one of the same id; it is written within `flushDelayMs`. */
-  put(entry: E): void {
+  /**
+   * Buffers an entry, replacing an unwritten one of the same id; it is written within
+   * `flushDelayMs`. `onWritten` is called once it is (see {@link WrittenCallback}), never from
+   * inside this call; while writes fail, not before one succeeds.
+   */
+  put(entry: E, onWritten?: WrittenCallback): void {
     const previous = this.#pending.get(entry.id);
     this.#pending.set(entry.id, entry);
+    const older = previous && this.#waiting.get(previous);
+    if (older) this.#waiting.delete(previous!);
+    const callbacks = joinCallbacks(older, onWritten && [onWritten]);
+    if (callbacks) this.#waiting.set(entry, callbacks);
     this.#account(entry.held - (previous?.held ?? 0));
     if (this.#failures > 0) return; // a retry is already scheduled
     this.#schedule(this.#pending.size >= this.#opts.batchSize ? 0 : this.#opts.flushDelayMs);
@@ -168,13 +197,46 @@ export class WriteBehind<E extends Buffered> {
     }
   }
 
+  /**
+   * Calls back, with `dropped`, what waits for these entries (those the target gave up on its
+   * own say so here; a written batch is settled by the buffer).
+   */
+  settle(entries: readonly E[], dropped: boolean): void {
+    for (const e of entries) {
+      const callbacks = this.#waiting.get(e);
+      if (!callbacks) continue;
+      this.#waiting.delete(e);
+      for (const cb of callbacks) {
+        try {
+          cb(dropped);
+        } catch {
+          // A faulty callback must not break the buffer.
+        }
+      }
+    }
+  }
+
   #clearTimer(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#immediate = null;
   }
 
   #schedule(delayMs: number): void {
     if (this.#running || this.#stopped) return; // a running write picks new entries up when done
+    if (this.#immediate) return;
+    if (delayMs <= 0) {
+      // Group commit: what the event loop takes in this turn (other sockets' messages) joins the
+      // batch; setTimeout(0) would add a millisecond to every write.
+      this.#clearTimer();
+      this.#immediate = setImmediate(() => {
+        this.#immediate = null;
+        this.#start().catch(() => {}); // reported through the target; retried by #start
+      });
+      this.#immediate.unref();
+      return;
+    }
     const at = Date.now() + delayMs;
     if (this.#timer) {
       if (this.#timerAt <= at) return;
@@ -224,12 +286,23 @@ export class WriteBehind<E extends Buffered> {
         this.#failures = 0;
         this.#failingSince = null;
         this.#account(-batch.reduce((n, p) => n + p.held, 0)); // written, or dropped and reported
+        this.settle(batch, false); // the dropped ones were settled when reported
       } catch (err) {
-        // Keep the entries for the retry, unless the id was put again meanwhile (newer wins).
+        // Keep the entries for the retry, unless the id was put again meanwhile (newer wins,
+        // and takes over what waits for the older entry).
         let superseded = 0;
         for (const p of batch) {
-          if (!this.#pending.has(p.id)) this.#pending.set(p.id, p);
-          else superseded += p.held;
+          const newer = this.#pending.get(p.id);
+          if (!newer) {
+            this.#pending.set(p.id, p);
+            continue;
+          }
+          superseded += p.held;
+          const older = this.#waiting.get(p);
+          if (older) {
+            this.#waiting.delete(p);
+            this.#waiting.set(newer, joinCallbacks(older, this.#waiting.get(newer))!);
+          }
         }
         this.#account(-superseded);
         this.#failed();
@@ -267,6 +340,7 @@ export class WriteBehind<E extends Buffered> {
   }
 
   #report(err: unknown, entries: E[], dropped: boolean): void {
+    if (dropped) this.settle(entries, true);
     try {
       this.#target.report(err, entries, dropped);
     } catch {

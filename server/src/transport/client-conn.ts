@@ -20,6 +20,24 @@ export interface ClientConnDeps {
   allow?: () => boolean;
 }
 
+/** An event waiting to be sent: its text, its binary frames, and whether it is a progress. */
+type Held = [text: string, binaries: readonly Uint8Array[] | null, progress: boolean];
+
+/**
+ * Events held for one task before its `accepted` past which a new progress replaces the latest
+ * held one rather than joining it (a commit that waits long, as while the database is down).
+ */
+const MAX_HELD_EVENTS = 32;
+/** Bytes of held events of one task past which, likewise, a progress replaces the latest one. */
+const MAX_HELD_BYTES = 1024 * 1024;
+
+/** The bytes an event holds: its text and its binary frames. */
+function heldBytes(text: string, binaries: readonly Uint8Array[] | null): number {
+  let n = text.length;
+  if (binaries) for (const b of binaries) n += b.length;
+  return n;
+}
+
 export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const { hub } = deps;
   const maxBuffered = hub.config.maxBufferedBytes;
@@ -27,16 +45,37 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   /** Unfinished tasks this connection follows. */
   const following = new Set<string>();
   /** Events produced while an add_task is being accepted: sent right after `accepted`. */
-  let held: Array<[string, readonly Uint8Array[] | null]> | null = null;
+  let held: Held[] | null = null;
+  /**
+   * Events of tasks whose `accepted` waits for the task's row to be committed (HUB_COMMIT=stored),
+   * sent right after it, with the bytes they hold. Past MAX_HELD_EVENTS or MAX_HELD_BYTES only the
+   * latest progress is kept: while the database is down a task may run on for long.
+   */
+  const holding = new Map<string, { events: Held[]; bytes: number }>();
   let closed = false;
 
   const send = (text: string, binaries?: readonly Uint8Array[] | null) => sendFrames(ws, text, binaries, maxBuffered);
 
   const subscriber: Subscriber = {
-    deliver(taskId, text, binaries, end) {
+    deliver(taskId, text, binaries, end, progress = false) {
       if (end) following.delete(taskId);
-      if (held) held.push([text, binaries]);
-      else send(text, binaries);
+      if (held) {
+        held.push([text, binaries, progress]);
+        return;
+      }
+      const waiting = holding.get(taskId);
+      if (!waiting) {
+        send(text, binaries);
+        return;
+      }
+      const { events } = waiting;
+      const last = events[events.length - 1];
+      const bytes = heldBytes(text, binaries);
+      if (progress && last?.[2] && (events.length >= MAX_HELD_EVENTS || waiting.bytes + bytes > MAX_HELD_BYTES)) {
+        waiting.bytes -= heldBytes(last[0], last[1]);
+        events[events.length - 1] = [text, binaries, true];
+      } else events.push([text, binaries, progress]);
+      waiting.bytes += bytes;
     },
   };
   const link: ClientLink = { sendText: (text) => send(text) };
@@ -74,10 +113,12 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'add_task': {
         held = [];
         let accepted: { taskId: string; position: number };
+        let stored: Promise<void> | null;
         try {
           const r = hub.submit(msg, { subscriber });
           following.add(r.taskId);
           accepted = r;
+          stored = r.stored;
         } catch (err) {
           held = null;
           const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
@@ -86,10 +127,18 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           send(clientFrame(rejected));
           return;
         }
-        send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
         const events = held;
         held = null;
-        for (const [text, binaries] of events) send(text, binaries);
+        const acknowledge = () => {
+          holding.delete(accepted.taskId);
+          send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
+          for (const [text, binaries] of events) send(text, binaries);
+        };
+        if (!stored) return acknowledge();
+        // Acknowledged once the task's row is committed; its events wait behind `accepted`.
+        holding.set(accepted.taskId, { events, bytes: events.reduce((n, [t, b]) => n + heldBytes(t, b), 0) });
+        await stored;
+        if (!closed) acknowledge();
         return;
       }
       case 'cancel': {
@@ -172,6 +221,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     // Tasks go on without this client; it just stops hearing of them.
     for (const taskId of following) hub.unsubscribe(taskId, subscriber);
     following.clear();
+    holding.clear();
   });
   hub.attachClient(link);
   deps.heartbeat.watch(ws);

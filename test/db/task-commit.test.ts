@@ -1,0 +1,160 @@
+/**
+ * The task store's commit callbacks and group commit (docs/protocol.md, "What an acknowledgement
+ * means"): what the hub waits for before it acknowledges a task or sends its end.
+ */
+import { expect } from 'chai';
+import type { Knex } from 'knex';
+import type { ServiceDescription } from '@utils-hub/protocol';
+import { upsertService } from '../../server/src/store/services.js';
+import { TaskStore, type TaskRow, type TaskStoreOptions } from '../../server/src/store/tasks.js';
+import { dbBackends, useMigratedDb } from '../helpers/db.js';
+
+const backends = await dbBackends();
+const COLUMNS = 14; // bindings per row in an INSERT of tasks
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
+async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}
+
+/** The number of distinct tasks of each INSERT into tasks, in order. */
+function watchInserts(db: Knex): number[] {
+  const statements: number[] = [];
+  db.on('query', (q: { sql: string; bindings?: unknown[] }) => {
+    if (!/^insert into [`"]tasks[`"]/i.test(q.sql)) return;
+    const bindings = q.bindings ?? [];
+    statements.push(new Set(bindings.filter((_, i) => i % COLUMNS === 0)).size);
+  });
+  return statements;
+}
+
+describe('TaskStore commit callbacks', () => {
+  for (const backend of backends) {
+    backend.describe(`on ${backend.name}`, () => {
+      const db = useMigratedDb(backend);
+      let serviceId: number;
+      let stores: TaskStore[];
+
+      beforeEach(async () => {
+        serviceId = await upsertService(db(), { name: 'svc', description: '', input: [] } as ServiceDescription);
+        stores = [];
+      });
+      afterEach(async () => {
+        for (const s of stores) await s.close().catch(() => {});
+      });
+
+      function open(options: TaskStoreOptions = {}): TaskStore {
+        const store = new TaskStore(db(), options);
+        stores.push(store);
+        return store;
+      }
+
+      function row(id: string, overrides: Partial<TaskRow> = {}): TaskRow {
+        return {
+          id,
+          service_id: serviceId,
+          status: 'queued',
+          attempts: 0,
+          progress: null,
+          message: null,
+          error: null,
+          attachments: null,
+          created_at: 1_700_000_000_000,
+          started_at: null,
+          finished_at: null,
+          ...overrides,
+        };
+      }
+
+      /** The row's status as the table holds it (not the store's pending copy). */
+      async function tableStatus(id: string): Promise<string | null> {
+        const r = (await db()('tasks').where({ id }).first('status')) as { status: string } | undefined;
+        return r?.status ?? null;
+      }
+
+      it('calls back once the row is in the table, not before', async () => {
+        const store = open({ flushDelayMs: 0 });
+        const calls: Array<[boolean, string | null]> = [];
+        let seenAtCall: Promise<string | null> | null = null;
+        store.save(row('a'), (dropped) => {
+          calls.push([dropped, null]);
+          seenAtCall = tableStatus('a');
+        });
+        expect(calls).to.deep.equal([]); // never from inside save()
+        await until(() => calls.length === 1);
+        expect(calls[0][0]).to.equal(false);
+        expect(await seenAtCall).to.equal('queued');
+      });
+
+      it('with flushDelayMs 0, writes without flush() and groups the rows saved during a write into the next one', async () => {
+        const store = open({ flushDelayMs: 0 });
+        const inserts = watchInserts(db());
+        let done = 0;
+        store.save(row('warm'), () => done++); // the first write also reads MySQL's packet limit
+        await until(() => done === 1);
+        store.save(row('a'), () => done++);
+        await nextTurn(); // the write of `a` is under way
+        for (const id of ['b', 'c', 'd']) store.save(row(id), () => done++);
+        await until(() => done === 5);
+        expect(inserts).to.deep.equal([1, 1, 3]);
+      });
+
+      it('passes the callbacks of a replaced row on to the newer one, in order, once', async () => {
+        const store = open({ flushDelayMs: 20 });
+        const calls: string[] = [];
+        store.save(row('t'), () => calls.push('queued'));
+        store.save(row('t', { status: 'running', started_at: 1_700_000_000_100 }), () => calls.push('running'));
+        store.save(row('t', { status: 'succeeded', finished_at: 1_700_000_000_200 }), () => calls.push('succeeded'));
+        await store.flush();
+        expect(calls).to.deep.equal(['queued', 'running', 'succeeded']);
+        expect(await tableStatus('t')).to.equal('succeeded');
+        await sleep(50);
+        expect(calls).to.have.length(3);
+      });
+
+      it('waits while the table cannot be written, and calls back once it can', async () => {
+        const store = open({ flushDelayMs: 0, retryMinMs: 20, retryMaxMs: 50, onError: () => {} });
+        await db().schema.renameTable('tasks', 'tasks_off');
+        const calls: string[] = [];
+        store.save(row('t1'), () => calls.push('t1 queued'));
+        await sleep(150); // a few failed writes
+        store.save(row('t1', { status: 'succeeded', finished_at: 1_700_000_000_200 }), () => calls.push('t1 succeeded'));
+        store.save(row('t2'), () => calls.push('t2 queued'));
+        await sleep(150);
+        expect(calls).to.deep.equal([]);
+        await db().schema.renameTable('tasks_off', 'tasks');
+        await until(() => calls.length === 3);
+        expect(calls).to.deep.equal(['t1 queued', 't1 succeeded', 't2 queued']);
+        expect(await tableStatus('t1')).to.equal('succeeded');
+        expect(await tableStatus('t2')).to.equal('queued');
+      });
+
+      it('calls back with dropped for a row the database refuses on its own', async () => {
+        const store = open({ flushDelayMs: 0, onError: () => {} });
+        const calls: string[] = [];
+        store.save(row('good'), (dropped) => calls.push(`good ${dropped}`));
+        store.save(row('bad', { service_id: 999_999 }), (dropped) => calls.push(`bad ${dropped}`)); // a foreign key violation
+        await until(() => calls.length === 2);
+        expect([...calls].sort()).to.deep.equal(['bad true', 'good false']);
+      });
+
+      it('survives a callback that throws', async () => {
+        const store = open({ flushDelayMs: 0 });
+        const calls: string[] = [];
+        store.save(row('x'), () => {
+          throw new Error('faulty');
+        });
+        store.save(row('y'), () => calls.push('y'));
+        await until(() => calls.length === 1);
+        store.save(row('z'), () => calls.push('z'));
+        await until(() => calls.length === 2);
+      });
+    });
+  }
+});

@@ -1,0 +1,179 @@
+/**
+ * What a crash keeps (docs/protocol.md, "What an acknowledgement means"): a real hub process,
+ * a real worker process at concurrency 32 and 3 clients bursting tasks; the hub is killed with
+ * SIGKILL mid-burst, restarted on the same database, and every task a client was told about is
+ * read back. None may read `task_not_found`; every end a client received must read the same; a
+ * task whose end no client saw reads `failed` `interrupted`, or the end it had reached.
+ *
+ * `HUB_TEST_CRASH_COMMIT=async` runs the same test against `HUB_COMMIT=async` (write-behind),
+ * which is expected to fail it: that mode may lose the last few milliseconds of rows.
+ */
+import { expect } from 'chai';
+import { WebSocket } from 'ws';
+import { dbBackends } from '../helpers/db.js';
+import { startExample, startHubProcess, type Proc } from '../helpers/processes.js';
+
+const COMMIT = process.env.HUB_TEST_CRASH_COMMIT ?? 'stored';
+const CLIENTS = 3;
+/** Tasks each client keeps unanswered or unfinished at once. */
+const WINDOW = 150;
+/** Ends received (all clients together) after which the hub is killed: the burst is in full swing. */
+const ENDS_BEFORE_KILL = 1500;
+
+type End = { type: 'result'; result: unknown } | { type: 'failed'; code: string } | { type: 'canceled' };
+
+interface Seen {
+  accepted: Set<string>;
+  ends: Map<string, End>;
+  /** Messages that break the order rules (an event before `accepted`, a seq out of order). */
+  disorder: string[];
+}
+
+/** A client that keeps `WINDOW` tasks going until its socket closes, recording what it was told. */
+function burstClient(url: string, serviceId: number, name: string, seen: Seen, onEnd: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/client`, { perMessageDeflate: false });
+    let sent = 0;
+    let open = 0; // requests not answered, plus tasks not ended
+    const lastSeq = new Map<string, number>();
+    const fill = () => {
+      while (ws.readyState === WebSocket.OPEN && open < WINDOW) {
+        const ref = `${name}-${sent++}`;
+        open++;
+        ws.send(JSON.stringify({ type: 'add_task', ref, service_id: serviceId, args: { value: ref } }));
+      }
+    };
+    ws.on('open', fill);
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as Record<string, any>;
+      if (m.type === 'accepted') {
+        seen.accepted.add(m.task_id);
+        lastSeq.set(m.task_id, 0);
+        return;
+      }
+      if (m.type === 'rejected') {
+        open--;
+        fill();
+        return;
+      }
+      if (typeof m.task_id !== 'string' || typeof m.seq !== 'number') return;
+      const prev = lastSeq.get(m.task_id);
+      if (prev === undefined) seen.disorder.push(`${m.type} of ${m.task_id} before its accepted`);
+      else if (m.seq <= prev) seen.disorder.push(`${m.type} of ${m.task_id} with seq ${m.seq} after seq ${prev}`);
+      lastSeq.set(m.task_id, m.seq);
+      if (m.type === 'result') seen.ends.set(m.task_id, { type: 'result', result: m.result });
+      else if (m.type === 'failed') seen.ends.set(m.task_id, { type: 'failed', code: m.error?.code });
+      else if (m.type === 'canceled') seen.ends.set(m.task_id, { type: 'canceled' });
+      else return;
+      open--;
+      onEnd();
+      fill();
+    });
+    ws.on('error', () => {});
+    ws.on('close', () => resolve());
+  });
+}
+
+async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.json() };
+}
+
+/** Reads every id back with a few requests at once. */
+async function readBack(url: string, ids: string[]): Promise<Map<string, { status: number; body: any }>> {
+  const out = new Map<string, { status: number; body: any }>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < ids.length) {
+        const id = ids[next++];
+        out.set(id, await getJson(`${url}/tasks/${id}`));
+      }
+    }),
+  );
+  return out;
+}
+
+async function waitFor<T>(what: string, get: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`no ${what} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const backends = await dbBackends();
+
+for (const backend of backends) {
+  backend.describe(`a hub killed mid-burst keeps what clients were told (HUB_COMMIT=${COMMIT}, ${backend.name})`, function () {
+    this.timeout(120_000);
+    const procs: Proc[] = [];
+    afterEach(async () => {
+      for (const p of procs.splice(0)) {
+        p.kill('SIGKILL');
+        await p.exited;
+      }
+    });
+
+    it('reads every accepted task back after SIGKILL and a restart, each end as a client received it', async () => {
+      const db = await backend.freshDatabase();
+      const env = { HUB_COMMIT: COMMIT };
+      const hub = await startHubProcess(db, env);
+      procs.push(hub);
+      const worker = await startExample('echo', ['--hub', `${hub.url.replace(/^http/, 'ws')}/worker`, '--concurrency', '32']);
+      procs.push(worker);
+      const serviceId = await waitFor('echo service', async () => {
+        const list = (await getJson(`${hub.url}/services_list`)).body as Array<{ service_id: number; service_name: string }>;
+        return list.find((s) => s.service_name === 'echo')?.service_id;
+      });
+
+      const seen: Seen = { accepted: new Set(), ends: new Map(), disorder: [] };
+      const kill = () => {
+        if (seen.ends.size === ENDS_BEFORE_KILL) hub.kill('SIGKILL');
+      };
+      const clients = Array.from({ length: CLIENTS }, (_, i) => burstClient(hub.url, serviceId, `c${i}`, seen, kill));
+      expect(await hub.exited).to.equal('SIGKILL');
+      await Promise.all(clients);
+
+      const again = await startHubProcess(db, env);
+      procs.push(again);
+      const ids = [...seen.accepted];
+      const read = await readBack(again.url, ids);
+
+      const unknown: string[] = [];
+      const changed: string[] = [];
+      const unfinished: string[] = [];
+      let interrupted = 0;
+      let endedUnseen = 0;
+      for (const id of ids) {
+        const { status, body } = read.get(id)!;
+        if (status === 404) {
+          unknown.push(id);
+          continue;
+        }
+        const end = seen.ends.get(id);
+        if (end?.type === 'result') {
+          if (body.status !== 'succeeded' || JSON.stringify(body.result) !== JSON.stringify(end.result)) changed.push(`${id}: result, reads ${body.status} ${JSON.stringify(body.error ?? body.result)}`);
+        } else if (end?.type === 'failed') {
+          if (body.status !== 'failed' || body.error?.code !== end.code) changed.push(`${id}: failed ${end.code}, reads ${body.status} ${body.error?.code}`);
+        } else if (end?.type === 'canceled') {
+          if (body.status !== 'canceled') changed.push(`${id}: canceled, reads ${body.status}`);
+        } else if (body.status === 'failed' && body.error?.code === 'interrupted') interrupted++;
+        else if (['succeeded', 'failed', 'canceled'].includes(body.status)) endedUnseen++; // ended, its end not sent yet
+        else unfinished.push(`${id}: ${body.status}`);
+      }
+      console.log(
+        `      ${backend.name}, HUB_COMMIT=${COMMIT}: ${ids.length} accepted, ${seen.ends.size} ends received; after the restart ` +
+          `${unknown.length} unknown, ${changed.length} ends changed, ${interrupted} interrupted, ${endedUnseen} ended unseen, ${unfinished.length} unfinished`,
+      );
+      expect(ids.length, 'tasks accepted before the kill').to.be.greaterThan(500);
+      expect(seen.ends.size, 'ends received before the kill').to.be.greaterThan(100);
+      expect(seen.disorder.slice(0, 5), 'events out of order').to.deep.equal([]);
+      expect(unknown.slice(0, 5), 'accepted tasks that read task_not_found').to.deep.equal([]);
+      expect(changed.slice(0, 5), 'ends that read otherwise than received').to.deep.equal([]);
+      expect(unfinished.slice(0, 5), 'tasks still unfinished after the restart').to.deep.equal([]);
+    });
+  });
+}
