@@ -180,7 +180,7 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
           media.resultBase64 += t.base64Results;
         }
         log(
-          `  ${sc.id} round ${round} ${peer.padEnd(8)} ${t.tasksPerSec.toFixed(0).padStart(6)} tasks/s  p50 ${t.p50.toFixed(2)} ms  p99 ${t.p99.toFixed(2)} ms  ` +
+          `  ${sc.id} round ${round} ${peer.padEnd(8)} ${t.tasksPerSec.toFixed(0).padStart(6)} tasks/s  p50 ${t.p50?.toFixed(2) ?? '-'} ms  p99 ${t.p99?.toFixed(2) ?? '-'} ms  ` +
             `${(t.bytesPerSec / MiB).toFixed(1)} MB/s  cpu server ${t.serverCpu.toFixed(0)}% worker ${t.workerCpu.toFixed(0)}% load ${t.loadCpu.toFixed(0)}% machine ${t.machineCpu.toFixed(0)}%` +
             (t.errors ? `  errors ${t.errors}` : '') +
             (t.otherCpu > 25 ? `  (other processes took ${t.otherCpu.toFixed(0)}% CPU: numbers skewed)` : ''),

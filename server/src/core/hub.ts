@@ -192,11 +192,13 @@ export class Hub {
   /** Whether acknowledgements wait for the task store's commit (`HUB_COMMIT`). */
   readonly commit: CommitMode;
   /**
-   * Tasks whose end waits for its commit (stored mode): what resolves once it is committed, and
-   * the task as it was before it ended. Nobody learns of an end a crash could still undo:
-   * `GET /tasks/{id}` shows the task as before, `subscribe` and a cancel wait for the commit.
+   * Tasks whose end waits for its commit (stored mode): the task's record (its view as before it
+   * ended is made from it when asked) and who waits for the commit. Nobody learns of an end a
+   * crash could still undo: `GET /tasks/{id}` shows the task as before, `subscribe` and a cancel
+   * wait for the commit. Per task on the hot path: one small entry, no promise and no view made
+   * unless a reader asks (see `committed`).
    */
-  private readonly committing = new Map<string, { done: Promise<void>; before: TaskView }>();
+  private readonly committing = new Map<string, { task: TaskRecord<TaskPayload>; waiters: Array<() => void> | null }>();
 
   constructor(
     readonly config: Readonly<HubConfig>,
@@ -377,7 +379,7 @@ export class Hub {
       stored = new Promise<void>((resolve) => (done = resolve));
       if (task) this.persist(task, done);
       // Ended inside this call (no task does, today): its end row is on its way.
-      else void (this.committing.get(taskId)?.done ?? Promise.resolve()).then(done);
+      else void (this.committed(taskId) ?? Promise.resolve()).then(done);
     } else if (task) this.persist(task);
     this.schedule();
     return { taskId, position, stored };
@@ -411,10 +413,10 @@ export class Hub {
   async cancel(taskId: string): Promise<void> {
     if (this.dispatcher.cancel(taskId)) {
       this.schedule();
-      await this.committing.get(taskId)?.done; // stored mode: answered once `canceled` is committed
+      await this.committed(taskId); // stored mode: answered once `canceled` is committed
       return;
     }
-    await this.committing.get(taskId)?.done;
+    await this.committed(taskId);
     if (this.ended.get(taskId) || (await this.store.get(taskId))) {
       throw new HubError('already_finished', 'the task has already ended', { task_id: taskId });
     }
@@ -426,14 +428,15 @@ export class Hub {
     const live = this.dispatcher.task(taskId);
     if (live) return this.liveView(live);
     const committing = this.committing.get(taskId);
-    if (committing) return committing.before;
+    // The dispatcher already marked it ended: as it was, it had started or it was queued.
+    if (committing) return { ...this.liveView(committing.task), status: committing.task.startedAt !== null ? 'running' : 'queued', finished_at: null };
     const ended = this.ended.get(taskId) ?? (await this.store.get(taskId));
     return ended ? this.endedView(ended) : null;
   }
 
   /** An ended task from memory or the store, or null. */
   async endedTask(taskId: string): Promise<EndedTask | null> {
-    await this.committing.get(taskId)?.done;
+    await this.committed(taskId);
     return this.ended.get(taskId) ?? (await this.store.get(taskId));
   }
 
@@ -648,16 +651,13 @@ export class Hub {
     let cache = ended.binaries === null;
     let stored: (() => void) | undefined;
     if (onStored) {
-      const done = new Promise<void>((resolve) => {
-        stored = () => {
-          this.committing.delete(task.id);
-          resolve();
-          onStored();
-        };
-      });
-      // The dispatcher already marked it ended: as it was, it had started or it was queued.
-      const before: TaskView = { ...this.liveView(task), status: task.startedAt !== null ? 'running' : 'queued', finished_at: null };
-      this.committing.set(task.id, { done, before });
+      const entry = { task, waiters: null as Array<() => void> | null };
+      stored = () => {
+        if (this.committing.get(task.id) === entry) this.committing.delete(task.id);
+        if (entry.waiters) for (const w of entry.waiters) w();
+        onStored();
+      };
+      this.committing.set(task.id, entry);
     }
     try {
       this.store.saveEnded(ended, stored && ((dropped) => this.stored(task.id, dropped, stored!)));
@@ -677,6 +677,13 @@ export class Hub {
       );
     }
     for (const l of this.endListeners) l(ended);
+  }
+
+  /** Resolves once the task's end is committed (stored mode); undefined when no end waits for it. */
+  private committed(taskId: string): Promise<void> | undefined {
+    const entry = this.committing.get(taskId);
+    if (!entry) return undefined;
+    return new Promise<void>((resolve) => (entry.waiters ??= []).push(resolve));
   }
 
   /** Saves a live task's row; with `onStored`, calls it once the row is committed (or refused). */
