@@ -45,11 +45,16 @@ export function acceptedMimes(arg: Argument): string[] {
   return [prefix ? `${prefix}*` : '*/*'];
 }
 
-/** `min`/`max` as a phrase: "from 1 to 10", "at least 1", "at most 10", or "". */
+/**
+ * `min`/`max` as a phrase: "from 1 to 10", "at least 1", "at most 10", or "". With a `unit`
+ * (" character"), the noun agrees with the number it follows: "at least 1 character", "at most 5
+ * characters".
+ */
 export function rangePhrase(min: number | undefined, max: number | undefined, unit = ''): string {
-  if (min !== undefined && max !== undefined) return `from ${min} to ${max}${unit}`;
-  if (min !== undefined) return `at least ${min}${unit}`;
-  if (max !== undefined) return `at most ${max}${unit}`;
+  const of = (n: number) => (unit === '' || n === 1 ? unit : `${unit}s`);
+  if (min !== undefined && max !== undefined) return `from ${min} to ${max}${of(max)}`;
+  if (min !== undefined) return `at least ${min}${of(min)}`;
+  if (max !== undefined) return `at most ${max}${of(max)}`;
   return '';
 }
 
@@ -144,7 +149,7 @@ export function valueProblem(arg: Argument, v: unknown): string | undefined {
   if (typeof v === 'string' && arg.type === 'str') {
     const n = codePoints(v);
     if ((min !== undefined && n < min) || (max !== undefined && n > max)) {
-      return `Please send text of ${rangePhrase(min, max, ' characters')}${max !== undefined && n > max ? ` (this is ${n})` : ''}.`;
+      return `Please send text of ${rangePhrase(min, max, ' character')}${max !== undefined && n > max ? ` (this is ${n})` : ''}.`;
     }
   }
   return undefined;

@@ -81,7 +81,7 @@ function hintOf(arg: Argument, kind: AnswerKind, choices: string[] | undefined):
     case 'number': return `a number${range ? ` ${range}` : ''}`;
     case 'yes-no': return 'yes or no';
     case 'json': return 'JSON, like {"a": 1}';
-    case 'text': return `text${range ? ` of ${rangePhrase(min, max, ' characters')}` : ''}`;
+    case 'text': return `text${range ? ` of ${rangePhrase(min, max, ' character')}` : ''}`;
     case 'media': return `${mediaNoun(arg.type)}${Array.isArray(arg.mime) ? ` (${arg.mime.join(', ')})` : ''}`;
   }
 }

@@ -140,12 +140,20 @@ export type ErrorBody = Static<typeof ErrorBody>;
 
 // ---- worker <-> hub (section 5.1) ----
 
+/** Least `max_message_bytes` a worker may announce in `hello`: 1 KiB. */
+export const MIN_MESSAGE_BYTES = 1024;
+
 export const HelloMsg = Obj({
   type: Type.Literal('hello'),
   protocol: Type.Integer({ minimum: 0 }),
   me: Type.Unknown(), // checked by checkServiceDescription, which names the offending field
   concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
   instance: Type.Optional(Type.String({ maxLength: 256 })),
+  /**
+   * The largest message the worker takes, in bytes: its text frame, and the binary frames of one
+   * message together. The hub never sends it a task over it (docs/protocol.md, "Frame limits").
+   */
+  max_message_bytes: Type.Optional(Type.Integer({ minimum: MIN_MESSAGE_BYTES, maximum: MAX_SAFE_INT })),
 });
 export type HelloMsg = Static<typeof HelloMsg>;
 export const WelcomeMsg = Obj({

@@ -13,6 +13,8 @@ import { DEFAULT_DB_URL, migrate, openDb, redactDbUrl } from './db/index.js';
 import { StoreError } from './store/errors.js';
 import { createToken, listTokens, revokeToken, type TokenKind } from './store/tokens.js';
 import { addWorker, listWorkers, removeWorker, setWorkerEnabled } from './store/workers.js';
+import { listServices, removeService } from './store/services.js';
+import { mediaDirOf } from './store/task-media.js';
 
 /** Bad usage: exit status 2. */
 class UsageError extends Error {}
@@ -26,6 +28,7 @@ Commands:
   start      run the hub (utils-hub start --help)
   migrate    apply the pending database migrations
   workers    the workers the hub dials: add URL | remove URL | enable URL | disable URL | list
+  services   the services the database knows: list | remove NAME
   tokens     worker tokens: create NAME [--service NAME] | list | revoke NAME
   keys       client API keys: create NAME | list | revoke NAME
 
@@ -135,6 +138,44 @@ ${DB_HELP}`,
   },
 };
 
+const servicesCommand: Command = {
+  help: `Usage: utils-hub services list [--json] | remove NAME [--db URL]
+
+The services the database knows, by name, each with the id clients use. A service stays known
+(and on the operator page, offline) after its last worker is gone, until it is removed.
+
+  list          print the services (--json: as JSON)
+  remove NAME   forget a service that no worker serves any more, with its ended tasks; refused
+                while it has unfinished tasks. A worker that comes back under that name gets a
+                new id. A running hub forgets it at its next start.
+
+${DB_HELP}`,
+  options: { json: { type: 'boolean' } },
+  async run(db, action, args, values) {
+    switch (action) {
+      case 'list': {
+        expectArgs('services', action, args, []);
+        const rows = await listServices(db);
+        if (values.json) return out(JSON.stringify(rows.map((s) => ({ id: s.id, name: s.name, description: s.description, created_at: s.created_at, updated_at: s.updated_at }))));
+        if (rows.length === 0) return note('no services known');
+        table(
+          ['ID', 'NAME', 'UPDATED', 'DESCRIPTION'],
+          rows.map((s) => [String(s.id), s.name, iso(s.updated_at), s.description.replace(/\s+/g, ' ').slice(0, 60)]),
+        );
+        return;
+      }
+      case 'remove': {
+        const [name] = expectArgs('services', action, args, ['NAME']);
+        const r = await removeService(db, name, mediaDirOf(db));
+        out(`removed service ${r.name} (id ${r.id}) and ${r.tasks} ended task${r.tasks === 1 ? '' : 's'}`);
+        return;
+      }
+      default:
+        throw new UsageError(action === undefined ? 'services: missing action (list, remove)' : `services: unknown action "${action}"`);
+    }
+  },
+};
+
 function tokenCommand(command: 'tokens' | 'keys', kind: TokenKind): Command {
   const what = kind === 'worker' ? 'worker token' : 'client key';
   const help =
@@ -203,6 +244,7 @@ ${DB_HELP}`;
 const COMMANDS: Record<string, Command> = {
   migrate: migrateCommand,
   workers: workersCommand,
+  services: servicesCommand,
   tokens: tokenCommand('tokens', 'worker'),
   keys: tokenCommand('keys', 'client'),
 };

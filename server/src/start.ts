@@ -3,7 +3,8 @@
  * SIGTERM (docs/protocol.md section 9).
  */
 import { parseArgs } from 'node:util';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import pretty from 'pino-pretty';
 import { backoffDelay } from '@utils-hub/protocol';
 import { buildApp } from './app.js';
 import { ConfigError, loadStartConfig, startFlagOptions, startHelp } from './config.js';
@@ -45,7 +46,7 @@ export async function runStart(argv: string[]): Promise<void> {
   let stopping = false;
   for (let attempt = 0; !app; attempt++) {
     try {
-      app = await buildApp(config);
+      app = await buildApp({ ...config, logger: loggerFor(config.logLevel, process.stdout) });
     } catch (err) {
       const msg = (err as Error).message;
       if (flags['no-wait'] || stopping) {
@@ -101,6 +102,16 @@ function listenProblem(code: string, host: string, port: number): string {
   if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another hub?); stop that process or choose another port with --port (0 picks a free one)`;
   if (code === 'EACCES') return `port ${port} on ${host} needs privileges this process does not have; choose another port with --port`;
   return `the address ${host} is not one of this machine's; choose another with --host`;
+}
+
+/**
+ * The hub's logger: readable lines (pino's own pretty printer, written on this thread so that no
+ * line is lost at exit) when `out` is a terminal, one JSON object per line otherwise (files,
+ * pipes, log collectors).
+ */
+export function loggerFor(level: string, out: { isTTY?: boolean }): FastifyServerOptions['logger'] {
+  if (!out.isTTY) return { level };
+  return { level, stream: pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }) };
 }
 
 /** A database URL without its password, for messages. */

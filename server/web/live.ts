@@ -79,7 +79,7 @@ function serviceCard(s: OverviewService): HTMLElement {
               'li',
               { class: 'conn', 'data-connection': c.connection_id },
               h('span', { class: 'inst', title: `connection ${c.connection_id}` }, c.instance ?? c.connection_id),
-              h('span', { class: `kind ${c.dialed ? 'dialed' : 'outbound'}`, title: c.dialed ? 'the hub dialed this worker' : 'this worker dialed the hub' }, c.dialed ? 'dialed' : 'outbound'),
+              h('span', { class: `kind ${c.dialed ? 'dialed' : 'dialed-in'}`, title: c.dialed ? 'the hub dialed this worker' : 'this worker dialed the hub' }, c.dialed ? 'dialed by the hub' : 'dialed in'),
               h('span', { class: 'load' }, bar(c.concurrency ? c.in_flight / c.concurrency : 0, 'small'), `${c.in_flight}/${c.concurrency}`),
               h('span', { class: 'remote', title: c.remote }, c.remote),
               c.draining ? h('span', { class: 'badge off' }, 'draining') : null,

@@ -50,6 +50,7 @@ describe('conversation', () => {
       expect(one({ argument_name: 'x', type: 'bool' }).next()!.choices).to.deep.equal(['yes', 'no']);
       expect(one({ argument_name: 'x', type: 'int', min: 1, max: 10 }).next()).to.include({ hint: 'a whole number from 1 to 10', min: 1, max: 10 });
       expect(one({ argument_name: 'x', type: 'str', max: 5 }).next()!.hint).to.equal('text of at most 5 characters');
+      expect(one({ argument_name: 'x', type: 'str', min: 1 }).next()!.hint, 'one character, not "1 characters"').to.equal('text of at least 1 character');
     });
 
     it('marks defaults and optional arguments', () => {

@@ -38,7 +38,7 @@ const put = (entries: Array<[string, unknown]>, key: string, f: Field) => {
 const isBad = (f: Field) => 'bad' in f && f.bad === true;
 /** Extra members, never named like a member the hub reads. */
 const extraFields = fc.array(
-  fc.tuple(hostileKey.filter((k) => !['type', 'ref', 'task_id', 'attachments', 'protocol', 'me', 'concurrency', 'instance', 'progress', 'message', 'data', 'result', 'error'].includes(k)), anyValue),
+  fc.tuple(hostileKey.filter((k) => !['type', 'ref', 'task_id', 'attachments', 'protocol', 'me', 'concurrency', 'instance', 'max_message_bytes', 'progress', 'message', 'data', 'result', 'error'].includes(k)), anyValue),
   { maxLength: 2 },
 );
 const taskIdBreaks = breaks(fc.oneof(fc.constantFrom(5, null, true, [], {}, ''), fc.integer({ min: 65, max: 400 }).map((n) => 't'.repeat(n))));
@@ -99,6 +99,7 @@ type HelloPlan =
       protocol: Field;
       concurrency: Field;
       instance: Field;
+      maxMessageBytes: Field;
       me: MePlan;
       extra: Array<[string, unknown]>;
       /** Frames sent right after the hello, before its welcome can come. */
@@ -120,6 +121,8 @@ const helloPlan: fc.Arbitrary<HelloPlan> = fc.oneof(
       protocol: fc.oneof({ weight: 6, arbitrary: fits(fc.constant(1)) }, { weight: 1, arbitrary: fits(fc.constantFrom(0, 2, 99)) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>('1', 1.5, -1, null, true, new RawJson('1e999'))) }, { weight: 1, arbitrary: fc.constant({ ...absent, bad: true } as unknown as Field) }),
       concurrency: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 4, arbitrary: fits(fc.integer({ min: 1, max: 1024 })) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(0, 1025, -1, 1.5, '4', null, 2 ** 53)) }),
       instance: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 4, arbitrary: fits(hostileString.filter((s) => s.length <= 256)) }, { weight: 1, arbitrary: breaks(fc.oneof(fc.constantFrom<unknown>(5, null, [], {}), fc.constant('i'.repeat(257)))) }),
+      // At least twice the hub's limit: a fitting hello takes every task the fuzz sends.
+      maxMessageBytes: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 2, arbitrary: fits(fc.integer({ min: 2 * LIMIT, max: 2 ** 40 })) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(1023, 0, -1, 1.5, '4096', null, true, new RawJson('1e999'))) }),
       me: mePlan,
       extra: extraFields,
       then: fc.constantFrom('nothing', 'nothing', 'nothing', 'nothing', 'text', 'binary'),
@@ -319,6 +322,7 @@ describe('Fuzz: worker WebSocket', function () {
               put(entries, 'protocol', p.protocol);
               put(entries, 'concurrency', p.concurrency);
               put(entries, 'instance', p.instance);
+              put(entries, 'max_message_bytes', p.maxMessageBytes);
               const name = `fz_hello_${++k}`;
               let me: unknown;
               if (p.me.verdict === 'conflict') me = { ...fuzzService('fuzz_worker_live'), description: 'another description' };
@@ -340,7 +344,7 @@ describe('Fuzz: worker WebSocket', function () {
               const shape = walk(JSON.parse(text));
               const refsBad = shape.refs.some((r) => typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= (p.attach?.n ?? 0));
               const tooDeep = p.attach !== null && (shape.depth > 64 || refsBad);
-              const schemaBad = tooDeep || isBad(p.protocol) || isBad(p.concurrency) || isBad(p.instance) || isBad(p.me.me);
+              const schemaBad = tooDeep || isBad(p.protocol) || isBad(p.concurrency) || isBad(p.instance) || isBad(p.maxMessageBytes) || isBad(p.me.me);
               const verdict = schemaBad
                 ? 'bad_message'
                 : (p.protocol as { value: unknown }).value !== 1

@@ -41,7 +41,7 @@ describe('Operator', () => {
           const card = page.locator('#services article.service:not(.offline)', { hasText: 'image' }).first();
           await card.waitFor();
           const name = (await card.getAttribute('data-service'))!;
-          expect(await card.locator('.conn .kind').first().textContent()).to.equal('outbound');
+          expect(await card.locator('.conn .kind').first().textContent(), 'a worker that dialed the hub').to.equal('dialed in');
 
           const value = await page.locator('#pg-service option', { hasText: name }).getAttribute('value');
           await page.selectOption('#pg-service', value!);

@@ -112,6 +112,8 @@ export class Session {
       me: this.#core.me,
       concurrency: this.#options.concurrency,
       instance: this.#options.instance,
+      // The ws maxPayload and the attachment bound: the hub sends no task over it.
+      max_message_bytes: this.#options.maxMessageBytes,
     });
     this.#arm(this.#options.handshakeTimeoutMs, () => {
       this.#hooks.error(new Error(`no welcome from ${this.#peer} within ${this.#options.handshakeTimeoutMs} ms`));

@@ -90,6 +90,12 @@ export type TaskEvent<R = unknown> =
 export interface DispatcherSink<P> {
   /** Send the task to the connection (the `task` message). Called right after its `started` event. */
   assign(connectionId: string, task: TaskRecord<P>): void;
+  /**
+   * Optional: why the task cannot go to the connection picked for it (its frames exceed what the
+   * connection announced it takes), or null when it can. A refused task ends `failed` with that
+   * error at once, without an attempt, and is not re-queued (docs/protocol.md, "Frame limits").
+   */
+  refuse?(connectionId: string, task: TaskRecord<P>): HubError | null;
   /** Send `cancel` for the task to the connection. */
   cancel(connectionId: string, taskId: string, reason: CancelReason): void;
   /** A task's event; the last one of a task is `result`, `failed` or `canceled`, after which the dispatcher forgets it. */
@@ -209,9 +215,10 @@ export class Dispatcher<P, C = undefined> {
   /**
    * A connection is gone (closed, errored, silent). Each task in flight on it goes back to the
    * front of its queue (keeping their order) with a `queued` event when it has attempts left,
-   * else ends `failed` `worker_lost`. Unknown ids are ignored.
+   * else ends `failed` `worker_lost`, whose message ends with `why` when given (how the connection
+   * closed, e.g. `close 1009 "message too big"`). Unknown ids are ignored.
    */
-  removeConnection(connectionId: string): void {
+  removeConnection(connectionId: string, why?: string): void {
     const conn = this.conns.get(connectionId);
     if (!conn) return;
     const serviceId = conn.info.serviceId;
@@ -231,7 +238,8 @@ export class Dispatcher<P, C = undefined> {
       } else if (this.stopping) {
         steps.push(this.finish(task, 'failed', { type: 'failed', error: shuttingDown() }));
       } else {
-        const error = new HubError('worker_lost', 'the connection running the task was lost and no attempt is left');
+        const how = why ? ` (${why})` : '';
+        const error = new HubError('worker_lost', `the connection running the task was lost${how} and no attempt is left`);
         steps.push(this.finish(task, 'failed', { type: 'failed', error }));
       }
     }
@@ -517,6 +525,12 @@ export class Dispatcher<P, C = undefined> {
   /** Puts a task (already out of its queue) in flight on `conn`: `started`, then `assign`. */
   private start(task: Task<P>, conn: Conn<P>): void {
     const r = task.record;
+    const refused = this.sink.refuse?.(conn.info.id, r);
+    if (refused) {
+      const ending = this.finish(task, 'failed', { type: 'failed', error: refused });
+      this.emit(ending.task, ending.event);
+      return;
+    }
     const now = this.now();
     this.deadlines.invalidate(task.deadline);
     r.status = 'running';

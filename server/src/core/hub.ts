@@ -34,6 +34,8 @@ export interface Subscriber {
 /** A live worker connection as the hub's core sees it. */
 export interface WorkerLink {
   readonly id: string;
+  /** The largest message the worker said it takes (`hello` `max_message_bytes`), in bytes; undefined: no bound said. */
+  readonly maxMessageBytes?: number;
   /** Sends one message (text frame, then its binary frames). */
   send(text: string, binaries?: readonly Uint8Array[] | null): void;
   /** Stops reading from the connection (its messages wait in the socket), until `resume()`. */
@@ -213,6 +215,7 @@ export class Hub {
       { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, now },
       {
         assign: (connectionId, task) => this.assign(connectionId, task),
+        refuse: (connectionId, task) => this.tooLarge(connectionId, task),
         cancel: (connectionId, taskId, reason) =>
           this.dispatcher.connectionPayload(connectionId)?.link.send(workerFrame({ type: 'cancel', task_id: taskId, reason })),
         event: (task, event) => this.onEvent(task, event),
@@ -290,13 +293,14 @@ export class Hub {
   }
 
   /**
-   * A worker connection is gone: its tasks are re-dispatched or end `worker_lost`, and its claim
-   * on its service is released. Unknown ids are ignored.
+   * A worker connection is gone: its tasks are re-dispatched or end `worker_lost` (whose message
+   * ends with `why`, how it closed, when given), and its claim on its service is released.
+   * Unknown ids are ignored.
    */
-  detachWorker(connectionId: string): void {
+  detachWorker(connectionId: string, why?: string): void {
     const record = this.dispatcher.connectionPayload(connectionId);
     if (!record) return;
-    this.dispatcher.removeConnection(connectionId);
+    this.dispatcher.removeConnection(connectionId, why);
     record.claim.release();
     this.schedule();
   }
@@ -322,6 +326,21 @@ export class Hub {
   workerFailed(connectionId: string, taskId: string, error: ErrorInfo): void {
     this.dispatcher.failed(connectionId, taskId, error);
     this.schedule();
+  }
+
+  /**
+   * `payload_too_large` when the task's largest message part (its text frame, or its binary frames
+   * together) exceeds what the connection said it takes; null otherwise. Encodes the task only for
+   * a connection whose bound is below what a task can reach, so workers that take the hub's own
+   * limit cost nothing here.
+   */
+  private tooLarge(connectionId: string, task: TaskRecord<TaskPayload>): HubError | null {
+    const limit = this.dispatcher.connectionPayload(connectionId)?.link.maxMessageBytes;
+    if (limit === undefined || limit >= 2 * this.config.maxMessageBytes) return null;
+    const { text, binaries } = encodeWorkerMessage({ type: 'task', task_id: task.id, args: task.payload.args, timeout_ms: task.timeoutMs, attempt: task.attempt + 1 });
+    const bytes = Math.max(Buffer.byteLength(text), binaries.reduce((n, b) => n + b.byteLength, 0));
+    if (bytes <= limit) return null;
+    return new HubError('payload_too_large', `the task needs messages of ${bytes} bytes and the worker takes at most ${limit} (its hello's max_message_bytes)`);
   }
 
   private assign(connectionId: string, task: TaskRecord<TaskPayload>): void {

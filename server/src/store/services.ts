@@ -4,7 +4,8 @@
  */
 import type { Knex } from 'knex';
 import type { ServiceDescription } from '@utils-hub/protocol';
-import { isUniqueViolation } from './errors.js';
+import { StoreError, isUniqueViolation } from './errors.js';
+import { removeMediaFiles } from './task-media.js';
 
 /** A row of `services`, with `me` parsed. Times in ms since the epoch. */
 export interface ServiceRow {
@@ -83,4 +84,37 @@ export async function getServiceByName(db: Knex, name: string): Promise<ServiceR
 export async function listServices(db: Knex): Promise<ServiceRow[]> {
   const rows = (await db('services').select().orderBy('id')) as RawService[];
   return rows.map(fromRaw);
+}
+
+/** What `removeService` forgot. */
+export interface RemovedService {
+  id: number;
+  name: string;
+  /** Ended tasks of the service deleted with it (their results go too). */
+  tasks: number;
+}
+
+/**
+ * Forgets a service that no worker serves any more: its row and its ended tasks (with their media
+ * files when `mediaDir` is given). A worker that connects later under that name gets a new id.
+ * Throws StoreError `not_found` for an unknown name, `invalid` while the service has unfinished
+ * tasks (queued or running rows: a hub still works on them).
+ */
+export async function removeService(db: Knex, name: string, mediaDir: string | null = null): Promise<RemovedService> {
+  const { removed, files } = await db.transaction(async (trx) => {
+    const row = (await trx('services').where({ name }).first('id')) as Pick<RawService, 'id'> | undefined;
+    if (!row) throw new StoreError('not_found', `no service is named ${JSON.stringify(name)}`);
+    const id = Number(row.id);
+    const tasks = trx('tasks').where({ service_id: id });
+    const unfinished = Number(((await tasks.clone().whereNotIn('status', ['succeeded', 'failed', 'canceled']).count({ n: '*' })) as Array<{ n: number | string }>)[0].n);
+    if (unfinished > 0) {
+      throw new StoreError('invalid', `service ${name} still has ${unfinished} unfinished tasks: stop its workers and let a hub end them first`);
+    }
+    const files = mediaDir === null ? [] : ((await tasks.clone().whereNotNull('media_file').pluck('media_file')) as string[]);
+    const deleted = await tasks.clone().delete();
+    await trx('services').where({ id }).delete();
+    return { removed: { id, name, tasks: deleted }, files };
+  });
+  if (mediaDir !== null) await removeMediaFiles(mediaDir, files);
+  return removed;
 }

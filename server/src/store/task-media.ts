@@ -8,7 +8,15 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Knex } from 'knex';
 import type { WriterFile } from './sqlite-writer.js';
+
+/** The folder of a database's media files: `<file>-media` beside a SQLite file, else null. */
+export function mediaDirOf(db: Knex): string | null {
+  if (db.client.config.client !== 'better-sqlite3') return null;
+  const { filename } = (db.client.config.connection ?? {}) as { filename?: unknown };
+  return typeof filename === 'string' && filename !== '' && filename !== ':memory:' && !filename.includes('mode=memory') ? `${filename}-media` : null;
+}
 
 /** The name of a task's media file: the SHA-256 of its id, whatever characters the id holds. */
 export function mediaFileName(id: string): string {

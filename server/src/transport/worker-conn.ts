@@ -72,7 +72,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
   /** The registry's yes to the hello, held from then until the connection ends. */
   let claim: ServiceClaim | null = null;
 
-  const link: WorkerLink = {
+  const link: { -readonly [K in keyof WorkerLink]: WorkerLink[K] } = {
     id,
     send: (text, binaries) => {
       sendFrames(ws, text, binaries, maxBuffered);
@@ -104,6 +104,8 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
 
   const handshake = async (msg: WorkerToHubMessage) => {
     if (msg.type !== 'hello') throw new HubError('bad_message', 'the first message must be "hello"');
+    // The hub sends this connection no task over it (docs/protocol.md, "Frame limits").
+    link.maxMessageBytes = msg.max_message_bytes;
     if (msg.protocol !== PROTOCOL_VERSION) {
       throw new HubError('unsupported_protocol', `this hub speaks protocol ${PROTOCOL_VERSION}, not ${msg.protocol}`);
     }
@@ -179,12 +181,14 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     decoder.push(data as Buffer, isBinary);
   });
   ws.on('error', (err) => log.warn({ err: err.message }, 'worker socket error'));
-  ws.on('close', (code) => {
+  ws.on('close', (code, reason) => {
     const was = state;
     state = 'closed';
     clearTimeout(helloTimer);
     if (was === 'ready') {
-      hub.detachWorker(id);
+      // Named in the `worker_lost` of a task that ran out of attempts (1009: a frame over the worker's limit).
+      const text = reason.toString().slice(0, 123);
+      hub.detachWorker(id, `close ${code}${text ? ` ${JSON.stringify(text)}` : ''}`);
       log.info({ code, service_id: serviceId }, 'worker disconnected');
     } else {
       claim?.release();
