@@ -164,15 +164,17 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
     storedOverAsyncP50: [],
   };
   const rounds = [...new Set(mine.map((t) => t.round))].sort((a, b) => a - b);
+  // A window in which a peer ended no task (a machine busy with other work) has no rate or
+  // latency to compare: its round gives no ratio, rather than a ratio of 0.
   for (const r of rounds) {
-    const hub = mine.find((t) => t.round === r && t.peer === 'hub');
-    const base = mine.find((t) => t.round === r && t.peer === 'baseline');
-    const bull = mine.find((t) => t.round === r && t.peer === 'bullmq');
-    const naive = mine.find((t) => t.round === r && t.peer === 'baseline-naive');
+    const hub = mine.find((t) => t.round === r && t.peer === 'hub' && t.tasks > 0);
+    const base = mine.find((t) => t.round === r && t.peer === 'baseline' && t.tasks > 0);
+    const bull = mine.find((t) => t.round === r && t.peer === 'bullmq' && t.tasks > 0);
+    const naive = mine.find((t) => t.round === r && t.peer === 'baseline-naive' && t.tasks > 0);
     if (hub && naive) ratios.hubOverNaive.push(hub.tasksPerSec / naive.tasksPerSec);
-    const cork = mine.find((t) => t.round === r && t.peer === 'hub-cork');
+    const cork = mine.find((t) => t.round === r && t.peer === 'hub-cork' && t.tasks > 0);
     if (cork && base) ratios.corkOverBaseline.push(cork.tasksPerSec / base.tasksPerSec);
-    const async = mine.find((t) => t.round === r && t.peer === 'hub-async');
+    const async = mine.find((t) => t.round === r && t.peer === 'hub-async' && t.tasks > 0);
     if (async && base) ratios.asyncP50.push(async.p50 / base.p50);
     if (async && hub) {
       ratios.storedOverAsyncTasksPerSec.push(hub.tasksPerSec / async.tasksPerSec);
