@@ -73,3 +73,18 @@ export async function http(hub: TestHub, method: string, path: string, body?: un
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Reads `read()` again until `ok` accepts its value, for up to `ms` (default 5 s); returns that
+ * value, or throws naming `what` with the last value read. For state that changes a moment after
+ * the event a test caused (a committed end, a progress handled).
+ */
+export async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms; last read ${JSON.stringify(value).slice(0, 300)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
