@@ -20,8 +20,8 @@ forEachDatabase('REST routes', (dbUrl) => {
         { service_id: w2.welcome.service_id, service_name: 'svc_b' },
       ]);
       await w1.close();
-      const list = await eventually(async () => (await http(hub, 'GET', '/services_list')).body, (l) => l.length === 1, 'svc_a gone from the list');
-      expect(list).to.deep.equal([{ service_id: w2.welcome.service_id, service_name: 'svc_b' }]);
+      const left = await eventually(async () => (await http(hub, 'GET', '/services_list')).body, (l) => l.length === 1, 'svc_a gone from the list');
+      expect(left).to.deep.equal([{ service_id: w2.welcome.service_id, service_name: 'svc_b' }]);
       await w2.close();
     });
   });
