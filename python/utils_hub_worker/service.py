@@ -11,8 +11,10 @@ import socket
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
 import websockets
+import websockets.exceptions
 
 from .description import Arg, describe
+from .errors import HubError
 from .session import ConnectedInfo, Session, SessionOptions
 
 log = logging.getLogger("utils_hub_worker")
@@ -146,9 +148,15 @@ class Service:
             was_welcomed = False
             problem = None
             session = None
+            refused_upgrade = None
             try:
                 ws = await websockets.connect(url, extra_headers=headers, max_size=options.max_message_bytes, compression=None, open_timeout=options.handshake_timeout)
-            except Exception as err:  # noqa: BLE001 - unreachable, refused upgrade, bad TLS: all redialed
+            except websockets.exceptions.InvalidStatusCode as err:
+                # The hub checks the token at the upgrade (401, before any frame): reported as its
+                # HubError, like a refusal at hello, then redialed.
+                refused_upgrade = _upgrade_refusal(url, err.status_code)
+                problem = f"{url} refused the worker: {refused_upgrade}"
+            except Exception as err:  # noqa: BLE001 - unreachable, bad TLS: all redialed
                 problem = f"cannot reach {url}: {err}"
             else:
                 session = Session(ws, self.me, self._handler, options, url, True, emit)
@@ -167,7 +175,9 @@ class Service:
                 break
             # A refusal was reported as the hub's HubError when it came.
             refused = session is not None and session.refusal is not None
-            if problem and problem != last_problem and not refused:
+            if refused_upgrade is not None and problem != last_problem:
+                self._emit("error", refused_upgrade)
+            elif problem and problem != last_problem and not refused:
                 self._emit("error", ConnectionError(f"{problem}; redialing"))
             last_problem = problem
             if was_welcomed:
@@ -329,3 +339,12 @@ def _ws_url(url: str) -> str:
 def _http(status: int, body: Dict[str, Any]) -> Any:
     data = json.dumps(body).encode()
     return (http.HTTPStatus(status), [("Content-Type", "application/json"), ("Content-Length", str(len(data)))], data)
+
+
+def _upgrade_refusal(url: str, status: int) -> HubError:
+    """The hub's answer to a refused upgrade, as the HubError the handshake would have given."""
+    if status == 401:
+        return HubError("unauthorized", f"the hub at {url} refused the worker token (401)")
+    if status == 403:
+        return HubError("forbidden", f"the hub at {url} refused the worker (403)")
+    return HubError("unavailable" if status == 503 else "internal", f"the hub at {url} refused the upgrade with HTTP {status}")
