@@ -312,7 +312,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     });
 
     it('answers 415 unsupported_media_type to a body that is not sent as JSON, saying what to send', async () => {
-      for (const headers of [{ 'content-type': 'text/plain' }, {}, { 'content-type': 'application/x-www-form-urlencoded' }]) {
+      for (const headers of [{ 'content-type': 'text/plain' }, {} as Record<string, string>, { 'content-type': 'application/x-www-form-urlencoded' }]) {
         const r = await fetch(`${hub.url}/add_task`, { method: 'POST', headers, body: '{"service_id": 1, "args": {}}' });
         const body = (await r.json()) as { error: { code: string; message: string } };
         expect(r.status, JSON.stringify(headers)).to.equal(415);
