@@ -133,8 +133,14 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
         const queue = `uh-bench-${randomBytes(4).toString('hex')}`;
         stack.push(() => cleanBullmq(queue));
         const [worker, load] = await Promise.all([
-          startBullmqWorker(queue, sc.inflight).then((w) => (stack.push(() => stop(w)), w)),
-          startLoad(producerProcess(queue, { inflight: sc.inflight })).then((l) => (stack.push(() => stopLoad(l)), l)),
+          startBullmqWorker(queue, sc.inflight).then((w) => {
+            stack.push(() => stop(w));
+            return w;
+          }),
+          startLoad(producerProcess(queue, { inflight: sc.inflight })).then((l) => {
+            stack.push(() => stopLoad(l));
+            return l;
+          }),
         ]);
         targets.set(peer, { peer, serverPid: pidOf('redis-server'), workerPid: worker.pid, load });
         return;
@@ -338,7 +344,7 @@ async function main(): Promise<void> {
 
   if (opts.profile) {
     const sc = SCENARIOS.find((x) => x.id === opts.profileScenario);
-    if (!sc || sc.db !== 'sqlite') throw new Error(`--profile-scenario: one of ${SCENARIOS.filter((x) => x.db === 'sqlite').map((x) => x.id).join(', ')}`);
+    if (sc?.db !== 'sqlite') throw new Error(`--profile-scenario: one of ${SCENARIOS.filter((x) => x.db === 'sqlite').map((x) => x.id).join(', ')}`);
     log(`bench: profiling the hub, then the baseline, under ${sc.title}, for ${opts.profileSeconds} s each`);
     const hub = await profileServer('hub', sc, resultsDir);
     const base = await profileServer('baseline', sc, resultsDir);

@@ -208,7 +208,9 @@ async function chat(client: HubClient, lines: Lines, outDir: string): Promise<nu
   }
   say(`Services on ${client.options.httpBase}:`);
   const infos = await Promise.all(services.map((s) => client.serviceInfo(s.service_id)));
-  infos.forEach((s, i) => say(`  ${i + 1}) ${s.service_name}${s.service_description ? `: ${s.service_description}` : ''}`));
+  infos.forEach((s, i) => {
+    say(`  ${i + 1}) ${s.service_name}${s.service_description ? `: ${s.service_description}` : ''}`);
+  });
 
   let picked: (typeof infos)[number] | undefined;
   while (!picked) {

@@ -210,7 +210,7 @@ export class Conversation {
   toJSON(): ConversationJSON {
     const answers: Record<string, unknown> = {};
     for (const arg of this.service.arguments) {
-      if (!Object.prototype.hasOwnProperty.call(this.#answers, arg.argument_name)) continue;
+      if (!Object.hasOwn(this.#answers, arg.argument_name)) continue;
       const v = this.#answers[arg.argument_name];
       const bytes = (v as { data?: unknown } | null)?.data;
       answers[arg.argument_name] = isMediaType(arg.type) && bytes instanceof Uint8Array ? { ...(v as object), data: toBase64(bytes) } : v;
@@ -221,14 +221,14 @@ export class Conversation {
   /** A conversation from `toJSON()` output (or its JSON text parsed). Throws TypeError for anything else. */
   static fromJSON(json: unknown): Conversation {
     const j = json as Partial<ConversationJSON> | null;
-    if (!j || j.version !== 1 || !j.service || !Array.isArray(j.service.arguments)) throw new TypeError('not a saved conversation (version 1)');
+    if (j?.version !== 1 || !j.service || !Array.isArray(j.service.arguments)) throw new TypeError('not a saved conversation (version 1)');
     const c = new Conversation(j.service);
     const n = j.service.arguments.length;
     if (typeof j.index !== 'number' || !Number.isInteger(j.index) || j.index < 0 || j.index > n) throw new TypeError('a saved conversation has a bad index');
     c.#index = j.index;
     const answers = j.answers && typeof j.answers === 'object' ? j.answers : {};
     for (const arg of j.service.arguments.slice(0, j.index)) {
-      if (!Object.prototype.hasOwnProperty.call(answers, arg.argument_name)) continue;
+      if (!Object.hasOwn(answers, arg.argument_name)) continue;
       const v = answers[arg.argument_name];
       c.#answers[arg.argument_name] = isMediaType(arg.type) ? holdMedia(v) : v;
     }

@@ -4,6 +4,7 @@
  */
 
 /** Listener signatures by event name (an interface such as `HubClientEvents`). */
+// biome-ignore lint/suspicious/noExplicitAny: a map of listeners needs any[] so that each event's own parameter list fits it
 export type EventMap<E> = { [K in keyof E]: (...args: any[]) => void };
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { ClientToHubMessage } from '@utils-hub/protocol';
 import { encodeParts, HubError, type AttachmentPart } from '@utils-hub/protocol/core';
-import { isBlob, isMediaData, syncBytes } from './media.js';
+import { isMediaData, syncBytes } from './media.js';
 
 /** A message ready for the wire: its text frame, then its binary frames in order. */
 export interface EncodedFrames {
@@ -38,6 +38,7 @@ function partOf(v: object): AttachmentPart<Part> | undefined {
  * value that JSON cannot write.
  */
 export async function encodeFrames(message: ClientToHubMessage): Promise<EncodedFrames> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by encodeParts's result, assigned in the try below
   let encoded;
   try {
     encoded = encodeParts(message, { partOf, mediaFrom: 3 });

@@ -35,6 +35,7 @@ export interface HubClientEvents {
 
 /** A submission not yet accepted by the hub. */
 interface Submission {
+  // biome-ignore lint/suspicious/noExplicitAny: handles of every result type share this map (TaskHandle<R> is invariant in R)
   handle: TaskHandle<any>;
   message: ClientAddTaskMsg;
   frames?: EncodedFrames;
@@ -62,6 +63,7 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
   /** Submissions by ref, until accepted or rejected. */
   readonly #pending = new Map<string, Submission>();
   /** Accepted, unfinished tasks by task_id. */
+  // biome-ignore lint/suspicious/noExplicitAny: handles of every result type share this map (TaskHandle<R> is invariant in R)
   readonly #tasks = new Map<string, TaskHandle<any>>();
   readonly #info: InfoRequests;
   #refs = 0;
@@ -255,6 +257,7 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
     }
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: handles of every result type come here (TaskHandle<R> is invariant in R)
   #cancel(handle: TaskHandle<any>): void {
     const taskId = handle.taskId;
     if (taskId === undefined) {

@@ -55,11 +55,11 @@ function readChoice(arg: Argument, reply: unknown): ReadReply {
   if (i < 0) i = labels.findIndex((l) => l.toLowerCase() === t.toLowerCase());
   if (i < 0 && (arg.type === 'int' || arg.type === 'float')) {
     const n = parseNumber(t);
-    i = n === undefined ? -1 : choices.findIndex((c) => c === n);
+    i = n === undefined ? -1 : choices.indexOf(n);
   }
   if (i < 0 && arg.type === 'bool') {
     const b = parseYesNo(t);
-    i = b === undefined ? -1 : choices.findIndex((c) => c === b);
+    i = b === undefined ? -1 : choices.indexOf(b);
   }
   // Last, the choice's number as a list shows it (from 1).
   if (i < 0 && /^\d+$/.test(t) && Number(t) >= 1 && Number(t) <= choices.length) i = Number(t) - 1;

@@ -10,6 +10,7 @@ export interface WebSocketLike {
   binaryType: string;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
+  // biome-ignore lint/suspicious/noExplicitAny: the DOM's and ws's event objects differ; each listener reads the fields it needs
   addEventListener(type: 'open' | 'close' | 'error' | 'message', listener: (event: any) => void): void;
 }
 

@@ -71,6 +71,7 @@ type Obj = Record<string, unknown>;
 const END = new Set(['succeeded', 'failed', 'canceled']);
 
 /** Called by a handle whose `cancel()` was called, for the client to act on it. */
+// biome-ignore lint/suspicious/noExplicitAny: called for handles of any result type (TaskHandle<R> is invariant in R)
 export type CancelHook = (handle: TaskHandle<any>) => void;
 
 /**

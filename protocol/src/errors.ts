@@ -39,7 +39,7 @@ export const ERROR_CODES = Object.keys(ERROR_STATUS) as ErrorCode[];
 
 /** True when `code` is a code of the catalogue. */
 export function isErrorCode(code: unknown): code is ErrorCode {
-  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERROR_STATUS, code);
+  return typeof code === 'string' && Object.hasOwn(ERROR_STATUS, code);
 }
 
 /** One problem with one argument, as `invalid_args` details list them. */

@@ -8,7 +8,7 @@ import { MAX_DESCRIPTION_DEPTH, MAX_MIME_CHARS, MEDIA_TYPES, type MediaType } fr
 
 /** True when `o` has `key` as an own property (never through its prototype). */
 export function hasOwn(o: object, key: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, key);
+  return  Object.hasOwn(o, key);
 }
 
 /**

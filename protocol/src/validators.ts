@@ -114,7 +114,7 @@ export function parseMessage<D extends Direction>(direction: D, msg: unknown): M
   const type = (msg as { type?: unknown }).type;
   if (typeof type !== 'string') throw new HubError('bad_message', 'a message needs a string "type"', messageLabels(msg));
   const table = validate[direction] as Record<string, Validator<unknown>>;
-  const v = Object.prototype.hasOwnProperty.call(table, type) ? table[type] : undefined;
+  const v = Object.hasOwn(table, type) ? table[type] : undefined;
   if (!v) throw new HubError('bad_message', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, messageLabels(msg));
   if (!v(msg)) throw new HubError('bad_message', v.problem(), messageLabels(msg));
   return msg as MessageIn<D>;

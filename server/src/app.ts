@@ -16,7 +16,7 @@ import { TaskStore } from './store/tasks.js';
 import { WriteHealth } from './store/write-health.js';
 import { Registry } from './core/registry.js';
 import { Hub } from './core/hub.js';
-import { Gatekeeper, bearer, originAllowed } from './access/auth.js';
+import { Gatekeeper, bearer, originAllowed, type ClientIdentity } from './access/auth.js';
 import { Heartbeat } from './transport/heartbeat.js';
 import { Dialer } from './transport/dialer.js';
 import { TaskPersistence } from './core/task-persistence.js';
@@ -37,6 +37,16 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Open without a client key (health, static page). */
     public?: boolean;
+    /**
+     * The route takes the client key as `?key=` too, where a header cannot be set: an event
+     * stream (`GET /tasks/{id}/events`, EventSource) sets this. Other REST routes take only
+     * the `Authorization` header (a key in a URL ends up in logs and histories).
+     */
+    queryKey?: boolean;
+  }
+  interface FastifyRequest {
+    /** The client key's identity (set by the key check); null while no key is required. */
+    client?: ClientIdentity | null;
   }
 }
 
@@ -162,8 +172,10 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const limiter = new RateLimiter(config.rateLimit);
   /** Client keys and rate limits (docs/protocol.md section 9). */
   const admitClient = async (req: FastifyRequest) => {
-    const key = bearer(req.raw, 'key');
-    await gate.client(key);
+    // `?key=` only on the /client upgrade and on routes that declare it (event streams).
+    const queryKey = req.routeOptions.url === '/client' || req.routeOptions.config?.queryKey === true;
+    const key = bearer(req.raw, queryKey ? 'key' : null);
+    req.client = await gate.client(key);
     if (!limiter.take(clientIdentity(key, req.socket.remoteAddress))) {
       throw new HubError('rate_limited', `more than ${config.rateLimit} requests per second from this client`);
     }
@@ -193,10 +205,14 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const upgradeRequired = async () => {
     throw new HubError('bad_request', 'this route takes a WebSocket upgrade');
   };
+  // A worker's token is looked at before the upgrade: a peer without one costs no frame parsing.
+  const workerAdmit = async (req: FastifyRequest) => {
+    await gate.workerUpgrade(bearer(req.raw, 'token'), req.socket.remoteAddress);
+  };
   app.route({
     method: 'GET',
     url: '/worker',
-    preValidation: originCheck,
+    preValidation: [originCheck, workerAdmit],
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       if (hub.shuttingDown) {
@@ -213,7 +229,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
-      serveClient(socket, { hub, heartbeat, allow: limiter.enabled ? () => limiter.take(who) : undefined });
+      serveClient(socket, { hub, heartbeat, who: req.client ?? null, allow: limiter.enabled ? () => limiter.take(who) : undefined });
     },
   });
 

@@ -30,7 +30,7 @@ Commands:
   workers    the workers the hub dials: add URL | remove URL | enable URL | disable URL | list
   services   the services the database knows: list | remove NAME
   tokens     worker tokens: create NAME [--service NAME] | list | revoke NAME
-  keys       client API keys: create NAME | list | revoke NAME
+  keys       client API keys: create NAME [--admin] | list | revoke NAME
 
 Options of every command but start:
 ${DB_HELP}
@@ -38,11 +38,11 @@ ${DB_HELP}
 
 Run 'utils-hub <command> --help' for more.`;
 
-type Values = { db?: string; service?: string; json?: boolean; help?: boolean };
+type Values = { db?: string; service?: string; json?: boolean; admin?: boolean; help?: boolean };
 
 interface Command {
   help: string;
-  options: { service?: { type: 'string' }; json?: { type: 'boolean' } };
+  options: { service?: { type: 'string' }; json?: { type: 'boolean' }; admin?: { type: 'boolean' } };
   run(db: Knex, action: string | undefined, args: string[], values: Values): Promise<void>;
 }
 
@@ -190,27 +190,28 @@ The database keeps only their hash; create prints the token once.
   revoke NAME                 revoke a token
 
 ${DB_HELP}`
-      : `Usage: utils-hub keys create NAME | list [--json] | revoke NAME [--db URL]
+      : `Usage: utils-hub keys create NAME [--admin] | list [--json] | revoke NAME [--db URL]
 
 Client API keys: once one exists, every route but /healthz, /readyz and the page's files needs
-Authorization: Bearer KEY (?key= on a WebSocket). The database keeps only their hash; create
-prints the key once.
+Authorization: Bearer KEY (?key= on a WebSocket upgrade only). A task belongs to the key that
+submitted it: other keys read it as unknown, except admin keys. The database keeps only their
+hash; create prints the key once.
 
-  create NAME   make a key
+  create NAME   make a key (--admin: a key that sees and cancels every task)
   list          print the keys (never the secrets; --json: as JSON)
   revoke NAME   revoke a key
 
 ${DB_HELP}`;
   return {
     help,
-    options: kind === 'worker' ? { service: { type: 'string' }, json: { type: 'boolean' } } : { json: { type: 'boolean' } },
+    options: kind === 'worker' ? { service: { type: 'string' }, json: { type: 'boolean' } } : { json: { type: 'boolean' }, admin: { type: 'boolean' } },
     async run(db, action, args, values) {
       switch (action) {
         case 'create': {
           const [name] = expectArgs(command, action, args, ['NAME']);
-          const secret = await createToken(db, kind, name, { service: values.service });
+          const secret = await createToken(db, kind, name, { service: values.service, admin: values.admin });
           out(secret);
-          const scope = kind === 'worker' ? (values.service ? ` for service "${values.service}"` : ' for any service') : '';
+          const scope = kind === 'worker' ? (values.service ? ` for service "${values.service}"` : ' for any service') : values.admin ? ' (admin: sees every task)' : '';
           note(`created ${what} "${name}"${scope}; it is shown only this once: store it now`);
           return;
         }
@@ -223,7 +224,7 @@ ${DB_HELP}`;
           if (kind === 'worker') {
             table(['NAME', 'SERVICE', 'CREATED'], rows.map((t) => [t.name, t.service ?? '*', iso(t.created_at)]));
           } else {
-            table(['NAME', 'CREATED'], rows.map((t) => [t.name, iso(t.created_at)]));
+            table(['NAME', 'ADMIN', 'CREATED'], rows.map((t) => [t.name, t.admin ? 'yes' : 'no', iso(t.created_at)]));
           }
           return;
         }

@@ -54,7 +54,7 @@ export const HubConfigSchema = Type.Object(
     }),
     workerTokens: listOf({ env: 'HUB_WORKER_TOKENS', description: 'comma-separated worker tokens good for any service, besides those made with `utils-hub tokens create`' }),
     dialSecret: optionalString({ env: 'HUB_DIAL_SECRET', description: 'presented as `Authorization: Bearer` to the workers the hub dials' }),
-    apiKeys: listOf({ env: 'HUB_API_KEYS', description: 'comma-separated client keys; when any exists (here or made with `utils-hub keys create`), REST and `/client` need one' }),
+    apiKeys: listOf({ env: 'HUB_API_KEYS', description: 'comma-separated client keys; when any exists (here or made with `utils-hub keys create`), REST and `/client` need one (`Authorization: Bearer`; `?key=` only on the `/client` upgrade and event streams). A task belongs to the key that submitted it: each of these keys is its own owner, not admin' }),
     allowedOrigins: listOf({ env: 'HUB_ALLOWED_ORIGINS', origin: true, description: "comma-separated origins besides the hub's own that browsers may open `/client` and `/worker` from" }),
     taskTimeoutMs: int(1, MAX_MS, 300_000, { env: 'HUB_TASK_TIMEOUT_MS', notAbove: 'maxTaskTimeoutMs', description: 'default run deadline of a task attempt' }),
     maxTaskTimeoutMs: int(1, MAX_MS, 3_600_000, { env: 'HUB_MAX_TASK_TIMEOUT_MS', description: 'largest `timeout_ms` a client may ask for' }),
@@ -88,15 +88,15 @@ export const HubConfigSchema = Type.Object(
     }),
     maxQueueTimeoutMs: int(1, MAX_MS, 3_600_000, {
       env: 'HUB_MAX_QUEUE_TIMEOUT_MS',
-      description: 'largest `queue_timeout_ms` a client may ask for (takes effect once its implementation is merged)',
+      description: 'largest `queue_timeout_ms` a client may ask for (a larger one is `bad_request`)',
     }),
     queueMaxBytes: int(1, MAX_BYTES, 268_435_456, {
       env: 'HUB_QUEUE_MAX_BYTES',
-      description: 'most bytes of args (attachments included) waiting in all queues together; past it `queue_full` (takes effect once its implementation is merged)',
+      description: 'most bytes of args (attachments included) waiting in all queues together; past it `queue_full`',
     }),
     maxServiceBytes: int(1024, MAX_MS, 262_144, {
       env: 'HUB_MAX_SERVICE_BYTES',
-      description: 'largest `/me` description; a larger one is refused at `hello` (takes effect once its implementation is merged)',
+      description: 'largest `/me` description, as JSON; a larger one is refused at `hello` with `bad_service_description`',
     }),
     // Given in code only (buildApp), for tests and tuning.
     helloTimeoutMs: int(1, MAX_MS, 10_000, { description: "deadline of the worker's `hello`" }),

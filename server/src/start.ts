@@ -10,6 +10,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadStartConfig, startFlagOptions, startHelp } from './config.js';
 
 export async function runStart(argv: string[]): Promise<void> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by parseArgs's result, assigned in the try below
   let flags;
   try {
     flags = parseArgs({
@@ -30,7 +31,7 @@ export async function runStart(argv: string[]): Promise<void> {
     process.stdout.write(`${startHelp()}\n`);
     return;
   }
-  let config;
+  let config: ReturnType<typeof loadStartConfig>;
   try {
     config = loadStartConfig(flags);
   } catch (err) {

@@ -174,6 +174,7 @@ describe('utils-hub command line', function () {
   for (const backend of backends) {
     backend.describe(`on ${backend.name}`, () => {
       let url: string;
+      // biome-ignore lint/suspicious/noDuplicateTestHooks: backend.describe is a describe of its own
       beforeEach(async () => {
         url = await backend.freshDatabase();
       });
@@ -353,7 +354,7 @@ describe('utils-hub command line', function () {
           expect(c.code, c.stderr).to.equal(0);
           expect(c.stdout).to.match(/^uh_c_[A-Za-z0-9_-]{43}\n$/);
           const list = await cli(['keys', 'list', '--db', url], { cwd });
-          expect(list.stdout).to.match(/^NAME\s+CREATED\nchat-bot\s+\d{4}-/);
+          expect(list.stdout).to.match(/^NAME\s+ADMIN\s+CREATED\nchat-bot\s+no\s+\d{4}-/);
           expect((await cli(['keys', 'revoke', 'chat-bot', '--db', url], { cwd })).code).to.equal(0);
           const db = openDb(url, { log: () => {} });
           try {
@@ -362,6 +363,25 @@ describe('utils-hub command line', function () {
           } finally {
             await db.destroy();
           }
+        });
+
+        it('creates an admin key with --admin, which verifies as admin; --admin is for keys only', async () => {
+          const c = await cli(['keys', 'create', 'ops', '--admin', '--db', url], { cwd });
+          expect(c.code, c.stderr).to.equal(0);
+          expect(c.stderr).to.include('admin');
+          const list = await cli(['keys', 'list', '--db', url], { cwd });
+          expect(list.stdout).to.match(/\nops\s+yes\s+\d{4}-/);
+          const json = await cli(['keys', 'list', '--json', '--db', url], { cwd });
+          expect(JSON.parse(json.stdout).find((k: { name: string }) => k.name === 'ops')).to.include({ admin: true });
+          const db = openDb(url, { log: () => {} });
+          try {
+            expect(await verifyToken(db, 'client', c.stdout.trim())).to.include({ name: 'ops', admin: true });
+          } finally {
+            await db.destroy();
+          }
+          const t = await cli(['tokens', 'create', 'w', '--admin', '--db', url], { cwd });
+          expect(t.code).to.equal(2);
+          expect(oneLine(t)).to.include("'--admin'");
         });
 
         it('exits 1 to revoke an unknown key, 2 for --service', async () => {

@@ -185,7 +185,7 @@ describe('HubClient (against a fake hub)', () => {
       const result = await c.run(1, { angle: 90 }, { onProgress: (p) => progress.push(p), timeoutMs: 5000, queueTimeoutMs: 100 });
       expect(result).to.deep.equal({ answer: 42 });
       expect(progress).to.deep.equal([{ seq: 2, progress: 0.5, message: 'half way' }]);
-      const sent = (await hub.next((m) => true)) as Msg;
+      const sent = (await hub.next((_m) => true)) as Msg;
       expect(sent).to.deep.include({ type: 'add_task', service_id: 1, args: { angle: 90 }, timeout_ms: 5000, queue_timeout_ms: 100 });
       expect(sent.ref).to.be.a('string');
     });

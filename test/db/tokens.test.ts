@@ -56,7 +56,7 @@ describe('tokens store', () => {
           await revokeToken(db(), 'worker', 'bot');
           const fresh = await createToken(db(), 'worker', 'bot');
           expect(await verifyToken(db(), 'worker', old)).to.equal(null);
-          expect(await verifyToken(db(), 'worker', fresh)).to.deep.equal({ name: 'bot', service: null });
+          expect(await verifyToken(db(), 'worker', fresh)).to.deep.include({ name: 'bot', service: null, admin: false });
         });
 
         it('refuses bad names, and a service on a client key', async () => {
@@ -73,8 +73,8 @@ describe('tokens store', () => {
         it('names the owner and the service of a good secret', async () => {
           const any = await createToken(db(), 'worker', 'any');
           const img = await createToken(db(), 'worker', 'only-img', { service: 'img' });
-          expect(await verifyToken(db(), 'worker', any)).to.deep.equal({ name: 'any', service: null });
-          expect(await verifyToken(db(), 'worker', img)).to.deep.equal({ name: 'only-img', service: 'img' });
+          expect(await verifyToken(db(), 'worker', any)).to.deep.include({ name: 'any', service: null, admin: false });
+          expect(await verifyToken(db(), 'worker', img)).to.deep.include({ name: 'only-img', service: 'img', admin: false });
         });
 
         it('refuses a wrong, empty, huge or other-kind secret', async () => {
@@ -104,7 +104,7 @@ describe('tokens store', () => {
             ['alpha', 'img', 6, null],
             ['zeta', null, 5, null],
           ]);
-          for (const r of rows) expect(Object.keys(r).sort()).to.deep.equal(['created_at', 'id', 'kind', 'name', 'revoked_at', 'service']);
+          for (const r of rows) expect(Object.keys(r).sort()).to.deep.equal(['admin', 'created_at', 'id', 'kind', 'name', 'revoked_at', 'service']);
         });
 
         it('shows revoked tokens only when asked', async () => {

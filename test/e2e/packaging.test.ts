@@ -23,7 +23,7 @@ function readmeBlock(heading: string, lang: string): string {
   const text = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const at = text.indexOf(`\n## ${heading}\n`);
   if (at < 0) throw new Error(`README.md has no section "${heading}"`);
-  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(text.slice(at));
+  const m = new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``).exec(text.slice(at));
   if (!m) throw new Error(`README.md "${heading}" has no ${lang} block`);
   return m[1];
 }
@@ -88,6 +88,7 @@ describe('SDKs from an empty folder (npm pack, pip install by path)', function (
         "const shout = (await hub.services()).find((s) => s.service_name === 'shout');",
         "if (!shout) throw new Error('no shout service');",
         "const result = await hub.run(shout.service_id, { text: 'from a bot', times: 2 });",
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the source of a file the test writes
         'console.log(`bot got ${JSON.stringify(result)}`);',
         'await hub.close();',
         '',

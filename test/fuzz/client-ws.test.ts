@@ -117,7 +117,7 @@ const plan: fc.Arbitrary<Plan> = fc.oneof(
 /** One frame to send, with what the hub owes for it if it is a whole message. */
 type Frame = { text: string; reply: Reply } | { binary: number } | { closes: number; bytes: Buffer };
 
-describe('Fuzz: client WebSocket', function () {
+describe('Fuzz: client WebSocket', () => {
   let hub: WatchedHub;
   let echo: EchoWorker;
   let echoId = 0;
@@ -323,7 +323,10 @@ describe('Fuzz: client WebSocket', function () {
     };
     consume();
     if (left.length > 0 && closes === null) {
-      await peer.until(() => (consume(), left.length === 0), 5000, `answers ${JSON.stringify(left)} to ${what()}`).catch((err: Error) => {
+      await peer.until(() => {
+        consume();
+        return left.length === 0;
+      }, 5000, `answers ${JSON.stringify(left)} to ${what()}`).catch((err: Error) => {
         throw new Error(`${err.message}; extra: ${JSON.stringify(extra.map((a) => a.msg)).slice(0, 500)}`);
       });
       await peer.sync();

@@ -84,7 +84,7 @@ const brokenSegment = fc.oneof(
   fc.integer({ min: 513, max: 3000 }).map((n) => ({ raw: 'a'.repeat(n) })),
 );
 
-describe('Fuzz: REST routes', function () {
+describe('Fuzz: REST routes', () => {
   let hub: WatchedHub;
   let echo: EchoWorker;
   let echoId = 0;

@@ -26,7 +26,8 @@ import { RawJson, anyValue, brokenUtf8, deepJson, hostileKey, hostileString, jso
 import { http } from '../helpers/hub.js';
 
 const LIMIT = 64 * 1024;
-const HELLO_TIMEOUT = 150;
+// Long enough that a loaded machine reads a whole hello before its deadline (a race the cases do not model).
+const HELLO_TIMEOUT = 500;
 
 type Field = { absent: true } | { value: unknown; bad?: boolean };
 const absent: Field = { absent: true };
@@ -125,6 +126,7 @@ const helloPlan: fc.Arbitrary<HelloPlan> = fc.oneof(
       maxMessageBytes: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 2, arbitrary: fits(fc.integer({ min: 2 * LIMIT, max: 2 ** 40 })) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(1023, 0, -1, 1.5, '4096', null, true, new RawJson('1e999'))) }),
       me: mePlan,
       extra: extraFields,
+      // biome-ignore lint/suspicious/noThenProperty: a plain record of the case, never awaited
       then: fc.constantFrom('nothing', 'nothing', 'nothing', 'nothing', 'text', 'binary'),
       attach: fc.oneof({ weight: 20, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 3 })).map(([n, sent]) => ({ n, sent: Math.min(n, sent) })) }),
     }),
@@ -266,7 +268,7 @@ function afterFrames(p: AfterPlan): Frame[] {
   }
 }
 
-describe('Fuzz: worker WebSocket', function () {
+describe('Fuzz: worker WebSocket', () => {
   let hub: WatchedHub;
   let live: EchoWorker;
   let k = 0;
@@ -631,6 +633,9 @@ describe('Fuzz: worker WebSocket', function () {
           }
           for (const id of owedCancels) worker.json({ type: 'failed', task_id: id, error: { code: 'canceled', message: 'late' } });
           await worker.sync();
+          // An end reaches the client once it is committed (HUB_COMMIT=stored), after the worker's answer.
+          const ended = (id: string) => client.inbox.some((x) => x.msg.task_id === id && ['result', 'failed', 'canceled'].includes(x.msg.type));
+          await client.until(() => ids.every(ended), 10_000, 'an end for every task');
           await client.sync();
           // What the worker heard: its tasks, the cancels, and one bad_message per deep result.
           for (const x of worker.take()) {

@@ -52,7 +52,7 @@ export async function freshMysqlDatabase(): Promise<{ url: string; drop: () => P
  */
 export function forEachDatabase(title: string, body: (dbUrl: () => Promise<string>) => void): void {
   describe(`${title} [SQLite]`, () => body(async () => tempSqlite()));
-  describe(`${title} [MariaDB]`, function () {
+  describe(`${title} [MariaDB]`, () => {
     let url = '';
     let drop: (() => Promise<void>) | null = null;
     before(async function () {

@@ -19,7 +19,7 @@ export function contractProblem(direction: Direction, msg: unknown): string | un
   if (msg === null || typeof msg !== 'object' || Array.isArray(msg)) return 'not a JSON object';
   const type = (msg as { type?: unknown }).type;
   const table = validate[direction] as Record<string, ((m: unknown) => boolean) & { problem(): string }>;
-  const v = typeof type === 'string' && Object.prototype.hasOwnProperty.call(table, type) ? table[type] : undefined;
+  const v = typeof type === 'string' && Object.hasOwn(table, type) ? table[type] : undefined;
   if (!v) return `no message of type ${JSON.stringify(type)} goes this way`;
   return v(msg) ? undefined : v.problem();
 }

@@ -122,11 +122,11 @@ if (typeof after === 'function') after(dropAll);
  */
 export function useMigratedDb(backend: DbBackend): () => Knex {
   let db: Knex | null = null;
-  beforeEach(async function () {
+  beforeEach(async () => {
     db = openDb(await backend.freshDatabase(), { log: () => {} });
     await migrate(db);
   });
-  afterEach(async function () {
+  afterEach(async () => {
     await db?.destroy();
     db = null;
   });

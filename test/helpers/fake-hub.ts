@@ -38,7 +38,10 @@ export class HubSide {
 
   constructor(readonly ws: WebSocket, readonly request: IncomingMessage | null, readonly options: HubSideOptions) {
     // Every frame of the worker SDK is checked against the contract (a stray one fails the test).
-    const decoder = new FrameDecoder({ onMessage: (m) => (checkFrame('workerToHub', m, 'the fake hub'), this.#onMessage(m)), onError: (e) => this.received.push({ type: '$decoder_error', message: e.message }) });
+    const decoder = new FrameDecoder({ onMessage: (m) => {
+        checkFrame('workerToHub', m, 'the fake hub');
+        this.#onMessage(m);
+      }, onError: (e) => this.received.push({ type: '$decoder_error', message: e.message }) });
     ws.on('message', (data, isBinary) => decoder.push(data as Buffer, isBinary));
     ws.on('error', () => undefined);
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => {
@@ -174,7 +177,10 @@ export class FakeHub {
     if (index < this.connections.length) return Promise.resolve(this.connections[index]);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no connection #${index} in ${timeoutMs} ms (${this.connections.length} so far)`)), timeoutMs);
-      this.#waiters.push({ index, resolve: (c) => (clearTimeout(timer), resolve(c)) });
+      this.#waiters.push({ index, resolve: (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      } });
     });
   }
 

@@ -111,6 +111,22 @@ describe('Operator', () => {
       }
     });
 
+    it('redirects /docs/static/index.html to the page once, with or without a query', async () => {
+      for (const [path, to] of [
+        ['/docs/static/index.html', '/docs/'],
+        ['/docs/static/index.html?x=1', '/docs/?x=1'],
+        ['/docs/static/index.html?url=%2Fdocs%2Fstatic%2Findex.html', '/docs/?url=%2Fdocs%2Fstatic%2Findex.html'],
+      ]) {
+        const res = await fetch(`${hub.url}${path}`, { redirect: 'manual' });
+        expect(res.status, path).to.equal(302);
+        expect(res.headers.get('location'), path).to.equal(to);
+        // Following it ends on the page, not in a loop.
+        const page = await fetch(`${hub.url}${path}`, { redirect: 'follow' });
+        expect(page.status, path).to.equal(200);
+        expect(await page.text(), path).to.include('swagger-ui');
+      }
+    });
+
     it('leaves the REST routes their own validation and error shapes', async () => {
       const res = await fetch(`${hub.url}/add_task`, {
         method: 'POST',

@@ -34,6 +34,7 @@ function problemOf(a: Argument, value: unknown): string {
   return ps[0].problem;
 }
 
+// biome-ignore lint/suspicious/noShadowRestrictedNames: a module-level helper, not Object.prototype.valueOf
 function valueOf(a: Argument, value: unknown): unknown {
   return ok(checkArgs([a], { [a.argument_name]: value }))[a.argument_name];
 }
@@ -496,6 +497,7 @@ describe('checkArgs', () => {
       const args = ok(checkArgs(input, JSON.parse('{"__proto__": {"polluted": true}}')));
       expect(Object.getPrototypeOf(args)).to.equal(null);
       expect(Object.keys(args)).to.deep.equal(['__proto__', 'constructor']);
+      // biome-ignore lint/suspicious/noProto: the test is about an own key named __proto__
       expect(args.__proto__).to.deep.equal({ polluted: true });
       expect(args.constructor).to.equal('c');
       expect(({} as Record<string, unknown>).polluted).to.equal(undefined);

@@ -502,7 +502,7 @@ describe('schemas', () => {
     });
 
     it('does not walk deeply nested free-form values', () => {
-      const msg = JSON.parse(JSON.stringify({ type: 'result', task_id: 't' }).slice(0, -1) + `,"result":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`) as object;
+      const msg = JSON.parse(`${JSON.stringify({ type: 'result', task_id: 't' }).slice(0, -1)},"result":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`) as object;
       expect(parseMessage('workerToHub', msg)).to.equal(msg);
     });
   });

@@ -90,7 +90,7 @@ function inFlight(d: Dispatcher<string>, conn: string): number {
 }
 
 function errorOf(event: TaskEvent | undefined): HubError {
-  if (!event || event.type !== 'failed') throw new Error(`not a failed event: ${JSON.stringify(event)}`);
+  if (event?.type !== 'failed') throw new Error(`not a failed event: ${JSON.stringify(event)}`);
   return event.error;
 }
 
@@ -1066,7 +1066,9 @@ function runRandom(seed: number, operations: number): void {
     const ends = list.filter((e) => e.type === 'result' || e.type === 'failed' || e.type === 'canceled');
     check(ends.length === 1, `task ${id} has ${ends.length} end events`);
     check(ends[0] === list.at(-1), `the end of ${id} is not its last event`);
-    list.forEach((e, i) => check(e.seq === i + 1, `seq of ${id} not 1..n`));
+    list.forEach((e, i) => {
+      check(e.seq === i + 1, `seq of ${id} not 1..n`);
+    });
   }
   // The run must have gone through every path to mean anything.
   const count = (pred: (e: TaskEvent) => boolean): number => [...events.values()].reduce((n, l) => n + l.filter(pred).length, 0);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { EndedTasks, type EndedTask } from '../../server/src/core/ended-tasks.js';
+import { EndedTasks, bytesOf, type EndedTask } from '../../server/src/core/ended-tasks.js';
 
 function ended(id: string, finishedAt: number, mediaBytes = 0): EndedTask {
   return {
@@ -54,7 +54,7 @@ describe('EndedTasks (the in-memory cache of ended tasks)', () => {
     cache.add(ended('a', now, 10));
     expect(cache.size).to.equal(1);
     expect(cache.get('a')?.binaries?.[0]?.length).to.equal(10);
-    expect(cache.heldBytes).to.equal(10 + ended('a', now).text.length);
+    expect(cache.heldBytes).to.equal(bytesOf(ended('a', now, 10)));
     for (let i = 0; i < 10; i++) cache.add(ended(`b${i}`, now));
     expect(cache.get('a')).to.equal(undefined);
     expect(cache.size).to.equal(10);

@@ -52,7 +52,7 @@ describe('Limits', () => {
     it('closes a client or worker whose frame is over HUB_MAX_MESSAGE_BYTES with 1009, and takes one at the limit', async () => {
       const ok = await RawPeer.open(`${hub.wsUrl}/client`);
       const atLimit = `{"type":"subscribe","task_id":"x","pad":"${'a'.repeat(LIMIT - 40)}"}`;
-      ok.text(atLimit.slice(0, LIMIT - 2) + '"}');
+      ok.text(`${atLimit.slice(0, LIMIT - 2)}"}`);
       await ok.until(() => ok.inbox.some((a) => a.msg.type === 'error'), 5000, 'an answer');
       expect(ok.open).to.equal(true);
       await ok.close();
@@ -279,8 +279,9 @@ describe('Limits', () => {
     expect(res.body.result).to.equal('ok');
   });
 
-  it('keeps a task whose queue timeout is beyond the range of a timer waiting, without a busy timer', async () => {
-    hub = await startHub();
+  it('keeps a task whose queue timeout is the longest allowed (the whole range of a timer) waiting, without a busy timer; a longer one is bad_request', async () => {
+    // HUB_MAX_QUEUE_TIMEOUT_MS (one hour by default) at its largest, the range of a timer.
+    hub = await startHub({ maxQueueTimeoutMs: 2 ** 31 - 1 });
     const warnings: string[] = [];
     const onWarning = (w: Error) => warnings.push(w.name);
     process.on('warning', onWarning);
@@ -288,7 +289,9 @@ describe('Limits', () => {
       const w = await fakeWorker(hub, me('far_queue'));
       await w.close();
       await sleep(50);
-      const res = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1], queue_timeout_ms: 2 ** 40 });
+      const tooLong = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1], queue_timeout_ms: 2 ** 40 });
+      expect(tooLong.status).to.equal(400);
+      const res = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1], queue_timeout_ms: 2 ** 31 - 1 });
       expect(res.status).to.equal(202);
       await sleep(100);
       expect(warnings).to.not.include('TimeoutOverflowWarning');

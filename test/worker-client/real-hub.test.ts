@@ -40,7 +40,10 @@ describe('worker-client', () => {
           ctx = c;
           return new Promise((resolve, reject) => {
             const t = setTimeout(resolve, ms, 'slept');
-            c.signal.addEventListener('abort', () => (clearTimeout(t), reject(c.signal.reason)));
+            c.signal.addEventListener('abort', () => {
+              clearTimeout(t);
+              reject(c.signal.reason);
+            });
           });
         },
       });

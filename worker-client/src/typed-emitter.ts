@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 
 /** Listener signatures by event name. */
+// biome-ignore lint/suspicious/noExplicitAny: a map of listeners needs any[] so that each event's own parameter list fits it
 export type EventMap<E> = { [K in keyof E]: (...args: any[]) => void };
 
 /**

@@ -10,7 +10,7 @@ import type { HubConfig } from '../config.js';
 /** What the token store can answer. */
 export interface TokenLookup {
   /** The unrevoked token with this secret, or null. */
-  verify(kind: 'worker' | 'client', secret: string): Promise<{ name: string; service: string | null } | null>;
+  verify(kind: 'worker' | 'client', secret: string): Promise<{ id?: number; name: string; service: string | null; admin?: boolean } | null>;
   /** How many unrevoked tokens of this kind exist. */
   count(kind: 'worker' | 'client'): Promise<number>;
 }
@@ -24,6 +24,16 @@ export interface WorkerGrant {
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
+
+/**
+ * A client key as the owner of tasks (docs/protocol.md, "Whose task it is"). A key of the
+ * database is `key:<its row id>`, admin when made with `keys create NAME --admin`; each key of
+ * `HUB_API_KEYS` is its own owner, `env:<first 16 hex digits of its SHA-256>`, never admin.
+ */
+export interface ClientIdentity {
+  owner: string;
+  admin: boolean;
+}
 
 /** Constant-time membership of `secret` in `list`. */
 export function secretIn(list: readonly string[], secret: string): boolean {
@@ -40,13 +50,18 @@ export function isLoopback(address: string | undefined): boolean {
   return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
 }
 
-/** The bearer token of a request: `Authorization: Bearer X`, else the query parameter `param`. */
-export function bearer(req: IncomingMessage | { headers: IncomingMessage['headers']; url?: string }, param: string): string | null {
+/**
+ * The bearer token of a request: `Authorization: Bearer X`, else the query parameter `param`
+ * (null: the query is not looked at, as on REST routes, where a key in a URL would end up in
+ * logs and histories).
+ */
+export function bearer(req: IncomingMessage | { headers: IncomingMessage['headers']; url?: string }, param: string | null): string | null {
   const h = req.headers.authorization;
   if (typeof h === 'string') {
     const m = /^Bearer\s+(.+)$/i.exec(h.trim());
     if (m) return m[1];
   }
+  if (param === null) return null;
   const url = req.url ?? '';
   const q = url.indexOf('?');
   if (q >= 0) {
@@ -117,7 +132,7 @@ class CachedCount {
 export class Gatekeeper {
   private readonly clientCount: CachedCount;
   private readonly workerCount: CachedCount;
-  private readonly clientOk = new Map<string, number>();
+  private readonly clientOk = new Map<string, { until: number; who: ClientIdentity }>();
 
   constructor(
     private readonly config: Readonly<HubConfig>,
@@ -151,24 +166,48 @@ export class Gatekeeper {
     );
   }
 
+  /**
+   * The check at the upgrade to `/worker` (PROTOCOL.md section 9): a token that exists (in the
+   * environment or unrevoked in the database), or no token at all from loopback while none
+   * exists. Throws `unauthorized` (HTTP 401) before any frame is read. The token's service scope
+   * is checked at `hello` by `worker()`, which knows the service.
+   */
+  async workerUpgrade(token: string | null, remoteAddress: string | undefined): Promise<void> {
+    if (token !== null) {
+      if (secretIn(this.config.workerTokens, token)) return;
+      if (await this.tokens.verify('worker', token)) return;
+    }
+    const anyToken = this.config.workerTokens.length > 0 || (await this.workerCount.get()) > 0;
+    if (!anyToken && isLoopback(remoteAddress)) return;
+    throw new HubError(
+      'unauthorized',
+      anyToken ? 'a valid worker token is required' : 'no worker token exists: only loopback connections are admitted',
+    );
+  }
+
   /** True when client keys are required (HUB_API_KEYS set or keys in the database). */
   async clientKeysRequired(): Promise<boolean> {
     if (this.config.apiKeys.length > 0) return true;
     return (await this.clientCount.get()) > 0;
   }
 
-  /** Throws `unauthorized` unless `key` is a valid client key or none is required. */
-  async client(key: string | null): Promise<void> {
-    if (!(await this.clientKeysRequired())) return;
+  /**
+   * Who `key` is: null when no key is required; throws `unauthorized` unless `key` is a valid
+   * client key.
+   */
+  async client(key: string | null): Promise<ClientIdentity | null> {
+    if (!(await this.clientKeysRequired())) return null;
     if (key === null) throw new HubError('unauthorized', 'a client key is required: Authorization: Bearer <key>');
-    if (secretIn(this.config.apiKeys, key)) return;
+    if (secretIn(this.config.apiKeys, key)) return { owner: `env:${sha(key).toString('hex').slice(0, 16)}`, admin: false };
     const t = this.now();
-    const cachedUntil = this.clientOk.get(key);
-    if (cachedUntil !== undefined && cachedUntil > t) return;
+    const cached = this.clientOk.get(key);
+    if (cached !== undefined && cached.until > t) return cached.who;
     const row = await this.tokens.verify('client', key);
     if (!row) throw new HubError('unauthorized', 'the client key is not valid');
+    const who: ClientIdentity = { owner: `key:${row.id ?? row.name}`, admin: row.admin === true };
     if (this.clientOk.size > 10_000) this.clientOk.clear();
     // A revoked key stops working within this cache's lifetime (2 s).
-    this.clientOk.set(key, t + 2000);
+    this.clientOk.set(key, { until: t + 2000, who });
+    return who;
   }
 }

@@ -39,7 +39,7 @@ export class DeadlineHeap<T> {
 
   /** Cancels an entry; harmless when it is already dead or popped. */
   invalidate(entry: DeadlineEntry<T> | null | undefined): void {
-    if (!entry || !entry.live) return;
+    if (!entry?.live) return;
     entry.live = false;
     this.dead++;
     if (this.dead > COMPACT_MIN_DEAD && this.dead * 2 > this.items.length) this.compact();

@@ -18,6 +18,8 @@ export interface DispatcherOptions {
   maxAttempts: number;
   /** How long a worker keeps a slot for a task that timed out or was canceled, unless it answers first. Default 10000. */
   cancelGraceMs?: number;
+  /** Most bytes (as `TaskSpec.bytes` declares them) waiting in all queues together (`queue_full` past it). Requeued tasks do not count against it but are counted. Default: no bound. */
+  queueMaxBytes?: number;
   /** The clock. */
   now: () => number;
 }
@@ -31,6 +33,8 @@ export interface TaskSpec<P> {
   timeoutMs: number;
   /** Bound of each wait in the queue, from submission or requeue. */
   queueTimeoutMs: number;
+  /** Bytes the task holds while it waits (its args and attachments), for `queueMaxBytes`. Default 0. */
+  bytes?: number;
 }
 
 export type TaskState = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
@@ -108,6 +112,7 @@ export type AnswerOutcome = 'accepted' | 'dropped';
 /** The task as the dispatcher keeps it: the hub's read-only record plus the dispatcher's bookkeeping. */
 class Task<P> implements Queueable {
   inQueue = false;
+  queueSlot?: number = undefined;
   /** Connection it is in flight on, while running. */
   conn: Conn<P> | null = null;
   /** Its one pending deadline: the queue timeout while queued, the run deadline while running. */
@@ -115,7 +120,10 @@ class Task<P> implements Queueable {
   /** `assign` went out for the current attempt (so a cancel must go out too, and the slot waits for an answer). */
   sent = false;
 
-  constructor(readonly record: TaskRecord<P>) {}
+  constructor(
+    readonly record: TaskRecord<P>,
+    readonly bytes: number,
+  ) {}
 
   get fresh(): boolean {
     return this.record.attempt === 0;
@@ -167,6 +175,9 @@ export class Dispatcher<P, C = undefined> {
   private readonly maxAttempts: number;
   private readonly cancelGraceMs: number;
   private readonly sink: DispatcherSink<P>;
+  private readonly queueMaxBytes: number;
+  /** Bytes waiting in all queues together. */
+  private readonly queued = { bytes: 0 };
 
   /** Every task queued or running, by id. */
   private readonly tasks = new Map<string, Task<P>>();
@@ -183,7 +194,9 @@ export class Dispatcher<P, C = undefined> {
   private hold = 0;
 
   constructor(options: DispatcherOptions, sink: DispatcherSink<P>) {
-    const { queueLimit, maxAttempts, cancelGraceMs = DEFAULT_CANCEL_GRACE_MS, now } = options;
+    const { queueLimit, maxAttempts, cancelGraceMs = DEFAULT_CANCEL_GRACE_MS, now, queueMaxBytes = Infinity } = options;
+    if (!(queueMaxBytes >= 0)) throw new RangeError(`DispatcherOptions.queueMaxBytes must be a number >= 0, got ${queueMaxBytes}`);
+    this.queueMaxBytes = queueMaxBytes;
     if (!Number.isInteger(queueLimit) || queueLimit < 0) throw new RangeError(`DispatcherOptions.queueLimit must be an integer >= 0, got ${queueLimit}`);
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new RangeError(`DispatcherOptions.maxAttempts must be an integer >= 1, got ${maxAttempts}`);
     if (!Number.isFinite(cancelGraceMs) || cancelGraceMs < 0) throw new RangeError(`DispatcherOptions.cancelGraceMs must be a number of ms >= 0, got ${cancelGraceMs}`);
@@ -301,7 +314,7 @@ export class Dispatcher<P, C = undefined> {
       createdAt: this.now(),
       startedAt: null,
       finishedAt: null,
-    });
+    }, spec.bytes ?? 0);
     if (service.queue.length === 0) {
       const conn = this.pick(service);
       if (conn) {
@@ -312,6 +325,9 @@ export class Dispatcher<P, C = undefined> {
     }
     if (service.queue.freshLength >= this.queueLimit) {
       throw new HubError('queue_full', `the queue of this service is full (${this.queueLimit} tasks)`);
+    }
+    if (this.queued.bytes + task.bytes > this.queueMaxBytes) {
+      throw new HubError('queue_full', `the queues are full (${this.queueMaxBytes} bytes of args waiting at most)`);
     }
     const position = service.queue.length;
     this.tasks.set(spec.id, task);
@@ -428,7 +444,7 @@ export class Dispatcher<P, C = undefined> {
     for (const task of this.tasks.values()) yield task.record;
   }
 
-  /** Position of a queued task in its queue, or null. O(position). */
+  /** Position of a queued task in its queue, or null. O(log n). */
   position(taskId: string): number | null {
     const task = this.tasks.get(taskId);
     return task ? this.queuePosition(task) : null;
@@ -459,6 +475,11 @@ export class Dispatcher<P, C = undefined> {
     return this.running;
   }
 
+  /** Bytes of args waiting in all queues together (as submitted in `TaskSpec.bytes`). */
+  get queuedBytes(): number {
+    return this.queued.bytes;
+  }
+
   /** Tasks queued across all services. */
   get queuedCount(): number {
     let n = 0;
@@ -471,7 +492,7 @@ export class Dispatcher<P, C = undefined> {
   private service(serviceId: number): Service<P> {
     let service = this.services.get(serviceId);
     if (!service) {
-      service = { queue: new TaskQueue(), conns: new Map() };
+      service = { queue: new TaskQueue(this.queued), conns: new Map() };
       this.services.set(serviceId, service);
     }
     return service;

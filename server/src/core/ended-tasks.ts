@@ -3,6 +3,7 @@
  * `/add_task` read them without the database. Bounded in count and in bytes (oldest dropped
  * first) and in time (`HUB_RESULT_TTL_MS`); what falls out is still read from the task store.
  */
+import { resolveRefs } from '@utils-hub/protocol';
 
 /** An ended task, with its end event as sent to clients. */
 export interface EndedTask {
@@ -14,7 +15,10 @@ export interface EndedTask {
   /** The end event's text frame and binary frames, to send again to a late subscriber. */
   text: string;
   binaries: readonly Uint8Array[] | null;
-  /** The result with media as `{mime, name?, data: Buffer}` (succeeded). */
+  /**
+   * The result with media as `{mime, name?, data: Buffer}` (succeeded), as the hub parsed it;
+   * absent from the entries `EndedTasks` holds (read it with `resultOf`).
+   */
   result?: unknown;
   /** `{code, message, ...details}` (failed, canceled). */
   error?: Record<string, unknown> & { code: string; message: string };
@@ -24,18 +28,45 @@ export interface EndedTask {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number;
+  /** The client key it belongs to (docs/protocol.md, "Whose task it is"); null or absent: none was required. */
+  owner?: string | null;
 }
 
-/** Bytes an ended task holds: its end frame's text and its media. */
-function bytesOf(t: EndedTask): number {
-  let n = t.text.length;
+/** Bytes of a JS string on the heap, counted as two per UTF-16 unit (V8 may use one for Latin-1). */
+const stringBytes = (s: string | null | undefined) => (s ? 2 * s.length : 0);
+
+/** Bytes of the fields every entry has besides its strings and media (the object, numbers, map slot). */
+const ENTRY_OVERHEAD = 256;
+
+/**
+ * Bytes an ended task holds in this cache: its end frame's text, its media, its last progress
+ * message, its error, and the entry itself. Entries keep no parsed result (see `resultOf`), so
+ * this is what they really hold, whatever the shape of the result.
+ */
+export function bytesOf(t: EndedTask): number {
+  let n = ENTRY_OVERHEAD + stringBytes(t.text) + stringBytes(t.message) + stringBytes(t.id) + stringBytes(t.owner);
   if (t.binaries) for (const b of t.binaries) n += b.length;
+  if (t.error) n += stringBytes(JSON.stringify(t.error));
   return n;
 }
 
 /**
- * The latest ended tasks, at most `limit` of them and `maxBytes` of frames and media (the newest
- * is kept even when it alone is larger), each for `ttlMs`. Older ones are read from the database.
+ * The result of a succeeded task, with media as `{mime, name?, data: Buffer}`: the parsed value
+ * when the entry has it, else parsed from its end frame on demand. A parsed result may take ten
+ * times its text in heap (`[[],[],...]`: each empty array is an object), so the cache keeps text.
+ */
+export function resultOf(t: EndedTask): unknown {
+  if (t.result !== undefined) return t.result;
+  // A fresh parse: its refs are resolved in place, as the codec resolved them when it came.
+  const message = JSON.parse(t.text) as { result?: unknown };
+  if (t.binaries?.length) resolveRefs(message, t.binaries, 1);
+  return message.result ?? null;
+}
+
+/**
+ * The latest ended tasks, at most `limit` of them and `maxBytes` as `bytesOf` counts them (the
+ * newest is kept even when it alone is larger), each for `ttlMs`. Older ones are read from the
+ * database. An entry is stored without its parsed result: `resultOf` parses its text when read.
  */
 export class EndedTasks {
   private readonly map = new Map<string, EndedTask>();
@@ -55,8 +86,9 @@ export class EndedTasks {
     private readonly now: () => number,
   ) {}
 
-  add(task: EndedTask): void {
+  add(ended: EndedTask): void {
     if (this.limit === 0) return;
+    const task: EndedTask = ended.result === undefined ? ended : { ...ended, result: undefined };
     this.remove(task.id);
     this.map.set(task.id, task);
     this.bytes += bytesOf(task);
@@ -88,7 +120,7 @@ export class EndedTasks {
     return this.map.size;
   }
 
-  /** Bytes of frames and media held. */
+  /** Bytes held, as `bytesOf` counts them. */
   get heldBytes(): number {
     return this.bytes;
   }

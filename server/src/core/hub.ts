@@ -19,7 +19,8 @@ import {
 } from '@utils-hub/protocol';
 import type { HubConfig } from '../config.js';
 import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type TaskState } from './dispatcher.js';
-import { EndedTasks, type EndedTask } from './ended-tasks.js';
+import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
+import { heldBytes } from './bounds.js';
 import { nodeBase64 } from './node-base64.js';
 import type { Registry } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
@@ -48,9 +49,30 @@ export interface ClientLink {
   sendText(text: string): void;
 }
 
+/**
+ * Who asks about a task, when client keys are in use (docs/protocol.md, "Whose task it is"):
+ * the owner name of the key, and whether it is an admin key (sees every task).
+ */
+export interface Requester {
+  owner: string;
+  admin: boolean;
+}
+
+/**
+ * Whether `who` may see a task owned by `owner`: always while no key is required (`who` null or
+ * undefined), always for an admin key, else only its owner. A task submitted while no key was
+ * required (owner null) is then an admin's only.
+ */
+export function maySee(owner: string | null | undefined, who: Requester | null | undefined): boolean {
+  if (!who || who.admin) return true;
+  return owner === who.owner;
+}
+
 /** The hub's data about a task, carried through the dispatcher. */
 export interface TaskPayload {
   args: Record<string, unknown>;
+  /** The client key it belongs to; null while no key is required. */
+  owner: string | null;
   subscribers: Set<Subscriber>;
   /** The connection of its latest attempt, kept past its end for the task's end log line. */
   connectionId?: string;
@@ -198,7 +220,7 @@ export class Hub {
    * the task as it was before it ended. Nobody learns of an end a crash could still undo:
    * `GET /tasks/{id}` shows the task as before, `subscribe` and a cancel wait for the commit.
    */
-  private readonly committing = new Map<string, { done: Promise<void>; before: TaskView }>();
+  private readonly committing = new Map<string, { done: Promise<void>; before: TaskView; owner: string | null }>();
 
   constructor(
     readonly config: Readonly<HubConfig>,
@@ -210,7 +232,7 @@ export class Hub {
     this.commit = config.commit;
     this.ended = new EndedTasks(config.endedCacheSize, config.endedCacheBytes, config.resultTtlMs, now);
     this.dispatcher = new Dispatcher<TaskPayload, LiveWorker>(
-      { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, now },
+      { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, queueMaxBytes: config.queueMaxBytes, now },
       {
         assign: (connectionId, task) => this.assign(connectionId, task),
         refuse: (connectionId, task) => this.tooLarge(connectionId, task),
@@ -366,7 +388,7 @@ export class Hub {
    */
   submit(
     req: SubmitRequest,
-    options: { maxTotalBytes?: number; subscriber?: Subscriber } = {},
+    options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const service = this.registry.byServiceId(req.service_id);
@@ -375,19 +397,24 @@ export class Hub {
     if (timeoutMs > this.config.maxTaskTimeoutMs) {
       throw new HubError('bad_request', `timeout_ms may be at most ${this.config.maxTaskTimeoutMs}`);
     }
+    const queueTimeoutMs = req.queue_timeout_ms ?? this.config.queueTimeoutMs;
+    if (queueTimeoutMs > this.config.maxQueueTimeoutMs) {
+      throw new HubError('bad_request', `queue_timeout_ms may be at most ${this.config.maxQueueTimeoutMs}`);
+    }
     const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes, base64: nodeBase64 });
     if (!checked.ok) {
       const first = checked.problems[0];
       throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
     }
-    const payload: TaskPayload = { args: checked.args, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    const payload: TaskPayload = { args: checked.args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const taskId = nanoid();
     const position = this.dispatcher.submit({
       id: taskId,
       serviceId: service.id,
       payload,
       timeoutMs,
-      queueTimeoutMs: req.queue_timeout_ms ?? this.config.queueTimeoutMs,
+      queueTimeoutMs,
+      bytes: heldBytes(checked.args),
     });
     const task = this.dispatcher.task(taskId);
     let stored: Promise<void> | null = null;
@@ -404,18 +431,20 @@ export class Hub {
 
   /**
    * Adds `subscriber` to a live task's events; adding it twice is once. Returns the task's state
-   * now (for a `snapshot`), or null when the task is not live (ended or unknown: see `endedTask`).
+   * now (for a `snapshot`), or null when the task is not live (ended or unknown: see `endedTask`)
+   * or not `who`'s to see.
    */
-  subscribe(taskId: string, subscriber: Subscriber): LiveTaskSnapshot | null {
+  subscribe(taskId: string, subscriber: Subscriber, who?: Requester | null): LiveTaskSnapshot | null {
     const t = this.dispatcher.task(taskId);
-    if (!t) return null;
+    if (!t || !maySee(t.payload.owner, who)) return null;
     t.payload.subscribers.add(subscriber);
     return { seq: t.seq, status: t.status, progress: t.progress, message: t.message, position: this.dispatcher.position(taskId) };
   }
 
-  /** Whether the task is queued or running. */
-  isLive(taskId: string): boolean {
-    return this.dispatcher.task(taskId) !== undefined;
+  /** Whether the task is queued or running (and `who`'s to see). */
+  isLive(taskId: string, who?: Requester | null): boolean {
+    const t = this.dispatcher.task(taskId);
+    return t !== undefined && maySee(t.payload.owner, who);
   }
 
   /** Stops telling `subscriber` of the task's events; the task goes on. */
@@ -425,35 +454,36 @@ export class Hub {
 
   /**
    * Cancels a task; resolves once its end is committed (stored mode). Throws `task_not_found` or
-   * `already_finished`.
+   * `already_finished`; another key's task (`who`) is `task_not_found`.
    */
-  async cancel(taskId: string): Promise<void> {
-    if (this.dispatcher.cancel(taskId)) {
+  async cancel(taskId: string, who?: Requester | null): Promise<void> {
+    const live = this.dispatcher.task(taskId);
+    if (live && maySee(live.payload.owner, who) && this.dispatcher.cancel(taskId)) {
       this.schedule();
       await this.committing.get(taskId)?.done; // stored mode: answered once `canceled` is committed
       return;
     }
-    await this.committing.get(taskId)?.done;
-    if (this.ended.get(taskId) || (await this.store.get(taskId))) {
+    if (!live && (await this.endedTask(taskId, who))) {
       throw new HubError('already_finished', 'the task has already ended', { task_id: taskId });
     }
     throw new HubError('task_not_found', 'no task has this id', { task_id: taskId });
   }
 
-  /** The task as `GET /tasks/{id}` shows it, with media inline as base64; null when unknown. */
-  async view(taskId: string): Promise<TaskView | null> {
+  /** The task as `GET /tasks/{id}` shows it, with media inline as base64; null when unknown or not `who`'s to see. */
+  async view(taskId: string, who?: Requester | null): Promise<TaskView | null> {
     const live = this.dispatcher.task(taskId);
-    if (live) return this.liveView(live);
+    if (live) return maySee(live.payload.owner, who) ? this.liveView(live) : null;
     const committing = this.committing.get(taskId);
-    if (committing) return committing.before;
-    const ended = this.ended.get(taskId) ?? (await this.store.get(taskId));
+    if (committing) return maySee(committing.owner, who) ? committing.before : null;
+    const ended = await this.endedTask(taskId, who);
     return ended ? this.endedView(ended) : null;
   }
 
-  /** An ended task from memory or the store, or null. */
-  async endedTask(taskId: string): Promise<EndedTask | null> {
+  /** An ended task from memory or the store, or null (also when it is not `who`'s to see). */
+  async endedTask(taskId: string, who?: Requester | null): Promise<EndedTask | null> {
     await this.committing.get(taskId)?.done;
-    return this.ended.get(taskId) ?? (await this.store.get(taskId));
+    const ended = this.ended.get(taskId) ?? (await this.store.get(taskId));
+    return ended && maySee(ended.owner, who) ? ended : null;
   }
 
   private liveView(t: TaskRecord<TaskPayload>): TaskView {
@@ -482,7 +512,7 @@ export class Hub {
       started_at: iso(t.startedAt),
       finished_at: iso(t.finishedAt),
     };
-    if (t.status === 'succeeded') view.result = inlineMedia(t.result, nodeBase64);
+    if (t.status === 'succeeded') view.result = inlineMedia(resultOf(t), nodeBase64);
     else view.error = t.error;
     return view;
   }
@@ -658,6 +688,7 @@ export class Hub {
       createdAt: task.createdAt,
       startedAt: task.startedAt,
       finishedAt: task.finishedAt ?? this.now(),
+      owner: task.payload.owner,
       ...end,
     };
     this.ended.add(ended);
@@ -672,7 +703,7 @@ export class Hub {
       });
       // The dispatcher already marked it ended: as it was, it had started or it was queued.
       const before: TaskView = { ...this.liveView(task), status: task.startedAt !== null ? 'running' : 'queued', finished_at: null };
-      this.committing.set(task.id, { done, before });
+      this.committing.set(task.id, { done, before, owner: task.payload.owner });
     }
     try {
       this.store.saveEnded(ended, stored && ((dropped) => this.stored(task.id, dropped, stored!)));
@@ -695,7 +726,7 @@ export class Hub {
   /** Saves a live task's row; with `onStored`, calls it once the row is committed (or refused). */
   private persist(task: TaskRecord<TaskPayload>, onStored?: () => void): void {
     try {
-      this.store.saveLive(task, onStored && ((dropped) => this.stored(task.id, dropped, onStored)));
+      this.store.saveLive(task, onStored && ((dropped) => this.stored(task.id, dropped, onStored)), task.payload.owner);
     } catch (err) {
       this.log.error({ err, task_id: task.id }, 'the task store refused a task');
       onStored?.();

@@ -32,9 +32,10 @@ export class TaskPersistence {
 
   /**
    * Records a queued or running task (coalesced; written with the next batch). `onStored` is
-   * called once a row of this task at least this recent is committed (see `TaskStore.save`).
+   * called once a row of this task at least this recent is committed (see `TaskStore.save`);
+   * `owner`: the client key it belongs to.
    */
-  saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback): void {
+  saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback, owner: string | null = null): void {
     this.tasks.save({
       id: t.id,
       service_id: t.serviceId,
@@ -48,6 +49,7 @@ export class TaskPersistence {
       created_at: t.createdAt,
       started_at: t.startedAt,
       finished_at: null,
+      owner,
     }, onStored);
   }
 
@@ -82,6 +84,7 @@ export class TaskPersistence {
       created_at: t.createdAt,
       started_at: t.startedAt,
       finished_at: t.finishedAt,
+      owner: t.owner ?? null,
     }, onStored);
   }
 
@@ -133,6 +136,7 @@ function fromRow(row: StoredTaskRow): EndedTask {
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at as number,
+    owner: row.owner ?? null,
   };
   if (status === 'succeeded') {
     const binaries = row.attachments ? unpackAttachments(row.attachments) : [];

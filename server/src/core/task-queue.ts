@@ -1,10 +1,15 @@
 /**
  * One service's wait queue for the dispatcher: first in, first out, with a front door for
- * requeued tasks and O(1) removal from the middle.
+ * requeued tasks, O(1) removal from the middle and a task's position in O(log n).
  *
  * Storage is a ring buffer, so `shift()` never copies a long array. A task that leaves from the
  * middle (canceled, timed out) is only flagged (`inQueue = false`); the flagged slots are
  * skipped at the front and swept out when they outnumber the live ones.
+ *
+ * Positions: each task gets a slot number as it comes in (counting up at the back, down at the
+ * front), and a Fenwick tree counts the live tasks by slot, so a task's position is the count
+ * of live slots below its own. Slots are renumbered (O(n)) when one end runs out of room, which
+ * a run of at least n/2 entries at that end pays for.
  */
 
 /** What the queue needs of a task. */
@@ -13,10 +18,53 @@ export interface Queueable {
   inQueue: boolean;
   /** Never started yet (counts against the queue limit; requeued tasks do not). */
   readonly fresh: boolean;
+  /** Bytes it holds while it waits (its args), counted in `bytes` and in the shared total. */
+  readonly bytes?: number;
+  /** Its slot number in the queue's position index while it waits; the queue's own. */
+  queueSlot?: number;
+}
+
+/**
+ * Counts of live slots with prefix sums in O(log n): a Fenwick (binary indexed) tree.
+ */
+class SlotCounts {
+  private tree: Int32Array;
+
+  constructor(readonly size: number) {
+    this.tree = new Int32Array(size + 1);
+  }
+
+  add(slot: number, delta: number): void {
+    for (let i = slot + 1; i <= this.size; i += i & -i) this.tree[i] += delta;
+  }
+
+  /** Live slots below `slot`. */
+  below(slot: number): number {
+    let n = 0;
+    for (let i = slot; i > 0; i -= i & -i) n += this.tree[i];
+    return n;
+  }
+
+  /** Builds the tree in O(size) from slots [first, first + count) all live. */
+  fill(first: number, count: number): void {
+    const t = this.tree;
+    t.fill(0);
+    for (let i = first + 1; i <= first + count; i++) t[i] = 1;
+    for (let i = 1; i <= this.size; i++) {
+      const j = i + (i & -i);
+      if (j <= this.size) t[j] += t[i];
+    }
+  }
+}
+
+/** A count of bytes shared by several queues (all the services' queues of one dispatcher). */
+export interface ByteTotal {
+  bytes: number;
 }
 
 const MIN_CAPACITY = 16;
 const COMPACT_MIN_DEAD = 64;
+const MIN_SLOTS = 64;
 
 export class TaskQueue<T extends Queueable> {
   private buf: (T | undefined)[] = new Array(MIN_CAPACITY);
@@ -25,6 +73,19 @@ export class TaskQueue<T extends Queueable> {
   private used = 0;
   private live = 0;
   private freshLive = 0;
+  private liveBytes = 0;
+  private slots = new SlotCounts(MIN_SLOTS);
+  /** Next slot at the front (counting down) and at the back (counting up). */
+  private frontSlot = MIN_SLOTS / 2 - 1;
+  private backSlot = MIN_SLOTS / 2;
+
+  /** `total`, when given, also counts the bytes of the tasks waiting here. */
+  constructor(private readonly total: ByteTotal = { bytes: 0 }) {}
+
+  /** Bytes of the tasks waiting (as they declare them). */
+  get bytes(): number {
+    return this.liveBytes;
+  }
 
   /** Tasks waiting. */
   get length(): number {
@@ -38,6 +99,8 @@ export class TaskQueue<T extends Queueable> {
 
   /** Appends a task at the back. */
   pushBack(task: T): void {
+    if (this.backSlot >= this.slots.size) this.renumber();
+    task.queueSlot = this.backSlot++;
     this.grow();
     this.buf[(this.head + this.used) & (this.buf.length - 1)] = task;
     this.used++;
@@ -46,6 +109,8 @@ export class TaskQueue<T extends Queueable> {
 
   /** Puts a task at the front (a requeue). */
   pushFront(task: T): void {
+    if (this.frontSlot < 0) this.renumber();
+    task.queueSlot = this.frontSlot--;
     this.grow();
     this.head = (this.head - 1) & (this.buf.length - 1);
     this.buf[this.head] = task;
@@ -70,16 +135,10 @@ export class TaskQueue<T extends Queueable> {
     if (dead > COMPACT_MIN_DEAD && dead > this.live) this.compact();
   }
 
-  /** How many wait before `task` (O(position)), or null when it does not wait here. */
+  /** How many wait before `task` (O(log n)), or null when it does not wait here. */
   positionOf(task: T): number | null {
-    if (!task.inQueue) return null;
-    let pos = 0;
-    for (let i = 0; i < this.used; i++) {
-      const t = this.buf[(this.head + i) & (this.buf.length - 1)] as T;
-      if (t === task) return pos;
-      if (t.inQueue) pos++;
-    }
-    return null;
+    if (!task.inQueue || task.queueSlot === undefined) return null;
+    return this.slots.below(task.queueSlot);
   }
 
   /** Takes every waiting task out, in order. */
@@ -89,19 +148,49 @@ export class TaskQueue<T extends Queueable> {
     this.buf = new Array(MIN_CAPACITY);
     this.head = 0;
     this.used = 0;
+    this.slots = new SlotCounts(MIN_SLOTS);
+    this.frontSlot = MIN_SLOTS / 2 - 1;
+    this.backSlot = MIN_SLOTS / 2;
     return out;
   }
 
   private admit(task: T): void {
+    this.slots.add(task.queueSlot!, 1);
     task.inQueue = true;
     this.live++;
     if (task.fresh) this.freshLive++;
+    const b = task.bytes ?? 0;
+    this.liveBytes += b;
+    this.total.bytes += b;
   }
 
   private leave(task: T): void {
+    this.slots.add(task.queueSlot!, -1);
     task.inQueue = false;
     this.live--;
     if (task.fresh) this.freshLive--;
+    const b = task.bytes ?? 0;
+    this.liveBytes -= b;
+    this.total.bytes -= b;
+  }
+
+  /**
+   * Gives the live tasks slots 0.. in order, in a tree with room for as many again at each end.
+   * Called before the task that needs room is stored, so it is not among them.
+   */
+  private renumber(): void {
+    let size = MIN_SLOTS;
+    while (size < this.live * 4) size *= 2;
+    const first = size / 4;
+    let slot = first;
+    for (let i = 0; i < this.used; i++) {
+      const t = this.buf[(this.head + i) & (this.buf.length - 1)] as T;
+      if (t.inQueue) t.queueSlot = slot++;
+    }
+    this.slots = new SlotCounts(size);
+    this.slots.fill(first, this.live);
+    this.frontSlot = first - 1;
+    this.backSlot = slot;
   }
 
   private takeFront(): T | undefined {

@@ -118,6 +118,12 @@ async function apiReference(app: FastifyInstance): Promise<void> {
   app.addHook('onRoute', (route) => {
     route.config = { ...route.config, public: true };
   });
+  // @fastify/swagger-ui redirects `/docs/static/index.html` to `/docs/` by rewriting the whole
+  // URL, query included: with a query the rewrite misses and the page redirects to itself forever.
+  app.addHook('onRequest', async (req, reply) => {
+    const q = req.url.indexOf('?');
+    if (q >= 0 && req.url.slice(0, q) === '/docs/static/index.html') return reply.redirect(`/docs/${req.url.slice(q)}`);
+  });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true, tryItOutEnabled: false } });
 }
 

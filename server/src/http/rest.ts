@@ -11,7 +11,7 @@ import { Type } from '@sinclair/typebox';
 import { HubError, inlineMedia } from '@utils-hub/protocol';
 import { nodeBase64 } from '../core/node-base64.js';
 import type { Hub, Subscriber } from '../core/hub.js';
-import type { EndedTask } from '../core/ended-tasks.js';
+import { resultOf, type EndedTask } from '../core/ended-tasks.js';
 import { errorResponses, json, ref } from './openapi.js';
 import { restSerializerCompiler, withMessage } from './schema-compilers.js';
 
@@ -51,7 +51,7 @@ const WaitQuery = withMessage(
 
 function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   if (ended.status === 'succeeded') {
-    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(ended.result, nodeBase64) } };
+    return { status: 200, body: { task_id: ended.id, status: 'succeeded', result: inlineMedia(resultOf(ended), nodeBase64) } };
   }
   const err = HubError.from(ended.error);
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };
@@ -122,7 +122,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
       const wait = req.query.wait;
       const body = req.body;
       if (wait === 'false' || wait === '0') {
-        const { taskId, stored } = hub.submit(body);
+        const { taskId, stored } = hub.submit(body, { owner: req.client?.owner ?? null });
         await stored; // HUB_COMMIT=stored: a 202 only once the task's row is committed
         return reply.code(202).send({ task_id: taskId, status: 'queued' });
       }
@@ -133,10 +133,10 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
             if (end) resolve();
           },
         };
-        taskId = hub.submit(body, { subscriber: waiter }).taskId;
+        taskId = hub.submit(body, { subscriber: waiter, owner: req.client?.owner ?? null }).taskId;
       });
       await ended;
-      const t = await hub.endedTask(taskId);
+      const t = await hub.endedTask(taskId, req.client);
       if (!t) throw new HubError('internal', 'the task ended but its end could not be read');
       const { status, body: out } = endAnswer(t);
       // The status and body of a success or of any error (errors are written as built, unchecked).
@@ -156,7 +156,8 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
       },
     },
     async (req) => {
-      const view = await hub.view(req.params.task_id);
+      // Another key's task answers as an unknown one (docs/protocol.md, "Whose task it is").
+      const view = await hub.view(req.params.task_id, req.client);
       if (!view) throw new HubError('task_not_found', 'no task has this id', { task_id: req.params.task_id.slice(0, 64) });
       return view;
     },
@@ -174,8 +175,8 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
       },
     },
     async (req) => {
-      await hub.cancel(req.params.task_id);
-      return hub.view(req.params.task_id);
+      await hub.cancel(req.params.task_id, req.client);
+      return hub.view(req.params.task_id, req.client);
     },
   );
 }

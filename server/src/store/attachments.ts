@@ -10,7 +10,7 @@
 export function attachmentPieces(buffers: readonly Uint8Array[]): Uint8Array[] {
   const header = Buffer.alloc(4 + 4 * buffers.length);
   header.writeUInt32BE(buffers.length, 0);
-  buffers.forEach((b, i) => header.writeUInt32BE(b.byteLength, 4 + 4 * i));
+  for (let i = 0; i < buffers.length; i++) header.writeUInt32BE(buffers[i].byteLength, 4 + 4 * i);
   return [header, ...buffers];
 }
 

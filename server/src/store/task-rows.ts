@@ -41,6 +41,8 @@ export interface TaskRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** Who the task belongs to (the client key that submitted it); null or absent: no key was required. */
+  owner?: string | null;
 }
 
 /** A task as read back: its media as one blob. */
@@ -64,6 +66,7 @@ export interface TaskColumns {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  owner: string | null;
 }
 
 /** A row as the driver answers a select: numbers may come as strings, blobs as any Uint8Array. */
@@ -125,6 +128,7 @@ export function toColumns(row: TaskRow): TaskColumns {
   if (!isTime(row.created_at)) fail(row, 'an invalid created_at');
   if (row.started_at !== null && !isTime(row.started_at)) fail(row, 'an invalid started_at');
   if (row.finished_at !== null && !isTime(row.finished_at)) fail(row, 'an invalid finished_at');
+  if (row.owner != null && (typeof row.owner !== 'string' || row.owner.length > 80)) fail(row, 'an invalid owner (a string of at most 80 characters)');
   // JSON.stringify answers undefined for undefined (and functions): stored as NULL.
   const result = row.result === undefined ? null : (JSON.stringify(row.result) ?? null);
   const error = row.error === null || row.error === undefined ? null : (JSON.stringify(row.error) ?? null);
@@ -143,6 +147,7 @@ export function toColumns(row: TaskRow): TaskColumns {
     created_at: row.created_at,
     started_at: row.started_at,
     finished_at: row.finished_at,
+    owner: row.owner ?? null,
   };
 }
 
@@ -167,5 +172,6 @@ export function fromColumns(r: RawTaskColumns): StoredTaskRow {
   };
   if (r.seq !== null) row.seq = Number(r.seq);
   if (r.result !== null) row.result = JSON.parse(r.result);
+  row.owner = r.owner ?? null;
   return row;
 }

@@ -36,6 +36,7 @@ const MERGE_COLUMNS = [
   'created_at',
   'started_at',
   'finished_at',
+  'owner',
 ] as const;
 
 /** Every column, in the order of the upsert's values. */
@@ -67,6 +68,7 @@ function upsertSql(rows: number, mysql: boolean): string {
 /** Length of a string as a quoted, escaped SQL literal (mysql2 escapes these with a backslash). */
 function sqlStringLength(v: string | null): number {
   if (v === null) return 4;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: counts the characters MySQL escapes, NUL and ^Z included
   return Buffer.byteLength(v, 'utf8') + (v.match(/[\0\b\t\n\r\x1a"'\\]/g)?.length ?? 0) + 2;
 }
 
@@ -190,7 +192,7 @@ export class TaskUpserts {
         file = f[0];
         attachments = null;
       }
-      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, attachments, file, r.created_at, r.started_at, r.finished_at);
+      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, attachments, file, r.created_at, r.started_at, r.finished_at, r.owner);
     }
     const width = COLUMNS.length;
     const last = values.length - width;

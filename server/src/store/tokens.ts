@@ -16,14 +16,20 @@ export interface TokenInfo {
   name: string;
   /** The only service a worker token is good for; null: any service. */
   service: string | null;
+  /** A client key that sees every task (`keys create NAME --admin`). */
+  admin: boolean;
   created_at: number;
   revoked_at: number | null;
 }
 
 /** Who a verified secret belongs to. */
 export interface VerifiedToken {
+  /** The row's id: what names a client key as the owner of its tasks (a name may be reused after a revoke). */
+  id: number;
   name: string;
   service: string | null;
+  /** A client key that sees every task. */
+  admin: boolean;
 }
 
 /** Token and service names: 1 to 64 characters of `A-Z a-z 0-9 _ . -`. */
@@ -42,6 +48,7 @@ interface RawToken {
   kind: TokenKind;
   name: string;
   service: string | null;
+  admin: number | boolean | null;
   hash: string;
   created_at: number | string;
   revoked_at: number | string | null;
@@ -59,14 +66,15 @@ function checkKind(kind: TokenKind): void {
 /**
  * Creates a token and returns its secret (`uh_w_` or `uh_c_` and 32 random bytes in base64url),
  * the only time it is available: the table keeps its hash. `service` (worker tokens only) makes
- * it good for that service alone. A revoked token's name may be used again.
+ * it good for that service alone; `admin` (client keys only) makes a key that sees every task.
+ * A revoked token's name may be used again.
  * Throws StoreError `invalid` for a bad name, `duplicate` when the name is in use.
  */
 export async function createToken(
   db: Knex,
   kind: TokenKind,
   name: string,
-  options: { service?: string; now?: number } = {},
+  options: { service?: string; admin?: boolean; now?: number } = {},
 ): Promise<string> {
   checkKind(kind);
   if (typeof name !== 'string' || !NAME.test(name)) {
@@ -79,12 +87,14 @@ export async function createToken(
       throw new StoreError('invalid', `invalid service name "${service}": 1 to 64 characters of A-Z a-z 0-9 _ . -`);
     }
   }
+  const admin = options.admin === true;
+  if (admin && kind !== 'client') throw new StoreError('invalid', 'only client keys can be admin keys');
   const secret = TOKEN_PREFIX[kind] + crypto.randomBytes(32).toString('base64url');
   const now = options.now ?? Date.now();
   try {
     await db.transaction(async (trx) => {
       await trx('tokens').where({ kind, name }).whereNotNull('revoked_at').delete();
-      await trx('tokens').insert({ kind, name, service, hash: hashToken(secret), created_at: now, revoked_at: null });
+      await trx('tokens').insert({ kind, name, service, admin, hash: hashToken(secret), created_at: now, revoked_at: null });
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw new StoreError('duplicate', `a ${LABEL[kind]} named "${name}" already exists`);
@@ -100,14 +110,14 @@ export async function createToken(
 export async function verifyToken(db: Knex, kind: TokenKind, secret: string): Promise<VerifiedToken | null> {
   if (typeof secret !== 'string' || secret === '' || secret.length > MAX_SECRET_LENGTH) return null;
   const hash = hashToken(secret);
-  const row = (await db('tokens').where({ kind, hash }).whereNull('revoked_at').first('name', 'service', 'hash')) as
-    | Pick<RawToken, 'name' | 'service' | 'hash'>
+  const row = (await db('tokens').where({ kind, hash }).whereNull('revoked_at').first('id', 'name', 'service', 'admin', 'hash')) as
+    | Pick<RawToken, 'id' | 'name' | 'service' | 'admin' | 'hash'>
     | undefined;
   if (!row) return null;
   const stored = Buffer.from(row.hash.trim(), 'hex');
   const given = Buffer.from(hash, 'hex');
   if (stored.length !== given.length || !crypto.timingSafeEqual(stored, given)) return null;
-  return { name: row.name, service: row.service ?? null };
+  return { id: Number(row.id), name: row.name, service: row.service ?? null, admin: Boolean(row.admin) };
 }
 
 /** The tokens of a kind, ordered by name; revoked ones only with `{ includeRevoked: true }`. */
@@ -117,7 +127,7 @@ export async function listTokens(
   options: { includeRevoked?: boolean } = {},
 ): Promise<TokenInfo[]> {
   checkKind(kind);
-  const query = db('tokens').select('id', 'kind', 'name', 'service', 'created_at', 'revoked_at').where({ kind }).orderBy('name');
+  const query = db('tokens').select('id', 'kind', 'name', 'service', 'admin', 'created_at', 'revoked_at').where({ kind }).orderBy('name');
   if (!options.includeRevoked) query.whereNull('revoked_at');
   const rows = (await query) as Omit<RawToken, 'hash'>[];
   return rows.map((r) => ({
@@ -125,6 +135,7 @@ export async function listTokens(
     kind: r.kind,
     name: r.name,
     service: r.service ?? null,
+    admin: Boolean(r.admin),
     created_at: Number(r.created_at),
     revoked_at: r.revoked_at === null ? null : Number(r.revoked_at),
   }));

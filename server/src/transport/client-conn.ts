@@ -4,7 +4,7 @@
  */
 import type { WebSocket } from 'ws';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type ErrorMsg, type RejectedMsg, type ServiceInfoMsg } from '@utils-hub/protocol';
-import type { ClientLink, Hub, LiveTaskSnapshot, Subscriber } from '../core/hub.js';
+import type { ClientLink, Hub, LiveTaskSnapshot, Requester, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { acceptedFrame, clientFrame } from '../core/frames.js';
@@ -18,6 +18,8 @@ export interface ClientConnDeps {
   heartbeat: Heartbeat;
   /** Takes one request from the client's rate limit; false when it is spent. */
   allow?: () => boolean;
+  /** The client key of the connection; null while no key is required. Other keys' tasks are unknown to it. */
+  who?: Requester | null;
 }
 
 /** An event waiting to be sent: its text, its binary frames, and whether it is a progress. */
@@ -89,12 +91,16 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     send(clientFrame(body));
   };
 
-  /** Follows a live task: its snapshot, or null when it is not live. */
-  const follow = (taskId: string): LiveTaskSnapshot | null => {
-    if (!following.has(taskId) && following.size >= MAX_SUBSCRIPTIONS && hub.isLive(taskId)) {
+  /**
+   * Follows a live task: its snapshot; 'already' when this connection follows it (no snapshot
+   * is made); null when it is not live, or is another key's.
+   */
+  const follow = (taskId: string): LiveTaskSnapshot | 'already' | null => {
+    if (following.has(taskId) && hub.isLive(taskId, deps.who)) return 'already';
+    if (following.size >= MAX_SUBSCRIPTIONS && hub.isLive(taskId, deps.who)) {
       throw new HubError('bad_message', `a connection may follow at most ${MAX_SUBSCRIPTIONS} tasks`);
     }
-    const snapshot = hub.subscribe(taskId, subscriber);
+    const snapshot = hub.subscribe(taskId, subscriber, deps.who);
     if (snapshot) following.add(taskId);
     return snapshot;
   };
@@ -115,7 +121,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         let accepted: { taskId: string; position: number };
         let stored: Promise<void> | null;
         try {
-          const r = hub.submit(msg, { subscriber });
+          const r = hub.submit(msg, { subscriber, owner: deps.who?.owner ?? null });
           following.add(r.taskId);
           accepted = r;
           stored = r.stored;
@@ -144,7 +150,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       case 'cancel': {
         follow(msg.task_id);
         try {
-          await hub.cancel(msg.task_id);
+          await hub.cancel(msg.task_id, deps.who);
         } catch (err) {
           error(err as HubError, { task_id: msg.task_id });
         }
@@ -152,6 +158,8 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       }
       case 'subscribe': {
         const t = follow(msg.task_id);
+        // Already followed: its events come anyway, and a second snapshot would be work for nothing.
+        if (t === 'already') return;
         if (t) {
           send(
             clientFrame({
@@ -166,7 +174,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           );
           return;
         }
-        const ended = await hub.endedTask(msg.task_id);
+        const ended = await hub.endedTask(msg.task_id, deps.who);
         if (ended) send(ended.text, ended.binaries);
         else error(new HubError('task_not_found', 'no task has this id'), { task_id: msg.task_id });
         return;

@@ -80,7 +80,14 @@ class Target {
     try {
       const res = await fetch(`${this.url.replace(/\/+$/, '')}/me`, { headers, signal: AbortSignal.timeout(5000) });
       if (!res.ok) return this.problem(`GET /me answered ${res.status}`);
-      checkServiceDescription(await res.json());
+      const max = config.maxServiceBytes;
+      if (Number(res.headers.get('content-length') ?? 0) > max) {
+        await res.body?.cancel();
+        return this.problem(`GET /me: the description is over ${max} bytes (HUB_MAX_SERVICE_BYTES)`);
+      }
+      const text = await res.text();
+      if (Buffer.byteLength(text) > max) return this.problem(`GET /me: the description is over ${max} bytes (HUB_MAX_SERVICE_BYTES)`);
+      checkServiceDescription(JSON.parse(text));
     } catch (err) {
       return this.problem(`GET /me: ${(err as Error).message}`);
     }

@@ -19,6 +19,7 @@ import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { workerFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
+import { PRE_WELCOME_FRAME_BYTES } from '../core/bounds.js';
 
 /** How a worker connection came about. */
 export interface WorkerOrigin {
@@ -39,13 +40,15 @@ export interface WorkerConnDeps {
 }
 
 /**
- * True when `value`, a member of a message (level 2), holds containers nested deeper than
- * MAX_MESSAGE_DEPTH levels. Iterative; attachment bytes are leaves. A result is written to the
- * task store and served over REST as JSON, which cannot write a value nested thousands deep.
+ * True when `value`, at nesting level `level` (a whole message is level 1, its members level 2,
+ * the default), holds containers nested deeper than MAX_MESSAGE_DEPTH levels. Iterative;
+ * attachment bytes are leaves. A result is written to the task store and served over REST as
+ * JSON, which cannot write a value nested thousands deep; and a worker's text frame is forwarded
+ * to clients as it came, so every member counts, not only `result` and `data`.
  */
-export function nestedTooDeep(value: unknown): boolean {
+export function nestedTooDeep(value: unknown, level = 2): boolean {
   const stack: Array<[object, number]> = [];
-  if (typeof value === 'object' && value !== null) stack.push([value, 2]);
+  if (typeof value === 'object' && value !== null) stack.push([value, level]);
   while (stack.length > 0) {
     const [v, level] = stack.pop()!;
     if (v instanceof Uint8Array) continue;
@@ -55,6 +58,12 @@ export function nestedTooDeep(value: unknown): boolean {
     }
   }
   return false;
+}
+
+/** Bytes of a frame as ws hands it (Buffer, ArrayBuffer or Buffer[]). */
+function frameLength(data: unknown): number {
+  if (Array.isArray(data)) return data.reduce((n: number, b: Buffer) => n + b.length, 0);
+  return (data as { byteLength?: number }).byteLength ?? 0;
 }
 
 /** Takes over `ws` for the worker protocol; returns its connection id. */
@@ -95,6 +104,18 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
 
+  // Until `welcome`, one frame may hold at most PRE_WELCOME_FRAME_BYTES (more only when the
+  // description bound needs it): ws checks a frame's length from its header, before reading its
+  // payload, against its receiver's limit, which is set per socket at the upgrade; this lowers
+  // it for the handshake and gives the hub's limit back at `welcome`. A socket without that
+  // field (another ws) is held to the same bound when a frame arrives (below).
+  const preWelcomeBytes = Math.max(PRE_WELCOME_FRAME_BYTES, hub.config.maxServiceBytes + 64 * 1024);
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+  const setFrameLimit = (bytes: number) => {
+    if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = bytes;
+  };
+  setFrameLimit(Math.min(preWelcomeBytes, hub.config.maxMessageBytes));
+
   const helloTimer = setTimeout(() => {
     if (state === 'hello' || state === 'handshaking') {
       log.warn({ remote: origin.remote }, 'worker sent no hello in time');
@@ -109,6 +130,12 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     if (msg.protocol !== PROTOCOL_VERSION) {
       throw new HubError('unsupported_protocol', `this hub speaks protocol ${PROTOCOL_VERSION}, not ${msg.protocol}`);
     }
+    // Measured before it is checked: a description's size is what the hub keeps of it, in
+    // memory, in the database and in every `/service_info` answer.
+    const size = Buffer.byteLength(JSON.stringify(msg.me) ?? '');
+    if (size > hub.config.maxServiceBytes) {
+      throw new HubError('bad_service_description', `the service description is ${size} bytes, over the limit of ${hub.config.maxServiceBytes} (HUB_MAX_SERVICE_BYTES)`);
+    }
     const me = checkServiceDescription(msg.me);
     if (!origin.dialed) await deps.gate.worker(origin.token, origin.remote, me.name);
     if (hub.shuttingDown) throw new HubError('shutting_down', 'the hub is stopping');
@@ -122,6 +149,7 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     const concurrency = msg.concurrency ?? 1;
     sendFrames(ws, workerFrame({ type: 'welcome', service_id: serviceId, connection_id: id, heartbeat_ms: hub.config.heartbeatMs }), null, maxBuffered);
     state = 'ready';
+    setFrameLimit(hub.config.maxMessageBytes);
     clearTimeout(helloTimer);
     hub.attachWorker(link, claim, { instance: msg.instance ?? null, dialed: origin.dialed, remote: origin.remote, concurrency });
     log.info({ service: me.name, service_id: serviceId, instance: msg.instance, dialed: origin.dialed, concurrency }, 'worker connected');
@@ -146,8 +174,11 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
       return;
     }
     if (state !== 'ready') return badMessage(new HubError('bad_message', 'wait for "welcome" before sending more'));
-    if ((msg.type === 'result' && nestedTooDeep(msg.result)) || (msg.type === 'progress' && nestedTooDeep(msg.data))) {
-      return badMessage(new HubError('bad_message', `a ${msg.type} may nest at most ${MAX_MESSAGE_DEPTH} levels deep`, { task_id: msg.task_id }));
+    // The whole frame, members the schema lets pass included: it goes to clients as it came.
+    // (A hello is not forwarded: its description has its own bound, checkServiceDescription.)
+    if (nestedTooDeep(message, 1)) {
+      const taskId = typeof message.task_id === 'string' && message.task_id.length <= 64 ? { task_id: message.task_id } : {};
+      return badMessage(new HubError('bad_message', `a message may nest at most ${MAX_MESSAGE_DEPTH} levels deep`, taskId));
     }
     const bins = attachments.length ? attachments : null;
     switch (msg.type) {
@@ -178,6 +209,10 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
 
   ws.on('message', (data, isBinary) => {
     if (state === 'closed') return;
+    if (state !== 'ready' && frameLength(data) > preWelcomeBytes) {
+      ws.close(1009, 'frame too large before welcome');
+      return;
+    }
     decoder.push(data as Buffer, isBinary);
   });
   ws.on('error', (err) => log.warn({ err: err.message }, 'worker socket error'));

@@ -15,7 +15,7 @@
  * `path` that replays it: `FUZZ_SEED=<seed> FUZZ_PATH=<path> npx mocha --config
  * test/fuzz/mocharc.json -g '<test title>'`; add `FUZZ_SHRINK=1` to shrink it to a smaller case.
  */
-import fc from 'fast-check';
+import type fc from 'fast-check';
 
 /** Seed of every property. Env `FUZZ_SEED`. */
 export const FUZZ_SEED = intFromEnv('FUZZ_SEED', 20_240_605);

@@ -83,6 +83,7 @@ export const hostileString: fc.Arbitrary<string> = fc.oneof(
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
   {
     weight: 2,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a hostile string, not a template
     arbitrary: fc.constantFrom('\u0000', '\ud800', '\udfff', 'a\ud83d', '\u2028\u2029', '\r\n\r\nX-Injected: 1', '"}', '\\', '%00', '../../etc/passwd', '<script>', '${x}', '__proto__'),
   },
   { weight: 1, arbitrary: fc.integer({ min: 1000, max: 70_000 }).map((n) => 'é'.repeat(n)) },

@@ -41,8 +41,8 @@ export function about(msg: unknown): { ref?: string; task_id?: string } {
   const out: { ref?: string; task_id?: string } = {};
   if (msg === null || typeof msg !== 'object') return out;
   const m = msg as Record<string, unknown>;
-  if (Object.prototype.hasOwnProperty.call(m, 'ref') && typeof m.ref === 'string' && m.ref.length <= 256) out.ref = m.ref;
-  if (Object.prototype.hasOwnProperty.call(m, 'task_id') && typeof m.task_id === 'string' && m.task_id.length >= 1 && m.task_id.length <= 64) out.task_id = m.task_id;
+  if (Object.hasOwn(m, 'ref') && typeof m.ref === 'string' && m.ref.length <= 256) out.ref = m.ref;
+  if (Object.hasOwn(m, 'task_id') && typeof m.task_id === 'string' && m.task_id.length >= 1 && m.task_id.length <= 64) out.task_id = m.task_id;
   return out;
 }
 
@@ -54,7 +54,7 @@ export function walk(msg: unknown): { depth: number; refs: unknown[] } {
   while (stack.length) {
     const [v, d] = stack.pop()!;
     if (v === null || typeof v !== 'object') continue;
-    if (!Array.isArray(v) && Object.prototype.hasOwnProperty.call(v, '$attachment') && d > 1) {
+    if (!Array.isArray(v) && Object.hasOwn(v, '$attachment') && d > 1) {
       refs.push((v as Record<string, unknown>).$attachment);
       continue;
     }
@@ -109,7 +109,7 @@ export class DecoderModel {
       return [...out, { type: 'error', code: 'bad_message' }];
     }
     const m = msg as Record<string, unknown>;
-    if (!Object.prototype.hasOwnProperty.call(m, 'attachments')) return [...out, ...(typeof reply === 'function' ? reply([]) : reply)];
+    if (!Object.hasOwn(m, 'attachments')) return [...out, ...(typeof reply === 'function' ? reply([]) : reply)];
     const n = m.attachments;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > this.maxAttachments) {
       if (typeof n === 'number' && Number.isInteger(n) && n > this.maxAttachments) this.skip = n;
