@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { WsPeer } from '../helpers/ws-peer.js';
-import { startHub, fakeWorker, fakeClient, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeWorker, fakeClient, http, me, sleep, until, type TestHub } from '../helpers/hub.js';
 import { forEachDatabase } from '../helpers/backends.js';
 
 forEachDatabase('Client endpoint /client', (dbUrl) => {
@@ -135,8 +135,8 @@ forEachDatabase('Client endpoint /client', (dbUrl) => {
     const task = await w.nextOf('task');
     await sleep(50);
     w.send({ type: 'result', task_id: task.task_id, result: 'kept' });
-    await sleep(50);
-    const v = await http(hub, 'GET', `/tasks/${acc.task_id}`);
+    let v = await http(hub, 'GET', `/tasks/${acc.task_id}`);
+    await until(async () => (v = await http(hub, 'GET', `/tasks/${acc.task_id}`)).body.status !== 'running', 'the task to end');
     expect(v.body).to.include({ status: 'succeeded', result: 'kept' });
   });
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { startHub, fakeWorker, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeWorker, http, me, until, workerGone, type TestHub } from '../helpers/hub.js';
 import { forEachDatabase } from '../helpers/backends.js';
 
 forEachDatabase('REST routes', (dbUrl) => {
@@ -20,7 +20,7 @@ forEachDatabase('REST routes', (dbUrl) => {
         { service_id: w2.welcome.service_id, service_name: 'svc_b' },
       ]);
       await w1.close();
-      await sleep(50);
+      await workerGone(hub, w1.welcome.service_id);
       expect((await http(hub, 'GET', '/services_list')).body).to.deep.equal([{ service_id: w2.welcome.service_id, service_name: 'svc_b' }]);
       await w2.close();
     });
@@ -43,7 +43,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     it('still answers a known service with no live connection', async () => {
       const w = await fakeWorker(hub, me('gone_svc'));
       await w.close();
-      await sleep(50);
+      await workerGone(hub, w.welcome.service_id);
       const { status, body } = await http(hub, 'GET', `/service_info/${w.welcome.service_id}`);
       expect(status).to.equal(200);
       expect(body.connections).to.equal(0);
@@ -182,7 +182,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     it('answers 503 no_worker past the queue timeout', async () => {
       const w = await fakeWorker(hub, me('add_noworker'));
       await w.close();
-      await sleep(50);
+      await workerGone(hub, w.welcome.service_id);
       const r = await http(hub, 'POST', '/add_task', { service_id: w.welcome.service_id, args: [1], queue_timeout_ms: 100 });
       expect(r.status).to.equal(503);
       expect(r.body.error.code).to.equal('no_worker');
@@ -222,13 +222,12 @@ forEachDatabase('REST routes', (dbUrl) => {
       const { body } = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1] });
       const task = await w.nextOf('task');
       w.send({ type: 'progress', task_id: task.task_id, progress: 0.5, message: 'half' });
-      await sleep(50);
-      let v = (await http(hub, 'GET', `/tasks/${body.task_id}`)).body;
+      let v: Record<string, unknown> = {};
+      await until(async () => (v = (await http(hub, 'GET', `/tasks/${body.task_id}`)).body).progress === 0.5, 'the progress to show');
       expect(v).to.include({ task_id: body.task_id, status: 'running', progress: 0.5, message: 'half', finished_at: null });
       expect(v.started_at).to.match(/^\d{4}-\d\d-\d\dT/);
       w.send({ type: 'result', task_id: task.task_id, result: 'done' });
-      await sleep(50);
-      v = (await http(hub, 'GET', `/tasks/${body.task_id}`)).body;
+      await until(async () => (v = (await http(hub, 'GET', `/tasks/${body.task_id}`)).body).status !== 'running', 'the task to end');
       expect(v).to.include({ status: 'succeeded', result: 'done' });
       expect(v.finished_at).to.be.a('string');
     });
@@ -247,7 +246,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     it('cancels a queued task and answers 409 already_finished after', async () => {
       const w = await fakeWorker(hub, me('del_svc'));
       await w.close();
-      await sleep(50);
+      await workerGone(hub, w.welcome.service_id);
       const { body } = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1] });
       const d = await http(hub, 'DELETE', `/tasks/${body.task_id}`);
       expect(d.status).to.equal(200);
@@ -287,10 +286,7 @@ forEachDatabase('REST routes', (dbUrl) => {
       const info = await http(hub, 'GET', `/service_info/${w.welcome.service_id}`);
       expect(info.body).to.deep.equal(JSON.parse(JSON.stringify(await hub.app.hub.serviceInfo(w.welcome.service_id))));
       let ended: { status: number; body: any } = running;
-      for (let i = 0; i < 100 && ended.body.status !== 'succeeded'; i++) {
-        await sleep(20);
-        ended = await http(hub, 'GET', `/tasks/${queued.body.task_id}`);
-      }
+      await until(async () => (ended = await http(hub, 'GET', `/tasks/${queued.body.task_id}`)).body.status === 'succeeded', 'the task to succeed');
       expect(ended.body.result).to.deep.equal({ n: 6, nested: [null, true, 'x'], extra: { deep: 1 } });
       expect(ended.body).to.deep.equal(JSON.parse(JSON.stringify(await hub.app.hub.view(queued.body.task_id))));
     });
