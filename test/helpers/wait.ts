@@ -3,7 +3,7 @@
  */
 
 /** Waits `ms` milliseconds. Only for pacing a peer or for "nothing happens within X ms": to wait for something, use `until`. */
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Resolves once `predicate` (sync or async) holds, checking every 20 ms; rejects after `ms`
