@@ -7,6 +7,9 @@
  *   node --import tsx bench/load.ts --url ws://127.0.0.1:8080/client [--service bench_echo]
  *     [--inflight 64] [--connections 1] [--media 0] [--warmup 1000] [--duration 5000]
  *
+ * `--keys` gives every task an `idempotency_key` of its own; `--webhook URL` a webhook (the
+ * `hub-delivery` peer of the bench).
+ *
  * `--media N` sends N bytes as a binary attachment with each task (`{"$attachment": 0}`) and
  * checks that the result brings them back as a binary frame too.
  *
@@ -48,6 +51,10 @@ if (!url) {
   process.exit(2);
 }
 const serviceName = flags.get('service') ?? 'bench_echo';
+const keys = flags.has('keys');
+const webhook = flags.get('webhook');
+/** What `--keys` and `--webhook` add to each add_task (before its closing brace). */
+const extra = (ref: string) => (keys ? `,"idempotency_key":"k-${process.pid}-${ref}"` : '') + (webhook ? `,"webhook":${JSON.stringify(webhook)}` : '');
 
 function connect(onMessage: ConstructorParameters<typeof Frames>[0]): Promise<{ ws: WebSocket; frames: Frames }> {
   return new Promise((resolve, reject) => {
@@ -124,7 +131,7 @@ async function runLoad(): Promise<void> {
     if (media) {
       text = `{"type":"add_task","ref":"${ref}","service_id":${serviceId},"args":{"text":"m","blob":{"$attachment":0,"mime":"application/octet-stream","name":"blob.bin"}},"attachments":1}`;
     } else {
-      text = `{"type":"add_task","ref":"${ref}","service_id":${serviceId},"args":{"text":"hello"}}`;
+      text = `{"type":"add_task","ref":"${ref}","service_id":${serviceId},"args":{"text":"hello"}${extra(ref)}}`;
     }
     byRef.set(ref, performance.now());
     outstanding++;

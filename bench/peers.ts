@@ -62,13 +62,15 @@ export async function mysqlStore(base = 'mysql://root@127.0.0.1:3306'): Promise<
  * `corked`: the experiment of bench/experiments/cork-ws.ts (peer `hub-cork`); `async`: with
  * `HUB_COMMIT=async` (peer `hub-async`).
  */
-export async function startHub(store: Store, nodeFlags: string[] = [], corked = false, async = false): Promise<Server> {
-  const peer: Peer = corked ? 'hub-cork' : async ? 'hub-async' : 'hub';
+export async function startHub(store: Store, nodeFlags: string[] = [], corked = false, async = false, delivery = false): Promise<Server> {
+  const peer: Peer = corked ? 'hub-cork' : async ? 'hub-async' : delivery ? 'hub-delivery' : 'hub';
+  // hub-delivery: webhooks signed and allowed to the local receiver.
+  const webhookEnv = delivery ? { HUB_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64')}`, HUB_WEBHOOK_ALLOW_PRIVATE: '1' } : {};
   // The experiment loads bench/experiments/cork-ws.ts into the hub's process (tsx for the .ts).
   const preload = corked ? ['--import', 'tsx', '--import', pathToFileURL(path.join(ROOT, 'bench/experiments/cork-ws.ts')).href] : [];
   const child = start(peer, NODE, [...nodeFlags, ...preload, path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', store.url], {
     cwd: ROOT,
-    env: { ...process.env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...(async ? { HUB_COMMIT: 'async' } : {}) },
+    env: { ...process.env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...(async ? { HUB_COMMIT: 'async' } : {}), ...webhookEnv },
   });
   const m = await waitLine(child, /utils-hub listening on http:\/\/([^\s]+)/, 60_000);
   return { peer, child, wsBase: `ws://${m[1]}` };
@@ -237,12 +239,20 @@ export async function stopLoad(child: Child): Promise<void> {
   await stop(child, 'SIGKILL');
 }
 
-/** The load generator against a hub or the baseline, in `--serve` mode. */
-export function loadProcess(server: Server, o: { inflight: number; connections: number; media: number }): Child {
+/** The webhook receiver of the `hub-delivery` peer; resolves with it and its URL. */
+export async function startReceiver(): Promise<{ child: Child; url: string }> {
+  const child = start('webhook-receiver', NODE, [...TSX, path.join(ROOT, 'bench/webhook-receiver.ts')], { cwd: ROOT });
+  const m = await waitLine(child, /receiver listening on (http:\/\/\S+)/, 30_000);
+  return { child, url: `${m[1]}/hook` };
+}
+
+/** The load generator against a hub or the baseline, in `--serve` mode (`webhook`: keys and webhooks on every task). */
+export function loadProcess(server: Server, o: { inflight: number; connections: number; media: number; webhook?: string }): Child {
   return start(`load(${server.peer})`, NODE, [
     ...TSX, path.join(ROOT, 'bench/load.ts'), '--serve',
     '--url', `${server.wsBase}/client`,
     '--inflight', String(o.inflight), '--connections', String(o.connections), '--media', String(o.media),
+    ...(o.webhook ? ['--keys', '--webhook', o.webhook] : []),
   ], { cwd: ROOT, stdin: true });
 }
 

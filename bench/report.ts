@@ -5,12 +5,13 @@
 
 /**
  * The systems under test; `hub` runs with its defaults (`HUB_COMMIT=stored`), `hub-async` with
- * `HUB_COMMIT=async` (rows written behind); `baseline-naive` is the baseline writing each frame
- * at once, `hub-cork` the hub with the experiment of bench/experiments/cork-ws.ts (one write per
+ * `HUB_COMMIT=async` (rows written behind), `hub-delivery` with an idempotency key and a webhook
+ * (to a local receiver) on every task; `baseline-naive` is the baseline writing each frame at
+ * once, `hub-cork` the hub with the experiment of bench/experiments/cork-ws.ts (one write per
  * peer per tick).
  */
-export type Peer = 'hub' | 'hub-async' | 'hub-cork' | 'baseline' | 'baseline-naive' | 'bullmq';
-export const PEERS: readonly Peer[] = ['hub', 'hub-async', 'hub-cork', 'baseline', 'baseline-naive', 'bullmq'];
+export type Peer = 'hub' | 'hub-async' | 'hub-delivery' | 'hub-cork' | 'baseline' | 'baseline-naive' | 'bullmq';
+export const PEERS: readonly Peer[] = ['hub', 'hub-async', 'hub-delivery', 'hub-cork', 'baseline', 'baseline-naive', 'bullmq'];
 
 /** One measured run of one peer in one scenario. */
 export interface Trial {

@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { CLK_TCK, cleanupOnExit, interrupted, openFiles, openFilesLimit, pidOf, rssBytes, stop, type Child } from './procs.js';
 import {
   cleanBullmq, loadProcess, mysqlStore, producerProcess, ROOT, runTrial, sqliteStore, startBaseline, startBullmqWorker,
-  startEchoWorkers, startHub, startIdleClients, startLoad, stopEchoWorkers, stopLoad, waitQuiet, type EchoStats, type Server, type Store, type TrialTarget,
+  startEchoWorkers, startHub, startIdleClients, startLoad, startReceiver, stopEchoWorkers, stopLoad, waitQuiet, type EchoStats, type Server, type Store, type TrialTarget,
 } from './peers.js';
 import { judge, markdown, summarise, type IdleTrial, type MediaPath, type Peer, type ScenarioSummary, type Trial } from './report.js';
 import { formatSummary, summariseProfile, type ProfileSummary } from './profile-summary.js';
@@ -50,7 +50,7 @@ interface Scenario {
 const MiB = 1024 * 1024;
 const SCENARIOS: Scenario[] = [
   { id: 'tiny-1', title: 'tiny tasks, 1 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 1, clientConns: 1, media: 0, peers: ['hub', 'hub-async', 'baseline', 'baseline-naive', 'bullmq'] },
-  { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'hub-async', 'baseline', 'baseline-naive', 'bullmq'] },
+  { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'hub-async', 'hub-delivery', 'baseline', 'baseline-naive', 'bullmq'] },
   { id: 'media-8', title: '1 MiB attachment, 8 in flight', db: 'sqlite', workerConns: 1, concurrency: 8, inflight: 8, clientConns: 1, media: MiB, minDuration: 2500, peers: ['hub', 'baseline'] },
   { id: 'fanout-16x4', title: '16 worker connections x concurrency 4, 64 in flight', db: 'sqlite', workerConns: 16, concurrency: 4, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
   { id: 'mysql-64', title: 'tiny tasks, 64 in flight, task store on MariaDB', db: 'mysql', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
@@ -146,10 +146,16 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
         return;
       }
       let server: Server;
-      if (peer === 'hub' || peer === 'hub-cork' || peer === 'hub-async') {
+      let webhook: string | undefined;
+      if (peer === 'hub' || peer === 'hub-cork' || peer === 'hub-async' || peer === 'hub-delivery') {
         const store: Store = sc.db === 'mysql' ? await mysqlStore() : sqliteStore();
         stack.push(() => store.drop());
-        server = await startHub(store, [], peer === 'hub-cork', peer === 'hub-async');
+        if (peer === 'hub-delivery') {
+          const receiver = await startReceiver();
+          stack.push(() => stop(receiver.child, 'SIGTERM', 5_000));
+          webhook = receiver.url;
+        }
+        server = await startHub(store, [], peer === 'hub-cork', peer === 'hub-async', peer === 'hub-delivery');
       } else {
         server = await startBaseline([], peer === 'baseline-naive');
       }
@@ -157,7 +163,7 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
       const worker = await startEchoWorkers(server, sc.workerConns, sc.concurrency);
       if (peer === 'hub') hubWorker = worker;
       stack.push(() => stop(worker));
-      const load = await startLoad(loadProcess(server, o));
+      const load = await startLoad(loadProcess(server, { ...o, webhook }));
       stack.push(() => stopLoad(load));
       targets.set(peer, { peer, serverPid: server.child.pid, workerPid: worker.pid, load });
     };

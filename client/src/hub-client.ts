@@ -10,7 +10,7 @@ import { encodeFrames, type EncodedFrames } from './frames.js';
 import { InfoRequests } from './info-requests.js';
 import { resolveOptions, type HubClientOptions, type ResolvedOptions } from './options.js';
 import { restGet } from './rest.js';
-import { isServiceId, submitProblem, type RunOptions, type SubmitOptions, type TaskArgs } from './submit-options.js';
+import { isServiceId, newIdempotencyKey, submitProblem, type RunOptions, type SubmitOptions, type TaskArgs } from './submit-options.js';
 import { TaskHandle, type TaskProgress } from './task-handle.js';
 
 /** Longest task id the hub makes or takes (the protocol's `TaskId`). */
@@ -53,8 +53,10 @@ const asHubError = (err: unknown): HubError =>
  * jittered exponential backoff when it drops, and follows every unfinished task again after a
  * reconnect, so no end and no result is lost. Call `close()` when done.
  *
- * Delivery: a task is made once, except when the socket dies in the instant between sending it
- * and hearing `accepted`; it is then sent again after the reconnect (the hub may run both).
+ * Delivery: a task is made once. Every submission carries an idempotency key (the caller's
+ * `idempotencyKey`, else a random one); a submission whose `accepted` was lost with the socket
+ * is sent again after the reconnect with the same key, and the hub answers it with the task it
+ * made the first time (`accepted` with `duplicate: true`), never a second run.
  */
 export class HubClient extends TypedEmitter<HubClientEvents> {
   /** The options as merged over the defaults and checked. */
@@ -137,6 +139,7 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
     const message: ClientAddTaskMsg = { type: 'add_task', ref, service_id: serviceId, args };
     if (options.timeoutMs !== undefined) message.timeout_ms = options.timeoutMs;
     if (options.queueTimeoutMs !== undefined) message.queue_timeout_ms = options.queueTimeoutMs;
+    message.idempotency_key = options.idempotencyKey ?? newIdempotencyKey();
     const sub: Submission = { handle, message, sent: false };
     this.#pending.set(ref, sub);
     const signal = options.signal;

@@ -15,6 +15,13 @@ export interface SubmitOptions {
   queueTimeoutMs?: number;
   /** Cancels the task when aborted. */
   signal?: AbortSignal;
+  /**
+   * The task's idempotency key (`idempotency_key`, 1 to 255 printable ASCII characters): the hub
+   * makes one task per key for 24 hours, whoever sends it and however often. Default: a random
+   * UUID of this submission, so that a resend after a reconnect never runs the task twice. Give
+   * your own (a chat message id, say) to stay safe across restarts of your bot too.
+   */
+  idempotencyKey?: string;
 }
 
 /** Options of `run`. */
@@ -38,5 +45,14 @@ export function submitProblem(serviceId: unknown, args: unknown, options: Submit
   if (t !== undefined && !(Number.isSafeInteger(t) && t >= 1)) return `timeoutMs must be a whole number of ms, 1 or more, got ${String(t)}`;
   const q = options.queueTimeoutMs;
   if (q !== undefined && !(Number.isSafeInteger(q) && q >= 0)) return `queueTimeoutMs must be a whole number of ms, 0 or more, got ${String(q)}`;
+  const k = options.idempotencyKey;
+  if (k !== undefined && (typeof k !== 'string' || !/^[\x20-\x7e]{1,255}$/.test(k))) {
+    return `idempotencyKey must be 1 to 255 printable ASCII characters, got ${JSON.stringify(String(k).slice(0, 40))}`;
+  }
   return undefined;
+}
+
+/** A new idempotency key: a random UUID. */
+export function newIdempotencyKey(): string {
+  return globalThis.crypto.randomUUID();
 }

@@ -81,6 +81,17 @@ const Attachments = Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_ATTACH
 const Progress = Type.Optional(Type.Number({ minimum: 0, maximum: 1 }));
 const TimeoutMs = Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_SAFE_INT }));
 const QueueTimeoutMs = Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_SAFE_INT }));
+/**
+ * An idempotency key (section 12 of docs/protocol.md): 1 to 255 printable ASCII characters, as
+ * the `Idempotency-Key` header carries it.
+ */
+export const IdempotencyKey = Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7e]{1,255}$' });
+/** The events a webhook is sent for (default `["completed"]`). */
+export const WEBHOOK_EVENTS = ['started', 'progress', 'completed'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+/** A webhook URL: `http` or `https`, at most 2048 characters (checked further by the hub). */
+export const WebhookUrl = Type.String({ minLength: 1, maxLength: 2048, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' });
+export const WebhookEvents = Type.Array(Type.Union(WEBHOOK_EVENTS.map((e) => Type.Literal(e))), { minItems: 1, maxItems: 3, uniqueItems: true });
 /** `args`: positional (array) or named (object). */
 export const Args = Type.Union([Type.Array(Type.Unknown()), Type.Object({}, { additionalProperties: true })]);
 
@@ -108,6 +119,8 @@ export const AddTaskBody = Obj({
   args: Args,
   timeout_ms: TimeoutMs,
   queue_timeout_ms: QueueTimeoutMs,
+  webhook: Type.Optional(WebhookUrl),
+  webhook_events: Type.Optional(WebhookEvents),
 });
 export type AddTaskBody = Static<typeof AddTaskBody>;
 
@@ -218,6 +231,9 @@ export const ClientAddTaskMsg = Obj({
   args: Args,
   timeout_ms: TimeoutMs,
   queue_timeout_ms: QueueTimeoutMs,
+  idempotency_key: Type.Optional(IdempotencyKey),
+  webhook: Type.Optional(WebhookUrl),
+  webhook_events: Type.Optional(WebhookEvents),
   attachments: Attachments,
 });
 export type ClientAddTaskMsg = Static<typeof ClientAddTaskMsg>;
@@ -230,7 +246,14 @@ export type ServiceInfoRequestMsg = Static<typeof ServiceInfoRequestMsg>;
 
 export const ServicesMsg = Obj({ type: Type.Literal('services'), services: ServicesList });
 export type ServicesMsg = Static<typeof ServicesMsg>;
-export const AcceptedMsg = Obj({ type: Type.Literal('accepted'), ref: Type.Optional(Ref), task_id: TaskId, position: Type.Integer({ minimum: 0 }) });
+export const AcceptedMsg = Obj({
+  type: Type.Literal('accepted'),
+  ref: Type.Optional(Ref),
+  task_id: TaskId,
+  position: Type.Integer({ minimum: 0 }),
+  /** True when an `idempotency_key` named a task made before: this is that task. */
+  duplicate: Type.Optional(Type.Boolean()),
+});
 export type AcceptedMsg = Static<typeof AcceptedMsg>;
 export const RejectedMsg = Obj({ type: Type.Literal('rejected'), ref: Type.Optional(Ref), error: ErrorInfo });
 export type RejectedMsg = Static<typeof RejectedMsg>;

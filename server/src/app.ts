@@ -28,6 +28,9 @@ import { json, sharedSchemas, swaggerOptions } from './http/openapi.js';
 import { Type } from '@sinclair/typebox';
 import { plainSerializerCompiler, validatorCompiler } from './http/schema-compilers.js';
 import { RateLimiter, clientIdentity } from './access/rate-limit.js';
+import { IdempotentSubmits, keyScope } from './delivery/idempotency.js';
+import { sseRoutes } from './delivery/sse.js';
+import { Webhooks } from './delivery/webhooks.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -107,8 +110,11 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const interrupted = await store.markInterrupted();
   if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
   await store.purge();
+  const submits = new IdempotentSubmits(db);
+  await submits.purge();
 
   const hub = new Hub(config, registry, store, app.log);
+  const webhooks = new Webhooks(db, hub, app.log);
   const gate = new Gatekeeper(config, {
     verify: (kind, secret) => verifyToken(db, kind, secret),
     count: (kind) => countTokens(db, kind),
@@ -126,6 +132,8 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const purgeTimer = setInterval(() => {
     hub.purgeEnded();
     store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
+    submits.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging idempotency keys failed'));
+    webhooks.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging webhook deliveries failed'));
   }, Math.min(60_000, Math.max(1000, config.resultTtlMs)));
   purgeTimer.unref();
 
@@ -229,7 +237,8 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
-      serveClient(socket, { hub, heartbeat, who: req.client ?? null, allow: limiter.enabled ? () => limiter.take(who) : undefined });
+      const key = bearer(req.raw, 'key');
+      serveClient(socket, { hub, heartbeat, who: req.client ?? null, allow: limiter.enabled ? () => limiter.take(who) : undefined, submits, webhooks, keyScope: keyScope(key) });
     },
   });
 
@@ -248,7 +257,8 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     async () => ({ status: 'ok' }),
   );
 
-  await app.register(restRoutes, { hub });
+  await app.register(restRoutes, { hub, submits, webhooks });
+  await app.register(sseRoutes, { hub });
   await app.register(operatorRoutes, { hub, db, writes });
 
   let closing: Promise<void> | null = null;
@@ -260,6 +270,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     closing ??= (async () => {
       clearInterval(purgeTimer);
       heartbeat.close();
+      await webhooks.close().catch((err: unknown) => app.log.error({ err }, 'stopping the webhook sender failed'));
       await store.close().catch((err: unknown) => app.log.error({ err }, 'flushing the task store failed'));
       if (!givenDb) await db.destroy();
     })();
@@ -271,6 +282,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
       app.log.warn('no worker token exists: only workers on loopback addresses may connect (create one with utils-hub tokens create)');
     }
     dialer.start();
+    webhooks.start();
   });
   return app;
 }

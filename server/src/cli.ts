@@ -15,6 +15,7 @@ import { createToken, listTokens, revokeToken, type TokenKind } from './store/to
 import { addWorker, listWorkers, removeWorker, setWorkerEnabled } from './store/workers.js';
 import { listServices, removeService } from './store/services.js';
 import { mediaDirOf } from './store/task-media.js';
+import { listDeliveries } from './store/webhook-deliveries.js';
 
 /** Bad usage: exit status 2. */
 class UsageError extends Error {}
@@ -31,6 +32,7 @@ Commands:
   services   the services the database knows: list | remove NAME
   tokens     worker tokens: create NAME [--service NAME] | list | revoke NAME
   keys       client API keys: create NAME [--admin] | list | revoke NAME
+  webhooks   webhook deliveries: list [--failed]
 
 Options of every command but start:
 ${DB_HELP}
@@ -38,11 +40,11 @@ ${DB_HELP}
 
 Run 'utils-hub <command> --help' for more.`;
 
-type Values = { db?: string; service?: string; json?: boolean; admin?: boolean; help?: boolean };
+type Values = { db?: string; service?: string; json?: boolean; admin?: boolean; failed?: boolean; help?: boolean };
 
 interface Command {
   help: string;
-  options: { service?: { type: 'string' }; json?: { type: 'boolean' }; admin?: { type: 'boolean' } };
+  options: { service?: { type: 'string' }; json?: { type: 'boolean' }; admin?: { type: 'boolean' }; failed?: { type: 'boolean' } };
   run(db: Knex, action: string | undefined, args: string[], values: Values): Promise<void>;
 }
 
@@ -242,12 +244,34 @@ ${DB_HELP}`;
   };
 }
 
+const webhooksCommand: Command = {
+  help: `Usage: utils-hub webhooks list [--failed] [--json] [--db URL]
+
+Webhook deliveries (docs/protocol.md section 12) that are pending (tried again later) or failed
+(given up after 24 hours, or refused), newest first; with --failed, failed ones only.
+
+${DB_HELP}`,
+  options: { failed: { type: 'boolean' }, json: { type: 'boolean' } },
+  async run(db, action, args, values) {
+    if (action !== 'list') throw new UsageError(action === undefined ? 'webhooks: missing action (list)' : `webhooks: unknown action "${action}"`);
+    expectArgs('webhooks', action, args, []);
+    const rows = (await listDeliveries(db, { failedOnly: values.failed === true })).map(({ body: _body, ...r }) => r);
+    if (values.json) return out(JSON.stringify(rows));
+    if (rows.length === 0) return note(values.failed ? 'no failed webhook deliveries' : 'no pending or failed webhook deliveries');
+    table(
+      ['ID', 'TASK', 'EVENT', 'STATUS', 'TRIES', 'LAST', 'NEXT', 'URL'],
+      rows.map((d) => [d.id, d.task_id, d.event, d.status, String(d.attempts), d.last_error ?? (d.last_status === null ? '-' : String(d.last_status)), d.status === 'pending' ? iso(d.next_at) : '-', d.url]),
+    );
+  },
+};
+
 const COMMANDS: Record<string, Command> = {
   migrate: migrateCommand,
   workers: workersCommand,
   services: servicesCommand,
   tokens: tokenCommand('tokens', 'worker'),
   keys: tokenCommand('keys', 'client'),
+  webhooks: webhooksCommand,
 };
 
 /** One line for a person: no stack, no line breaks. */

@@ -98,6 +98,19 @@ export const HubConfigSchema = Type.Object(
       env: 'HUB_MAX_SERVICE_BYTES',
       description: 'largest `/me` description, as JSON; a larger one is refused at `hello` with `bad_service_description`',
     }),
+    webhookSecret: Type.Union([Type.String({ pattern: '^whsec_[A-Za-z0-9+/]{16,}={0,2}$' }), Type.Null()], {
+      default: null,
+      env: 'HUB_WEBHOOK_SECRET',
+      expected: 'whsec_ followed by the base64 of at least 12 random bytes',
+      description: 'the `whsec_...` secret that signs webhooks (Standard Webhooks); without it `webhook` is refused `bad_request`',
+    }),
+    webhookAllowPrivate: Type.Boolean({
+      default: false,
+      env: 'HUB_WEBHOOK_ALLOW_PRIVATE',
+      defaultText: 'unset',
+      expected: '1 or 0',
+      description: '`1`: webhooks may go to loopback, private and link-local addresses (tests, private networks)',
+    }),
     // Given in code only (buildApp), for tests and tuning.
     helloTimeoutMs: int(1, MAX_MS, 10_000, { description: "deadline of the worker's `hello`" }),
     cancelGraceMs: int(0, MAX_MS, 10_000, { description: 'how long a slot stays taken after a timeout or cancel, unless the worker answers' }),
@@ -157,6 +170,11 @@ function fromString(key: Key, name: string, raw: string): unknown {
   if (isInt(s)) {
     if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name}: expected an integer, got ${JSON.stringify(raw)}`);
     return Number(raw.trim());
+  }
+  if (s.type === 'boolean') {
+    const b = ({ '1': true, true: true, '0': false, false: false } as Record<string, boolean>)[raw.trim()];
+    if (b === undefined) throw new ConfigError(`${name}: expected 1 or 0, got ${JSON.stringify(raw)}`);
+    return b;
   }
   return raw;
 }

@@ -282,6 +282,62 @@ describe('HubClient against the real hub', () => {
     });
   });
 
+  describe('idempotency keys', () => {
+    /** A `ws` class whose sockets die on the first `accepted` they get, before the client hears it. */
+    function losesFirstAccepted() {
+      const sockets: WebSocket[] = [];
+      let dropped = 0;
+      class Lossy extends WebSocket {
+        constructor(url: string) {
+          super(url);
+          sockets.push(this);
+        }
+        override emit(event: string | symbol, ...args: any[]): boolean {
+          if (event === 'message' && dropped === 0 && !args[1] && JSON.parse(String(args[0])).type === 'accepted') {
+            dropped++;
+            this.terminate();
+            return true;
+          }
+          return super.emit(event, ...args);
+        }
+      }
+      return { WebSocket: Lossy as unknown as NonNullable<HubClientOptions['WebSocket']>, sockets, dropped: () => dropped };
+    }
+
+    it('makes one task when the socket dies between add_task and accepted (the resend carries the same key)', async () => {
+      const worker = await fakeWorker(hub, me(unique('lost_ack')), { concurrency: 4 });
+      const lossy = losesFirstAccepted();
+      const c = client({ WebSocket: lossy.WebSocket });
+      const handle = c.submit(worker.welcome.service_id as number, { x: 4 });
+      const task = await worker.nextOf('task');
+      await until(() => lossy.dropped() === 1 && lossy.sockets.length === 2, 'the lost accepted and the reconnect');
+      expect((await handle.accepted()).taskId).to.equal(task.task_id);
+      worker.send({ type: 'result', task_id: task.task_id, result: 16 });
+      expect(await handle.result()).to.equal(16);
+      await sleep(150);
+      expect(worker.received.filter((m) => m.type === 'task')).to.have.length(0);
+    });
+
+    it('takes the caller\'s key: two submissions with one key are one task', async () => {
+      const worker = await fakeWorker(hub, me(unique('own_key')), { concurrency: 4 });
+      const c1 = client();
+      const c2 = client();
+      const a = c1.run(worker.welcome.service_id as number, [2], { idempotencyKey: 'chat-42-message-7' });
+      const task = await worker.nextOf('task');
+      const b = c2.submit(worker.welcome.service_id as number, { x: 2 }, { idempotencyKey: 'chat-42-message-7' });
+      expect((await b.accepted()).taskId).to.equal(task.task_id);
+      worker.send({ type: 'result', task_id: task.task_id, result: 'once' });
+      expect(await a).to.equal('once');
+      expect(await b.result()).to.equal('once');
+      await sleep(100);
+      expect(worker.received.filter((m) => m.type === 'task')).to.have.length(0);
+      const mismatch = await rejection(c2.run(worker.welcome.service_id as number, { x: 3 }, { idempotencyKey: 'chat-42-message-7' }));
+      expect(mismatch.code).to.equal('idempotency_mismatch');
+      const bad = await rejection(c2.run(worker.welcome.service_id as number, { x: 3 }, { idempotencyKey: '' }));
+      expect(bad.code).to.equal('bad_request');
+    });
+  });
+
   describe('media', () => {
     it('sends a Buffer as an attachment and gives media results as {mime, data}', async () => {
       const input = [

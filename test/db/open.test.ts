@@ -13,7 +13,7 @@ import {
   pendingMigrations,
   rollback,
 } from '../../server/src/db/index.js';
-import { dbBackends } from '../helpers/db.js';
+import { MIGRATION_FILES, dbBackends } from '../helpers/db.js';
 
 const backends = await dbBackends();
 const TABLES = ['services', 'workers', 'tokens', 'tasks'];
@@ -133,7 +133,7 @@ describe('migrations', () => {
       });
       afterEach(() => db.destroy());
 
-      const ALL = ['001_initial.js', '002_task_media_files.js'];
+      const ALL = MIGRATION_FILES;
 
       it('go up, down and up again', async () => {
         expect(await migrate(db)).to.deep.equal(ALL);
@@ -150,7 +150,7 @@ describe('migrations', () => {
         expect(await db.schema.hasColumn('tasks', 'media_file')).to.equal(false);
         await db('services').insert({ name: 's', description: '', me: '{}', created_at: 1, updated_at: 1 });
         await db('tasks').insert({ id: 'old', service_id: 1, status: 'succeeded', attempts: 1, created_at: 1 });
-        expect(await migrate(db)).to.deep.equal(['002_task_media_files.js']);
+        expect(await migrate(db)).to.deep.equal(ALL.slice(1));
         expect(await db('tasks').select('id', 'media_file')).to.deep.equal([{ id: 'old', media_file: null }]);
       });
 
@@ -160,7 +160,7 @@ describe('migrations', () => {
       });
 
       it('tell which are pending without touching the database', async () => {
-        expect(await pendingMigrations(db)).to.deep.equal(['001_initial.js', '002_task_media_files.js']);
+        expect(await pendingMigrations(db)).to.deep.equal(ALL);
         expect(await db.schema.hasTable('knex_migrations')).to.equal(false);
         await migrate(db);
         expect(await pendingMigrations(db)).to.deep.equal([]);

@@ -7,10 +7,9 @@ import type { Knex } from 'knex';
 import type { ServiceDescription } from '@utils-hub/protocol';
 import { upsertService } from '../../server/src/store/services.js';
 import { TaskStore, type TaskRow, type TaskStoreOptions } from '../../server/src/store/tasks.js';
-import { dbBackends, useMigratedDb } from '../helpers/db.js';
+import { dbBackends, useMigratedDb, watchTaskInserts } from '../helpers/db.js';
 
 const backends = await dbBackends();
-const COLUMNS = 14; // bindings per row in an INSERT of tasks
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
@@ -24,15 +23,6 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5000):
 }
 
 /** The number of distinct tasks of each INSERT into tasks, in order. */
-function watchInserts(db: Knex): number[] {
-  const statements: number[] = [];
-  db.on('query', (q: { sql: string; bindings?: unknown[] }) => {
-    if (!/^insert into [`"]tasks[`"]/i.test(q.sql)) return;
-    const bindings = q.bindings ?? [];
-    statements.push(new Set(bindings.filter((_, i) => i % COLUMNS === 0)).size);
-  });
-  return statements;
-}
 
 describe('TaskStore commit callbacks', () => {
   for (const backend of backends) {
@@ -94,7 +84,7 @@ describe('TaskStore commit callbacks', () => {
 
       it('with flushDelayMs 0, writes without flush() and groups the rows saved during a write into the next one', async () => {
         const store = open({ flushDelayMs: 0 });
-        const inserts = watchInserts(db());
+        const inserts = watchTaskInserts(db());
         let done = 0;
         store.save(row('warm'), () => done++); // the first write also reads MySQL's packet limit
         await until(() => done === 1);

@@ -12,10 +12,9 @@ import {
   type TaskRow,
   type TaskStoreOptions,
 } from '../../server/src/store/tasks.js';
-import { dbBackends, useMigratedDb } from '../helpers/db.js';
+import { dbBackends, useMigratedDb, watchTaskInserts } from '../helpers/db.js';
 
 const backends = await dbBackends();
-const COLUMNS = 15; // bindings per row in an INSERT of tasks
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -29,20 +28,6 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 3000):
   }
 }
 
-/**
- * Records the INSERTs into tasks: one entry per statement, with the number of tasks it writes
- * (on SQLite a statement may repeat its last row to reach one of a few fixed sizes).
- */
-function watchInserts(db: Knex): number[] {
-  const statements: number[] = [];
-  db.on('query', (q: { sql: string; bindings?: unknown[] }) => {
-    if (!/^insert into [`"]tasks[`"]/i.test(q.sql)) return;
-    const bindings = q.bindings ?? [];
-    expect(bindings.length % COLUMNS).to.equal(0);
-    statements.push(new Set(bindings.filter((_, i) => i % COLUMNS === 0)).size);
-  });
-  return statements;
-}
 
 async function tableRows(db: Knex): Promise<number> {
   const [{ n }] = (await db('tasks').count({ n: '*' })) as { n: number | string }[];
@@ -118,7 +103,7 @@ describe('TaskStore', () => {
 
       describe('#save', () => {
         it('writes many rows in one statement', async () => {
-          const statements = watchInserts(db());
+          const statements = watchTaskInserts(db());
           const store = open();
           for (let i = 0; i < 200; i++) store.save(row(`t${i}`));
           await store.flush();
@@ -127,7 +112,7 @@ describe('TaskStore', () => {
         });
 
         it('writes batches of any size, padded or not, with every row as saved', async () => {
-          const statements = watchInserts(db());
+          const statements = watchTaskInserts(db());
           const store = open();
           for (const n of [1, 5, 13, 100]) {
             const ids = Array.from({ length: n }, (_, i) => `n${n}-${i}`);
@@ -143,7 +128,7 @@ describe('TaskStore', () => {
         });
 
         it('coalesces the saves of one task into its latest row', async () => {
-          const statements = watchInserts(db());
+          const statements = watchTaskInserts(db());
           const store = open();
           for (let i = 1; i <= 5; i++) store.save(row('t1', { status: 'running', progress: i / 5, message: `step ${i}` }));
           await store.flush();
@@ -159,7 +144,7 @@ describe('TaskStore', () => {
         });
 
         it('writes at once when a batch is full, before the delay', async () => {
-          const statements = watchInserts(db());
+          const statements = watchTaskInserts(db());
           const store = open({ batchSize: 10, flushDelayMs: 60_000 });
           for (let i = 0; i < 10; i++) store.save(row(`t${i}`));
           await until(async () => (await tableRows(db())) === 10);
@@ -169,7 +154,7 @@ describe('TaskStore', () => {
         });
 
         it('splits more rows than a batch into statements of batchSize', async () => {
-          const statements = watchInserts(db());
+          const statements = watchTaskInserts(db());
           const store = open({ batchSize: 10, flushDelayMs: 60_000 });
           for (let i = 0; i < 25; i++) store.save(row(`t${i}`));
           await store.flush();
@@ -196,7 +181,7 @@ describe('TaskStore', () => {
 
       describe('#get', () => {
         it('reads a row saved but not yet written', async () => {
-          const statements = watchInserts(db());
+          const statements = watchTaskInserts(db());
           const store = open({ flushDelayMs: 60_000 });
           store.save(row('t1', { status: 'running', attempts: 1 }));
           expect(await store.get('t1')).to.deep.include({ id: 't1', status: 'running', attempts: 1 });

@@ -28,6 +28,8 @@ const MAX_TIMEOUT = 600_000;
 /** A field of a message: left out, a value that fits, or one that breaks the schema. */
 type Field = { absent: true } | { value: unknown; bad?: boolean; over?: boolean };
 const absent: Field = { absent: true };
+/** Good idempotency keys made so far: each case's is new. */
+let idemKeys = 0;
 const fits = (a: fc.Arbitrary<unknown>) => a.map((value): Field => ({ value }));
 const breaks = (a: fc.Arbitrary<unknown>) => a.map((value): Field => ({ value, bad: true }));
 
@@ -38,11 +40,11 @@ const refField = fc.oneof(
 );
 const taskIdBreaks = breaks(fc.oneof(fc.constantFrom(5, null, true, [], {}, ''), fc.integer({ min: 65, max: 500 }).map((n) => 't'.repeat(n))));
 const serviceIdBreaks = breaks(fc.constantFrom<unknown>(-1, 1.5, '1', null, true, [], 2 ** 53, new RawJson('1e999')));
-const extraFields = fc.array(fc.tuple(hostileKey.filter((k) => !['type', 'ref', 'service_id', 'args', 'timeout_ms', 'queue_timeout_ms', 'attachments', 'task_id'].includes(k)), anyValue), { maxLength: 2 });
+const extraFields = fc.array(fc.tuple(hostileKey.filter((k) => !['type', 'ref', 'service_id', 'args', 'timeout_ms', 'queue_timeout_ms', 'attachments', 'task_id', 'idempotency_key', 'webhook', 'webhook_events'].includes(k)), anyValue), { maxLength: 2 });
 
 /** A message to build once the hub runs (ids of services and tasks are known then). */
 type Plan =
-  | { op: 'add_task'; ref: Field; service: Field | { svc: 'echo' | 'idle' | 'unknown' }; args: { value: unknown; problems: string[] | null }; timeout: Field; queueTimeout: Field; extra: Array<[string, unknown]> }
+  | { op: 'add_task'; ref: Field; service: Field | { svc: 'echo' | 'idle' | 'unknown' }; args: { value: unknown; problems: string[] | null }; timeout: Field; queueTimeout: Field; idem: Field; hook: Field; extra: Array<[string, unknown]> }
   | { op: 'service_info'; ref: Field; service: Field | { svc: 'echo' | 'idle' | 'unknown' }; extra: Array<[string, unknown]> }
   | { op: 'cancel' | 'subscribe'; target: 'live' | 'ended' | 'unknown' | Field; unknownId: string; extra: Array<[string, unknown]> }
   | { op: 'attach'; announce: unknown; frames: number[]; ref: number; arg: 'doc' | 'img'; deep: number; refText: Field }
@@ -72,6 +74,18 @@ const addTask = fc.record({
     { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(0, -5, 1.5, '5', null, 2 ** 53)) },
   ),
   queueTimeout: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 2, arbitrary: fits(fc.integer({ min: 0, max: 100_000 })) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(-1, 0.5, 'x', null)) }),
+  // idempotency_key: a good one is made unique per case when built (a repeat is another test's).
+  idem: fc.oneof(
+    { weight: 5, arbitrary: fc.constant(absent) },
+    { weight: 2, arbitrary: fits(fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 200 })) },
+    { weight: 1, arbitrary: breaks(fc.oneof(fc.constantFrom<unknown>('', 5, null, true, [], {}, 'é', 'a\nb', '\u0000'), fc.integer({ min: 256, max: 600 }).map((n) => 'k'.repeat(n)))) },
+  ),
+  // webhook: this hub has no HUB_WEBHOOK_SECRET, so a well-formed one is refused bad_request.
+  hook: fc.oneof(
+    { weight: 8, arbitrary: fc.constant(absent) },
+    { weight: 1, arbitrary: fits(fc.constantFrom('https://example.com/hook', 'http://127.0.0.1:9/x', 'HTTP://localhost/')) },
+    { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>('', 'ftp://example.com/', 'example.com', 5, null, true, [], {}, `https://e.com/${'x'.repeat(2100)}`)) },
+  ),
   extra: extraFields,
 });
 
@@ -193,13 +207,17 @@ describe('Fuzz: client WebSocket', () => {
           if (p.args.value !== undefined) entries.push(['args', p.args.value]);
           put(entries, 'timeout_ms', p.timeout);
           put(entries, 'queue_timeout_ms', p.queueTimeout);
-          bad ||= p.args.problems === null || isBad(p.timeout) || isBad(p.queueTimeout);
+          if ('value' in p.idem && !p.idem.bad) entries.push(['idempotency_key', `${String(p.idem.value).slice(0, 40)}#${++idemKeys}`]);
+          else put(entries, 'idempotency_key', p.idem);
+          put(entries, 'webhook', p.hook);
+          bad ||= p.args.problems === null || isBad(p.timeout) || isBad(p.queueTimeout) || isBad(p.idem) || isBad(p.hook);
         }
         const msg = objectOf([...p.extra.slice(0, 1), ...entries, ...p.extra.slice(1)]);
         const ab = about(msg);
         const ref = ab.ref;
         let reply: Expect;
         if (bad) reply = { type: 'error', code: 'bad_message', ...ab };
+        else if (p.op === 'add_task' && 'value' in p.hook) reply = { type: 'rejected', code: 'bad_request', ref };
         else if (unknown) reply = { type: 'rejected', code: 'service_not_found', ref };
         else if (p.op === 'service_info') reply = { type: 'service_info', ref, serviceId: svc.svc === 'echo' ? echoId : idleId };
         else if ('over' in p.timeout && p.timeout.over) reply = { type: 'rejected', code: 'bad_request', ref };

@@ -32,6 +32,7 @@ const STATUS: Record<string, number> = {
   method_not_allowed: 405,
   already_finished: 409,
   canceled: 409,
+  idempotency_mismatch: 422,
   payload_too_large: 413,
   unsupported_media_type: 415,
   task_failed: 502,
@@ -212,10 +213,12 @@ describe('Fuzz: REST routes', () => {
     );
     const queueTimeout = fc.oneof(
       { weight: 4, arbitrary: fc.constant(absent) },
-      { weight: 3, arbitrary: fc.oneof(fc.integer({ min: 0, max: 100_000 }), fc.constantFrom(2 ** 31, 2 ** 40, MAX_SAFE)).map((value): Part => ({ value })) },
+      { weight: 3, arbitrary: fc.integer({ min: 0, max: 100_000 }).map((value): Part => ({ value })) },
+      // Past HUB_MAX_QUEUE_TIMEOUT_MS (default 3,600,000): bad_request, as a timeout_ms past its maximum.
+      { weight: 1, arbitrary: fc.constantFrom(3_600_001, 2 ** 31, 2 ** 40, MAX_SAFE).map((value): Part => ({ value, over: true })) },
       { weight: 1, arbitrary: fc.constantFrom<unknown>(-1, 0.5, 'x', null, [], 2 ** 53).map((value): Part => ({ value, bad: true })) },
     );
-    const extra = fc.array(fc.tuple(hostileKey.filter((k) => !['service_id', 'args', 'timeout_ms', 'queue_timeout_ms'].includes(k)), anyValue), { maxLength: 3 });
+    const extra = fc.array(fc.tuple(hostileKey.filter((k) => !['service_id', 'args', 'timeout_ms', 'queue_timeout_ms', 'webhook', 'webhook_events'].includes(k)), anyValue), { maxLength: 3 });
     const wait = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom('wait=false', 'wait=0', 'wait=false&x=1') },
       { weight: 1, arbitrary: fc.constantFrom('wait=', 'wait=no', 'wait=FALSE', 'wait=2', 'wait=false&wait=true', 'wait=%00', 'wait=false%20').map((q) => `${q}#bad`) },
@@ -238,7 +241,7 @@ describe('Fuzz: REST routes', () => {
         if (Buffer.byteLength(text) > LIMIT) return isError(res, 'payload_too_large', what);
         if (badWait || svc.bad || a.problems === null || to.bad || qto.bad) return isError(res, 'bad_request', what);
         if (svc.unknown) return isError(res, 'service_not_found', what);
-        if (to.over) return isError(res, 'bad_request', what);
+        if (to.over || qto.over) return isError(res, 'bad_request', what);
         if (a.problems.length > 0) {
           isError(res, 'invalid_args', what);
           const named = (res.body.error.details as Array<{ argument_name: string; problem: string }>).map((d) => d.argument_name);
@@ -253,6 +256,131 @@ describe('Fuzz: REST routes', () => {
       }),
       params(runs),
     );
+  });
+
+  it('POST /add_task with Idempotency-Key: 400 bad_request for a malformed key; else one task per key, 422 idempotency_mismatch for other args', async function () {
+    const runs = runsOf(120);
+    this.timeout(timeoutFor(runs));
+    const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 255 });
+    type Case = { header: string; key: string | null; what: string };
+    const quote = (k: string) => `"${k.replace(/[\\"]/g, '\\$&')}"`;
+    const header: fc.Arbitrary<Case> = fc.oneof(
+      { weight: 4, arbitrary: printable.map((k) => ({ header: quote(k), key: k, what: 'a quoted key' })) },
+      { weight: 3, arbitrary: printable.filter((k) => !k.startsWith('"') && k.trim() === k).map((k) => ({ header: k, key: k, what: 'a bare key' })) },
+      { weight: 1, arbitrary: fc.integer({ min: 256, max: 2000 }).map((n) => ({ header: 'k'.repeat(n), key: null, what: 'a key over 255 characters' })) },
+      { weight: 1, arbitrary: fc.constantFrom('""', '"open', '"a"b"', '"a\\"', '"tab\there"', '"é"', 'é', '"\\x"').map((h) => ({ header: h, key: null, what: 'a malformed key' })) },
+    );
+    /** Each key sent so far, with the task it made and the args it made it with. */
+    const made = new Map<string, { taskId: string; n: number }>();
+    await fc.assert(
+      fc.asyncProperty(header, fc.integer({ min: 0, max: 3 }), async (c, n) => {
+        count('POST /add_task (Idempotency-Key)');
+        const res = await fetch(`${hub.url}/add_task?wait=false`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': c.header },
+          body: JSON.stringify({ service_id: idleId, args: { n } }),
+        });
+        const text = await res.text();
+        const r: Res = { status: res.status, body: JSON.parse(text), text };
+        const what = `${c.what}: ${JSON.stringify(c.header).slice(0, 200)} n=${n}`;
+        if (c.key === null) return isError(r, 'bad_request', what);
+        const before = made.get(c.key);
+        if (!before) {
+          expect(r.status, `${what} -> ${text}`).to.equal(202);
+          expect(r.body).to.not.have.property('duplicate');
+          made.set(c.key, { taskId: r.body.task_id, n });
+          queued.add(r.body.task_id);
+        } else if (before.n === n) {
+          expect(r.status, `${what} -> ${text}`).to.equal(202);
+          expect(r.body, what).to.deep.equal({ task_id: before.taskId, status: 'queued', duplicate: true });
+        } else {
+          expect(r.status, `${what} -> ${text}`).to.equal(422);
+          expect(r.body.error, what).to.include({ code: 'idempotency_mismatch', task_id: before.taskId });
+        }
+      }),
+      params(runs),
+    );
+  });
+
+  it('GET /tasks/{id}/events: the end event of an ended task (204 when Last-Event-ID saw it), 404 task_not_found, 400 for a malformed Last-Event-ID', async function () {
+    const runs = runsOf(60);
+    this.timeout(timeoutFor(runs));
+    type LastId = { value?: string; n?: number; bad?: boolean };
+    const lastId = fc.oneof(
+      { weight: 2, arbitrary: fc.constant<LastId>({}) },
+      { weight: 3, arbitrary: fc.integer({ min: 0, max: 10 }).map((n): LastId => ({ value: String(n), n })) },
+      { weight: 2, arbitrary: fc.oneof(fc.constantFrom('-1', '1.5', 'abc', '1e3', '0x10', '9'.repeat(20)), hostileString.filter((h) => h.trim() !== '' && !/^\d{1,15}$/.test(h.trim()) && /^[\x20-\x7e]*$/.test(h))).map((value): LastId => ({ value, bad: true })) },
+    );
+    const target = fc.oneof(fc.constant('ended' as const), fc.string({ minLength: 1, maxLength: 40 }).filter(encodable));
+    await fc.assert(
+      fc.asyncProperty(target, lastId, async (which, last) => {
+        count('GET /tasks/{id}/events');
+        const endedIds = [...ended.keys()];
+        const id = which === 'ended' ? endedIds[endedIds.length - 1] : `unknown-${which}`;
+        const headers: Record<string, string> = last.value === undefined ? {} : { 'last-event-id': last.value };
+        const res = await fetch(`${hub.url}/tasks/${encodeURIComponent(id)}/events`, { headers });
+        const text = await res.text();
+        const what = `${id} Last-Event-ID ${JSON.stringify(last.value)}`;
+        const r: Res = { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined, text };
+        if (last.bad) return isError(r, 'bad_request', what);
+        if (which !== 'ended') return isError(r, 'task_not_found', what);
+        const view = await http(hub, 'GET', `/tasks/${id}`);
+        expect(view.status).to.equal(200);
+        const endSeq = Number(/^id: (\d+)$/m.exec((await (await fetch(`${hub.url}/tasks/${id}/events`)).text()))?.[1]);
+        if (last.n !== undefined && last.n >= endSeq) {
+          expect(res.status, what).to.equal(204);
+          return;
+        }
+        expect(res.status, what).to.equal(200);
+        expect(text, what).to.match(new RegExp(`^id: ${endSeq}\nevent: (result|failed|canceled)\ndata: `));
+      }),
+      params(runs),
+    );
+  });
+
+  it('POST /add_task with webhook: 400 bad_request for a malformed URL or events, or a host on a refused address (no packet leaves loopback)', async function () {
+    const runs = runsOf(80);
+    this.timeout(timeoutFor(runs));
+    // A second hub with a webhook secret and private addresses refused: every case here is refused
+    // before any request is made, so the fuzz sends nothing anywhere.
+    const hooked = await startWatchedHub({ webhookSecret: `whsec_${Buffer.alloc(24, 7).toString('base64')}` });
+    const svc = await echoWorker(hooked, fuzzService('fuzz_hook'));
+    try {
+      const octet = fc.integer({ min: 0, max: 255 });
+      const refusedIp = fc.oneof(
+        fc.tuple(octet, octet, octet).map(([a, b, c]) => `127.${a}.${b}.${c}`),
+        fc.tuple(octet, octet, octet).map(([a, b, c]) => `10.${a}.${b}.${c}`),
+        fc.tuple(fc.integer({ min: 16, max: 31 }), octet, octet).map(([a, b, c]) => `172.${a}.${b}.${c}`),
+        fc.tuple(octet, octet).map(([a, b]) => `192.168.${a}.${b}`),
+        fc.tuple(octet, octet).map(([a, b]) => `169.254.${a}.${b}`),
+        fc.tuple(octet, octet, octet).map(([a, b, c]) => `0.${a}.${b}.${c}`),
+        fc.constantFrom('[::1]', '[::]', '[fe80::1]', '[fd00::5]', '[::ffff:10.0.0.1]', '[::ffff:127.0.0.1]', 'localhost', 'LOCALHOST'),
+      );
+      const path = fc.oneof(fc.constant(''), fc.string({ maxLength: 30 }).map((p) => `/${encodeURIComponent(p)}`));
+      type Hook = { webhook?: unknown; events?: unknown; what: string };
+      const hook: fc.Arbitrary<Hook> = fc.oneof(
+        fc.tuple(fc.constantFrom('http', 'https', 'HTTP'), refusedIp, fc.option(fc.integer({ min: 1, max: 65535 })), path).map(([scheme, host, port, p]) => ({ webhook: `${scheme}://${host}${port === null ? '' : `:${port}`}${p}`, what: 'a refused host' })),
+        fc.constantFrom<unknown>('', 'ftp://10.0.0.1/', 'javascript:alert(1)', '//127.0.0.1/', 'http://', 5, null, true, [], {}, `http://127.0.0.1/${'x'.repeat(2100)}`, 'http://u:p@127.0.0.1/').map((webhook) => ({ webhook, what: 'a malformed webhook' })),
+        fc.tuple(refusedIp, fc.constantFrom<unknown>([], ['done'], ['completed', 'completed'], 'completed', null, [1], ['started', 'progress', 'completed', 'started'])).map(([host, events]) => ({ webhook: `http://${host}/`, events, what: 'malformed webhook_events' })),
+        fc.constantFrom<unknown>(['completed'], ['progress'], 'x').map((events) => ({ events, what: 'webhook_events without webhook' })),
+      );
+      await fc.assert(
+        fc.asyncProperty(hook, async (h) => {
+          count('POST /add_task (webhook)');
+          const body: Record<string, unknown> = { service_id: svc.welcome.service_id, args: { n: 1 } };
+          if (h.webhook !== undefined) body.webhook = h.webhook;
+          if (h.events !== undefined) body.webhook_events = h.events;
+          const res = await send(hooked, 'POST', '/add_task?wait=false', JSON.stringify(body), 'application/json');
+          isError(res, 'bad_request', `${h.what}: ${JSON.stringify(body).slice(0, 300)}`);
+        }),
+        params(runs),
+      );
+      expect(svc.tasks.size).to.equal(0);
+      expect(hooked.problems()).to.deep.equal([]);
+    } finally {
+      await svc.close();
+      await hooked.close();
+    }
   });
 
   it('POST /add_task: raw bodies (not JSON, not an object, other content types, over the limit, broken UTF-8, prototype keys, deep nesting)', async function () {

@@ -145,3 +145,31 @@ export async function rejection(p: Promise<unknown>): Promise<Error & { code?: s
   }
   throw new Error('expected a rejection');
 }
+
+/** Values bound per row in an INSERT of tasks (the columns of the store's upsert). */
+export const TASK_COLUMNS = 15;
+
+/**
+ * Records the INSERTs into tasks: one entry per statement, with the number of tasks it writes
+ * (on SQLite a statement may repeat its last row to reach one of a few fixed sizes). Throws from
+ * the query listener when a statement's values are not whole rows (a column added to the store
+ * without TASK_COLUMNS).
+ */
+export function watchTaskInserts(db: Knex): number[] {
+  const statements: number[] = [];
+  db.on('query', (q: { sql: string; bindings?: unknown[] }) => {
+    if (!/^insert into [`"]tasks[`"]/i.test(q.sql)) return;
+    const bindings = q.bindings ?? [];
+    if (bindings.length % TASK_COLUMNS !== 0) throw new Error(`an INSERT of tasks with ${bindings.length} values: not rows of ${TASK_COLUMNS}`);
+    statements.push(new Set(bindings.filter((_, i) => i % TASK_COLUMNS === 0)).size);
+  });
+  return statements;
+}
+
+/** The migration files of the project, in the order they apply. */
+export const MIGRATION_FILES: readonly string[] = Object.freeze(
+  fs
+    .readdirSync(path.join(path.dirname(new URL(import.meta.url).pathname), '../../migrations'))
+    .filter((f) => /^\d+_.+\.js$/.test(f))
+    .sort(),
+);

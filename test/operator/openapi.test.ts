@@ -77,9 +77,10 @@ describe('Operator', () => {
       const expected: Record<string, string[]> = {
         'get /services_list': ['401', '429', '500'],
         'get /service_info/{id}': ['400', '401', '404', '429', '500'],
-        'post /add_task': ['400', '401', '404', '409', '413', '429', '500', '502', '503', '504'],
+        'post /add_task': ['400', '401', '404', '409', '413', '422', '429', '500', '502', '503', '504'],
         'get /tasks/{task_id}': ['401', '404', '429', '500'],
         'delete /tasks/{task_id}': ['401', '404', '409', '429', '500'],
+        'get /tasks/{task_id}/events': ['400', '401', '404', '429', '500'],
       };
       for (const [key, statuses] of Object.entries(expected)) {
         const [method, path] = key.split(' ');

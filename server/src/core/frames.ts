@@ -34,9 +34,9 @@ export function encodeWorkerMessage(message: HubToWorkerMessage): EncodedMessage
  * letters, digits, `_` and `-`), which JSON needs not escape; a client's `ref` is serialised.
  */
 
-/** `accepted`, with the client's `ref` when it gave one. */
-export function acceptedFrame(taskId: AcceptedMsg['task_id'], position: AcceptedMsg['position'], ref?: AcceptedMsg['ref']): string {
-  const tail = ref === undefined ? '' : `,"ref":${JSON.stringify(ref)}`;
+/** `accepted`, with the client's `ref` when it gave one, and `"duplicate": true` for a repeated idempotency key. */
+export function acceptedFrame(taskId: AcceptedMsg['task_id'], position: AcceptedMsg['position'], ref?: AcceptedMsg['ref'], duplicate = false): string {
+  const tail = (ref === undefined ? '' : `,"ref":${JSON.stringify(ref)}`) + (duplicate ? ',"duplicate":true' : '');
   return `{"type":"accepted","task_id":"${taskId}","position":${position}${tail}}`;
 }
 

@@ -103,6 +103,8 @@ export interface HubStats {
   readonly rejectedHandshakes: Readonly<Record<string, number>>;
   /** Failed dials of listed workers (each try). */
   readonly dialFailures: number;
+  /** Webhook tries, by outcome (`delivered`, `retried`, `failed`, `gone`, `refused`). */
+  readonly webhookDeliveries: Readonly<Record<string, number>>;
 }
 
 /** Where a worker connection comes from, as it says in its hello and as the hub saw it. */
@@ -161,6 +163,16 @@ export interface ServiceView {
   queued: number;
 }
 
+/** A task that passed the checks of `Hub.prepare`: its args keyed by name, defaults filled in. */
+export interface PreparedTask {
+  serviceId: number;
+  args: Record<string, unknown>;
+  /** Run deadline of each attempt, in ms. */
+  timeoutMs: number;
+  /** Longest wait in the queue, in ms. */
+  queueTimeoutMs: number;
+}
+
 /** A live task as a subscriber's `snapshot` shows it. */
 export interface LiveTaskSnapshot {
   seq: number;
@@ -201,7 +213,7 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 export class Hub {
   private readonly dispatcher: Dispatcher<TaskPayload, LiveWorker>;
   private readonly ended: EndedTasks;
-  private readonly counters = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {} as Record<string, number>, dialFailures: 0 };
+  private readonly counters = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {} as Record<string, number>, dialFailures: 0, webhookDeliveries: {} as Record<string, number> };
   /** Open client WebSockets, told of the live services. */
   private readonly clients = new Set<ClientLink>();
   private timer: NodeJS.Timeout | null = null;
@@ -390,6 +402,14 @@ export class Hub {
     req: SubmitRequest,
     options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
+    return this.enqueue(this.prepare(req, options.maxTotalBytes), { subscriber: options.subscriber, owner: options.owner });
+  }
+
+  /**
+   * The checks of `submit` without submitting: the task as it would be queued. Throws
+   * `shutting_down`, `service_not_found`, `bad_request`, `invalid_args`.
+   */
+  prepare(req: SubmitRequest, maxTotalBytes?: number): PreparedTask {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const service = this.registry.byServiceId(req.service_id);
     if (!service) throw new HubError('service_not_found', `no service has id ${req.service_id}`);
@@ -401,20 +421,32 @@ export class Hub {
     if (queueTimeoutMs > this.config.maxQueueTimeoutMs) {
       throw new HubError('bad_request', `queue_timeout_ms may be at most ${this.config.maxQueueTimeoutMs}`);
     }
-    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: options.maxTotalBytes ?? this.config.maxMessageBytes, base64: nodeBase64 });
+    const checked = checkArgs(service.me.input, req.args, { maxTotalBytes: maxTotalBytes ?? this.config.maxMessageBytes, base64: nodeBase64 });
     if (!checked.ok) {
       const first = checked.problems[0];
       throw new HubError('invalid_args', `${first.argument_name}: ${first.problem}`, { details: checked.problems });
     }
-    const payload: TaskPayload = { args: checked.args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
-    const taskId = nanoid();
+    return { serviceId: service.id, args: checked.args, timeoutMs, queueTimeoutMs };
+  }
+
+  /**
+   * Submits a task checked by `prepare`, under `options.taskId` when given (an id claimed
+   * beforehand, for an idempotency key), owned by `options.owner`. Throws `shutting_down`, `queue_full`.
+   */
+  enqueue(
+    prepared: PreparedTask,
+    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null } = {},
+  ): { taskId: string; position: number; stored: Promise<void> | null } {
+    if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
+    const payload: TaskPayload = { args: prepared.args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    const taskId = options.taskId ?? nanoid();
     const position = this.dispatcher.submit({
       id: taskId,
-      serviceId: service.id,
+      serviceId: prepared.serviceId,
       payload,
-      timeoutMs,
-      queueTimeoutMs,
-      bytes: heldBytes(checked.args),
+      timeoutMs: prepared.timeoutMs,
+      queueTimeoutMs: prepared.queueTimeoutMs,
+      bytes: heldBytes(prepared.args),
     });
     const task = this.dispatcher.task(taskId);
     let stored: Promise<void> | null = null;
@@ -427,6 +459,17 @@ export class Hub {
     } else if (task) this.persist(task);
     this.schedule();
     return { taskId, position, stored };
+  }
+
+  /**
+   * The task as `GET /tasks/{id}` shows it, from memory only (a live task, or an ended one still
+   * in the cache); null otherwise. For webhooks, which read a task at each of its events.
+   */
+  viewNow(taskId: string): TaskView | null {
+    const live = this.dispatcher.task(taskId);
+    if (live) return this.liveView(live);
+    const ended = this.ended.get(taskId);
+    return ended ? this.endedView(ended) : null;
   }
 
   /**
@@ -562,6 +605,11 @@ export class Hub {
   /** A dial of a listed worker failed. */
   recordDialFailure(): void {
     this.counters.dialFailures++;
+  }
+
+  /** Counts one webhook try by its outcome (docs/protocol.md section 12). */
+  recordWebhookDelivery(outcome: string): void {
+    this.counters.webhookDeliveries[outcome] = (this.counters.webhookDeliveries[outcome] ?? 0) + 1;
   }
 
   // ---- read-only views (metrics, overview, service info) ----

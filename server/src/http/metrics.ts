@@ -194,6 +194,15 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
       for (const [code, n] of Object.entries(stats.rejectedHandshakes)) follower.follow(this, { code }, n);
     },
   });
+  new Counter({
+    name: 'utils_hub_webhook_deliveries_total',
+    help: 'Webhook tries, by outcome: delivered (2xx), retried (failed, tried again later), failed (given up after 24 h, or refused), gone (410), refused (a forbidden address at connect time).',
+    labelNames: ['outcome'] as const,
+    registers,
+    collect() {
+      for (const outcome of ['delivered', 'retried', 'failed', 'gone', 'refused']) follower.follow(this, { outcome }, stats.webhookDeliveries[outcome] ?? 0);
+    },
+  });
 
   const writes = options.writes;
   if (writes) {

@@ -5,15 +5,18 @@
  * documents the route from it. Every error leaves as `{"error": {code, message, ...}}` with its
  * section 6 status.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { HubError, inlineMedia } from '@utils-hub/protocol';
 import { nodeBase64 } from '../core/node-base64.js';
-import type { Hub, Subscriber } from '../core/hub.js';
+import type { Hub, Requester, Subscriber } from '../core/hub.js';
 import { resultOf, type EndedTask } from '../core/ended-tasks.js';
 import { errorResponses, json, ref } from './openapi.js';
 import { restSerializerCompiler, withMessage } from './schema-compilers.js';
+import { bearer } from '../access/auth.js';
+import { keyScope, parseIdempotencyHeader, type IdempotentSubmits } from '../delivery/idempotency.js';
+import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
 
 /** The message of a path parameter that is not a non-negative integer. */
 function notAnId(value: unknown, name: string): string {
@@ -57,8 +60,8 @@ function endAnswer(ended: EndedTask): { status: number; body: unknown } {
   return { status: err.status, body: { error: { ...err.toJSON(), task_id: ended.id } } };
 }
 
-export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): Promise<void> {
-  const { hub } = opts;
+export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; submits?: IdempotentSubmits; webhooks?: Webhooks }): Promise<void> {
+  const { hub, submits, webhooks } = opts;
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.setSerializerCompiler(restSerializerCompiler);
 
@@ -95,7 +98,8 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
       schema: {
         tags: ['tasks'],
         operationId: 'addTask',
-        summary: 'Runs a task; waits for its end unless wait=false',
+        summary:
+          'Runs a task; waits for its end unless wait=false. Header Idempotency-Key (1 to 255 printable ASCII characters, as "..." or bare): one task per key and client key for 24 h, a repeat answers the same task with Idempotent-Replayed: true; webhook and webhook_events: signed POSTs of the task (docs/protocol.md section 12)',
         querystring: WaitQuery,
         body: ref('AddTaskBody'),
         response: {
@@ -105,6 +109,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
             'bad_request',
             'invalid_args',
             'service_not_found',
+            'idempotency_mismatch',
             'canceled',
             'payload_too_large',
             'task_failed',
@@ -121,8 +126,19 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
     async (req, reply) => {
       const wait = req.query.wait;
       const body = req.body;
+      const key = parseIdempotencyHeader(req.headers['idempotency-key']);
+      let hook: WebhookSpec | null = null;
+      if (body.webhook !== undefined || body.webhook_events !== undefined) {
+        if (!webhooks) throw new HubError('bad_request', 'this hub sends no webhooks');
+        hook = await webhooks.check(body);
+      }
+      if (key !== null) {
+        if (!submits) throw new HubError('bad_request', 'this hub takes no Idempotency-Key');
+        return keyedAddTask(submits, key, body, wait !== 'false' && wait !== '0', keyScope(bearer(req.raw, null)), reply, hook, req.client ?? null);
+      }
       if (wait === 'false' || wait === '0') {
         const { taskId, stored } = hub.submit(body, { owner: req.client?.owner ?? null });
+        if (hook) webhooks!.attach(taskId, hook);
         await stored; // HUB_COMMIT=stored: a 202 only once the task's row is committed
         return reply.code(202).send({ task_id: taskId, status: 'queued' });
       }
@@ -135,6 +151,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
         };
         taskId = hub.submit(body, { subscriber: waiter, owner: req.client?.owner ?? null }).taskId;
       });
+      if (hook) webhooks!.attach(taskId, hook);
       await ended;
       const t = await hub.endedTask(taskId, req.client);
       if (!t) throw new HubError('internal', 'the task ended but its end could not be read');
@@ -143,6 +160,38 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub }): 
       return reply.code(status as 200).send(out as never);
     },
   );
+
+  /**
+   * `POST /add_task` with `Idempotency-Key` (docs/protocol.md section 12): the first request makes
+   * the task; a repeat answers the same task (waiting for its end, as the first did), with the
+   * header `Idempotent-Replayed: true`.
+   */
+  async function keyedAddTask(submits: IdempotentSubmits, key: string, body: Parameters<Hub['prepare']>[0], wait: boolean, scope: string, reply: FastifyReply, hook: WebhookSpec | null, who: Requester | null) {
+    const prepared = hub.prepare(body);
+    let resolveEnd!: () => void;
+    const ended = new Promise<void>((resolve) => (resolveEnd = resolve));
+    const waiter: Subscriber = {
+      deliver: (_id, _text, _bins, end) => {
+        if (end) resolveEnd();
+      },
+    };
+    const out = await submits.submit(scope, key, prepared, (taskId) => {
+      const r = hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined, owner: who?.owner ?? null });
+      if (hook) webhooks!.attach(taskId, hook);
+      return r;
+    });
+    if (out.duplicate) reply.header('idempotent-replayed', 'true');
+    else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
+    if (!wait) return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
+    if (out.duplicate && !hub.subscribe(out.taskId, waiter, who)) resolveEnd();
+    await ended;
+    const t = await hub.endedTask(out.taskId, who);
+    if (!t) {
+      throw new HubError('task_not_found', 'the task of this Idempotency-Key is no longer readable (its end expired, or a hub stopped before storing it)', { task_id: out.taskId });
+    }
+    const { status, body: answer } = endAnswer(t);
+    return reply.code(status).send(answer);
+  }
 
   app.get(
     '/tasks/:task_id',

@@ -9,6 +9,9 @@ import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { acceptedFrame, clientFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
+import { nanoid } from 'nanoid';
+import type { IdempotentSubmits, SubmitOutcome } from '../delivery/idempotency.js';
+import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
 
 /** Most unfinished tasks one client connection follows at once. */
 export const MAX_SUBSCRIPTIONS = 10_000;
@@ -18,6 +21,12 @@ export interface ClientConnDeps {
   heartbeat: Heartbeat;
   /** Takes one request from the client's rate limit; false when it is spent. */
   allow?: () => boolean;
+  /** Idempotency keys (`idempotency_key` of add_task); without it such a request is refused `bad_request`. */
+  submits?: IdempotentSubmits;
+  /** The scope of this connection's idempotency keys (see `keyScope`); default `''`. */
+  keyScope?: string;
+  /** Webhooks (`webhook` of add_task); without it such a request is refused `bad_request`. */
+  webhooks?: Webhooks;
   /** The client key of the connection; null while no key is required. Other keys' tasks are unknown to it. */
   who?: Requester | null;
 }
@@ -117,6 +126,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     }
     switch (msg.type) {
       case 'add_task': {
+        if (msg.idempotency_key !== undefined || msg.webhook !== undefined || msg.webhook_events !== undefined) return addWithExtras(msg);
         held = [];
         let accepted: { taskId: string; position: number };
         let stored: Promise<void> | null;
@@ -193,6 +203,74 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         return;
       }
     }
+  };
+
+  const reject = (err: unknown, ref: string | undefined) => {
+    const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
+    if (!(err instanceof HubError)) hub.log.error({ err }, 'an add_task with an idempotency key failed');
+    const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
+    if (ref !== undefined) rejected.ref = ref;
+    send(clientFrame(rejected));
+  };
+
+  /**
+   * add_task with `idempotency_key` (one task per key) or `webhook` (its URL checked first),
+   * docs/protocol.md section 12: accepted after an await, its early events held meanwhile.
+   */
+  const addWithExtras = async (msg: Extract<ClientToHubMessage, { type: 'add_task' }>) => {
+    const key = msg.idempotency_key;
+    let out: SubmitOutcome<{ position: number; stored: Promise<void> | null }>;
+    try {
+      if (key !== undefined && !deps.submits) throw new HubError('bad_request', 'this hub takes no idempotency keys');
+      let hook: WebhookSpec | null = null;
+      if (msg.webhook !== undefined || msg.webhook_events !== undefined) {
+        if (!deps.webhooks) throw new HubError('bad_request', 'this hub sends no webhooks');
+        hook = await deps.webhooks.check(msg);
+      }
+      const prepared = hub.prepare(msg);
+      const enqueue = (taskId: string) => {
+        // Its events wait behind `accepted`, which comes after an await (the key's row, the commit).
+        holding.set(taskId, { events: [], bytes: 0 });
+        try {
+          const r = hub.enqueue(prepared, { taskId, subscriber, owner: deps.who?.owner ?? null });
+          following.add(taskId);
+          if (hook) deps.webhooks!.attach(taskId, hook);
+          return r;
+        } catch (err) {
+          holding.delete(taskId);
+          throw err;
+        }
+      };
+      if (key !== undefined) out = await deps.submits!.submit(deps.keyScope ?? '', key, prepared, enqueue);
+      else {
+        const taskId = nanoid();
+        out = { duplicate: false, taskId, result: enqueue(taskId) };
+      }
+    } catch (err) {
+      return reject(err, msg.ref);
+    }
+    if (!out.duplicate) {
+      await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
+      const events = holding.get(out.taskId)?.events ?? [];
+      holding.delete(out.taskId);
+      if (closed) return;
+      send(acceptedFrame(out.taskId, out.result.position, msg.ref));
+      for (const [text, binaries] of events) send(text, binaries);
+      return;
+    }
+    if (closed) return;
+    // A repeat: the same task, then where it stands now (its snapshot, or its end event).
+    // Already followed here (a repeat on the same connection): subscribing again is once.
+    const followed = follow(out.taskId);
+    const snap = followed === 'already' ? hub.subscribe(out.taskId, subscriber, deps.who) : followed;
+    send(acceptedFrame(out.taskId, snap?.position ?? 0, msg.ref, true));
+    if (snap) {
+      send(clientFrame({ type: 'snapshot', task_id: out.taskId, seq: snap.seq, status: snap.status, progress: snap.progress, message: snap.message, position: snap.position }));
+      return;
+    }
+    const ended = await hub.endedTask(out.taskId, deps.who);
+    if (ended) send(ended.text, ended.binaries);
+    else error(new HubError('task_not_found', 'the task of this idempotency key is no longer readable (its end expired, or a hub stopped before storing it)'), { task_id: out.taskId });
   };
 
   const bad = (err: HubError) => {

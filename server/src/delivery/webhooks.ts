@@ -1,0 +1,349 @@
+/**
+ * Webhooks (docs/protocol.md section 12): a task submitted with `webhook` has its events (those
+ * of `webhook_events`, default `completed`) written to the `webhook_deliveries` outbox as they
+ * happen, and a sender POSTs due rows, signed per Standard Webhooks, retrying after about 1 s,
+ * 5 s, 30 s, 2 min, 10 min, then hourly for up to 24 hours. Everything here is asynchronous I/O
+ * (the database, the HTTP requests): nothing blocks the hub's event loop.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Knex } from 'knex';
+import type { FastifyBaseLogger } from 'fastify';
+import { nanoid } from 'nanoid';
+import { HubError, type WebhookEvent } from '@utils-hub/protocol';
+import type { Hub, Subscriber } from '../core/hub.js';
+import { checkWebhookUrl, guardedLookup, refusedLiteral } from './address-check.js';
+import { secretBytes, signWebhook } from './webhook-sign.js';
+import { dueDeliveries, insertDeliveries, leaseDelivery, purgeDeliveries, updateDelivery, type DeliveryRow } from '../store/webhook-deliveries.js';
+
+/** Delays before the 2nd, 3rd, ... try, in ms; then hourly. */
+export const RETRY_DELAYS_MS = [1_000, 5_000, 30_000, 120_000, 600_000];
+/** Delay between tries after the schedule above: 1 hour. */
+export const HOURLY_MS = 3_600_000;
+/** How long a delivery is tried: 24 hours, in ms. */
+export const DELIVERY_WINDOW_MS = 24 * 3_600_000;
+/** Deadline of one try, in ms. */
+export const TRY_TIMEOUT_MS = 15_000;
+/** Least time between two progress webhooks of one task, in ms. */
+export const PROGRESS_INTERVAL_MS = 500;
+/** Bytes of a receiver's answer read at most (the rest is dropped with the connection). */
+export const MAX_ANSWER_BYTES = 4096;
+/** Tries in flight at once, per hub. */
+const MAX_IN_FLIGHT = 16;
+/** How often due rows are looked for when nothing woke the sender, in ms. */
+const POLL_MS = 1_000;
+
+/** What `add_task` asked for. */
+export interface WebhookSpec {
+  url: string;
+  events: ReadonlySet<WebhookEvent>;
+}
+
+/** The delay before the try after `attempts` failed ones, honouring a `Retry-After` (s or a date). */
+export function nextDelay(attempts: number, retryAfter: string | undefined, now: number): number {
+  const scheduled = attempts <= RETRY_DELAYS_MS.length ? RETRY_DELAYS_MS[attempts - 1] : HOURLY_MS;
+  if (!retryAfter) return scheduled;
+  let asked: number | null = null;
+  if (/^\d{1,10}$/.test(retryAfter.trim())) asked = Number(retryAfter.trim()) * 1000;
+  else {
+    const at = Date.parse(retryAfter);
+    if (!Number.isNaN(at)) asked = at - now;
+  }
+  if (asked === null || asked < 0) return scheduled;
+  return Math.min(asked, HOURLY_MS * 24);
+}
+
+export class Webhooks {
+  private readonly key: Buffer | null;
+  private readonly agents: { http: http.Agent; https: https.Agent };
+  private readonly inFlight = new Map<string, http.ClientRequest | null>();
+  private readonly sending = new Set<Promise<void>>();
+  /** Outbox rows being written. */
+  private readonly writing = new Set<Promise<void>>();
+  /** Outbox rows waiting for the next grouped insert. */
+  private toWrite: DeliveryRow[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  private again = false;
+  private closed = false;
+
+  constructor(
+    private readonly db: Knex,
+    private readonly hub: Hub,
+    private readonly log: FastifyBaseLogger,
+    private readonly now: () => number = Date.now,
+  ) {
+    const { webhookSecret, webhookAllowPrivate } = hub.config;
+    this.key = webhookSecret ? secretBytes(webhookSecret) : null;
+    const lookup = guardedLookup(webhookAllowPrivate);
+    this.agents = {
+      http: new http.Agent({ keepAlive: true, maxSockets: 8, lookup }),
+      https: new https.Agent({ keepAlive: true, maxSockets: 8, lookup }),
+    };
+  }
+
+  /**
+   * Checks the webhook fields of an add_task: null without `webhook`; else the spec, once the
+   * URL passed its checks (section 12). Throws `bad_request`.
+   */
+  async check(body: { webhook?: string; webhook_events?: readonly WebhookEvent[] }): Promise<WebhookSpec | null> {
+    if (body.webhook === undefined) {
+      if (body.webhook_events !== undefined) throw new HubError('bad_request', 'webhook_events needs a webhook');
+      return null;
+    }
+    if (!this.key) throw new HubError('bad_request', 'this hub sends no webhooks: HUB_WEBHOOK_SECRET is not set');
+    const url = await checkWebhookUrl(body.webhook, this.hub.config.webhookAllowPrivate);
+    return { url: url.href, events: new Set(body.webhook_events ?? ['completed']) };
+  }
+
+  /** Follows a task just submitted with `spec`: its events due to the webhook go to the outbox. */
+  attach(taskId: string, spec: WebhookSpec): void {
+    let lastProgressAt = -Infinity;
+    let trailing: NodeJS.Timeout | null = null;
+    const write = (event: WebhookEvent) => {
+      const view = this.hub.viewNow(taskId);
+      if (view) this.enqueue(taskId, spec.url, event, { ...view, event });
+    };
+    const progress = () => {
+      trailing = null;
+      lastProgressAt = this.now();
+      write('progress');
+    };
+    const subscriber: Subscriber = {
+      deliver: (_id, text, _binaries, end) => {
+        if (end) {
+          if (trailing) clearTimeout(trailing);
+          trailing = null;
+          if (spec.events.has('completed')) write('completed');
+          return;
+        }
+        if (!spec.events.has('started') && !spec.events.has('progress')) return;
+        const type = frameType(text);
+        if (type === 'started' && spec.events.has('started')) write('started');
+        else if (type === 'progress' && spec.events.has('progress') && !trailing) {
+          // At most one per 500 ms: a burst sends its latest state once the interval has passed.
+          const wait = lastProgressAt + PROGRESS_INTERVAL_MS - this.now();
+          if (wait <= 0) progress();
+          else trailing = setTimeout(progress, wait);
+        }
+      },
+    };
+    const now = this.hub.subscribe(taskId, subscriber);
+    // A connection with room starts the task inside the submit, before this subscriber was added.
+    if (now?.status === 'running' && spec.events.has('started')) write('started');
+  }
+
+  private enqueue(taskId: string, url: string, event: WebhookEvent, body: object): void {
+    const now = this.now();
+    const row: DeliveryRow = {
+      id: `msg_${nanoid()}`,
+      task_id: taskId,
+      url,
+      event,
+      body: JSON.stringify(body),
+      status: 'pending',
+      attempts: 0,
+      next_at: now,
+      last_status: null,
+      last_error: null,
+      created_at: now,
+      updated_at: now,
+    };
+    // Rows due in the same turn of the event loop go in one statement.
+    this.toWrite.push(row);
+    if (this.toWrite.length > 1) return;
+    setImmediate(() => {
+      const rows = this.toWrite;
+      this.toWrite = [];
+      const p: Promise<void> = insertDeliveries(this.db, rows)
+        .then(
+          () => this.wake(),
+          (err: unknown) => this.log.error({ err, task_ids: rows.map((r) => r.task_id) }, 'webhook deliveries could not be stored'),
+        )
+        .finally(() => this.writing.delete(p));
+      this.writing.add(p);
+    });
+  }
+
+  /** Starts the sender: due rows (from before a restart too) are sent from now on. */
+  start(): void {
+    if (this.closed || this.timer) return;
+    this.timer = setInterval(() => this.wake(), POLL_MS);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /** Looks for due rows now. */
+  wake(): void {
+    if (this.closed) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = true;
+    this.tick()
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'the webhook sender could not read its deliveries'))
+      .finally(() => {
+        this.ticking = false;
+        if (this.again) {
+          this.again = false;
+          this.wake();
+        }
+      });
+  }
+
+  private async tick(): Promise<void> {
+    if (!this.key) return;
+    while (!this.closed && this.inFlight.size < MAX_IN_FLIGHT) {
+      const now = this.now();
+      const rows = await dueDeliveries(this.db, now, MAX_IN_FLIGHT - this.inFlight.size, [...this.inFlight.keys()]);
+      if (rows.length === 0) return;
+      let taken = 0;
+      for (const row of rows) {
+        if (this.closed) return;
+        // The lease outlasts one try; a hub that dies mid-try leaves the row to be tried again after it.
+        if (!(await leaseDelivery(this.db, row, now + TRY_TIMEOUT_MS * 2))) continue;
+        taken++;
+        this.inFlight.set(row.id, null);
+        const p: Promise<void> = this.send(row)
+          .catch((err: unknown) => this.log.warn({ err: (err as Error).message, webhook_id: row.id }, 'a webhook outcome could not be stored'))
+          .finally(() => {
+            this.inFlight.delete(row.id);
+            this.sending.delete(p);
+            this.wake();
+          });
+        this.sending.add(p);
+      }
+      if (taken === 0) return;
+    }
+  }
+
+  /** One try of one delivery, and its outcome recorded. */
+  private async send(row: DeliveryRow): Promise<void> {
+    const count = (outcome: string) => this.hub.recordWebhookDelivery(outcome);
+    const url = new URL(row.url);
+    const refused = refusedLiteral(url, this.hub.config.webhookAllowPrivate);
+    let result: { status: number; retryAfter?: string } | { error: string; refused?: boolean };
+    if (refused) result = { error: `a ${refused} address`, refused: true };
+    else result = await this.post(row, url);
+    const now = this.now();
+    const attempts = row.attempts + 1;
+    if ('status' in result && result.status >= 200 && result.status < 300) {
+      count('delivered');
+      await updateDelivery(this.db, row.id, { status: 'delivered', attempts, last_status: result.status, last_error: null, updated_at: now });
+      return;
+    }
+    if ('status' in result && result.status === 410) {
+      count('gone');
+      await updateDelivery(this.db, row.id, { status: 'gone', attempts, last_status: 410, updated_at: now });
+      return;
+    }
+    const lastError = 'error' in result ? result.error.slice(0, 255) : `HTTP ${result.status}`;
+    const lastStatus = 'status' in result ? result.status : null;
+    if ('refused' in result && result.refused) {
+      count('refused');
+      count('failed');
+      await updateDelivery(this.db, row.id, { status: 'failed', attempts, last_status: null, last_error: lastError, updated_at: now });
+      return;
+    }
+    const next = now + nextDelay(attempts, 'status' in result ? result.retryAfter : undefined, now);
+    if (next > row.created_at + DELIVERY_WINDOW_MS) {
+      count('failed');
+      await updateDelivery(this.db, row.id, { status: 'failed', attempts, last_status: lastStatus, last_error: lastError, updated_at: now });
+      return;
+    }
+    count('retried');
+    await updateDelivery(this.db, row.id, { attempts, next_at: next, last_status: lastStatus, last_error: lastError, updated_at: now });
+  }
+
+  /**
+   * POSTs a delivery; resolves with the answer's status, or the error (never rejects). A kept-alive
+   * socket that the receiver closed as it was reused (its idle timeout, often 5 s, is also our
+   * second retry delay) is not a failed try: the request goes again at once on a new socket.
+   */
+  private async post(row: DeliveryRow, url: URL): Promise<{ status: number; retryAfter?: string } | { error: string; refused?: boolean }> {
+    const first = await this.postOnce(row, url);
+    if ('stale' in first && first.stale) return this.postOnce(row, url);
+    return first;
+  }
+
+  private postOnce(row: DeliveryRow, url: URL): Promise<{ status: number; retryAfter?: string } | { error: string; refused?: boolean; stale?: boolean }> {
+    const timestamp = Math.floor(this.now() / 1000);
+    const body = Buffer.from(row.body, 'utf8');
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+      'user-agent': 'utils-hub',
+      'webhook-id': row.id,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signWebhook(this.key!, row.id, timestamp, row.body),
+    };
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = (r: { status: number; retryAfter?: string } | { error: string; refused?: boolean; stale?: boolean }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        resolve(r);
+      };
+      const lib = url.protocol === 'https:' ? https : http;
+      // No redirect is followed: Node's client never does; a 3xx is a failed try.
+      const req = lib.request(url, { method: 'POST', headers, agent: url.protocol === 'https:' ? this.agents.https : this.agents.http }, (res) => {
+        const status = res.statusCode ?? 0;
+        const retryAfter = typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : undefined;
+        let read = 0;
+        res.on('data', (chunk: Buffer) => {
+          read += chunk.length;
+          if (read > MAX_ANSWER_BYTES) {
+            res.destroy();
+            done({ status, retryAfter });
+          }
+        });
+        res.on('end', () => done({ status, retryAfter }));
+        res.on('error', () => done({ status, retryAfter }));
+        res.on('close', () => done({ status, retryAfter }));
+      });
+      const deadline = setTimeout(() => {
+        req.destroy(new Error(`no answer within ${TRY_TIMEOUT_MS / 1000} s`));
+      }, TRY_TIMEOUT_MS);
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        done({ error: err.message, refused: err.code === 'EWEBHOOKREFUSED', stale: req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !this.closed }),
+      );
+      this.inFlight.set(row.id, req);
+      req.end(body);
+    });
+  }
+
+  /** Deletes finished deliveries older than 24 hours. */
+  purge(): Promise<number> {
+    return purgeDeliveries(this.db, this.now() - DELIVERY_WINDOW_MS);
+  }
+
+  /**
+   * Stops the sender: tries in flight are cut, and recorded as failed tries (due again a second
+   * later, for the next start or another hub). Call before the database closes.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    // The ends of the tasks the stop failed are written first: they are sent after the restart.
+    await new Promise((r) => setImmediate(r));
+    await Promise.allSettled([...this.writing]);
+    for (const req of this.inFlight.values()) req?.destroy(new Error('the hub is stopping'));
+    await Promise.allSettled([...this.sending]);
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+}
+
+/** The `type` of a frame, read without parsing the whole of a worker's (maybe large) message. */
+function frameType(text: string): string | null {
+  if (text.startsWith('{"type":"')) return text.slice(9, text.indexOf('"', 9));
+  try {
+    const t = (JSON.parse(text) as { type?: unknown }).type;
+    return typeof t === 'string' ? t : null;
+  } catch {
+    return null;
+  }
+}

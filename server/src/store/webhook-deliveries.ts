@@ -1,0 +1,85 @@
+/**
+ * The `webhook_deliveries` table: the outbox of webhooks (docs/protocol.md section 12). Rows are
+ * claimed by a conditional update of `next_at` (a lease), so that two hubs on one database never
+ * send one row at once.
+ */
+import type { Knex } from 'knex';
+
+/** One delivery as stored. Times in ms since the epoch. */
+export interface DeliveryRow {
+  id: string;
+  task_id: string;
+  url: string;
+  event: string;
+  body: string;
+  status: 'pending' | 'delivered' | 'failed' | 'gone';
+  attempts: number;
+  next_at: number;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+const TABLE = 'webhook_deliveries';
+
+function fromDb(r: Record<string, unknown>): DeliveryRow {
+  return {
+    id: String(r.id),
+    task_id: String(r.task_id),
+    url: String(r.url),
+    event: String(r.event),
+    body: String(r.body),
+    status: String(r.status) as DeliveryRow['status'],
+    attempts: Number(r.attempts),
+    next_at: Number(r.next_at),
+    last_status: r.last_status === null ? null : Number(r.last_status),
+    last_error: r.last_error === null ? null : String(r.last_error),
+    created_at: Number(r.created_at),
+    updated_at: Number(r.updated_at),
+  };
+}
+
+/** Writes deliveries, several to a statement (at most 200 rows or about 1 MiB of bodies each). */
+export async function insertDeliveries(db: Knex, rows: readonly DeliveryRow[]): Promise<void> {
+  let i = 0;
+  while (i < rows.length) {
+    let bytes = 0;
+    let j = i;
+    while (j < rows.length && j - i < 200 && (j === i || bytes + rows[j].body.length < 1 << 20)) bytes += rows[j++].body.length;
+    await db(TABLE).insert(rows.slice(i, j) as DeliveryRow[]);
+    i = j;
+  }
+}
+
+/** Pending rows due at `now`, soonest first, at most `limit`, leaving out `skip` (ids in flight here). */
+export async function dueDeliveries(db: Knex, now: number, limit: number, skip: readonly string[]): Promise<DeliveryRow[]> {
+  const q = db(TABLE).where('status', 'pending').andWhere('next_at', '<=', now).orderBy('next_at').limit(limit);
+  if (skip.length) q.whereNotIn('id', skip as string[]);
+  return ((await q) as Record<string, unknown>[]).map(fromDb);
+}
+
+/** Takes a due row for one try: true when this caller got it (its `next_at` moves to `leaseUntil`). */
+export async function leaseDelivery(db: Knex, row: DeliveryRow, leaseUntil: number): Promise<boolean> {
+  const n = await db(TABLE).where({ id: row.id, status: 'pending', next_at: row.next_at }).update({ next_at: leaseUntil });
+  return n === 1;
+}
+
+/** Records the outcome of a try. */
+export async function updateDelivery(db: Knex, id: string, change: Partial<Pick<DeliveryRow, 'status' | 'attempts' | 'next_at' | 'last_status' | 'last_error' | 'updated_at'>>): Promise<void> {
+  await db(TABLE).where({ id }).update(change);
+}
+
+/** Deliveries for operators: pending and failed ones (or only failed ones), newest first. */
+export async function listDeliveries(db: Knex, options: { failedOnly?: boolean; limit?: number } = {}): Promise<DeliveryRow[]> {
+  const q = db(TABLE)
+    .whereIn('status', options.failedOnly ? ['failed'] : ['pending', 'failed'])
+    .orderBy('created_at', 'desc')
+    .limit(options.limit ?? 1000);
+  return ((await q) as Record<string, unknown>[]).map(fromDb);
+}
+
+/** Deletes finished deliveries (any status but pending) last changed before `before`. */
+export async function purgeDeliveries(db: Knex, before: number): Promise<number> {
+  return db(TABLE).whereNot('status', 'pending').andWhere('updated_at', '<', before).delete();
+}
