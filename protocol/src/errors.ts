@@ -23,6 +23,8 @@ export const ERROR_STATUS = {
   no_worker: 503,
   queue_full: 503,
   shutting_down: 503,
+  // Cluster mode (docs/cluster.md): what needs another hub while the broker is unreachable.
+  unavailable: 503,
   interrupted: 503,
   timeout: 504,
   internal: 500,

@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import type { Knex } from 'knex';
+import { nanoid } from 'nanoid';
 import { HubError } from '@utils-hub/protocol';
 import { loadConfig, type HubConfig } from './config.js';
 import { openDb, migrate } from './db/index.js';
@@ -63,9 +64,11 @@ export interface BuildOptions extends Partial<HubConfig> {
 
 export async function buildApp(options: BuildOptions = {}): Promise<FastifyInstance> {
   const { logger, knex: givenDb, ...overrides } = options;
-  const config = loadConfig({}, overrides);
+  const loaded = loadConfig({}, overrides);
+  // A cluster member has a name in its logs, /healthz and the cluster: HUB_ID, else a new one.
+  const config = loaded.broker && !loaded.hubId ? Object.freeze({ ...loaded, hubId: `hub-${nanoid(8)}` }) : loaded;
   const app = Fastify({
-    logger: logger ?? { level: config.logLevel },
+    logger: logger ?? (config.broker ? { level: config.logLevel, base: { pid: process.pid, hub_id: config.hubId } } : { level: config.logLevel }),
     bodyLimit: config.maxMessageBytes,
     // On close, end every socket, also those a refused upgrade left open: a peer cannot hold the hub up.
     forceCloseConnections: true,
@@ -107,13 +110,27 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   const tasks = new TaskStore(db, { backlogBytes: config.storeBacklogBytes, onError: writes.onError, flushDelayMs: config.commit === 'stored' ? 0 : 50 });
   writes.watch(tasks);
   const store = new TaskPersistence(tasks, config);
-  const interrupted = await store.markInterrupted();
-  if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
+  // In a cluster the other hubs hold tasks of their own: none is marked interrupted at start
+  // (docs/cluster.md "A hub may die").
+  if (!config.broker) {
+    const interrupted = await store.markInterrupted();
+    if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
+  }
   await store.purge();
   const submits = new IdempotentSubmits(db);
   await submits.purge();
 
-  const hub = new Hub(config, registry, store, app.log);
+  // Cluster mode is loaded only with HUB_BROKER: one hub alone runs none of its code.
+  const clusterHub = config.broker ? (await import('./cluster/cluster-hub.js')).ClusterHub : null;
+  const hub = clusterHub ? new clusterHub(config, registry, store, app.log) : new Hub(config, registry, store, app.log);
+  if (clusterHub) {
+    try {
+      await (hub as InstanceType<typeof clusterHub>).join(db);
+    } catch (err) {
+      if (!givenDb) await db.destroy();
+      throw new Error(`HUB_BROKER: could not join the cluster at ${config.broker}: ${(err as Error).message}`);
+    }
+  }
   const webhooks = new Webhooks(db, hub, app.log);
   const gate = new Gatekeeper(config, {
     verify: (kind, secret) => verifyToken(db, kind, secret),
@@ -125,7 +142,11 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     config,
     log: app.log,
     onFailure: () => hub.recordDialFailure(),
-    listUrls: async () => (await listWorkers(db, { enabledOnly: true })).map((w) => w.url),
+    listUrls: async () => {
+      const urls = (await listWorkers(db, { enabledOnly: true })).map((w) => w.url);
+      // In a cluster each listed worker is dialed by the one hub holding its lease.
+      return clusterHub ? (hub as InstanceType<typeof clusterHub>).dialable(urls) : urls;
+    },
     serve: (ws, url, onWelcome) => serveWorker(ws, { dialed: true, remote: url, token: null }, { hub, gate, heartbeat, onWelcome }),
   });
 
@@ -251,10 +272,11 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
         operationId: 'healthz',
         summary: 'The process is up (no key needed)',
         security: [],
-        response: { 200: json(Type.Object({ status: Type.Literal('ok') }), 'Up') },
+        response: { 200: json(Type.Object({ status: Type.Literal('ok'), hub_id: Type.Optional(Type.String()) }), 'Up; `hub_id` in cluster mode') },
       },
     },
-    async () => ({ status: 'ok' }),
+    // A cluster member names itself (docs/cluster.md).
+    async () => (config.broker ? { status: 'ok' as const, hub_id: config.hubId ?? undefined } : { status: 'ok' as const }),
   );
 
   await app.register(restRoutes, { hub, submits, webhooks });
@@ -271,6 +293,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
       clearInterval(purgeTimer);
       heartbeat.close();
       await webhooks.close().catch((err: unknown) => app.log.error({ err }, 'stopping the webhook sender failed'));
+      if (clusterHub) await (hub as InstanceType<typeof clusterHub>).leave().catch((err: unknown) => app.log.error({ err }, 'leaving the cluster failed'));
       await store.close().catch((err: unknown) => app.log.error({ err }, 'flushing the task store failed'));
       if (!givenDb) await db.destroy();
     })();

@@ -111,6 +111,31 @@ export const HubConfigSchema = Type.Object(
       expected: '1 or 0',
       description: '`1`: webhooks may go to loopback, private and link-local addresses (tests, private networks)',
     }),
+    broker: Type.Union([Type.String({ pattern: '^(nats|tls)://[^\\s/,]+(\\s*,\\s*(nats|tls)://[^\\s/,]+)*$' }), Type.Null()], {
+      default: null,
+      env: 'HUB_BROKER',
+      flag: '--broker',
+      flagArg: 'URL',
+      expected: 'nats://host:port (comma-separated for several)',
+      defaultText: 'none: one hub alone',
+      description: 'NATS URL(s), comma-separated: this hub joins a cluster ([docs/cluster.md](docs/cluster.md)); needs a MySQL/MariaDB `HUB_DB`',
+    }),
+    cluster: Type.String({
+      pattern: '^[A-Za-z0-9_-]{1,64}$',
+      default: 'utils-hub',
+      env: 'HUB_CLUSTER',
+      flag: '--cluster',
+      flagArg: 'NAME',
+      expected: '1 to 64 letters, digits, "-" or "_" (it is part of NATS subjects and bucket names)',
+      description: "the cluster's name; every NATS subject, stream and bucket it uses starts with it",
+    }),
+    hubId: Type.Union([Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }), Type.Null()], {
+      default: null,
+      env: 'HUB_ID',
+      expected: '1 to 64 letters, digits, "-" or "_"',
+      defaultText: 'random at each start',
+      description: "this hub's name in the cluster, its logs and `/healthz`",
+    }),
     // Given in code only (buildApp), for tests and tuning.
     helloTimeoutMs: int(1, MAX_MS, 10_000, { description: "deadline of the worker's `hello`" }),
     cancelGraceMs: int(0, MAX_MS, 10_000, { description: 'how long a slot stays taken after a timeout or cancel, unless the worker answers' }),
@@ -232,6 +257,11 @@ function check(c: Record<string, unknown>): Readonly<HubConfig> {
     if (!Value.Check(s, c[key])) {
       throw new ConfigError(`${nameOf(key)}: expected ${expected(s)}${isList(s) ? '' : `, got ${JSON.stringify(c[key])}`}`);
     }
+  }
+  if (c.broker !== null && !/^mysql2?:\/\//.test(c.db as string)) {
+    throw new ConfigError(
+      'HUB_DB: cluster mode (HUB_BROKER) needs a MySQL/MariaDB database: every hub must read the rows the others write, and a SQLite file belongs to one process on one machine',
+    );
   }
   for (const [key, s] of ENTRIES) {
     const v = c[key];

@@ -3,7 +3,6 @@
  * means"): what the hub waits for before it acknowledges a task or sends its end.
  */
 import { expect } from 'chai';
-import type { Knex } from 'knex';
 import type { ServiceDescription } from '@utils-hub/protocol';
 import { upsertService } from '../../server/src/store/services.js';
 import { TaskStore, type TaskRow, type TaskStoreOptions } from '../../server/src/store/tasks.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildOptions } from '../../server/src/app.js';
 import { WsPeer, type Msg } from './ws-peer.js';
-import { sleep, until } from './wait.js';
+import { eventually, sleep, until } from './wait.js';
 
 export interface TestHub {
   app: FastifyInstance;
@@ -73,7 +73,7 @@ export async function http(hub: TestHub, method: string, path: string, body?: un
   return { status: res.status, body: parsed };
 }
 
-export { sleep, until };
+export { eventually, sleep, until };
 
 /** Resolves once the hub holds no live worker connection for `serviceId` (a closed worker's close has been handled). */
 export const workerGone = (hub: TestHub, serviceId: number, ms = 5000) =>

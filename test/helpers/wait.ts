@@ -18,3 +18,18 @@ export async function until(predicate: () => boolean | Promise<boolean>, what: s
     await sleep(20);
   }
 }
+
+/**
+ * Reads `read()` again until `ok` accepts its value, for up to `ms` (default 5 s); returns that
+ * value, or throws naming `what` with the last value read. `until` with the value kept: for state
+ * that changes a moment after the event a test caused (a committed end, a progress handled).
+ */
+export async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms; last read ${JSON.stringify(value).slice(0, 300)}`);
+    await sleep(20);
+  }
+}

@@ -75,7 +75,7 @@ describe('loadConfig', () => {
     });
 
     it('takes the flags of the options that have one', () => {
-      expect(startFlagOptions()).to.deep.equal({ host: { type: 'string' }, port: { type: 'string' }, db: { type: 'string' } });
+      expect(startFlagOptions()).to.deep.equal({ host: { type: 'string' }, port: { type: 'string' }, db: { type: 'string' }, broker: { type: 'string' }, cluster: { type: 'string' } });
     });
 
     it("reads the process's environment, the flags winning, a bad flag named as such", () => {

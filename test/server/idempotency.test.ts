@@ -155,7 +155,7 @@ forEachDatabase('Idempotency keys', (dbUrl) => {
     await c.close();
   });
 
-  it('two hubs on one database agree on one task per key (the database decides)', async function () {
+  it('two hubs on one database agree on one task per key (the database decides)', async () => {
     const url = await dbUrl();
     const other = await startHub({ db: url });
     try {

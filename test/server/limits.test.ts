@@ -161,7 +161,12 @@ describe('Limits', () => {
     // The task goes on without its client, and its end stays readable.
     w.send({ type: 'result', task_id: task.task_id, result: 'done' });
     await waitFor(() => !hub.app.hub.isLive(taskId), 5000, 'the task to end');
-    const view = await http(hub, 'GET', `/tasks/${taskId}`);
+    // Its end shows once the task store committed it (HUB_COMMIT=stored): wait for that, bounded.
+    let view = await http(hub, 'GET', `/tasks/${taskId}`);
+    for (const until = Date.now() + 10_000; view.body.status === 'running' && Date.now() < until; ) {
+      await sleep(25);
+      view = await http(hub, 'GET', `/tasks/${taskId}`);
+    }
     expect(view.body).to.include({ status: 'succeeded', result: 'done' });
 
     // Once it reads again, the client learns why it was closed.

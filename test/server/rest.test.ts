@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { startHub, fakeWorker, http, me, until, workerGone, type TestHub } from '../helpers/hub.js';
+import { eventually, startHub, fakeWorker, http, me, until, workerGone, type TestHub } from '../helpers/hub.js';
 import { forEachDatabase } from '../helpers/backends.js';
 
 forEachDatabase('REST routes', (dbUrl) => {
@@ -20,8 +20,8 @@ forEachDatabase('REST routes', (dbUrl) => {
         { service_id: w2.welcome.service_id, service_name: 'svc_b' },
       ]);
       await w1.close();
-      await workerGone(hub, w1.welcome.service_id);
-      expect((await http(hub, 'GET', '/services_list')).body).to.deep.equal([{ service_id: w2.welcome.service_id, service_name: 'svc_b' }]);
+      const left = await eventually(async () => (await http(hub, 'GET', '/services_list')).body, (l) => l.length === 1, 'svc_a gone from the list');
+      expect(left).to.deep.equal([{ service_id: w2.welcome.service_id, service_name: 'svc_b' }]);
       await w2.close();
     });
   });
@@ -43,8 +43,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     it('still answers a known service with no live connection', async () => {
       const w = await fakeWorker(hub, me('gone_svc'));
       await w.close();
-      await workerGone(hub, w.welcome.service_id);
-      const { status, body } = await http(hub, 'GET', `/service_info/${w.welcome.service_id}`);
+      const { status, body } = await eventually(() => http(hub, 'GET', `/service_info/${w.welcome.service_id}`), (r) => r.body.connections === 0, 'no live connection');
       expect(status).to.equal(200);
       expect(body.connections).to.equal(0);
     });
@@ -221,13 +220,14 @@ forEachDatabase('REST routes', (dbUrl) => {
       const w = await fakeWorker(hub, me('view_svc'));
       const { body } = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1] });
       const task = await w.nextOf('task');
+      const view = async () => (await http(hub, 'GET', `/tasks/${body.task_id}`)).body;
       w.send({ type: 'progress', task_id: task.task_id, progress: 0.5, message: 'half' });
-      let v: Record<string, unknown> = {};
-      await until(async () => (v = (await http(hub, 'GET', `/tasks/${body.task_id}`)).body).progress === 0.5, 'the progress to show');
+      let v = await eventually(view, (x) => x.progress === 0.5, 'the progress');
       expect(v).to.include({ task_id: body.task_id, status: 'running', progress: 0.5, message: 'half', finished_at: null });
       expect(v.started_at).to.match(/^\d{4}-\d\d-\d\dT/);
       w.send({ type: 'result', task_id: task.task_id, result: 'done' });
-      await until(async () => (v = (await http(hub, 'GET', `/tasks/${body.task_id}`)).body).status !== 'running', 'the task to end');
+      // The end shows once it is committed (HUB_COMMIT=stored).
+      v = await eventually(view, (x) => x.status !== 'running', 'the end');
       expect(v).to.include({ status: 'succeeded', result: 'done' });
       expect(v.finished_at).to.be.a('string');
     });

@@ -66,7 +66,7 @@ async function openStream(hub: TestHub, path: string, headers: Record<string, st
   };
 }
 
-describe('GET /tasks/{id}/events (server-sent events)', function () {
+describe('GET /tasks/{id}/events (server-sent events)', () => {
   let hub: TestHub;
   beforeEach(async () => {
     hub = await startHub();

@@ -169,9 +169,9 @@ describe('Webhooks', function () {
   });
 
   for (const backend of ['SQLite', 'MariaDB'] as const)
-  describe(`against a real hub [${backend}]`, function () {
+  describe(`against a real hub [${backend}]`, () => {
     /** A fresh database per test (a hub's sender would take up rows another test left). */
-    let drops: Array<() => Promise<void>> = [];
+    const drops: Array<() => Promise<void>> = [];
     const freshDb = async () => {
       if (backend === 'SQLite') return tempSqlite();
       const { url, drop } = await freshMysqlDatabase();

@@ -167,9 +167,9 @@ export class Gatekeeper {
   }
 
   /**
-   * The check at the upgrade to `/worker` (PROTOCOL.md section 9): a token that exists (in the
-   * environment or unrevoked in the database), or no token at all from loopback while none
-   * exists. Throws `unauthorized` (HTTP 401) before any frame is read. The token's service scope
+   * The check at the upgrade to `/worker` (docs/protocol.md section 5.1, "Admission"): a token
+   * that exists (in the environment or unrevoked in the database), or no token at all from
+   * loopback while none exists. Throws `unauthorized` (HTTP 401) before any frame is read. The token's service scope
    * is checked at `hello` by `worker()`, which knows the service.
    */
   async workerUpgrade(token: string | null, remoteAddress: string | undefined): Promise<void> {

@@ -33,6 +33,12 @@ export interface TaskSpec<P> {
   timeoutMs: number;
   /** Bound of each wait in the queue, from submission or requeue. */
   queueTimeoutMs: number;
+  /** Attempts a task coming from another hub already had (cluster mode). Default 0. */
+  attempts?: number;
+  /** Seq of the latest event such a task already had. Default 0. */
+  seq?: number;
+  /** When such a task was created, ms since the epoch. Default now. */
+  createdAt?: number;
   /** Bytes the task holds while it waits (its args and attachments), for `queueMaxBytes`. Default 0. */
   bytes?: number;
 }
@@ -306,12 +312,12 @@ export class Dispatcher<P, C = undefined> {
       timeoutMs: spec.timeoutMs,
       queueTimeoutMs: spec.queueTimeoutMs,
       status: 'queued',
-      attempt: 0,
-      seq: 0,
+      attempt: spec.attempts ?? 0,
+      seq: spec.seq ?? 0,
       progress: null,
       message: null,
       connectionId: null,
-      createdAt: this.now(),
+      createdAt: spec.createdAt ?? this.now(),
       startedAt: null,
       finishedAt: null,
     }, spec.bytes ?? 0);

@@ -22,14 +22,14 @@ import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type
 import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
 import { heldBytes } from './bounds.js';
 import { nodeBase64 } from './node-base64.js';
-import type { Registry } from './registry.js';
+import type { Registry, } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
   /** `end` is true for the task's last event; `progress` for a progress event (one that a later one makes stale). */
-  deliver(taskId: string, text: string, binaries: readonly Uint8Array[] | null, end: boolean, progress?: boolean): void;
+  deliver(taskId: string, text: string, binaries: readonly Uint8Array[] | null, end: boolean, progress?: boolean, seq?: number): void;
 }
 
 /** A live worker connection as the hub's core sees it. */
@@ -211,8 +211,9 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
  * their load, and a task reaches a connection only through the dispatcher's `assign` sink.
  */
 export class Hub {
-  private readonly dispatcher: Dispatcher<TaskPayload, LiveWorker>;
-  private readonly ended: EndedTasks;
+  // Protected, not private: cluster mode's ClusterHub (server/src/cluster/) extends the hub.
+  protected readonly dispatcher: Dispatcher<TaskPayload, LiveWorker>;
+  protected readonly ended: EndedTasks;
   private readonly counters = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {} as Record<string, number>, dialFailures: 0, webhookDeliveries: {} as Record<string, number> };
   /** Open client WebSockets, told of the live services. */
   private readonly clients = new Set<ClientLink>();
@@ -236,7 +237,7 @@ export class Hub {
 
   constructor(
     readonly config: Readonly<HubConfig>,
-    private readonly registry: Registry,
+    protected readonly registry: Registry,
     readonly store: TaskPersistence,
     readonly log: FastifyBaseLogger,
     readonly now: () => number = Date.now,
@@ -254,10 +255,7 @@ export class Hub {
       },
     );
     store.watchBacklog((behind) => this.onStoreBacklog(behind));
-    registry.on('change', (list) => {
-      const text = clientFrame({ type: 'services', services: list });
-      for (const c of this.clients) c.sendText(text);
-    });
+    registry.on('change', () => this.pushServices(this.servicesList()));
   }
 
   /**
@@ -462,6 +460,20 @@ export class Hub {
   }
 
   /**
+   * Makes `subscriber` follow a live task that another hub holds (cluster mode) and resolves with
+   * its state for the `snapshot` message; events after it are delivered once this resolves.
+   * Null when no other hub holds the task (always, for one hub alone).
+   */
+  async followElsewhere(_taskId: string, _subscriber: Subscriber, _who?: Requester | null): Promise<LiveTaskSnapshot | null> {
+    return null;
+  }
+
+  /** Why the hub is not ready beyond its database and store (cluster mode: the broker), or null. */
+  notReadyReason(): string | null {
+    return null;
+  }
+
+  /**
    * The task as `GET /tasks/{id}` shows it, from memory only (a live task, or an ended one still
    * in the cache); null otherwise. For webhooks, which read a task at each of its events.
    */
@@ -639,6 +651,12 @@ export class Hub {
     return this.registry.list();
   }
 
+  /** Tells every client WebSocket the live services. */
+  protected pushServices(list: ServiceListEntry[]): void {
+    const text = clientFrame({ type: 'services', services: list });
+    for (const c of this.clients) c.sendText(text);
+  }
+
   /** A known service's name, or undefined. */
   serviceName(serviceId: number): string | undefined {
     return this.registry.byServiceId(serviceId)?.name;
@@ -698,11 +716,11 @@ export class Hub {
         break;
     }
     if (end === null) {
-      this.deliver(task, text, binaries, false, ev.type === 'progress');
+      this.deliver(task, text, binaries, false, ev.type === 'progress', ev.seq);
       return;
     }
     const deliver = () => {
-      this.deliver(task, text, binaries, true, false);
+      this.deliver(task, text, binaries, true, false, ev.seq);
       task.payload.subscribers.clear();
     };
     // Stored mode: the end goes out once it is committed (the end is the task's last event, so
@@ -711,10 +729,10 @@ export class Hub {
     if (this.commit !== 'stored') deliver();
   }
 
-  private deliver(task: TaskRecord<TaskPayload>, text: string, binaries: readonly Uint8Array[] | null, end: boolean, progress: boolean): void {
+  private deliver(task: TaskRecord<TaskPayload>, text: string, binaries: readonly Uint8Array[] | null, end: boolean, progress: boolean, seq: number): void {
     for (const s of task.payload.subscribers) {
       try {
-        s.deliver(task.id, text, binaries, end, progress);
+        s.deliver(task.id, text, binaries, end, progress, seq);
       } catch (err) {
         this.log.error({ err, task_id: task.id }, 'a subscriber failed');
       }
@@ -794,7 +812,7 @@ export class Hub {
   // ---- time ----
 
   /** Arms one timer for the dispatcher's earliest deadline: no timer per task. */
-  private schedule(): void {
+  protected schedule(): void {
     const at = this.dispatcher.nextDeadline();
     if (at === null) return;
     if (this.timer && at >= this.timerAt) return;

@@ -50,6 +50,14 @@ export class Registry extends EventEmitter<RegistryEvents> {
     for (const { id, me } of await this.storage.load()) this.remember(id, me);
   }
 
+  /**
+   * Reads services stored since `load()` (cluster mode: registered on another hub), keeping
+   * those already known with their live connections.
+   */
+  async refresh(): Promise<void> {
+    for (const { id, me } of await this.storage.load()) if (!this.byId.has(id) && !this.byName.has(me.name)) this.remember(id, me);
+  }
+
   /** A service by id, live or not. */
   byServiceId(id: number): ServiceEntry | undefined {
     return this.byId.get(id);

@@ -197,8 +197,12 @@ export class IdempotentSubmits {
           group.map((g) => g.row),
           expiredBefore,
         ).then(
-          (outcomes) => group.forEach((g, i) => g.resolve(outcomes[i])),
-          (err: unknown) => group.forEach((g) => g.reject(err)),
+          (outcomes) => {
+            for (let i = 0; i < group.length; i++) group[i].resolve(outcomes[i]);
+          },
+          (err: unknown) => {
+            for (const g of group) g.reject(err);
+          },
         );
       });
     });

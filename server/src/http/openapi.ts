@@ -102,6 +102,7 @@ const WHAT: Partial<Record<ErrorCode, string>> = {
   no_worker: 'no live connection took the task within its queue timeout',
   queue_full: "the service's queue is at its limit",
   shutting_down: 'the hub is stopping',
+  unavailable: 'cluster mode: this needs another hub and the broker is unreachable',
   interrupted: 'the hub stopped while the task was unfinished',
   timeout: 'the run deadline passed',
   internal: 'a fault of the hub (logged with detail)',

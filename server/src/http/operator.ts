@@ -88,6 +88,8 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions
     if (!readiness.ready) return reply.code(503).send({ status: 'not_ready', reason: readiness.reason });
     const failing = writes.notReadyReason();
     if (failing) return reply.code(503).send({ status: 'not_ready', reason: failing });
+    const other = hub.notReadyReason();
+    if (other) return reply.code(503).send({ status: 'not_ready', reason: other });
     return { status: 'ready' };
     },
   );

@@ -185,8 +185,16 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           return;
         }
         const ended = await hub.endedTask(msg.task_id, deps.who);
-        if (ended) send(ended.text, ended.binaries);
-        else error(new HubError('task_not_found', 'no task has this id'), { task_id: msg.task_id });
+        if (ended) {
+          send(ended.text, ended.binaries);
+          return;
+        }
+        // Cluster mode: a task held by another hub (always null for one hub alone).
+        const elsewhere = following.has(msg.task_id) ? null : await hub.followElsewhere(msg.task_id, subscriber, deps.who);
+        if (elsewhere) {
+          following.add(msg.task_id);
+          send(clientFrame({ type: 'snapshot', task_id: msg.task_id, ...elsewhere }));
+        } else error(new HubError('task_not_found', 'no task has this id'), { task_id: msg.task_id });
         return;
       }
       case 'service_info': {

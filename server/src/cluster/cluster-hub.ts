@@ -1,0 +1,777 @@
+/**
+ * The hub of a cluster member (docs/cluster.md). A `Hub` whose few verbs that can involve
+ * another hub (submit, cancel, view, the service list and info, readiness) consult the cluster;
+ * everything else (worker and client sockets, the dispatcher, the store) is the single hub's,
+ * unchanged. `app.ts` builds it only when `HUB_BROKER` is set, so one hub alone never runs this.
+ */
+import { nanoid } from 'nanoid';
+import type { Knex } from 'knex';
+import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
+import { Hub, maySee, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
+import type { EndedTask } from '../core/ended-tasks.js';
+import { clientFrame } from '../core/frames.js';
+import { Broker } from './broker.js';
+import { clusterNames, type ClusterNames } from './names.js';
+import { Membership } from './membership.js';
+import { LoadReports, type ServiceLoad } from './load-reports.js';
+import { EventRelay, type Following, type RelayedEvent, type SeenState } from './event-relay.js';
+import { TaskStream, type HeldTask, type ServicePuller, type StreamTask } from './task-stream.js';
+import { DialLeases } from './dial-leases.js';
+import { HeldTasks } from './held-tasks.js';
+import { leaseBucket } from './kv-bucket.js';
+import type { KV } from '@nats-io/kv';
+
+/** The cluster's parts, once joined. */
+interface Node {
+  names: ClusterNames;
+  broker: Broker;
+  membership: Membership;
+  load: LoadReports;
+  relay: EventRelay;
+  stream: TaskStream;
+  leases: DialLeases;
+  held: HeldTasks;
+  /** Takeovers of dead hubs: `create(dead id)` wins one for this hub. */
+  takeovers: KV;
+  scanTimer: NodeJS.Timeout;
+  db: Knex;
+}
+
+/** How long the takeover of a dead hub stays won (its key's TTL), in ms. */
+const TAKEOVER_TTL_MS = 10 * 60_000;
+
+/** A task submitted here that runs (or waits) elsewhere. */
+interface RemoteTask {
+  serviceId: number;
+  payload: TaskPayload;
+  following: Following | null;
+  createdAt: number;
+  status: 'queued' | 'running';
+  attempts: number;
+  startedAt: number | null;
+  queueTimer: NodeJS.Timeout | null;
+}
+
+/** How long a cancel waits for the hub holding the task to answer, in ms. */
+const CANCEL_ANSWER_MS = 500;
+
+const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Whether args carry media (`{mime, data: Buffer}`): the work queue's messages are JSON, so such
+ * a task stays on its hub (docs/cluster.md, "What is built").
+ */
+function hasMedia(args: unknown): boolean {
+  if (!args || typeof args !== 'object') return false;
+  for (const v of Object.values(args as Record<string, unknown>)) {
+    if (v && typeof v === 'object' && (Buffer.isBuffer(v) || Buffer.isBuffer((v as { data?: unknown }).data))) return true;
+  }
+  return false;
+}
+
+export class ClusterHub extends Hub {
+  /** This hub's id (`HUB_ID`, else random at each start: app.ts gives one). */
+  readonly hubId = this.config.hubId ?? `hub-${nanoid(8)}`;
+  private node: Node | null = null;
+  private readonly remote = new Map<string, RemoteTask>();
+  private readonly pullers = new Map<number, Promise<ServicePuller | null>>();
+  /** Slots promised to pulled tasks not yet in the dispatcher, by service. */
+  private readonly promised = new Map<number, number>();
+  /** Stream messages of the tasks running here, by task id: acknowledged at the task's end. */
+  private readonly held = new Map<string, HeldTask>();
+  /** Records of the tasks run here without the work queue (sequence in the held stream), by task id. */
+  private readonly localHeld = new Map<string, Promise<number | null>>();
+  private scanning = false;
+  private roomDirty = false;
+  private refreshing: Promise<void> | null = null;
+  private lastServices = '';
+
+  /** Publishes the events of every task held here, for followers on other hubs. */
+  private readonly relaySubscriber: Subscriber = {
+    deliver: (taskId, text, binaries, end, _progress, seq) => {
+      const node = this.node;
+      node?.relay.publish(taskId, { seq: seq ?? 0, text, binaries, end });
+      if (!end) return;
+      const record = this.localHeld.get(taskId);
+      if (record) {
+        this.localHeld.delete(taskId);
+        // The end row first, then the record goes: a death between them finds the row ended.
+        void this.store
+          .flush()
+          .catch(() => undefined)
+          .then(() => record)
+          .then((seq) => {
+            if (seq !== null) node?.held.forget(seq);
+          });
+      }
+      const held = this.held.get(taskId);
+      if (!held) return;
+      this.held.delete(taskId);
+      // The end row first (written behind), then the ack: a death between them redelivers the
+      // task rather than lose its end.
+      void this.store
+        .flush()
+        .catch(() => undefined)
+        .then(() => held.ack());
+    },
+  };
+
+  /** Connects to the broker and joins the cluster. Throws when NATS does not answer. */
+  async join(db: Knex): Promise<void> {
+    const config = this.config;
+    const names = clusterNames(config.cluster);
+    const broker = await Broker.connect({ url: config.broker as string, name: this.hubId });
+    const self = { id: this.hubId, url: config.publicUrl, startedAt: Date.now() };
+    const membership = await Membership.join(broker, names.hubsBucket, self, config.heartbeatMs);
+    const load = new LoadReports(broker, names.load, this.hubId, () => this.collectLoad(), { onChange: () => this.onPeersChange() });
+    const relay = new EventRelay(broker, names.events);
+    const stream = await TaskStream.open(broker, names, { ackWaitMs: 3 * config.heartbeatMs });
+    const leases = await DialLeases.open(broker, names.dialsBucket, this.hubId, config.heartbeatMs, (url) =>
+      this.log.warn({ worker_url: url, hub_id: this.hubId }, 'lost the lease of a dialed worker: another hub dials it now'),
+    );
+    const held = await HeldTasks.open(broker, names);
+    const takeovers = await leaseBucket(broker, names.takeoverBucket, TAKEOVER_TTL_MS);
+    const scanTimer = setInterval(() => void this.scanDead(), 3 * config.heartbeatMs);
+    scanTimer.unref();
+    broker.nc.subscribe(names.cancel, {
+      callback: (err, msg) => {
+        if (err) return;
+        let req: { task_id?: unknown; who?: Requester | null };
+        try {
+          req = msg.json();
+        } catch {
+          return;
+        }
+        const taskId = String(req.task_id);
+        const t = this.dispatcher.task(taskId);
+        // Not the requester's task: as if unknown here (the asking hub answers task_not_found).
+        if (!t || !maySee(t.payload.owner, req.who)) return;
+        this.dispatcher.cancel(taskId);
+        this.schedule();
+        msg.respond('ok');
+      },
+    });
+    // The live state of a task held here, for a hub whose client subscribes to it.
+    broker.nc.subscribe(names.snapshot, {
+      callback: (err, msg) => {
+        if (err) return;
+        const taskId = msg.string();
+        const snap = this.snapshotHere(taskId);
+        if (snap)
+          msg.respond(JSON.stringify({ ...snap, owner: this.dispatcher.task(taskId)?.payload.owner ?? this.remote.get(taskId)?.payload.owner ?? null }));
+      },
+    });
+    membership.on('dead', (id) => {
+      load.forget(id);
+      this.log.warn({ hub_id: this.hubId, dead_hub: id }, 'a hub of the cluster stopped answering');
+      void this.scanDead();
+    });
+    broker.on('change', (up) => {
+      this.log[up ? 'info' : 'warn']({ hub_id: this.hubId }, up ? 'the broker is back' : 'the broker is unreachable');
+      if (up) this.markRoom();
+    });
+    this.node = { names, broker, membership, load, relay, stream, leases, held, takeovers, scanTimer, db };
+    this.log.info({ hub_id: this.hubId, cluster: config.cluster }, 'joined the cluster');
+    this.markRoom();
+  }
+
+  /** Leaves the cluster: stops pulling, gives up leases and liveness, closes the connection. */
+  async leave(): Promise<void> {
+    const node = this.node;
+    if (!node) return;
+    this.node = null;
+    for (const p of this.pullers.values()) void p.then((x) => x?.close());
+    for (const rt of this.remote.values()) {
+      rt.following?.stop();
+      if (rt.queueTimer) clearTimeout(rt.queueTimer);
+    }
+    clearInterval(node.scanTimer);
+    node.load.close();
+    node.stream.close();
+    await Promise.all([node.membership.leave(), node.leases.close()]);
+    await node.broker.nc.flush().catch(() => undefined);
+    await node.broker.close();
+  }
+
+  // ---- what other hubs see of this one ----
+
+  private collectLoad(): Record<string, ServiceLoad> {
+    const out: Record<string, ServiceLoad> = {};
+    for (const c of this.dispatcher.connections()) {
+      const s = (out[c.serviceId] ??= {
+        connections: 0,
+        inFlight: 0,
+        capacity: 0,
+        bestLoad: null,
+        queued: this.dispatcher.queueLength(c.serviceId),
+        name: this.registry.byServiceId(c.serviceId)?.name ?? '',
+      });
+      s.inFlight += c.inFlight;
+      if (c.draining) continue;
+      s.connections++;
+      s.capacity += c.concurrency;
+      const load = c.inFlight / c.concurrency;
+      if (c.inFlight < c.concurrency && (s.bestLoad === null || load < s.bestLoad)) s.bestLoad = load;
+    }
+    return out;
+  }
+
+  /** Free slots of the local connections of a service, less those promised to pulled tasks. */
+  private freeSlots(serviceId: number): number {
+    let free = 0;
+    for (const c of this.dispatcher.connections(serviceId)) if (!c.draining) free += Math.max(0, c.concurrency - c.inFlight);
+    return free - (this.promised.get(serviceId) ?? 0);
+  }
+
+  /** Lowest load among local connections with room, or null. */
+  private bestLocalLoad(serviceId: number): number | null {
+    let best: number | null = null;
+    for (const c of this.dispatcher.connections(serviceId)) {
+      if (c.draining || c.inFlight >= c.concurrency) continue;
+      const load = c.inFlight / c.concurrency;
+      if (best === null || load < best) best = load;
+    }
+    return best;
+  }
+
+  override schedule(): void {
+    super.schedule();
+    this.markRoom();
+  }
+
+  /** After a change of connections or tasks: the pull requests and the load report follow, once per turn. */
+  private markRoom(): void {
+    if (this.roomDirty || !this.node) return;
+    this.roomDirty = true;
+    setImmediate(() => {
+      this.roomDirty = false;
+      this.updateRooms();
+    });
+  }
+
+  private updateRooms(): void {
+    const node = this.node;
+    if (!node) return;
+    node.load.publishSoon();
+    const services = new Set<number>(this.dispatcher.connections().map((c) => c.serviceId));
+    for (const id of this.pullers.keys()) services.add(id);
+    for (const id of services) {
+      let p = this.pullers.get(id);
+      if (!p) {
+        p = node.stream
+          .puller(id, (held) => this.take(held))
+          .catch((err: unknown) => {
+            this.log.warn({ err: (err as Error).message, service_id: id }, 'could not pull the tasks of a service');
+            this.pullers.delete(id);
+            return null;
+          });
+        this.pullers.set(id, p);
+      }
+      void p.then((puller) => puller?.setRoom(this.isStopping() ? 0 : this.freeSlots(id)));
+    }
+  }
+
+  private isStopping(): boolean {
+    return this.shuttingDown;
+  }
+
+  // ---- tasks from the stream ----
+
+  /** A task pulled from the stream: runs it here if a slot is still free, else hands it on. */
+  private take(held: HeldTask): boolean {
+    const t = held.task;
+    if (this.isStopping() || !this.node || this.freeSlots(t.serviceId) <= 0 || this.dispatcher.task(t.id) || this.held.has(t.id)) return false;
+    if (!this.registry.byServiceId(t.serviceId)) {
+      void this.refreshRegistry();
+      return false;
+    }
+    if (held.deliveries === 1 && !t.takeover) {
+      this.run(held, { seq: 0, attempt: 0 });
+      return true;
+    }
+    // Redelivered: its holder died. Number the new attempt's events after what followers saw.
+    this.promised.set(t.serviceId, (this.promised.get(t.serviceId) ?? 0) + 1);
+    void this.node.relay.lastSeen(t.id).then((seen) => {
+      this.promised.set(t.serviceId, (this.promised.get(t.serviceId) ?? 1) - 1);
+      if (this.isStopping() || this.freeSlots(t.serviceId) <= 0) held.release();
+      else this.run(held, seen);
+    });
+    return true;
+  }
+
+  private run(held: HeldTask, seen: SeenState): void {
+    const t = held.task;
+    const attempts = Math.max(t.attempts, seen.attempt);
+    const seq = Math.max(t.seq, seen.seq);
+    const now = Date.now();
+    if (attempts >= this.config.maxAttempts) {
+      this.endHere(t, seq, attempts, 'failed', { code: 'worker_lost', message: 'the hub running the task was lost and no attempt is left' });
+      void held.ack();
+      return;
+    }
+    if (attempts === 0 && now > t.queueDeadline) {
+      this.endHere(t, seq, attempts, 'failed', { code: 'no_worker', message: 'no worker took the task within its queue timeout' });
+      void held.ack();
+      return;
+    }
+    this.held.set(t.id, held);
+    try {
+      this.dispatcher.submit({
+        id: t.id,
+        serviceId: t.serviceId,
+        payload: { args: t.args, owner: t.owner ?? null, subscribers: new Set([this.relaySubscriber]) },
+        timeoutMs: t.timeoutMs,
+        queueTimeoutMs: Math.max(1, t.queueDeadline - now),
+        attempts,
+        seq,
+        createdAt: t.createdAt,
+      });
+    } catch (err) {
+      this.held.delete(t.id);
+      held.release();
+      this.log.warn({ err: (err as Error).message, task_id: t.id }, 'could not run a task from the cluster');
+    }
+    this.schedule();
+  }
+
+  /** Ends a task this hub decided about without running it: row, cache, followers. */
+  private endHere(t: StreamTask, seq: number, attempts: number, status: 'failed' | 'canceled', error: { code: string; message: string }): EndedTask {
+    const endSeq = seq + 1;
+    const text =
+      status === 'canceled'
+        ? clientFrame({ type: 'canceled', task_id: t.id, seq: endSeq })
+        : clientFrame({ type: 'failed', task_id: t.id, seq: endSeq, error });
+    const ended: EndedTask = {
+      id: t.id,
+      serviceId: t.serviceId,
+      status,
+      seq: endSeq,
+      text,
+      binaries: null,
+      error,
+      progress: null,
+      message: null,
+      attempts,
+      createdAt: t.createdAt,
+      startedAt: null,
+      finishedAt: Date.now(),
+    };
+    this.ended.add(ended);
+    try {
+      this.store.saveEnded(ended);
+    } catch (err) {
+      this.log.error({ err, task_id: t.id }, 'the task store refused an ended task');
+    }
+    this.node?.relay.publish(t.id, { seq: endSeq, text, binaries: null, end: true });
+    return ended;
+  }
+
+  // ---- dead hubs ----
+
+  /**
+   * Takes over the tasks that dead hubs ran on their own: any hub with records in the held
+   * stream and no liveness key. One survivor wins each dead hub (KV `create`); it hands each
+   * unfinished task to the work queue as a new attempt (its row's attempts), then purges them.
+   */
+  private async scanDead(): Promise<void> {
+    const node = this.node;
+    if (!node?.broker.up || this.scanning) return;
+    this.scanning = true;
+    try {
+      for (const h of await node.held.hubs()) {
+        if (h === this.hubId || node.membership.live.has(h) || (await node.membership.record(h))) continue;
+        try {
+          await node.takeovers.create(h, this.hubId);
+        } catch {
+          continue; // Another hub took it over.
+        }
+        const n = await node.held.drain(h, (t) => this.takeOver(node, t));
+        this.log.warn({ hub_id: this.hubId, dead_hub: h, tasks: n }, 'took over the tasks of a dead hub');
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not look for the tasks of dead hubs');
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private async takeOver(node: Node, t: StreamTask): Promise<void> {
+    const row = (await node.db('tasks').where({ id: t.id }).first()) as { status: string; attempts: number; seq: number | null } | undefined;
+    if (row && ['succeeded', 'failed', 'canceled'].includes(row.status)) return;
+    await node.stream.publish({ ...t, attempts: Number(row?.attempts ?? 0), seq: Number(row?.seq ?? 0), takeover: true, from: this.hubId });
+  }
+
+  // ---- submit ----
+
+  override submit(
+    req: SubmitRequest,
+    options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null } = {},
+  ): { taskId: string; position: number; stored: Promise<void> | null } {
+    const node = this.node;
+    if (node && !node.broker.up && this.dispatcher.connections(req.service_id).length === 0 && this.registry.byServiceId(req.service_id)) {
+      throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
+    }
+    if (!node?.broker.up || hasMedia(req.args) || !this.shouldRoute(req.service_id)) {
+      const r = super.submit(req, options);
+      const task = node ? this.dispatcher.task(r.taskId) : undefined;
+      if (node && task) {
+        // Followers on other hubs (subscribe, GET) hear of the task through the relay.
+        task.payload.subscribers.add(this.relaySubscriber);
+        if (node.broker.up && !hasMedia(task.payload.args)) {
+          const record: StreamTask = {
+            id: task.id,
+            serviceId: task.serviceId,
+            args: task.payload.args,
+            timeoutMs: task.timeoutMs,
+            queueDeadline: task.createdAt + task.queueTimeoutMs,
+            createdAt: task.createdAt,
+            attempts: 0,
+            seq: 0,
+            from: this.hubId,
+            owner: task.payload.owner,
+          };
+          this.localHeld.set(
+            task.id,
+            node.held.record(this.hubId, record).catch(() => null),
+          );
+        }
+      }
+      return r;
+    }
+    const { serviceId, timeoutMs, args } = this.prepare(req, options.maxTotalBytes);
+    const taskId = nanoid();
+    const now = Date.now();
+    const payload: TaskPayload = { args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    const task: StreamTask = {
+      id: taskId,
+      serviceId,
+      args,
+      timeoutMs,
+      queueDeadline: now + (req.queue_timeout_ms ?? this.config.queueTimeoutMs),
+      createdAt: now,
+      attempts: 0,
+      seq: 0,
+      from: this.hubId,
+      owner: payload.owner,
+    };
+    const rt: RemoteTask = {
+      serviceId,
+      payload,
+      following: null,
+      createdAt: now,
+      status: 'queued',
+      attempts: 0,
+      startedAt: null,
+      queueTimer: null,
+    };
+    this.remote.set(taskId, rt);
+    // Stored mode: acknowledged once the work queue holds it (JetStream's ack), or once it failed.
+    const sent = this.sendRemote(node, task, rt);
+    return { taskId, position: 0, stored: this.commit === 'stored' ? sent : null };
+  }
+
+  /**
+   * Whether a new task of the service goes through the cluster's queue: when no local
+   * connection has a free slot, or another hub reported a less loaded one (docs/cluster.md).
+   */
+  private shouldRoute(serviceId: number): boolean {
+    const local = this.bestLocalLoad(serviceId);
+    if (local === null) return true;
+    const remote = this.node?.load.bestRemoteLoad(serviceId) ?? null;
+    return remote !== null && remote < local;
+  }
+
+  private async sendRemote(node: Node, task: StreamTask, rt: RemoteTask): Promise<void> {
+    try {
+      rt.following = await node.relay.follow(task.id, 0, {
+        event: (ev) => this.onRemoteEvent(task.id, rt, ev),
+        gap: (expected, got) => this.log.warn({ task_id: task.id, expected, got }, 'events of a task were lost between hubs'),
+      });
+      await node.stream.publish(task);
+      rt.queueTimer = setTimeout(() => void this.queueTimeout(task, rt), Math.max(0, task.queueDeadline - Date.now()));
+      rt.queueTimer.unref();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, task_id: task.id }, 'could not hand a task to the cluster');
+      rt.following?.stop();
+      this.finishRemote(
+        task.id,
+        rt,
+        this.endHere(task, 0, 0, 'failed', { code: 'unavailable', message: 'the broker is unreachable and no local worker of this service has room' }),
+      );
+    }
+  }
+
+  /** Its queue timeout passed: if it still waits in the stream, it ends `no_worker` here. */
+  private async queueTimeout(task: StreamTask, rt: RemoteTask): Promise<void> {
+    rt.queueTimer = null;
+    if (rt.status !== 'queued' || !this.node || !this.remote.has(task.id)) return;
+    if (!(await this.node.stream.remove(task.serviceId, task.id))) return;
+    rt.following?.stop();
+    this.finishRemote(
+      task.id,
+      rt,
+      this.endHere(task, rt.following?.lastSeq ?? 0, 0, 'failed', { code: 'no_worker', message: `no worker took the task within its queue timeout` }),
+    );
+  }
+
+  private onRemoteEvent(taskId: string, rt: RemoteTask, ev: RelayedEvent): void {
+    if (ev.text.startsWith('{"type":"started"')) {
+      rt.status = 'running';
+      rt.attempts++;
+      rt.startedAt ??= Date.now();
+    } else if (ev.text.startsWith('{"type":"queued"')) rt.status = 'queued';
+    if (!ev.end) {
+      for (const s of rt.payload.subscribers) s.deliver(taskId, ev.text, ev.binaries, false, ev.text.startsWith('{"type":"progress"'), ev.seq);
+      return;
+    }
+    let parsed: { type?: string; result?: unknown; error?: EndedTask['error'] } = {};
+    try {
+      parsed = JSON.parse(ev.text) as typeof parsed;
+    } catch {
+      // Delivered as it is; the cache keeps what could be read.
+    }
+    const status = parsed.type === 'result' ? 'succeeded' : parsed.type === 'canceled' ? 'canceled' : 'failed';
+    const ended: EndedTask = {
+      id: taskId,
+      serviceId: rt.serviceId,
+      status,
+      seq: ev.seq,
+      text: ev.text,
+      binaries: ev.binaries,
+      progress: null,
+      message: null,
+      attempts: rt.attempts,
+      createdAt: rt.createdAt,
+      startedAt: rt.startedAt,
+      finishedAt: Date.now(),
+    };
+    if (status === 'succeeded') {
+      const message = { result: parsed.result };
+      resolveRefs(message, ev.binaries ?? [], 1);
+      ended.result = message.result;
+    } else ended.error = parsed.error ?? { code: 'canceled', message: 'the task was canceled' };
+    this.finishRemote(taskId, rt, ended);
+  }
+
+  private finishRemote(taskId: string, rt: RemoteTask, ended: EndedTask): void {
+    if (!this.remote.delete(taskId)) return;
+    if (rt.queueTimer) clearTimeout(rt.queueTimer);
+    this.ended.add(ended);
+    for (const s of rt.payload.subscribers) {
+      try {
+        s.deliver(taskId, ended.text, ended.binaries, true, false, ended.seq);
+      } catch (err) {
+        this.log.error({ err, task_id: taskId }, 'a subscriber failed');
+      }
+    }
+    rt.payload.subscribers.clear();
+  }
+
+  // ---- cancel, view ----
+
+  override async cancel(taskId: string, who?: Requester | null): Promise<void> {
+    const node = this.node;
+    if (!node || this.dispatcher.task(taskId) || !TASK_ID_RE.test(taskId)) return super.cancel(taskId, who);
+    const rt = this.remote.get(taskId);
+    if (!node.broker.up && (rt || (await this.liveRow(taskId, who)))) {
+      throw new HubError('unavailable', 'the task is held by another hub and the broker is unreachable', { task_id: taskId });
+    }
+    try {
+      const answer = await node.broker.nc.request(node.names.cancel, JSON.stringify({ task_id: taskId, who: who ?? null }), { timeout: CANCEL_ANSWER_MS });
+      if (answer.string() === 'ok') return;
+    } catch {
+      // No hub holds it (no responders, or none answered in time).
+    }
+    if (rt && maySee(rt.payload.owner, who) && (await node.stream.remove(rt.serviceId, taskId))) {
+      const t: StreamTask = {
+        id: taskId,
+        serviceId: rt.serviceId,
+        args: {},
+        timeoutMs: 0,
+        queueDeadline: 0,
+        createdAt: rt.createdAt,
+        attempts: 0,
+        seq: 0,
+        from: this.hubId,
+      };
+      rt.following?.stop();
+      this.finishRemote(taskId, rt, this.endHere(t, rt.following?.lastSeq ?? 0, 0, 'canceled', { code: 'canceled', message: 'the task was canceled' }));
+      return;
+    }
+    return super.cancel(taskId, who);
+  }
+
+  override async view(taskId: string, who?: Requester | null): Promise<TaskView | null> {
+    const v = await super.view(taskId, who);
+    if (v || !this.node || !TASK_ID_RE.test(taskId)) return v;
+    const rt = this.remote.get(taskId);
+    if (rt) {
+      if (!maySee(rt.payload.owner, who)) return null;
+      return {
+        task_id: taskId,
+        service_id: rt.serviceId,
+        status: rt.status,
+        progress: null,
+        message: null,
+        attempts: rt.attempts,
+        created_at: new Date(rt.createdAt).toISOString(),
+        started_at: rt.startedAt === null ? null : new Date(rt.startedAt).toISOString(),
+        finished_at: null,
+      };
+    }
+    return this.liveRow(taskId, who);
+  }
+
+  /** A queued or running task as another hub wrote its row, or null. */
+  private async liveRow(taskId: string, who?: Requester | null): Promise<TaskView | null> {
+    if (!this.node) return null;
+    const row = (await this.node
+      .db('tasks')
+      .where({ id: taskId })
+      .first()
+      .catch(() => undefined)) as
+      | {
+          service_id: number;
+          status: string;
+          progress: number | null;
+          message: string | null;
+          attempts: number;
+          created_at: number;
+          started_at: number | null;
+          owner?: string | null;
+        }
+      | undefined;
+    if (!row || (row.status !== 'queued' && row.status !== 'running') || !maySee(row.owner, who)) return null;
+    return {
+      task_id: taskId,
+      service_id: Number(row.service_id),
+      status: row.status,
+      progress: row.progress,
+      message: row.message,
+      attempts: Number(row.attempts),
+      created_at: new Date(Number(row.created_at)).toISOString(),
+      started_at: row.started_at === null ? null : new Date(Number(row.started_at)).toISOString(),
+      finished_at: null,
+    };
+  }
+
+  /** The state of a task this hub holds (running here, or submitted here and waiting in the cluster). */
+  private snapshotHere(taskId: string): LiveTaskSnapshot | null {
+    const t = this.dispatcher.task(taskId);
+    if (t) return { seq: t.seq, status: t.status, progress: t.progress, message: t.message, position: this.dispatcher.position(taskId) };
+    const rt = this.remote.get(taskId);
+    if (rt && rt.status === 'queued') return { seq: rt.following?.lastSeq ?? 0, status: 'queued', progress: null, message: null, position: null };
+    return null;
+  }
+
+  override async followElsewhere(taskId: string, subscriber: Subscriber, who?: Requester | null): Promise<LiveTaskSnapshot | null> {
+    const node = this.node;
+    if (!node || !TASK_ID_RE.test(taskId)) return null;
+    if (!node.broker.up) {
+      if (await this.liveRow(taskId, who))
+        throw new HubError('unavailable', 'the task is held by another hub and the broker is unreachable', { task_id: taskId });
+      return null;
+    }
+    // Follow first, then ask the holder: no event falls between its state and what follows it.
+    let state: LiveTaskSnapshot | null = null;
+    const early: RelayedEvent[] = [];
+    const pass = (ev: RelayedEvent) => subscriber.deliver(taskId, ev.text, ev.binaries, ev.end, ev.text.startsWith('{"type":"progress"'), ev.seq);
+    const following = await node.relay.follow(taskId, 0, {
+      event: (ev) => {
+        if (!state) early.push(ev);
+        else if (ev.seq > state.seq) pass(ev);
+      },
+    });
+    let snap: LiveTaskSnapshot | null = null;
+    try {
+      const answer = await node.broker.nc.request(node.names.snapshot, taskId, { timeout: CANCEL_ANSWER_MS });
+      const { owner, ...state } = answer.json<LiveTaskSnapshot & { owner?: string | null }>();
+      snap = maySee(owner, who) ? state : null;
+    } catch {
+      // No hub holds it live (ended meanwhile, or unknown).
+    }
+    if (!snap || !Number.isInteger(snap.seq)) {
+      following.stop();
+      return null;
+    }
+    const known = snap;
+    // After the caller has sent the snapshot: what came meanwhile, then the rest as it comes.
+    setImmediate(() => {
+      for (const ev of early) if (ev.seq > known.seq) pass(ev);
+      state = known;
+    });
+    return known;
+  }
+
+  // ---- one view ----
+
+  override servicesList(): ServiceListEntry[] {
+    const local = super.servicesList();
+    if (!this.node) return local;
+    const byId = new Map(local.map((s) => [s.service_id, s]));
+    for (const r of this.node.load.reports()) {
+      for (const [id, s] of Object.entries(r.services)) {
+        const sid = Number(id);
+        if (!byId.has(sid) && s.connections > 0) byId.set(sid, { service_id: sid, service_name: this.registry.byServiceId(sid)?.name ?? s.name });
+      }
+    }
+    return [...byId.values()].sort((a, b) => a.service_id - b.service_id);
+  }
+
+  override serviceInfo(id: number): ServiceInfo {
+    const info = super.serviceInfo(id);
+    for (const r of this.node?.load.reports() ?? []) {
+      const s = r.services[id];
+      if (!s) continue;
+      info.connections = (info.connections ?? 0) + s.connections;
+      info.in_flight = (info.in_flight ?? 0) + s.inFlight;
+      info.queued = (info.queued ?? 0) + s.queued;
+    }
+    return info;
+  }
+
+  override notReadyReason(): string | null {
+    if (!this.node) return 'not a member of the cluster yet';
+    return this.node.broker.up ? null : 'the broker (NATS) is unreachable';
+  }
+
+  /** A report came or a hub was forgotten: new services are read, clients hear of list changes. */
+  private onPeersChange(): void {
+    const node = this.node;
+    if (!node) return;
+    for (const r of node.load.reports()) {
+      for (const id of Object.keys(r.services)) {
+        if (!this.registry.byServiceId(Number(id))) {
+          void this.refreshRegistry();
+          break;
+        }
+      }
+    }
+    const list = this.servicesList();
+    const key = JSON.stringify(list);
+    if (key === this.lastServices) return;
+    this.lastServices = key;
+    this.pushServices(list);
+  }
+
+  private refreshRegistry(): Promise<void> {
+    this.refreshing ??= this.registry
+      .refresh()
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not read the services table'))
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  // ---- dialed workers ----
+
+  /** The listed worker URLs this hub may dial: those whose lease it holds or wins now. */
+  async dialable(urls: string[]): Promise<string[]> {
+    const node = this.node;
+    if (!node) return urls;
+    const out: string[] = [];
+    for (const url of urls) if (await node.leases.acquire(url)) out.push(url);
+    return out;
+  }
+}
