@@ -66,11 +66,13 @@ export async function startHub(store: Store, nodeFlags: string[] = [], corked = 
   const peer: Peer = corked ? 'hub-cork' : async ? 'hub-async' : delivery ? 'hub-delivery' : 'hub';
   // hub-delivery: webhooks signed and allowed to the local receiver.
   const webhookEnv = delivery ? { HUB_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64')}`, HUB_WEBHOOK_ALLOW_PRIVATE: '1' } : {};
+  // The default configuration is what the targets judge: a HUB_COMMIT of the caller's shell is not passed on.
+  const { HUB_COMMIT: _ignored, ...env } = process.env;
   // The experiment loads bench/experiments/cork-ws.ts into the hub's process (tsx for the .ts).
   const preload = corked ? ['--import', 'tsx', '--import', pathToFileURL(path.join(ROOT, 'bench/experiments/cork-ws.ts')).href] : [];
   const child = start(peer, NODE, [...nodeFlags, ...preload, path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', store.url], {
     cwd: ROOT,
-    env: { ...process.env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...(async ? { HUB_COMMIT: 'async' } : {}), ...webhookEnv },
+    env: { ...env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...(async ? { HUB_COMMIT: 'async' } : {}), ...webhookEnv },
   });
   const m = await waitLine(child, /utils-hub listening on http:\/\/([^\s]+)/, 60_000);
   return { peer, child, wsBase: `ws://${m[1]}` };

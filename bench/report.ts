@@ -1,6 +1,6 @@
 /**
  * What the harness makes of its trials: medians over rounds, hub-to-baseline ratios per round,
- * the targets of issue 6 judged met or not, and the markdown tables.
+ * the targets of issue 15 (issue 6's, raised) judged met or not, and the markdown tables.
  */
 
 /**
@@ -165,15 +165,17 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
     storedOverAsyncP50: [],
   };
   const rounds = [...new Set(mine.map((t) => t.round))].sort((a, b) => a - b);
+  // A window in which a peer ended no task (a machine busy with other work) has no rate or
+  // latency to compare: its round gives no ratio, rather than a ratio of 0.
   for (const r of rounds) {
-    const hub = mine.find((t) => t.round === r && t.peer === 'hub');
-    const base = mine.find((t) => t.round === r && t.peer === 'baseline');
-    const bull = mine.find((t) => t.round === r && t.peer === 'bullmq');
-    const naive = mine.find((t) => t.round === r && t.peer === 'baseline-naive');
+    const hub = mine.find((t) => t.round === r && t.peer === 'hub' && t.tasks > 0);
+    const base = mine.find((t) => t.round === r && t.peer === 'baseline' && t.tasks > 0);
+    const bull = mine.find((t) => t.round === r && t.peer === 'bullmq' && t.tasks > 0);
+    const naive = mine.find((t) => t.round === r && t.peer === 'baseline-naive' && t.tasks > 0);
     if (hub && naive) ratios.hubOverNaive.push(hub.tasksPerSec / naive.tasksPerSec);
-    const cork = mine.find((t) => t.round === r && t.peer === 'hub-cork');
+    const cork = mine.find((t) => t.round === r && t.peer === 'hub-cork' && t.tasks > 0);
     if (cork && base) ratios.corkOverBaseline.push(cork.tasksPerSec / base.tasksPerSec);
-    const async = mine.find((t) => t.round === r && t.peer === 'hub-async');
+    const async = mine.find((t) => t.round === r && t.peer === 'hub-async' && t.tasks > 0);
     if (async && base) ratios.asyncP50.push(async.p50 / base.p50);
     if (async && hub) {
       ratios.storedOverAsyncTasksPerSec.push(hub.tasksPerSec / async.tasksPerSec);
@@ -217,7 +219,7 @@ export interface MediaPath {
   resultBase64: number;
 }
 
-/** The targets of issue 6, judged on the medians of the per-round ratios. */
+/** The targets of issue 15, judged on the medians of the per-round ratios (the default configuration, but for the async p50). */
 export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath: MediaPath | null): Target[] {
   const s = (id: string) => summaries.find((x) => x.scenario === id);
   const targets: Target[] = [];
@@ -236,12 +238,23 @@ export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath
       met: Number.isFinite(v) ? (cmp === 'min' ? v >= bound : v <= bound) : null,
     });
   };
-  ratioTarget('tiny64-vs-baseline', 'tiny tasks, 64 in flight: hub tasks/s vs baseline', 'tiny-64', 'tasksPerSec', 'min', 0.8);
-  ratioTarget('tiny64-vs-bullmq', 'tiny tasks, 64 in flight: hub tasks/s vs BullMQ', 'tiny-64', 'hubOverBullmq', 'min', 10);
+  ratioTarget('tiny64-vs-baseline', 'tiny tasks, 64 in flight: hub tasks/s vs baseline', 'tiny-64', 'tasksPerSec', 'min', 0.75);
+  const tiny64 = s('tiny-64');
+  const cpu = tiny64?.peers.hub ? tiny64.peers.hub.serverCpuPerTask : NaN;
+  const other64 = tiny64 ? Math.max(...Object.values(tiny64.peers).map((p) => p.otherCpu)) : NaN;
+  targets.push({
+    id: 'tiny64-cpu',
+    text: 'tiny tasks, 64 in flight: hub CPU µs per task (its process, writer thread included)',
+    goal: '<= 55 µs',
+    measured: Number.isFinite(cpu)
+      ? `${fx(cpu, 0)} µs (baseline ${fx(tiny64?.peers.baseline?.serverCpuPerTask ?? NaN, 0)} µs${other64 > 25 ? `; other processes took ${fx(other64, 0)}% CPU` : ''})`
+      : 'not run',
+    met: Number.isFinite(cpu) ? cpu <= 55 : null,
+  });
   ratioTarget('tiny1-p50', 'tiny tasks, 1 in flight: hub p50 latency vs baseline (default HUB_COMMIT=stored)', 'tiny-1', 'p50', 'max', 1.6);
-  ratioTarget('tiny1-p50-async', 'tiny tasks, 1 in flight: hub p50 latency vs baseline with HUB_COMMIT=async', 'tiny-1', 'asyncP50', 'max', 1.3);
+  ratioTarget('tiny1-p50-async', 'tiny tasks, 1 in flight: hub p50 latency vs baseline with HUB_COMMIT=async', 'tiny-1', 'asyncP50', 'max', 1.15);
   ratioTarget('tiny64-stored-vs-async', 'tiny tasks, 64 in flight: hub tasks/s, HUB_COMMIT=stored vs async', 'tiny-64', 'storedOverAsyncTasksPerSec', 'min', 0.9);
-  ratioTarget('media-bytes', '1 MiB attachments, 8 in flight: hub bytes/s vs baseline', 'media-8', 'bytesPerSec', 'min', 0.8);
+  ratioTarget('media-bytes', '1 MiB attachments, 8 in flight: hub bytes/s vs baseline', 'media-8', 'bytesPerSec', 'min', 0.6);
   if (mediaPath) {
     const { workerTasks, workerAttachments, workerBase64, results, resultAttachments, resultBase64 } = mediaPath;
     targets.push({
@@ -252,16 +265,22 @@ export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath
       met: workerTasks > 0 && workerBase64 === 0 && resultBase64 === 0 && workerAttachments === workerTasks && resultAttachments === results,
     });
   }
-  ratioTarget('mysql64-vs-baseline', 'MariaDB task store, 64 in flight: hub tasks/s vs baseline', 'mysql-64', 'tasksPerSec', 'min', 0.6);
+  ratioTarget('mysql64-vs-baseline', 'MariaDB task store, 64 in flight: hub tasks/s vs baseline', 'mysql-64', 'tasksPerSec', 'min', 0.65);
   const hubIdle = idle.filter((t) => t.peer === 'hub');
   const per = median(hubIdle.map((t) => t.perConnection));
+  const conns = hubIdle.length ? `${hubIdle[0].clients.toLocaleString('en')} clients + ${hubIdle[0].workers.toLocaleString('en')} workers` : 'not run';
   targets.push({
     id: 'idle-rss',
-    text: 'idle connections: hub RSS per connection (10,000 clients + 1,000 workers)',
-    goal: '<= 30 KB',
+    text: `idle connections: hub RSS per connection (${conns})`,
+    goal: '<= 9.5 KB',
     measured: Number.isFinite(per) ? `${fx(per / 1024, 1)} KB` : 'not run',
-    met: Number.isFinite(per) ? per / 1024 <= 30 : null,
+    met: Number.isFinite(per) ? per / 1024 <= 9.5 : null,
   });
+  // Reported, not a target (issue 15): the baseline itself is about 8 x BullMQ on this machine.
+  const bull = tiny64?.median.hubOverBullmq ?? NaN;
+  if (Number.isFinite(bull)) {
+    targets.push({ id: 'tiny64-vs-bullmq', text: 'tiny tasks, 64 in flight: hub tasks/s vs BullMQ (reported, not a target)', goal: '-', measured: `${fx(bull, 1)} x`, met: null });
+  }
   return targets;
 }
 
@@ -317,6 +336,6 @@ export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], target
   out.push('');
   out.push('| target | goal | measured | met |');
   out.push('| --- | --- | --- | --- |');
-  for (const t of targets) out.push(`| ${t.text} | ${t.goal} | ${t.measured} | ${t.met === null ? 'not run' : t.met ? 'met' : 'NOT met'} |`);
+  for (const t of targets) out.push(`| ${t.text} | ${t.goal} | ${t.measured} | ${t.met === null ? (t.goal === '-' ? '-' : 'not run') : t.met ? 'met' : 'NOT met'} |`);
   return out.join('\n');
 }

@@ -199,6 +199,20 @@ describe('Bounds', () => {
       await ok.close();
     });
 
+    it('refuses a hello whose description is nested 100,000 deep with bad_service_description, and keeps serving', async () => {
+      hub = await startHub();
+      const peer = await WsPeer.open(`${hub.wsUrl}/worker`);
+      // Under the pre-welcome frame bound, and far past what JSON.stringify can walk on the stack.
+      const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+      peer.sendRaw(`{"type":"hello","protocol":1,"me":{"name":"svc_deep","description":"d","input":[],"x":${deep}}}`);
+      const answer = await peer.next((m) => m.type === 'welcome' || m.type === 'error');
+      expect(answer).to.include({ type: 'error', code: 'bad_service_description' });
+      expect(await peer.closed).to.equal(1008);
+      const ok = await fakeWorker(hub, { name: 'svc_after_deep', description: 'd', input: [] });
+      expect(ok.welcome.type).to.equal('welcome');
+      await ok.close();
+    });
+
     it('takes a larger description when HUB_MAX_SERVICE_BYTES allows it', async () => {
       hub = await startHub({ maxServiceBytes: 1024 * 1024 });
       const w = await fakeWorker(hub, bigDescription('svc_allowed', 300_000));

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { eventually, startHub, fakeWorker, http, me, until, workerGone, type TestHub } from '../helpers/hub.js';
+import { eventually, startHub, fakeClient, fakeWorker, http, me, sleep, until, workerGone, type TestHub } from '../helpers/hub.js';
 import { forEachDatabase } from '../helpers/backends.js';
 
 forEachDatabase('REST routes', (dbUrl) => {
@@ -101,6 +101,33 @@ forEachDatabase('REST routes', (dbUrl) => {
       w.send({ type: 'result', task_id: task.task_id, result: { out: { mime: 'image/png', name: 'o.png', data: Buffer.from('out') } } });
       const { body } = await call;
       expect(body.result.out).to.deep.equal({ mime: 'image/png', name: 'o.png', data: Buffer.from('out').toString('base64') });
+    });
+
+    it('serves an ended task\'s media again from the task store (the ended-task cache keeps no media), over REST and to a late subscriber', async () => {
+      const w = await fakeWorker(hub, me('media_again'));
+      const c = await fakeClient(hub);
+      c.send({ type: 'add_task', service_id: w.welcome.service_id, args: [1] });
+      const acc = await c.nextOf('accepted');
+      const task = await w.nextOf('task');
+      const bytes = Buffer.alloc(300_000);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 0xff;
+      w.send({ type: 'result', task_id: task.task_id, result: { out: { mime: 'application/octet-stream', data: bytes } } });
+      expect((await c.nextOf('result')).result.out.data.equals(bytes)).to.equal(true);
+      // at once (the row may still wait in the store's buffer), then once written
+      for (let i = 0; i < 2; i++) {
+        const view = await http(hub, 'GET', `/tasks/${acc.task_id}`);
+        expect(view.body.status).to.equal('succeeded');
+        expect(Buffer.from(view.body.result.out.data, 'base64').equals(bytes)).to.equal(true);
+        const late = await fakeClient(hub);
+        late.send({ type: 'subscribe', task_id: acc.task_id });
+        const again = await late.nextOf('result');
+        expect(again.attachments).to.equal(1);
+        expect(again.result.out.data.equals(bytes)).to.equal(true);
+        await late.close();
+        await sleep(300);
+      }
+      await c.close();
+      await w.close();
     });
 
     it('answers 202 at once with ?wait=false', async () => {

@@ -229,11 +229,13 @@ export class Hub {
   /** Whether acknowledgements wait for the task store's commit (`HUB_COMMIT`). */
   readonly commit: CommitMode;
   /**
-   * Tasks whose end waits for its commit (stored mode): what resolves once it is committed, and
-   * the task as it was before it ended. Nobody learns of an end a crash could still undo:
-   * `GET /tasks/{id}` shows the task as before, `subscribe` and a cancel wait for the commit.
+   * Tasks whose end waits for its commit (stored mode): the task's record (its view as before it
+   * ended is made from it when asked) and who waits for the commit. Nobody learns of an end a
+   * crash could still undo: `GET /tasks/{id}` shows the task as before, `subscribe` and a cancel
+   * wait for the commit. Per task on the hot path: one small entry, no promise and no view made
+   * unless a reader asks (see `committed`).
    */
-  private readonly committing = new Map<string, { done: Promise<void>; before: TaskView; owner: string | null }>();
+  private readonly committing = new Map<string, { task: TaskRecord<TaskPayload>; waiters: Array<() => void> | null }>();
 
   constructor(
     readonly config: Readonly<HubConfig>,
@@ -453,7 +455,7 @@ export class Hub {
       stored = new Promise<void>((resolve) => (done = resolve));
       if (task) this.persist(task, done);
       // Ended inside this call (no task does, today): its end row is on its way.
-      else void (this.committing.get(taskId)?.done ?? Promise.resolve()).then(done);
+      else void (this.committed(taskId) ?? Promise.resolve()).then(done);
     } else if (task) this.persist(task);
     this.schedule();
     return { taskId, position, stored };
@@ -515,7 +517,7 @@ export class Hub {
     const live = this.dispatcher.task(taskId);
     if (live && maySee(live.payload.owner, who) && this.dispatcher.cancel(taskId)) {
       this.schedule();
-      await this.committing.get(taskId)?.done; // stored mode: answered once `canceled` is committed
+      await this.committed(taskId); // stored mode: answered once `canceled` is committed
       return;
     }
     if (!live && (await this.endedTask(taskId, who))) {
@@ -529,14 +531,18 @@ export class Hub {
     const live = this.dispatcher.task(taskId);
     if (live) return maySee(live.payload.owner, who) ? this.liveView(live) : null;
     const committing = this.committing.get(taskId);
-    if (committing) return maySee(committing.owner, who) ? committing.before : null;
+    // The dispatcher already marked it ended: as it was, it had started or it was queued.
+    if (committing) {
+      if (!maySee(committing.task.payload.owner, who)) return null;
+      return { ...this.liveView(committing.task), status: committing.task.startedAt !== null ? 'running' : 'queued', finished_at: null };
+    }
     const ended = await this.endedTask(taskId, who);
     return ended ? this.endedView(ended) : null;
   }
 
   /** An ended task from memory or the store, or null (also when it is not `who`'s to see). */
   async endedTask(taskId: string, who?: Requester | null): Promise<EndedTask | null> {
-    await this.committing.get(taskId)?.done;
+    await this.committed(taskId);
     const ended = this.ended.get(taskId) ?? (await this.store.get(taskId));
     return ended && maySee(ended.owner, who) ? ended : null;
   }
@@ -757,27 +763,30 @@ export class Hub {
       owner: task.payload.owner,
       ...end,
     };
-    this.ended.add(ended);
+    // An end with media is not cached: its bytes stay only until the store has written them to
+    // their file (a late reader gets them from the store's buffer, then from the file). Cached,
+    // up to endedCacheBytes of MiB buffers lived long enough to reach V8's old generation, and
+    // each full collection they caused marked the whole heap (docs/performance.md, media).
+    let cache = ended.binaries === null;
     let stored: (() => void) | undefined;
     if (onStored) {
-      const done = new Promise<void>((resolve) => {
-        stored = () => {
-          this.committing.delete(task.id);
-          resolve();
-          onStored();
-        };
-      });
-      // The dispatcher already marked it ended: as it was, it had started or it was queued.
-      const before: TaskView = { ...this.liveView(task), status: task.startedAt !== null ? 'running' : 'queued', finished_at: null };
-      this.committing.set(task.id, { done, before, owner: task.payload.owner });
+      const entry = { task, waiters: null as Array<() => void> | null };
+      stored = () => {
+        if (this.committing.get(task.id) === entry) this.committing.delete(task.id);
+        if (entry.waiters) for (const w of entry.waiters) w();
+        onStored();
+      };
+      this.committing.set(task.id, entry);
     }
     try {
       this.store.saveEnded(ended, stored && ((dropped) => this.stored(task.id, dropped, stored!)));
     } catch (err) {
       // A row the store refuses must not keep the end from the task's subscribers.
       this.log.error({ err, task_id: task.id }, 'the task store refused an ended task');
+      cache = true;
       stored?.();
     }
+    if (cache) this.ended.add(ended);
     // Built only when it is written: a quiet hub does no work for it per task.
     if (INFO_LEVELS.has(this.log.level)) {
       const service = this.registry.byServiceId(task.serviceId)?.name;
@@ -787,6 +796,13 @@ export class Hub {
       );
     }
     for (const l of this.endListeners) l(ended);
+  }
+
+  /** Resolves once the task's end is committed (stored mode); undefined when no end waits for it. */
+  private committed(taskId: string): Promise<void> | undefined {
+    const entry = this.committing.get(taskId);
+    if (!entry) return undefined;
+    return new Promise<void>((resolve) => (entry.waiters ??= []).push(resolve));
   }
 
   /** Saves a live task's row; with `onStored`, calls it once the row is committed (or refused). */

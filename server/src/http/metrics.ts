@@ -93,11 +93,22 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     registers,
   });
 
+  // The label objects of each (service, status, code), made once and reused: three fresh objects
+  // per ended task were garbage on the hot path. Bounded: services x 3 statuses x error codes.
+  const labelSets = new Map<string, { ended: { service: string; status: string; code: string }; ran: { service: string; status: string }; waited: { service: string } }>();
   hub.onEnd((t: EndedTask) => {
-    const service = serviceName(t.serviceId);
-    tasks.inc({ service, status: t.status, code: t.status === 'succeeded' ? '' : (t.error?.code ?? '') });
-    if (t.startedAt !== null) duration.observe({ service, status: t.status }, Math.max(0, t.finishedAt - t.startedAt) / 1000);
-    if (t.attempts <= 1) queueWait.observe({ service }, Math.max(0, (t.startedAt ?? t.finishedAt) - t.createdAt) / 1000);
+    const code = t.status === 'succeeded' ? '' : (t.error?.code ?? '');
+    const key = `${t.serviceId} ${t.status} ${code}`;
+    let l = labelSets.get(key);
+    if (!l) {
+      const service = serviceName(t.serviceId);
+      l = { ended: { service, status: t.status, code }, ran: { service, status: t.status }, waited: { service } };
+      // A worker's own error code is not bounded like the hub's: keep the map from growing with them.
+      if (labelSets.size < 10_000) labelSets.set(key, l);
+    }
+    tasks.inc(l.ended);
+    if (t.startedAt !== null) duration.observe(l.ran, Math.max(0, t.finishedAt - t.startedAt) / 1000);
+    if (t.attempts <= 1) queueWait.observe(l.waited, Math.max(0, (t.startedAt ?? t.finishedAt) - t.createdAt) / 1000);
   });
 
   new Gauge({

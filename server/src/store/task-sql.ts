@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import { isMysql } from '../db/open.js';
 import { MysqlWriter, type MysqlConnection } from './mysql-writer.js';
 import { SqliteWriter, type WriterFile } from './sqlite-writer.js';
-import { mediaFile } from './task-media.js';
+import { mediaFile, writeMediaFiles } from './task-media.js';
 import { joined, lengthOf, type TaskColumns } from './task-rows.js';
 
 /** The part of a better-sqlite3 connection the store uses. */
@@ -183,7 +183,7 @@ export class TaskUpserts {
     const values: unknown[] = [];
     let files: WriterFile[] | undefined;
     for (const r of records) {
-      // SQLite: media go to a file, written by the thread before the statement (see task-media.ts).
+      // SQLite: media go to a file, written before the statement that names it (see task-media.ts).
       let attachments = r.attachments;
       let file: string | null = null;
       if (sqlite && attachments !== null) {
@@ -197,8 +197,9 @@ export class TaskUpserts {
     const width = COLUMNS.length;
     const last = values.length - width;
     for (let i = records.length; i < rows; i++) for (let k = 0; k < width; k++) values.push(values[last + k]);
-    if (sqlite) await writer.run(sql, values, files);
-    else await writer.run(sql, values);
+    // The files first: a committed row never names a file that is not written yet.
+    if (files) await writeMediaFiles((writer as SqliteWriter).filesDir, files);
+    await writer.run(sql, values);
     // As knex would: whoever watches the queries (tests, debugging) still sees this one.
     (this.#db as unknown as { emit(event: string, data: unknown): void }).emit('query', { sql, bindings: values, method: 'insert' });
   }

@@ -5,6 +5,8 @@
 import type { WebSocket } from 'ws';
 import { nanoid } from 'nanoid';
 import {
+  jsonProblem,
+  MAX_DESCRIPTION_DEPTH,
   checkServiceDescription,
   FrameDecoder,
   HubError,
@@ -132,6 +134,9 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     }
     // Measured before it is checked: a description's size is what the hub keeps of it, in
     // memory, in the database and in every `/service_info` answer.
+    // Its nesting first: JSON.stringify of a value nested thousands deep overflows the stack.
+    const nesting = jsonProblem(msg.me, MAX_DESCRIPTION_DEPTH);
+    if (nesting) throw new HubError('bad_service_description', `the service description ${nesting}`);
     const size = Buffer.byteLength(JSON.stringify(msg.me) ?? '');
     if (size > hub.config.maxServiceBytes) {
       throw new HubError('bad_service_description', `the service description is ${size} bytes, over the limit of ${hub.config.maxServiceBytes} (HUB_MAX_SERVICE_BYTES)`);
