@@ -117,7 +117,7 @@ describe('HUB_COMMIT=async', function () {
     expect((await http(hub, 'GET', `/tasks/${accepted.task_id}`)).body.status).to.equal('succeeded');
     await direct.schema.renameTable('tasks_off', 'tasks');
     const rows = async () => (await direct('tasks').whereIn('id', [accepted.task_id, r.body.task_id]).select('id')).length;
-    for (let i = 0; i < 200 && (await rows()) < 2; i++) await sleep(25);
+    await until(async () => (await rows()) >= 2, 'both rows written', 10_000);
     expect(await rows()).to.equal(2);
   });
 });
