@@ -48,7 +48,7 @@ export interface TaskHandleEvents<R = unknown> {
   /** The hub made the task; `position` tasks wait before it. */
   accepted: (info: TaskAccepted) => void;
   /** The task waits again (its worker was lost). */
-  queued: (info: { position: number; seq: number }) => void;
+  queued: (info: { position: number; seq: number; reason?: { code: string; message: string } }) => void;
   /** A worker took the task; `attempt` counts from 1. */
   started: (info: { attempt: number; seq: number }) => void;
   /** The worker reported progress. */
@@ -220,7 +220,7 @@ export class TaskHandle<R = unknown> extends TypedEmitter<TaskHandleEvents<R>> {
       case 'queued':
         this.#state = 'queued';
         this.#position = num(msg.position);
-        this.emit('queued', { position: this.#position ?? 0, seq });
+        this.emit('queued', msg.reason && typeof msg.reason === 'object' ? { position: this.#position ?? 0, seq, reason: msg.reason as { code: string; message: string } } : { position: this.#position ?? 0, seq });
         return;
       case 'started':
         this.#state = 'running';

@@ -258,7 +258,14 @@ export type AcceptedMsg = Static<typeof AcceptedMsg>;
 export const RejectedMsg = Obj({ type: Type.Literal('rejected'), ref: Type.Optional(Ref), error: ErrorInfo });
 export type RejectedMsg = Static<typeof RejectedMsg>;
 const Seq = Type.Integer({ minimum: 1 });
-export const QueuedMsg = Obj({ type: Type.Literal('queued'), task_id: TaskId, seq: Seq, position: Type.Integer({ minimum: 0 }) });
+export const QueuedMsg = Obj({
+  type: Type.Literal('queued'),
+  task_id: TaskId,
+  seq: Seq,
+  position: Type.Integer({ minimum: 0 }),
+  /** Why the task waits again: `worker_lost`, with how its connection closed. */
+  reason: Type.Optional(ErrorInfo),
+});
 export type QueuedMsg = Static<typeof QueuedMsg>;
 export const StartedMsg = Obj({ type: Type.Literal('started'), task_id: TaskId, seq: Seq, attempt: Type.Integer({ minimum: 1 }) });
 export type StartedMsg = Static<typeof StartedMsg>;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { WsPeer } from '../helpers/ws-peer.js';
-import { startHub, fakeWorker, fakeClient, http, me, sleep, until, type TestHub } from '../helpers/hub.js';
+import { eventually, startHub, fakeWorker, fakeClient, http, me, sleep, type TestHub } from '../helpers/hub.js';
 import { forEachDatabase } from '../helpers/backends.js';
 
 forEachDatabase('Client endpoint /client', (dbUrl) => {
@@ -126,6 +126,18 @@ forEachDatabase('Client endpoint /client', (dbUrl) => {
     expect((await c.nextOf('service_info')).service.service_name).to.equal('after_garbage');
   });
 
+  it('says why a task waits again: queued carries worker_lost with how the connection closed', async () => {
+    const w = await fakeWorker(hub, me('requeue_why'));
+    const c = await fakeClient(hub);
+    c.send({ type: 'add_task', service_id: w.welcome.service_id, args: [1] });
+    await c.nextOf('accepted');
+    await w.nextOf('task');
+    w.terminate();
+    const queued = await c.nextOf('queued');
+    expect(queued.reason.code).to.equal('worker_lost');
+    expect(queued.reason.message).to.match(/attempt 1 was lost \(close 1006/);
+  });
+
   it('keeps a task going when its client disconnects; its end stays readable', async () => {
     const w = await fakeWorker(hub, me('outlive'));
     const c = await fakeClient(hub);
@@ -135,8 +147,8 @@ forEachDatabase('Client endpoint /client', (dbUrl) => {
     const task = await w.nextOf('task');
     await sleep(50);
     w.send({ type: 'result', task_id: task.task_id, result: 'kept' });
-    let v = await http(hub, 'GET', `/tasks/${acc.task_id}`);
-    await until(async () => (v = await http(hub, 'GET', `/tasks/${acc.task_id}`)).body.status !== 'running', 'the task to end');
+    // The end shows once it is committed (HUB_COMMIT=stored).
+    const v = await eventually(() => http(hub, 'GET', `/tasks/${acc.task_id}`), (r) => r.body.status !== 'running', 'the end');
     expect(v.body).to.include({ status: 'succeeded', result: 'kept' });
   });
 

@@ -487,9 +487,10 @@ describe('Dispatcher', () => {
       f.submit('t3');
       f.submit('t4');
       f.sink.clear();
-      f.d.removeConnection('a');
-      expect(f.sink.events('t1')).to.deep.equal([{ type: 'queued', seq: 2, position: 0 }]);
-      expect(f.sink.events('t2')).to.deep.equal([{ type: 'queued', seq: 2, position: 1 }]);
+      f.d.removeConnection('a', 'close 1006');
+      const reason = { code: 'worker_lost', message: 'the connection running attempt 1 was lost (close 1006)' };
+      expect(f.sink.events('t1')).to.deep.equal([{ type: 'queued', seq: 2, position: 0, reason }]);
+      expect(f.sink.events('t2')).to.deep.equal([{ type: 'queued', seq: 2, position: 1, reason }]);
       expect(f.d.position('t3')).to.equal(2);
       expect(f.d.position('t4')).to.equal(3);
       expect(f.d.task('t1')?.status).to.equal('queued');
@@ -499,6 +500,19 @@ describe('Dispatcher', () => {
       f.d.addConnection({ id: 'b', serviceId: 1, concurrency: 4 });
       expect(f.sink.assigns('b')).to.deep.equal(['t1', 't2', 't3', 't4']);
       expect(f.sink.events('t1').at(-1)).to.deep.equal({ type: 'started', seq: 3, attempt: 2 });
+    });
+
+    it('says in no_worker that the attempt before was lost with its connection', () => {
+      const f = setup();
+      f.d.addConnection({ id: 'a', serviceId: 1, concurrency: 1 });
+      f.submit('t1', { queueTimeoutMs: 100 });
+      f.d.removeConnection('a', 'close 1006');
+      f.sink.clear();
+      f.advance(101);
+      const [ended] = f.sink.events('t1') as Array<{ type: string; error: HubError }>;
+      expect(ended.type).to.equal('failed');
+      expect(ended.error.code).to.equal('no_worker');
+      expect(ended.error.message).to.include('within its queue timeout of 100 ms').and.to.include('attempt 1 was lost (close 1006)');
     });
 
     it('ends a task failed worker_lost when no attempt is left', () => {

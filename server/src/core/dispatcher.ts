@@ -89,7 +89,7 @@ export interface ConnectionState<C = undefined> extends ConnectionInfo<C> {
 
 /** One event of a task, in the order subscribers must see them; `seq` counts from 1 per task. */
 export type TaskEvent<R = unknown> =
-  | { type: 'queued'; seq: number; position: number }
+  | { type: 'queued'; seq: number; position: number; reason?: { code: 'worker_lost'; message: string } }
   | { type: 'started'; seq: number; attempt: number }
   | { type: 'progress'; seq: number; update: R }
   | { type: 'result'; seq: number; result: R }
@@ -125,6 +125,8 @@ class Task<P> implements Queueable {
   deadline: DeadlineEntry<Due<P>> | null = null;
   /** `assign` went out for the current attempt (so a cancel must go out too, and the slot waits for an answer). */
   sent = false;
+  /** Why its latest attempt ended without an answer (its connection was lost), for `queued` and `no_worker`. */
+  lost: string | null = null;
 
   constructor(
     readonly record: TaskRecord<P>,
@@ -252,6 +254,7 @@ export class Dispatcher<P, C = undefined> {
     for (const task of lost) {
       this.release(task, false);
       if (!this.stopping && task.record.attempt < this.maxAttempts) {
+        task.lost = `the connection running attempt ${task.record.attempt} was lost${why ? ` (${why})` : ''}`;
         requeued.push(task);
         steps.push(task);
       } else if (this.stopping) {
@@ -276,7 +279,7 @@ export class Dispatcher<P, C = undefined> {
         if (step instanceof Task) {
           // A callback before this one may have canceled it (or its queue timeout passed).
           const position = this.queuePosition(step);
-          if (position !== null) this.emit(step, { type: 'queued', position });
+          if (position !== null) this.emit(step, { type: 'queued', position, reason: { code: 'worker_lost', message: step.lost ?? 'the connection running the task was lost' } });
         } else {
           this.emit(step.task, step.event);
         }
@@ -647,7 +650,8 @@ export class Dispatcher<P, C = undefined> {
       case 'queue': {
         const task = due.task;
         this.service(task.record.serviceId).queue.remove(task);
-        const error = new HubError('no_worker', `no worker took the task within its queue timeout of ${task.record.queueTimeoutMs} ms`);
+        const lost = task.lost ? `; before that, ${task.lost}` : '';
+        const error = new HubError('no_worker', `no worker took the task within its queue timeout of ${task.record.queueTimeoutMs} ms${lost}`);
         const ending = this.finish(task, 'failed', { type: 'failed', error });
         this.emit(ending.task, ending.event);
         return;

@@ -691,7 +691,11 @@ export class Hub {
     let end: Pick<EndedTask, 'status' | 'seq' | 'text' | 'binaries' | 'result' | 'error'> | null = null;
     switch (ev.type) {
       case 'queued':
-        text = clientFrame({ type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position });
+        text = clientFrame(
+          ev.reason
+            ? { type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position, reason: ev.reason }
+            : { type: 'queued', task_id: task.id, seq: ev.seq, position: ev.position },
+        );
         this.persist(task);
         break;
       case 'started':
