@@ -39,7 +39,7 @@ describe('Configuration docs, from the options schema', () => {
   it('utils-hub start --help lists every option with its flag', () => {
     const help = startHelp();
     for (const env of envs) expect(help).to.match(new RegExp(`^  ${env}\\b`, 'm'));
-    expect(help).to.include('HUB_PORT, --port').and.include('[--host H] [--port P] [--db URL] [--no-wait]');
+    expect(help).to.include('HUB_PORT, --port').and.include('[--host H] [--port P] [--db URL] [--broker URL] [--cluster NAME] [--no-wait]');
   });
 
   it('nothing in server/src but config.ts reads process.env', () => {
