@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
 import { HubClient, HubError, media, type HubClientOptions, type Media, type TaskProgress } from '@utils-hub/client';
-import { fakeWorker, me, sleep, startHub, type TestHub } from '../helpers/hub.js';
+import { fakeWorker, me, sleep, startHub, until, type TestHub } from '../helpers/hub.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { checkFrame } from '../helpers/contract.js';
 import type { Msg } from '../helpers/ws-peer.js';
@@ -16,15 +16,6 @@ const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3
 let names = 0;
 /** A service name unique in this run. */
 const unique = (what: string) => `${what}_${process.pid}_${++names}`;
-
-/** Resolves once `pred` holds, polling; rejects after `timeoutMs`. */
-async function until(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** The rejection of `p`, which must reject with a HubError. */
 async function rejection(p: Promise<unknown>): Promise<HubError> {

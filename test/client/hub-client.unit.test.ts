@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { encodeMessage, FrameDecoder } from '@utils-hub/protocol';
 import { checkFrame } from '../helpers/contract.js';
+import { sleep, until } from '../helpers/wait.js';
 import { HubClient, HubError, media, type HubClientOptions, type TaskProgress } from '@utils-hub/client';
 
 type Msg = Record<string, any>;
@@ -16,7 +17,6 @@ interface Peer {
   send(message: object): void;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 7, 7]);
 
 const SERVICES = [{ service_id: 1, service_name: 'image_transform_service' }];
@@ -278,7 +278,7 @@ describe('HubClient (against a fake hub)', () => {
       h.on('started', () => events.push('started'));
       await h.accepted();
       await hub.next((m) => m.type === 'add_task');
-      await sleep(30);
+      await until(() => progress.length > 0, 'the progress event');
       expect(progress).to.deep.equal([0.3]);
 
       // While the client is away the task moves on and ends; on subscribe the hub tells the end
@@ -465,12 +465,12 @@ describe('HubClient (against a fake hub)', () => {
       expect(await c.services()).to.deep.equal(SERVICES);
       expect(hub.restRequests[0]).to.deep.equal({ url: '/services_list', authorization: 'Bearer sekret' });
       await c.connect();
-      await sleep(20);
+      await until(() => pushed.length > 0, 'the services pushed on connect');
       expect(pushed).to.deep.equal([SERVICES]);
       expect(c.lastServices).to.deep.equal(SERVICES);
       expect(hub.peer.url).to.equal('/client?key=sekret');
       hub.peer.send({ type: 'services', services: [] });
-      await sleep(20);
+      await until(() => pushed.length > 1, 'the second push');
       expect(pushed).to.deep.equal([SERVICES, []]);
     });
 

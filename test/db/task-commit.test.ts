@@ -7,19 +7,11 @@ import type { ServiceDescription } from '@utils-hub/protocol';
 import { upsertService } from '../../server/src/store/services.js';
 import { TaskStore, type TaskRow, type TaskStoreOptions } from '../../server/src/store/tasks.js';
 import { dbBackends, useMigratedDb, watchTaskInserts } from '../helpers/db.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const backends = await dbBackends();
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
 
 /** The number of distinct tasks of each INSERT into tasks, in order. */
 
@@ -76,7 +68,7 @@ describe('TaskStore commit callbacks', () => {
           seenAtCall = tableStatus('a');
         });
         expect(calls).to.deep.equal([]); // never from inside save()
-        await until(() => calls.length === 1);
+        await until(() => calls.length === 1, 'calls.length === 1');
         expect(calls[0][0]).to.equal(false);
         expect(await seenAtCall).to.equal('queued');
       });
@@ -86,11 +78,11 @@ describe('TaskStore commit callbacks', () => {
         const inserts = watchTaskInserts(db());
         let done = 0;
         store.save(row('warm'), () => done++); // the first write also reads MySQL's packet limit
-        await until(() => done === 1);
+        await until(() => done === 1, 'done === 1');
         store.save(row('a'), () => done++);
         await nextTurn(); // the write of `a` is under way
         for (const id of ['b', 'c', 'd']) store.save(row(id), () => done++);
-        await until(() => done === 5);
+        await until(() => done === 5, 'done === 5');
         expect(inserts).to.deep.equal([1, 1, 3]);
       });
 
@@ -118,7 +110,7 @@ describe('TaskStore commit callbacks', () => {
         await sleep(150);
         expect(calls).to.deep.equal([]);
         await db().schema.renameTable('tasks_off', 'tasks');
-        await until(() => calls.length === 3);
+        await until(() => calls.length === 3, 'calls.length === 3');
         expect(calls).to.deep.equal(['t1 queued', 't1 succeeded', 't2 queued']);
         expect(await tableStatus('t1')).to.equal('succeeded');
         expect(await tableStatus('t2')).to.equal('queued');
@@ -129,7 +121,7 @@ describe('TaskStore commit callbacks', () => {
         const calls: string[] = [];
         store.save(row('good'), (dropped) => calls.push(`good ${dropped}`));
         store.save(row('bad', { service_id: 999_999 }), (dropped) => calls.push(`bad ${dropped}`)); // a foreign key violation
-        await until(() => calls.length === 2);
+        await until(() => calls.length === 2, 'calls.length === 2');
         expect([...calls].sort()).to.deep.equal(['bad true', 'good false']);
       });
 
@@ -140,9 +132,9 @@ describe('TaskStore commit callbacks', () => {
           throw new Error('faulty');
         });
         store.save(row('y'), () => calls.push('y'));
-        await until(() => calls.length === 1);
+        await until(() => calls.length === 1, 'calls.length === 1');
         store.save(row('z'), () => calls.push('z'));
-        await until(() => calls.length === 2);
+        await until(() => calls.length === 2, 'calls.length === 2');
       });
     });
   }

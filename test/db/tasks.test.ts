@@ -13,20 +13,9 @@ import {
   type TaskStoreOptions,
 } from '../../server/src/store/tasks.js';
 import { dbBackends, useMigratedDb, watchTaskInserts } from '../helpers/db.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const backends = await dbBackends();
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
 
 
 async function tableRows(db: Knex): Promise<number> {
@@ -140,16 +129,16 @@ describe('TaskStore', () => {
           const store = open({ flushDelayMs: 20 });
           store.save(row('t1'));
           expect(await tableRows(db())).to.equal(0);
-          await until(async () => (await tableRows(db())) === 1);
+          await until(async () => (await tableRows(db())) === 1, 'tableRows(db()) === 1');
         });
 
         it('writes at once when a batch is full, before the delay', async () => {
           const statements = watchTaskInserts(db());
           const store = open({ batchSize: 10, flushDelayMs: 60_000 });
           for (let i = 0; i < 10; i++) store.save(row(`t${i}`));
-          await until(async () => (await tableRows(db())) === 10);
+          await until(async () => (await tableRows(db())) === 10, 'tableRows(db()) === 10');
           // The rows can be seen from another connection a moment before the write's answer.
-          await until(() => store.pendingCount === 0);
+          await until(() => store.pendingCount === 0, 'store.pendingCount === 0');
           expect(statements).to.deep.equal([10]);
         });
 
@@ -288,11 +277,11 @@ describe('TaskStore', () => {
           expect(failure).to.be.instanceOf(Error);
           expect(store.pendingCount).to.equal(3);
           expect(errors[0]).to.deep.equal({ ids: ['a', 'b', 'c'], dropped: false });
-          await until(() => errors.length >= 3); // retried in the background, with backoff
+          await until(() => errors.length >= 3, 'errors.length >= 3'); // retried in the background, with backoff
           await db().schema.renameTable('tasks_off', 'tasks');
-          await until(async () => (await tableRows(db())) === 3);
+          await until(async () => (await tableRows(db())) === 3, 'tableRows(db()) === 3');
           // The rows can be seen from another connection a moment before the write's answer.
-          await until(() => store.pendingCount === 0);
+          await until(() => store.pendingCount === 0, 'store.pendingCount === 0');
           expect(errors.every((e) => !e.dropped)).to.equal(true);
         });
 
@@ -304,9 +293,9 @@ describe('TaskStore', () => {
           store.save(row('t2', { status: 'running' }));
           await store.flush().catch(() => {});
           store.save(row('t1', { status: 'succeeded', finished_at: 1_700_000_009_000 }));
-          await until(() => errors.length >= 2);
+          await until(() => errors.length >= 2, 'errors.length >= 2');
           await db().schema.renameTable('tasks_off', 'tasks');
-          await until(async () => (await tableRows(db())) === 2);
+          await until(async () => (await tableRows(db())) === 2, 'tableRows(db()) === 2');
           expect((await open().get('t1'))!.status).to.equal('succeeded');
           expect((await store.get('t1'))!.status).to.equal('succeeded');
         });
@@ -327,7 +316,7 @@ describe('TaskStore', () => {
           const store = open({ retryMinMs: 10, retryMaxMs: 20, onError: (_e, info) => errors.push(info) });
           store.save(row('bad', { service_id: 999_999 }));
           await store.flush().catch(() => {});
-          await until(() => store.pendingCount === 0);
+          await until(() => store.pendingCount === 0, 'store.pendingCount === 0');
           expect(errors).to.deep.equal([
             { ids: ['bad'], dropped: false },
             { ids: ['bad'], dropped: false },
@@ -351,7 +340,7 @@ describe('TaskStore', () => {
           await sleep(50); // failed writes keep the rows and their bytes
           expect(store.pendingBytes).to.equal(1100);
           await db().schema.renameTable('tasks_off', 'tasks');
-          await until(() => store.pendingCount === 0);
+          await until(() => store.pendingCount === 0, 'store.pendingCount === 0');
           expect(store.pendingBytes).to.equal(0);
           expect(changes).to.deep.equal([true, false]);
         });
@@ -361,9 +350,9 @@ describe('TaskStore', () => {
           const store = open({ retryMinMs: 10, retryMaxMs: 20, onError: (_e, info) => errors.push(info) });
           await db().schema.renameTable('tasks', 'tasks_off');
           store.save(row('t1'));
-          await until(() => errors.length >= 5);
+          await until(() => errors.length >= 5, 'errors.length >= 5');
           await db().schema.renameTable('tasks_off', 'tasks');
-          await until(async () => (await tableRows(db())) === 1);
+          await until(async () => (await tableRows(db())) === 1, 'tableRows(db()) === 1');
           expect(errors.every((e) => !e.dropped)).to.equal(true);
         });
 
@@ -377,7 +366,7 @@ describe('TaskStore', () => {
           store.save(row('huge', { status: 'succeeded', attachments: Buffer.alloc(Number(max), 1) }));
           store.save(row('after'));
           await store.flush().catch(() => {});
-          await until(() => store.pendingCount === 0, 10_000);
+          await until(() => store.pendingCount === 0, 'store.pendingCount === 0', 10_000);
           expect((await db()('tasks').select('id').orderBy('id')).map((r: { id: string }) => r.id)).to.deep.equal(['after', 'before']);
           expect(errors.filter((e) => e.dropped)).to.deep.equal([{ ids: ['huge'], dropped: true }]);
         });

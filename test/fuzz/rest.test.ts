@@ -305,10 +305,11 @@ describe('Fuzz: REST routes', () => {
   it('GET /tasks/{id}/events: the end event of an ended task (204 when Last-Event-ID saw it), 404 task_not_found, 400 for a malformed Last-Event-ID', async function () {
     const runs = runsOf(60);
     this.timeout(timeoutFor(runs));
+    type LastId = { value?: string; n?: number; bad?: boolean };
     const lastId = fc.oneof(
-      { weight: 2, arbitrary: fc.constant<{ value?: string; n?: number; bad?: boolean }>({}) },
-      { weight: 3, arbitrary: fc.integer({ min: 0, max: 10 }).map((n) => ({ value: String(n), n })) },
-      { weight: 2, arbitrary: fc.oneof(fc.constantFrom('-1', '1.5', 'abc', '1e3', '0x10', '9'.repeat(20)), hostileString.filter((h) => h.trim() !== '' && !/^\d{1,15}$/.test(h.trim()) && /^[\x20-\x7e]*$/.test(h))).map((value) => ({ value, bad: true })) },
+      { weight: 2, arbitrary: fc.constant<LastId>({}) },
+      { weight: 3, arbitrary: fc.integer({ min: 0, max: 10 }).map((n): LastId => ({ value: String(n), n })) },
+      { weight: 2, arbitrary: fc.oneof(fc.constantFrom('-1', '1.5', 'abc', '1e3', '0x10', '9'.repeat(20)), hostileString.filter((h) => h.trim() !== '' && !/^\d{1,15}$/.test(h.trim()) && /^[\x20-\x7e]*$/.test(h))).map((value): LastId => ({ value, bad: true })) },
     );
     const target = fc.oneof(fc.constant('ended' as const), fc.string({ minLength: 1, maxLength: 40 }).filter(encodable));
     await fc.assert(

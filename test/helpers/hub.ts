@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildOptions } from '../../server/src/app.js';
 import { WsPeer, type Msg } from './ws-peer.js';
+import { eventually, sleep, until } from './wait.js';
 
 export interface TestHub {
   app: FastifyInstance;
@@ -72,19 +73,8 @@ export async function http(hub: TestHub, method: string, path: string, body?: un
   return { status: res.status, body: parsed };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { eventually, sleep, until };
 
-/**
- * Reads `read()` again until `ok` accepts its value, for up to `ms` (default 5 s); returns that
- * value, or throws naming `what` with the last value read. For state that changes a moment after
- * the event a test caused (a committed end, a progress handled).
- */
-export async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms; last read ${JSON.stringify(value).slice(0, 300)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Resolves once the hub holds no live worker connection for `serviceId` (a closed worker's close has been handled). */
+export const workerGone = (hub: TestHub, serviceId: number, ms = 5000) =>
+  until(() => hub.app.hub.workerConnections(serviceId).length === 0, `service ${serviceId}'s worker to be gone`, ms);

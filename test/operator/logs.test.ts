@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { startHub, tempSqlite, fakeWorker, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, tempSqlite, fakeWorker, http, me, sleep, until, type TestHub } from '../helpers/hub.js';
 import { startHubProcess, type Proc } from '../helpers/processes.js';
 
 type Line = Record<string, any>;
@@ -37,7 +37,8 @@ describe('Operator', () => {
         const w = await fakeWorker(hub, me('logs_ok'));
         const ok = await runTask(hub, w, 20, 'result');
         const failed = await runTask(hub, w, 3, 'failed');
-        await sleep(20);
+        const ended = (id: string) => lines.some((l) => l.task_id === id && l.msg === 'task ended');
+        await until(() => ended(ok) && ended(failed), 'both tasks\' end lines');
         for (const [id, status, code] of [
           [ok, 'succeeded', undefined],
           [failed, 'failed', 'task_failed'],

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { WsPeer } from '../helpers/ws-peer.js';
-import { startHub, fakeWorker, fakeClient, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeWorker, fakeClient, http, me, until, type TestHub } from '../helpers/hub.js';
 
 /** The value of one series in Prometheus text, or undefined when absent. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -76,11 +76,15 @@ describe('Operator', () => {
       w.send({ type: 'result', task_id: task.task_id, result: 1 });
       const second = await w.nextOf('task');
       w.send({ type: 'result', task_id: second.task_id, result: 2 });
-      await sleep(50);
+      const succeeded = { service: 'metrics_gauges', status: 'succeeded', code: '' };
+      await until(async () => sample(await scrape(hub), 'utils_hub_tasks_total', succeeded) === 2, 'both results to be counted');
       await c.close();
       await w.close();
-      await sleep(50);
-      text = await scrape(hub);
+      const connections = (kind: string) => sample(text, 'utils_hub_connections', { kind });
+      await until(async () => {
+        text = await scrape(hub);
+        return connections('worker_outbound') === 0 && connections('client') === 0;
+      }, 'both connections to be gone');
       expect(sample(text, 'utils_hub_queue_length', { service: 'metrics_gauges' })).to.equal(0);
       expect(sample(text, 'utils_hub_tasks_in_flight', { service: 'metrics_gauges' })).to.equal(0);
       expect(sample(text, 'utils_hub_connections', { kind: 'worker_outbound' })).to.equal(0);

@@ -126,7 +126,7 @@ describe('docs/protocol.md examples', () => {
   });
   for (const t of tables) {
     it(`line ${t.line}: the field table of ${t.name} lists every field, and which are required`, () => {
-      const schema = validatorOf(t.name).schema as { properties: Record<string, unknown>; required?: string[] };
+      const schema = validatorOf(t.name).schema as unknown as { properties: Record<string, unknown>; required?: string[] };
       const fields = Object.keys(schema.properties).filter((k) => !(k === 'type' && t.name.includes('.')));
       expect([...t.rows.keys()].sort(), `docs/protocol.md:${t.line}`).to.deep.equal(fields.sort());
       for (const [name, required] of t.rows) {

@@ -376,7 +376,7 @@ describe('Bounds', () => {
   describe('unauthenticated workers', () => {
     it('refuses a /worker upgrade without a valid token with HTTP 401 when tokens exist, before any frame', async () => {
       hub = await startHub({ workerTokens: ['good-token'] });
-      for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
+      for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }]) {
         const refused = await WsPeer.open(`${hub.wsUrl}/worker`, headers).then(
           () => null,
           (err: { status?: number; body?: string }) => err,

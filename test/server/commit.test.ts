@@ -7,16 +7,8 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { openDb } from '../../server/src/db/index.js';
-import { fakeClient, fakeWorker, http, me, sleep, startHub, tempSqlite, type TestHub } from '../helpers/hub.js';
+import { fakeClient, fakeWorker, http, me, sleep, startHub, tempSqlite, until, type TestHub } from '../helpers/hub.js';
 import type { Msg } from '../helpers/ws-peer.js';
-
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
 
 describe('HUB_COMMIT=stored (the default)', function () {
   this.timeout(30_000);
@@ -81,7 +73,7 @@ describe('HUB_COMMIT=stored (the default)', function () {
     expect(restAnswered).to.equal(false);
 
     await direct.schema.renameTable('tasks_off', 'tasks');
-    await until(() => c.received.some((m) => m.type === 'result'));
+    await until(() => c.received.some((m) => m.type === 'result'), 'the result', 10_000);
     const events = c.received.filter((m) => m.type !== 'services');
     expect(events.at(-1)!.result).to.equal('seven');
     expect(events.map((m: Msg) => m.type)).to.deep.equal(['accepted', 'started', ...Array(31).fill('progress'), 'result']);
@@ -125,7 +117,7 @@ describe('HUB_COMMIT=async', function () {
     expect((await http(hub, 'GET', `/tasks/${accepted.task_id}`)).body.status).to.equal('succeeded');
     await direct.schema.renameTable('tasks_off', 'tasks');
     const rows = async () => (await direct('tasks').whereIn('id', [accepted.task_id, r.body.task_id]).select('id')).length;
-    for (let i = 0; i < 200 && (await rows()) < 2; i++) await sleep(25);
+    await until(async () => (await rows()) >= 2, 'both rows written', 10_000);
     expect(await rows()).to.equal(2);
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { startHub, fakeClient, tempSqlite, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeClient, tempSqlite, http, me, sleep, until, type TestHub } from '../helpers/hub.js';
 import { dialableWorker, type DialableWorker } from '../helpers/dialable-worker.js';
 import { forEachDatabase } from '../helpers/backends.js';
 import { openDb } from '../../server/src/db/index.js';
@@ -7,15 +7,6 @@ import { addWorker, removeWorker, setWorkerEnabled } from '../../server/src/stor
 import { backoffDelay } from '@utils-hub/protocol';
 import { wsUrlOf } from '../../server/src/transport/dialer.js';
 import type { Knex } from 'knex';
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const listed = (hub: TestHub, name: string) => async () =>
   ((await http(hub, 'GET', '/services_list')).body as Array<{ service_name: string }>).some((s) => s.service_name === name);
@@ -54,7 +45,7 @@ forEachDatabase('Dialer', (dbUrl) => {
     worker = await dialableWorker(me(name), 0, { secret: 'dial-secret' });
     const port = worker.port;
     await addWorker(db, worker.url);
-    await until('the dialed service to be listed', listed(hub, name));
+    await until(listed(hub, name), 'the dialed service to be listed');
     expect(worker.authorizations[0]).to.equal('Bearer dial-secret');
     const id = ((await http(hub, 'GET', '/services_list')).body as Array<{ service_id: number; service_name: string }>).find((s) => s.service_name === name)!.service_id;
     const r = await http(hub, 'POST', '/add_task', { service_id: id, args: [5] });
@@ -62,17 +53,17 @@ forEachDatabase('Dialer', (dbUrl) => {
     expect(r.body.result).to.deep.equal({ x: 5 });
 
     await worker.stop();
-    await until('the service to go', async () => !(await listed(hub, name)()));
+    await until(async () => !(await listed(hub, name)()), 'the service to go');
     worker = await dialableWorker(me(name), port, { secret: 'dial-secret' });
-    await until('the service to come back', listed(hub, name));
+    await until(listed(hub, name), 'the service to come back');
     expect((await http(hub, 'POST', '/add_task', { service_id: id, args: [6] })).body.result).to.deep.equal({ x: 6 });
 
     await setWorkerEnabled(db, worker.url, false);
-    await until('the disabled worker to be dropped', async () => !(await listed(hub, name)()));
+    await until(async () => !(await listed(hub, name)()), 'the disabled worker to be dropped');
     await setWorkerEnabled(db, worker.url, true);
-    await until('the enabled worker to be back', listed(hub, name));
+    await until(listed(hub, name), 'the enabled worker to be back');
     await removeWorker(db, worker.url);
-    await until('the removed worker to be dropped', async () => !(await listed(hub, name)()));
+    await until(async () => !(await listed(hub, name)()), 'the removed worker to be dropped');
     const before = worker.connections;
     await sleep(400);
     expect(worker.connections).to.equal(before);
@@ -86,7 +77,7 @@ forEachDatabase('Dialer', (dbUrl) => {
     await addWorker(db, `http://127.0.0.1:${port}`);
     await sleep(500);
     worker = await dialableWorker(me(name), port, { secret: 'dial-secret' });
-    await until('the late worker to be dialed', listed(hub, name));
+    await until(listed(hub, name), 'the late worker to be dialed');
   });
 });
 
@@ -100,7 +91,7 @@ describe('Dialer under load', function () {
     const port = worker.port;
     try {
       await addWorker(db, worker.url);
-      await until('the flappy service', listed(hub, 'flappy'));
+      await until(listed(hub, 'flappy'), 'the flappy service');
       const id = ((await http(hub, 'GET', '/services_list')).body as Array<{ service_id: number }>)[0].service_id;
       const c = await fakeClient(hub);
       const total = 200;
@@ -121,12 +112,11 @@ describe('Dialer under load', function () {
       await pump;
       const endTypes = new Set(['result', 'failed', 'canceled']);
       const endsOf = () => c.received.filter((m) => endTypes.has(m.type));
-      await until('every task to end', async () => new Set(endsOf().map((m) => m.task_id)).size === total, 30_000);
+      await until(async () => new Set(endsOf().map((m) => m.task_id)).size === total, 'every task to end', 30_000);
       await sleep(200);
       expect(endsOf()).to.have.length(total); // exactly one end each
       expect(c.received.filter((m) => m.type === 'result')).to.have.length(total);
-      await sleep(300);
-      expect(hub.app.hub.workerConnections().length).to.equal(1);
+      await until(() => hub.app.hub.workerConnections().length === 1, 'the dropped connections to be gone');
       expect(hub.app.hub.workerConnections()).to.have.length(1);
       await c.close();
     } finally {

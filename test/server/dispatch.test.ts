@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { startHub, fakeWorker, fakeClient, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeWorker, fakeClient, me, sleep, until, workerGone, type TestHub } from '../helpers/hub.js';
 
 describe('Dispatch over real sockets', () => {
   let hub: TestHub;
@@ -13,7 +13,8 @@ describe('Dispatch over real sockets', () => {
     const b = await fakeWorker(hub, me('spread'), { concurrency: 2, instance: 'b' });
     const c = await fakeClient(hub);
     for (let i = 0; i < 4; i++) c.send({ type: 'add_task', ref: `r${i}`, service_id: a.welcome.service_id, args: [i] });
-    await sleep(200);
+    const tasksOn = (w: typeof a) => w.received.filter((m) => m.type === 'task');
+    await until(() => tasksOn(a).length + tasksOn(b).length === 4, 'the four tasks to be dispatched');
     const onA = a.received.filter((m) => m.type === 'task');
     const onB = b.received.filter((m) => m.type === 'task');
     expect(onA.map((t) => t.args.x)).to.deep.equal([0, 2]);
@@ -25,7 +26,7 @@ describe('Dispatch over real sockets', () => {
     await sleep(50);
     expect(a.received.filter((m) => m.type === 'task')).to.have.length(2);
     b.send({ type: 'result', task_id: onB[0].task_id, result: null });
-    await sleep(100);
+    await until(() => tasksOn(b).length === 3, 'the fifth task to reach the freed slot');
     const later = b.received.filter((m) => m.type === 'task');
     expect(later.map((t) => t.args.x)).to.deep.equal([1, 3, 4]);
   });
@@ -33,7 +34,7 @@ describe('Dispatch over real sockets', () => {
   it('queues while a service has no live connection and starts when one comes', async () => {
     const w = await fakeWorker(hub, me('later'));
     await w.close();
-    await sleep(50);
+    await workerGone(hub, w.welcome.service_id);
     const c = await fakeClient(hub);
     c.send({ type: 'add_task', service_id: w.welcome.service_id, args: [1] });
     c.send({ type: 'add_task', service_id: w.welcome.service_id, args: [2] });

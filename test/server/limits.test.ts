@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
-import { startHub, fakeWorker, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeWorker, http, me, sleep, workerGone, type TestHub } from '../helpers/hub.js';
 import { WsPeer } from '../helpers/ws-peer.js';
 import { RawPeer } from '../fuzz/support/raw-peer.js';
 
@@ -293,7 +293,7 @@ describe('Limits', () => {
     try {
       const w = await fakeWorker(hub, me('far_queue'));
       await w.close();
-      await sleep(50);
+      await workerGone(hub, w.welcome.service_id);
       const tooLong = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1], queue_timeout_ms: 2 ** 40 });
       expect(tooLong.status).to.equal(400);
       const res = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1], queue_timeout_ms: 2 ** 31 - 1 });

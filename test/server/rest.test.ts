@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { eventually, startHub, fakeClient, fakeWorker, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { eventually, startHub, fakeClient, fakeWorker, http, me, sleep, until, workerGone, type TestHub } from '../helpers/hub.js';
 import { forEachDatabase } from '../helpers/backends.js';
 
 forEachDatabase('REST routes', (dbUrl) => {
@@ -208,7 +208,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     it('answers 503 no_worker past the queue timeout', async () => {
       const w = await fakeWorker(hub, me('add_noworker'));
       await w.close();
-      await sleep(50);
+      await workerGone(hub, w.welcome.service_id);
       const r = await http(hub, 'POST', '/add_task', { service_id: w.welcome.service_id, args: [1], queue_timeout_ms: 100 });
       expect(r.status).to.equal(503);
       expect(r.body.error.code).to.equal('no_worker');
@@ -273,7 +273,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     it('cancels a queued task and answers 409 already_finished after', async () => {
       const w = await fakeWorker(hub, me('del_svc'));
       await w.close();
-      await sleep(50);
+      await workerGone(hub, w.welcome.service_id);
       const { body } = await http(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1] });
       const d = await http(hub, 'DELETE', `/tasks/${body.task_id}`);
       expect(d.status).to.equal(200);
@@ -313,10 +313,7 @@ forEachDatabase('REST routes', (dbUrl) => {
       const info = await http(hub, 'GET', `/service_info/${w.welcome.service_id}`);
       expect(info.body).to.deep.equal(JSON.parse(JSON.stringify(await hub.app.hub.serviceInfo(w.welcome.service_id))));
       let ended: { status: number; body: any } = running;
-      for (let i = 0; i < 100 && ended.body.status !== 'succeeded'; i++) {
-        await sleep(20);
-        ended = await http(hub, 'GET', `/tasks/${queued.body.task_id}`);
-      }
+      await until(async () => (ended = await http(hub, 'GET', `/tasks/${queued.body.task_id}`)).body.status === 'succeeded', 'the task to succeed');
       expect(ended.body.result).to.deep.equal({ n: 6, nested: [null, true, 'x'], extra: { deep: 1 } });
       expect(ended.body).to.deep.equal(JSON.parse(JSON.stringify(await hub.app.hub.view(queued.body.task_id))));
     });
@@ -338,7 +335,7 @@ forEachDatabase('REST routes', (dbUrl) => {
     });
 
     it('answers 415 unsupported_media_type to a body that is not sent as JSON, saying what to send', async () => {
-      for (const headers of [{ 'content-type': 'text/plain' }, {}, { 'content-type': 'application/x-www-form-urlencoded' }]) {
+      for (const headers of [{ 'content-type': 'text/plain' }, {} as Record<string, string>, { 'content-type': 'application/x-www-form-urlencoded' }]) {
         const r = await fetch(`${hub.url}/add_task`, { method: 'POST', headers, body: '{"service_id": 1, "args": {}}' });
         const body = (await r.json()) as { error: { code: string; message: string } };
         expect(r.status, JSON.stringify(headers)).to.equal(415);

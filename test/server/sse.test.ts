@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { startHub, fakeWorker, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeWorker, http, me, sleep, until, type TestHub } from '../helpers/hub.js';
 
 interface SseEvent {
   id?: string;
@@ -130,7 +130,7 @@ describe('GET /tasks/{id}/events (server-sent events)', () => {
     await s2.close();
     // Missed seq 4 while away: the snapshot says where the task stands, then the rest.
     w.send({ type: 'progress', task_id: t.task_id, progress: 0.4, message: 'missed' });
-    await sleep(50);
+    await until(async () => (await http(hub, 'GET', `/tasks/${id}`)).body.progress === 0.4, 'the missed progress to reach the hub');
     const s3 = await openStream(hub, `/tasks/${id}/events`, { 'last-event-id': '3' });
     await s3.until(() => s3.data().length === 1, 'the snapshot');
     expect(s3.data()[0]).to.deep.include({ id: '4', event: 'snapshot', progress: 0.4, message: 'missed' });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { openDb } from '../../server/src/db/index.js';
-import { startHub, fakeWorker, http, me, sleep, tempSqlite, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeWorker, http, me, sleep, tempSqlite, until, type TestHub } from '../helpers/hub.js';
 
 /**
  * When the task store falls behind (here: its table is gone, so rows pile up), the hub stops
@@ -40,7 +40,7 @@ describe('Task store backlog', function () {
     // task leaves the dispatcher) but the end is not committed, so it reads as still running.
     const inMemory = (id: string) => [...hub.app.hub.liveTasks()].find((t) => t.id === id);
     worker.send({ type: 'result', task_id: tasks[0]!.task_id, result: 'x'.repeat(150_000) });
-    for (let i = 0; i < 50 && inMemory(tasks[0]!.task_id); i++) await sleep(20);
+    await until(() => !inMemory(tasks[0]!.task_id), 'the first task to leave memory', 2000);
     expect(inMemory(tasks[0]!.task_id)).to.equal(undefined);
     expect(await status(tasks[0]!.task_id)).to.equal('running');
 
@@ -50,14 +50,14 @@ describe('Task store backlog', function () {
     expect(inMemory(tasks[1]!.task_id)?.status).to.equal('running');
 
     await db.schema.renameTable('tasks_off', 'tasks');
-    for (let i = 0; i < 200 && (await status(tasks[0]!.task_id)) !== 'succeeded'; i++) await sleep(25);
+    await until(async () => (await status(tasks[0]!.task_id)) === 'succeeded', 'the first task written', 10_000);
     expect(await status(tasks[0]!.task_id)).to.equal('succeeded');
-    for (let i = 0; i < 200 && (await status(tasks[1]!.task_id)) !== 'succeeded'; i++) await sleep(25);
+    await until(async () => (await status(tasks[1]!.task_id)) === 'succeeded', 'the second task written', 10_000);
     expect(await status(tasks[1]!.task_id)).to.equal('succeeded');
     expect(worker.ws.readyState).to.equal(worker.ws.OPEN);
     // Both ends are in the table (HUB_COMMIT=stored: they were read back only once committed).
     const stored = async () => ((await db('tasks').whereIn('id', ids).select('status')) as Array<{ status: string }>).map((r) => r.status);
-    for (let i = 0; i < 100 && (await stored()).join() !== 'succeeded,succeeded'; i++) await sleep(20);
+    await until(async () => (await stored()).join() === 'succeeded,succeeded', 'both rows stored', 5000);
     expect(await stored()).to.deep.equal(['succeeded', 'succeeded']);
   });
 });

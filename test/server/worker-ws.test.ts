@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { WsPeer } from '../helpers/ws-peer.js';
-import { startHub, fakeWorker, fakeClient, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { startHub, fakeWorker, fakeClient, http, me, sleep, until, workerGone, type TestHub } from '../helpers/hub.js';
 import { forEachDatabase } from '../helpers/backends.js';
 
 async function hello(hub: TestHub, message: object, headers: Record<string, string> = {}) {
@@ -8,15 +8,6 @@ async function hello(hub: TestHub, message: object, headers: Record<string, stri
   peer.send(message);
   const answer = await peer.next((m) => m.type === 'welcome' || m.type === 'error');
   return { peer, answer };
-}
-
-/** Waits, up to 5 s, until `pred` holds. */
-async function until(pred: () => Promise<boolean>, what: string): Promise<void> {
-  const end = Date.now() + 5000;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 forEachDatabase('Worker endpoint /worker', (dbUrl) => {
@@ -37,7 +28,7 @@ forEachDatabase('Worker endpoint /worker', (dbUrl) => {
     it('keeps the service id of a name across connections and descriptions', async () => {
       const a = await fakeWorker(hub, me('hs_stable'));
       await a.close();
-      await sleep(50);
+      await workerGone(hub, a.welcome.service_id);
       const b = await fakeWorker(hub, { ...me('hs_stable'), description: 'changed' });
       expect(b.welcome.service_id).to.equal(a.welcome.service_id);
       const info = await http(hub, 'GET', `/service_info/${b.welcome.service_id}`);
@@ -103,7 +94,7 @@ forEachDatabase('Worker endpoint /worker', (dbUrl) => {
     it('refuses a worker without a token when tokens exist (401 unauthorized at the upgrade)', async () => {
       await hub.close();
       hub = await startHub({ db: await dbUrl(), workerTokens: ['s3cret-token'] });
-      for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
+      for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }]) {
         const refused = await WsPeer.open(`${hub.wsUrl}/worker`, headers).catch((err: { status?: number; body?: string }) => err);
         expect((refused as { status?: number }).status).to.equal(401);
         const body = (refused as { body: string }).body;
@@ -166,7 +157,7 @@ forEachDatabase('Worker endpoint /worker', (dbUrl) => {
     it('sends no task to a draining connection', async () => {
       const a = await fakeWorker(hub, me('drainer'));
       a.send({ type: 'drain' });
-      await sleep(50);
+      await until(() => hub.app.hub.workerConnections(a.welcome.service_id).every((x) => x.draining), 'the connection to drain');
       const r = await http(hub, 'POST', '/add_task', { service_id: a.welcome.service_id, args: [1], queue_timeout_ms: 150 });
       expect(r.body.error.code).to.equal('no_worker');
       expect(a.received.filter((m) => m.type === 'task')).to.have.length(0);

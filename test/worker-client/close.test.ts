@@ -51,7 +51,7 @@ describe('worker-client', () => {
       await service.connect(hub.url);
       const conn = await hub.connection(0);
       conn.task('t-1', { value: 1 });
-      await until(() => ctx !== undefined, 2000, 'the handler');
+      await until(() => ctx !== undefined, 'the handler', 2000);
       const started = Date.now();
       await service.close({ graceMs: 100 });
       expect(Date.now() - started).to.be.within(90, 2000);

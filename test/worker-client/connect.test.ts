@@ -53,7 +53,7 @@ describe('worker-client', () => {
       const hello = await second.hello;
       expect(hello.type).to.equal('hello');
       expect(hello.me.name).to.equal(service.name);
-      await until(() => disconnected.length === 1, 2000, 'disconnected');
+      await until(() => disconnected.length === 1, 'disconnected', 2000);
       expect(disconnected[0]).to.equal(1006);
       // The new connection works.
       second.task('t-2', { value: 'again' });
@@ -66,7 +66,7 @@ describe('worker-client', () => {
       await hub.close();
       const service = testService();
       const connecting = service.connect(url, { minDelayMs: 20, maxDelayMs: 50 });
-      await until(() => service.errors.length >= 2, 3000, 'two failed dials');
+      await until(() => service.errors.length >= 2, 'two failed dials', 3000);
       expect(service.errors[0].message).to.match(/ECONNREFUSED/);
       // A hub comes back on the same port.
       const back = await FakeHub.start({}, Number(new URL(url).port));
@@ -80,7 +80,7 @@ describe('worker-client', () => {
       const service = testService();
       void service.connect(hub.url, { minDelayMs: 20, maxDelayMs: 40 });
       await hub.connection(1, 3000);
-      await until(() => service.errors.length >= 2, 2000, 'two refusals');
+      await until(() => service.errors.length >= 2, 'two refusals', 2000);
       const err = service.errors[0] as HubError;
       expect(err).to.be.instanceOf(HubError);
       expect(err.code).to.equal('unauthorized');
@@ -95,7 +95,7 @@ describe('worker-client', () => {
       const hub = await fakeHub();
       const service = testService();
       void service.connect(hub.url.replace('/worker', '/nope'), { minDelayMs: 1000 });
-      await until(() => service.errors.length >= 1, 2000, 'an error');
+      await until(() => service.errors.length >= 1, 'an error', 2000);
       expect(service.errors[0].message).to.match(/answered 400|answered 404|Unexpected server response/);
     });
 

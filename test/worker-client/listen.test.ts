@@ -25,7 +25,7 @@ describe('worker-client', () => {
       const hub = await dialWorker(addr.url);
       teardown(() => hub.drop());
       expect(await hub.hello).to.deep.include({ type: 'hello', protocol: 1, concurrency: 2, instance: 'listener-1' });
-      await until(() => connected.length === 1, 2000, 'connected');
+      await until(() => connected.length === 1, 'connected', 2000);
       expect(connected).to.deep.equal([false]);
       hub.task('t-1', { value: 42 });
       expect((await hub.answer('t-1')).result).to.deep.equal({ echoed: 42 });
@@ -83,7 +83,7 @@ describe('worker-client', () => {
       hub.task('t-1', { value: 1 });
       await sleep(20);
       hub.drop();
-      await until(() => aborted !== undefined, 2000, 'the abort');
+      await until(() => aborted !== undefined, 'the abort', 2000);
       expect(aborted).to.equal('connection_lost');
       const again = await dialWorker(addr.url);
       teardown(() => again.drop());

@@ -50,10 +50,10 @@ describe('worker-client', () => {
       teardown(() => service.close());
       const { serviceId } = await service.connect(`${hub.wsUrl}/worker`);
       const queued = await http(hub, 'POST', '/add_task?wait=false', { service_id: serviceId, args: { ms: 60_000 } });
-      await until(() => ctx !== undefined, 3000, 'the handler');
+      await until(() => ctx !== undefined, 'the handler', 3000);
       const canceled = await http(hub, 'DELETE', `/tasks/${queued.body.task_id}`);
       expect(canceled.body.status).to.equal('canceled');
-      await until(() => ctx!.signal.aborted, 3000, 'the abort');
+      await until(() => ctx!.signal.aborted, 'the abort', 3000);
       expect(ctx!.abortReason).to.equal('client');
       const next = await http(hub, 'POST', '/add_task', { service_id: serviceId, args: { ms: 1 }, queue_timeout_ms: 2000 });
       expect(next.body).to.include({ status: 'succeeded', result: 'slept' });
@@ -71,7 +71,7 @@ describe('worker-client', () => {
       const errors: Error[] = [];
       two.on('error', (e) => errors.push(e));
       void two.connect(`${hub.wsUrl}/worker`, { minDelayMs: 5000 });
-      await until(() => errors.length > 0, 3000, 'the refusal');
+      await until(() => errors.length > 0, 'the refusal', 3000);
       expect(errors[0]).to.be.instanceOf(HubError);
       expect((errors[0] as HubError).code).to.equal('service_conflict');
     });

@@ -28,16 +28,7 @@ export function uniqueName(prefix = 'svc'): string {
   return `${prefix}_${process.pid}_${++n}`;
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Resolves once `pred()` holds, checking every 10 ms; rejects after `timeoutMs`. */
-export async function until(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+export { sleep, until } from '../helpers/wait.js';
 
 /** A fake hub, torn down after the test. */
 export async function fakeHub(options: HubSideOptions = {}): Promise<FakeHub> {

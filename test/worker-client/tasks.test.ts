@@ -89,7 +89,7 @@ describe('worker-client', () => {
         return new Promise((_resolve, reject) => c.signal.addEventListener('abort', () => reject(c.signal.reason)));
       }));
       conn.task('t-1', { value: 1 });
-      await until(() => ctx !== undefined, 2000, 'the handler');
+      await until(() => ctx !== undefined, 'the handler', 2000);
       expect(ctx!.signal.aborted).to.equal(false);
       conn.cancel('t-1', 'client');
       const answer = await conn.answer('t-1');
@@ -161,9 +161,9 @@ describe('worker-client', () => {
       await service.connect(hub.url, { minDelayMs: 10, maxDelayMs: 20 });
       const first = await hub.connection(0);
       first.task('t-1', { value: 1 });
-      await until(() => ctx !== undefined, 2000, 'the handler');
+      await until(() => ctx !== undefined, 'the handler', 2000);
       first.drop();
-      await until(() => ctx!.signal.aborted, 2000, 'the abort');
+      await until(() => ctx!.signal.aborted, 'the abort', 2000);
       expect(ctx!.abortReason).to.equal('connection_lost');
       const second = await hub.connection(1, 2000);
       await second.hello;
@@ -176,7 +176,7 @@ describe('worker-client', () => {
       const service = testService();
       const conn = await connected(service);
       conn.send({ type: 'error', code: 'bad_message', message: 'what was that', task_id: 't-9' });
-      await until(() => service.errors.length > 0, 2000, 'the error');
+      await until(() => service.errors.length > 0, 'the error', 2000);
       expect(service.errors[0]).to.include({ code: 'bad_message', message: 'what was that' });
     });
 
@@ -185,7 +185,7 @@ describe('worker-client', () => {
       const conn = await connected(service);
       conn.ws.send('{not json');
       conn.send({ type: 'task', task_id: 'x' }); // breaks the schema: no args
-      await until(() => service.errors.length >= 2, 2000, 'two errors');
+      await until(() => service.errors.length >= 2, 'two errors', 2000);
       conn.task('t-1', { value: 'still here' });
       expect((await conn.answer('t-1')).result).to.deep.equal({ value: 'still here' });
     });
