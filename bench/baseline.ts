@@ -62,9 +62,7 @@ let assignCounter = 0;
 let connCounter = 0;
 
 function servicesMessage(): string {
-  const list = [...servicesById.values()]
-    .filter((s) => s.conns.length > 0)
-    .map((s) => ({ service_id: s.id, service_name: s.name }));
+  const list = [...servicesById.values()].filter((s) => s.conns.length > 0).map((s) => ({ service_id: s.id, service_name: s.name }));
   return JSON.stringify({ type: 'services', services: list });
 }
 

@@ -72,20 +72,24 @@ async function runIdle(count: number): Promise<void> {
   for (let i = 0; i < count; i += batch) {
     const n = Math.min(batch, count - i);
     await Promise.all(
-      Array.from({ length: n }, () => new Promise<void>((resolve, reject) => {
-        let seen = false;
-        connect((msg) => {
-          if (msg.type === 'services' && !seen) {
-            seen = true;
-            resolve();
-          }
-        }).then(({ ws }) => {
-          sockets.push(ws);
-          ws.on('close', () => {
-            if (!seen) reject(new Error('closed before services'));
-          });
-        }, reject);
-      })),
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            let seen = false;
+            connect((msg) => {
+              if (msg.type === 'services' && !seen) {
+                seen = true;
+                resolve();
+              }
+            }).then(({ ws }) => {
+              sockets.push(ws);
+              ws.on('close', () => {
+                if (!seen) reject(new Error('closed before services'));
+              });
+            }, reject);
+          }),
+      ),
     );
   }
   process.stdout.write(`ready ${count}\n`);

@@ -70,10 +70,15 @@ export async function startHub(store: Store, nodeFlags: string[] = [], corked = 
   const { HUB_COMMIT: _ignored, ...env } = process.env;
   // The experiment loads bench/experiments/cork-ws.ts into the hub's process (tsx for the .ts).
   const preload = corked ? ['--import', 'tsx', '--import', pathToFileURL(path.join(ROOT, 'bench/experiments/cork-ws.ts')).href] : [];
-  const child = start(peer, NODE, [...nodeFlags, ...preload, path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', store.url], {
-    cwd: ROOT,
-    env: { ...env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...(async ? { HUB_COMMIT: 'async' } : {}), ...webhookEnv },
-  });
+  const child = start(
+    peer,
+    NODE,
+    [...nodeFlags, ...preload, path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', store.url],
+    {
+      cwd: ROOT,
+      env: { ...env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', ...(async ? { HUB_COMMIT: 'async' } : {}), ...webhookEnv },
+    },
+  );
   const m = await waitLine(child, /utils-hub listening on http:\/\/([^\s]+)/, 60_000);
   return { peer, child, wsBase: `ws://${m[1]}` };
 }
@@ -88,10 +93,21 @@ export async function startBaseline(nodeFlags: string[] = [], naive = false): Pr
 
 /** Starts one echo-worker process with `connections` connections and waits until all are welcomed. */
 export async function startEchoWorkers(server: Server, connections: number, concurrency: number, timeoutMs = 120_000): Promise<Child> {
-  const child = start(`echo-worker(${server.peer})`, NODE, [
-    ...TSX, path.join(ROOT, 'bench/echo-worker.ts'),
-    '--url', `${server.wsBase}/worker`, '--connections', String(connections), '--concurrency', String(concurrency),
-  ], { cwd: ROOT });
+  const child = start(
+    `echo-worker(${server.peer})`,
+    NODE,
+    [
+      ...TSX,
+      path.join(ROOT, 'bench/echo-worker.ts'),
+      '--url',
+      `${server.wsBase}/worker`,
+      '--connections',
+      String(connections),
+      '--concurrency',
+      String(concurrency),
+    ],
+    { cwd: ROOT },
+  );
   await waitLine(child, /^ready \d+/, timeoutMs);
   return child;
 }
@@ -117,7 +133,12 @@ export async function stopEchoWorkers(child: Child): Promise<EchoStats | null> {
 
 /** Starts a BullMQ worker process on `queue` and waits until it listens. */
 export async function startBullmqWorker(queue: string, concurrency: number): Promise<Child> {
-  const child = start('bullmq-worker', NODE, [...TSX, path.join(ROOT, 'bench/bullmq-peer.ts'), 'worker', '--queue', queue, '--concurrency', String(concurrency)], { cwd: ROOT });
+  const child = start(
+    'bullmq-worker',
+    NODE,
+    [...TSX, path.join(ROOT, 'bench/bullmq-peer.ts'), 'worker', '--queue', queue, '--concurrency', String(concurrency)],
+    { cwd: ROOT },
+  );
   await waitLine(child, /^ready/, 30_000);
   return child;
 }
@@ -250,19 +271,35 @@ export async function startReceiver(): Promise<{ child: Child; url: string }> {
 
 /** The load generator against a hub or the baseline, in `--serve` mode (`webhook`: keys and webhooks on every task). */
 export function loadProcess(server: Server, o: { inflight: number; connections: number; media: number; webhook?: string }): Child {
-  return start(`load(${server.peer})`, NODE, [
-    ...TSX, path.join(ROOT, 'bench/load.ts'), '--serve',
-    '--url', `${server.wsBase}/client`,
-    '--inflight', String(o.inflight), '--connections', String(o.connections), '--media', String(o.media),
-    ...(o.webhook ? ['--keys', '--webhook', o.webhook] : []),
-  ], { cwd: ROOT, stdin: true });
+  return start(
+    `load(${server.peer})`,
+    NODE,
+    [
+      ...TSX,
+      path.join(ROOT, 'bench/load.ts'),
+      '--serve',
+      '--url',
+      `${server.wsBase}/client`,
+      '--inflight',
+      String(o.inflight),
+      '--connections',
+      String(o.connections),
+      '--media',
+      String(o.media),
+      ...(o.webhook ? ['--keys', '--webhook', o.webhook] : []),
+    ],
+    { cwd: ROOT, stdin: true },
+  );
 }
 
 /** The BullMQ producer, in `--serve` mode. */
 export function producerProcess(queue: string, o: { inflight: number }): Child {
-  return start('bullmq-producer', NODE, [
-    ...TSX, path.join(ROOT, 'bench/bullmq-peer.ts'), 'producer', '--serve', '--queue', queue, '--inflight', String(o.inflight),
-  ], { cwd: ROOT, stdin: true });
+  return start(
+    'bullmq-producer',
+    NODE,
+    [...TSX, path.join(ROOT, 'bench/bullmq-peer.ts'), 'producer', '--serve', '--queue', queue, '--inflight', String(o.inflight)],
+    { cwd: ROOT, stdin: true },
+  );
 }
 
 /** Idle client processes: `total` connections split over `procs` processes; resolves once all are up. */
@@ -271,7 +308,11 @@ export async function startIdleClients(server: Server, total: number, procs: num
   const per = Math.ceil(total / procs);
   for (let i = 0, left = total; left > 0; i++, left -= per) {
     const n = Math.min(per, left);
-    children.push(start(`idle-clients(${server.peer})#${i}`, NODE, [...TSX, path.join(ROOT, 'bench/load.ts'), '--url', `${server.wsBase}/client`, '--idle', String(n)], { cwd: ROOT }));
+    children.push(
+      start(`idle-clients(${server.peer})#${i}`, NODE, [...TSX, path.join(ROOT, 'bench/load.ts'), '--url', `${server.wsBase}/client`, '--idle', String(n)], {
+        cwd: ROOT,
+      }),
+    );
   }
   await Promise.all(children.map((c) => waitLine(c, /^ready \d+/, timeoutMs)));
   return children;

@@ -89,7 +89,9 @@ function rows(map: Map<string, number>, busyUs: number, top: number, tasks?: num
   return [...map.entries()]
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
-    .map(([name, us]) => (tasks ? { name, ms: us / 1000, pct: (us / busyUs) * 100, usPerTask: us / tasks } : { name, ms: us / 1000, pct: (us / busyUs) * 100 }));
+    .map(([name, us]) =>
+      tasks ? { name, ms: us / 1000, pct: (us / busyUs) * 100, usPerTask: us / tasks } : { name, ms: us / 1000, pct: (us / busyUs) * 100 },
+    );
 }
 
 /** Summarises one .cpuprofile file; `tasks`, when given, is how many tasks it handled meanwhile. */
@@ -172,5 +174,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     process.stderr.write('usage: profile-summary.ts PROFILE.cpuprofile [--top N]\n');
     process.exit(2);
   }
-  process.stdout.write(`${formatSummary(summariseProfile(file, topIdx >= 0 ? Number(args[topIdx + 1]) : 25, tasksIdx >= 0 ? Number(args[tasksIdx + 1]) : undefined))}\n`);
+  process.stdout.write(
+    `${formatSummary(summariseProfile(file, topIdx >= 0 ? Number(args[topIdx + 1]) : 25, tasksIdx >= 0 ? Number(args[tasksIdx + 1]) : undefined))}\n`,
+  );
 }

@@ -253,7 +253,14 @@ export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath
   });
   ratioTarget('tiny1-p50', 'tiny tasks, 1 in flight: hub p50 latency vs baseline (default HUB_COMMIT=stored)', 'tiny-1', 'p50', 'max', 1.6);
   ratioTarget('tiny1-p50-async', 'tiny tasks, 1 in flight: hub p50 latency vs baseline with HUB_COMMIT=async', 'tiny-1', 'asyncP50', 'max', 1.15);
-  ratioTarget('tiny64-stored-vs-async', 'tiny tasks, 64 in flight: hub tasks/s, HUB_COMMIT=stored vs async', 'tiny-64', 'storedOverAsyncTasksPerSec', 'min', 0.9);
+  ratioTarget(
+    'tiny64-stored-vs-async',
+    'tiny tasks, 64 in flight: hub tasks/s, HUB_COMMIT=stored vs async',
+    'tiny-64',
+    'storedOverAsyncTasksPerSec',
+    'min',
+    0.9,
+  );
   ratioTarget('media-bytes', '1 MiB attachments, 8 in flight: hub bytes/s vs baseline', 'media-8', 'bytesPerSec', 'min', 0.6);
   if (mediaPath) {
     const { workerTasks, workerAttachments, workerBase64, results, resultAttachments, resultBase64 } = mediaPath;
@@ -279,7 +286,13 @@ export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath
   // Reported, not a target (issue 15): the baseline itself is about 8 x BullMQ on this machine.
   const bull = tiny64?.median.hubOverBullmq ?? NaN;
   if (Number.isFinite(bull)) {
-    targets.push({ id: 'tiny64-vs-bullmq', text: 'tiny tasks, 64 in flight: hub tasks/s vs BullMQ (reported, not a target)', goal: '-', measured: `${fx(bull, 1)} x`, met: null });
+    targets.push({
+      id: 'tiny64-vs-bullmq',
+      text: 'tiny tasks, 64 in flight: hub tasks/s vs BullMQ (reported, not a target)',
+      goal: '-',
+      measured: `${fx(bull, 1)} x`,
+      met: null,
+    });
   }
   return targets;
 }
@@ -290,7 +303,9 @@ const mb = (b: number) => fx(b / 1048576, 1);
 export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], targets: Target[]): string {
   const out: string[] = [];
   const cork = summaries.some((s) => s.peers['hub-cork']);
-  out.push('| scenario | peer | rounds | tasks/s | p50 ms | p99 ms | MB/s | server RSS MB | server CPU % | server CPU µs/task | server writes/task | worker CPU % | load CPU % (max) | machine CPU % | other CPU % | errors |');
+  out.push(
+    '| scenario | peer | rounds | tasks/s | p50 ms | p99 ms | MB/s | server RSS MB | server CPU % | server CPU µs/task | server writes/task | worker CPU % | load CPU % (max) | machine CPU % | other CPU % | errors |',
+  );
   out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const s of summaries) {
     for (const p of PEERS) {
@@ -336,6 +351,7 @@ export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], target
   out.push('');
   out.push('| target | goal | measured | met |');
   out.push('| --- | --- | --- | --- |');
-  for (const t of targets) out.push(`| ${t.text} | ${t.goal} | ${t.measured} | ${t.met === null ? (t.goal === '-' ? '-' : 'not run') : t.met ? 'met' : 'NOT met'} |`);
+  for (const t of targets)
+    out.push(`| ${t.text} | ${t.goal} | ${t.measured} | ${t.met === null ? (t.goal === '-' ? '-' : 'not run') : t.met ? 'met' : 'NOT met'} |`);
   return out.join('\n');
 }

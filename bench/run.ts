@@ -25,8 +25,27 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { CLK_TCK, cleanupOnExit, interrupted, openFiles, openFilesLimit, pidOf, rssBytes, stop, type Child } from './procs.js';
 import {
-  cleanBullmq, loadProcess, mysqlStore, producerProcess, ROOT, runTrial, sqliteStore, startBaseline, startBullmqWorker,
-  startEchoWorkers, startHub, startIdleClients, startLoad, startReceiver, stopEchoWorkers, stopLoad, waitQuiet, type EchoStats, type Server, type Store, type TrialTarget,
+  cleanBullmq,
+  loadProcess,
+  mysqlStore,
+  producerProcess,
+  ROOT,
+  runTrial,
+  sqliteStore,
+  startBaseline,
+  startBullmqWorker,
+  startEchoWorkers,
+  startHub,
+  startIdleClients,
+  startLoad,
+  startReceiver,
+  stopEchoWorkers,
+  stopLoad,
+  waitQuiet,
+  type EchoStats,
+  type Server,
+  type Store,
+  type TrialTarget,
 } from './peers.js';
 import { judge, markdown, summarise, type IdleTrial, type MediaPath, type Peer, type ScenarioSummary, type Trial } from './report.js';
 import { formatSummary, summariseProfile, type ProfileSummary } from './profile-summary.js';
@@ -49,11 +68,62 @@ interface Scenario {
 
 const MiB = 1024 * 1024;
 const SCENARIOS: Scenario[] = [
-  { id: 'tiny-1', title: 'tiny tasks, 1 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 1, clientConns: 1, media: 0, peers: ['hub', 'hub-async', 'baseline', 'baseline-naive', 'bullmq'] },
-  { id: 'tiny-64', title: 'tiny tasks, 64 in flight', db: 'sqlite', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'hub-async', 'hub-delivery', 'baseline', 'baseline-naive', 'bullmq'] },
-  { id: 'media-8', title: '1 MiB attachment, 8 in flight', db: 'sqlite', workerConns: 1, concurrency: 8, inflight: 8, clientConns: 1, media: MiB, minDuration: 2500, peers: ['hub', 'baseline'] },
-  { id: 'fanout-16x4', title: '16 worker connections x concurrency 4, 64 in flight', db: 'sqlite', workerConns: 16, concurrency: 4, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
-  { id: 'mysql-64', title: 'tiny tasks, 64 in flight, task store on MariaDB', db: 'mysql', workerConns: 1, concurrency: 64, inflight: 64, clientConns: 1, media: 0, peers: ['hub', 'baseline'] },
+  {
+    id: 'tiny-1',
+    title: 'tiny tasks, 1 in flight',
+    db: 'sqlite',
+    workerConns: 1,
+    concurrency: 64,
+    inflight: 1,
+    clientConns: 1,
+    media: 0,
+    peers: ['hub', 'hub-async', 'baseline', 'baseline-naive', 'bullmq'],
+  },
+  {
+    id: 'tiny-64',
+    title: 'tiny tasks, 64 in flight',
+    db: 'sqlite',
+    workerConns: 1,
+    concurrency: 64,
+    inflight: 64,
+    clientConns: 1,
+    media: 0,
+    peers: ['hub', 'hub-async', 'hub-delivery', 'baseline', 'baseline-naive', 'bullmq'],
+  },
+  {
+    id: 'media-8',
+    title: '1 MiB attachment, 8 in flight',
+    db: 'sqlite',
+    workerConns: 1,
+    concurrency: 8,
+    inflight: 8,
+    clientConns: 1,
+    media: MiB,
+    minDuration: 2500,
+    peers: ['hub', 'baseline'],
+  },
+  {
+    id: 'fanout-16x4',
+    title: '16 worker connections x concurrency 4, 64 in flight',
+    db: 'sqlite',
+    workerConns: 16,
+    concurrency: 4,
+    inflight: 64,
+    clientConns: 1,
+    media: 0,
+    peers: ['hub', 'baseline'],
+  },
+  {
+    id: 'mysql-64',
+    title: 'tiny tasks, 64 in flight, task store on MariaDB',
+    db: 'mysql',
+    workerConns: 1,
+    concurrency: 64,
+    inflight: 64,
+    clientConns: 1,
+    media: 0,
+    peers: ['hub', 'baseline'],
+  },
 ];
 const flags = parseFlags(process.argv.slice(2));
 const quick = flags.has('quick');
@@ -241,10 +311,19 @@ async function idleTrial(peer: Peer, round: number): Promise<IdleTrial> {
     const rssAfter = rssBytes(pid);
     const conns = IDLE.clients + IDLE.workers;
     const t: IdleTrial = {
-      peer, round, clients: IDLE.clients, workers: IDLE.workers, openFiles: openFiles(pid),
-      rssBefore, rssAfter, perConnection: (rssAfter - rssBefore) / conns, seconds,
+      peer,
+      round,
+      clients: IDLE.clients,
+      workers: IDLE.workers,
+      openFiles: openFiles(pid),
+      rssBefore,
+      rssAfter,
+      perConnection: (rssAfter - rssBefore) / conns,
+      seconds,
     };
-    log(`  idle round ${round} ${peer.padEnd(8)} ${conns} connections in ${seconds.toFixed(1)} s, RSS ${(rssBefore / MiB).toFixed(1)} -> ${(rssAfter / MiB).toFixed(1)} MB, ${(t.perConnection / 1024).toFixed(1)} KB per connection`);
+    log(
+      `  idle round ${round} ${peer.padEnd(8)} ${conns} connections in ${seconds.toFixed(1)} s, RSS ${(rssBefore / MiB).toFixed(1)} -> ${(rssAfter / MiB).toFixed(1)} MB, ${(t.perConnection / 1024).toFixed(1)} KB per connection`,
+    );
     return t;
   } finally {
     await stack.unwind();
@@ -352,7 +431,12 @@ async function main(): Promise<void> {
 
   if (opts.profile) {
     const sc = SCENARIOS.find((x) => x.id === opts.profileScenario);
-    if (sc?.db !== 'sqlite') throw new Error(`--profile-scenario: one of ${SCENARIOS.filter((x) => x.db === 'sqlite').map((x) => x.id).join(', ')}`);
+    if (sc?.db !== 'sqlite')
+      throw new Error(
+        `--profile-scenario: one of ${SCENARIOS.filter((x) => x.db === 'sqlite')
+          .map((x) => x.id)
+          .join(', ')}`,
+      );
     log(`bench: profiling the hub, then the baseline, under ${sc.title}, for ${opts.profileSeconds} s each`);
     const hub = await profileServer('hub', sc, resultsDir);
     const base = await profileServer('baseline', sc, resultsDir);

@@ -56,10 +56,13 @@ cleanupOnExit(async () => {
   stopping = true;
 });
 // However the run ends, it ends: a watchdog past every phase's own bound.
-setTimeout(() => {
-  log('watchdog: the run outlived its bound, giving up');
-  process.exit(1);
-}, SETUP_MS + runMs + DRAIN_MS + 60_000).unref();
+setTimeout(
+  () => {
+    log('watchdog: the run outlived its bound, giving up');
+    process.exit(1);
+  },
+  SETUP_MS + runMs + DRAIN_MS + 60_000,
+).unref();
 
 const failures: string[] = [];
 const check = (ok: boolean, problem: string) => void (ok || failures.push(problem));
@@ -88,7 +91,18 @@ interface WorkerSlot {
 const workers: WorkerSlot[] = Array.from({ length: workerCount }, (_, i) => ({ instance: `w${i + 1}`, child: null, down: true }));
 
 async function startWorker(w: WorkerSlot): Promise<void> {
-  const child = start(w.instance, 'node', ['--import', 'tsx', 'examples/run.ts', 'sleep', '--hub', `${wsUrl}/worker`, '--concurrency', String(CONCURRENCY), '--instance', w.instance]);
+  const child = start(w.instance, 'node', [
+    '--import',
+    'tsx',
+    'examples/run.ts',
+    'sleep',
+    '--hub',
+    `${wsUrl}/worker`,
+    '--concurrency',
+    String(CONCURRENCY),
+    '--instance',
+    w.instance,
+  ]);
   w.child = child;
   await waitLine(child, /connected/, 60_000);
   w.down = false;
@@ -108,7 +122,28 @@ const loads: Child[] = [];
 for (let i = 0; i < loadCount; i++) {
   const n = Math.floor(clientCount / loadCount) + (i < clientCount % loadCount ? 1 : 0);
   loads.push(
-    start(`load${i + 1}`, 'node', ['--import', 'tsx', 'bench/soak-clients.ts', '--url', `${wsUrl}/client`, '--service-id', String(serviceId), '--clients', String(n), '--seed', String(seed * 31 + i), '--name', `load${i + 1}`, '--drain-ms', String(DRAIN_MS - 15_000)], { stdin: true }),
+    start(
+      `load${i + 1}`,
+      'node',
+      [
+        '--import',
+        'tsx',
+        'bench/soak-clients.ts',
+        '--url',
+        `${wsUrl}/client`,
+        '--service-id',
+        String(serviceId),
+        '--clients',
+        String(n),
+        '--seed',
+        String(seed * 31 + i),
+        '--name',
+        `load${i + 1}`,
+        '--drain-ms',
+        String(DRAIN_MS - 15_000),
+      ],
+      { stdin: true },
+    ),
   );
 }
 await Promise.all(loads.map((l) => waitLine(l, /^ready \d+/, 60_000)));
@@ -182,7 +217,10 @@ for (const s of summaries) {
   toRead.push(...s.sample, ...s.unended.map((task_id) => ({ task_id, end: '' })));
 }
 check(!hubDied, 'the hub died');
-check(total.submitted === total.accepted + Object.values(rejected).reduce((a, b) => a + b, 0), `${total.submitted} submitted, ${total.accepted} accepted and ${JSON.stringify(rejected)} rejected`);
+check(
+  total.submitted === total.accepted + Object.values(rejected).reduce((a, b) => a + b, 0),
+  `${total.submitted} submitted, ${total.accepted} accepted and ${JSON.stringify(rejected)} rejected`,
+);
 check(Object.keys(rejected).length === 0, `rejections: ${JSON.stringify(rejected)}`);
 check(total.ended === total.accepted, `${total.accepted} accepted, ${total.ended} ended`);
 check(total.unended === 0, `${total.unended} tasks never ended on the wire`);
@@ -244,11 +282,18 @@ const lines = [
   `  clients ${clientCount} over ${loadCount} processes, workers ${workerCount} x ${CONCURRENCY} slots`,
   `  kills ${kills} (SIGKILL), restarts ${restarts}`,
   `  tasks submitted ${total.submitted}, accepted ${total.accepted}, ended ${total.ended}, lost ${total.accepted - total.ended}`,
-  `  ends ${Object.entries(ends).map(([k, v]) => `${k} ${v}`).join(', ')}; cancels sent ${total.cancels}`,
+  `  ends ${Object.entries(ends)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}; cancels sent ${total.cancels}`,
   `  read back over REST ${readBack}; client connections closed by the hub ${total.closes}`,
   `  hub RSS start ${mb(rssStart)} (after ${(warmupMs / 1000).toFixed(0)} s warm-up), end ${mb(runEndedRss)}, max ${mb(rssMax)}, after drain ${mb(afterDrainRss)}, trend ${slope.toFixed(2)} MB/min`,
   `  hub RSS by minute: ${byMinute.join(', ')}`,
-  failures.length ? `FAILED (${failures.length}):\n${failures.slice(0, 30).map((f) => `  - ${f}`).join('\n')}` : 'OK: every accepted task ended exactly once, none lost, RSS flat',
+  failures.length
+    ? `FAILED (${failures.length}):\n${failures
+        .slice(0, 30)
+        .map((f) => `  - ${f}`)
+        .join('\n')}`
+    : 'OK: every accepted task ended exactly once, none lost, RSS flat',
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 process.exit(failures.length ? 1 : 0);

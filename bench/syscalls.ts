@@ -26,10 +26,18 @@ async function measure(peer: string): Promise<void> {
   const load = await startLoad(loadProcess(server, { inflight, connections: 1, media }));
   try {
     const out: string[] = [];
-    const st = spawn('strace', ['-c', '-f', '-e', 'trace=write,writev,pwrite64,pwritev,sendmsg,read,readv,pread64,futex,epoll_wait', '-p', String(server.child.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const st = spawn(
+      'strace',
+      ['-c', '-f', '-e', 'trace=write,writev,pwrite64,pwritev,sendmsg,read,readv,pread64,futex,epoll_wait', '-p', String(server.child.pid)],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     st.stderr.on('data', (d: Buffer) => out.push(d.toString()));
     await new Promise((r) => setTimeout(r, 500));
-    const trial = await runTrial({ peer: server.peer, serverPid: server.child.pid, workerPid: worker.pid, load }, { scenario: 'syscalls', round: 1, clkTck: CLK_TCK }, { warmup: 200, duration: seconds * 1000 });
+    const trial = await runTrial(
+      { peer: server.peer, serverPid: server.child.pid, workerPid: worker.pid, load },
+      { scenario: 'syscalls', round: 1, clkTck: CLK_TCK },
+      { warmup: 200, duration: seconds * 1000 },
+    );
     st.kill('SIGINT');
     await new Promise((r) => st.on('exit', r));
     const text = out.join('');
@@ -38,7 +46,9 @@ async function measure(peer: string): Promise<void> {
       const m = text.match(new RegExp(`^\\s*[\\d.]+\\s+[\\d.]+\\s+\\d+\\s+(\\d+)\\s+(?:\\d+\\s+)?${name}$`, 'm'));
       return m ? (Number(m[1]) / trial.tasks).toFixed(2) : '0';
     };
-    process.stdout.write(`${peer}: per task: writev ${per('writev')}, write ${per('write')}, pwrite64 ${per('pwrite64')}, read ${per('read')}, epoll_wait ${per('epoll_wait')}, futex ${per('futex')}\n\n`);
+    process.stdout.write(
+      `${peer}: per task: writev ${per('writev')}, write ${per('write')}, pwrite64 ${per('pwrite64')}, read ${per('read')}, epoll_wait ${per('epoll_wait')}, futex ${per('futex')}\n\n`,
+    );
   } finally {
     await stopLoad(load);
     await stop(worker);

@@ -119,7 +119,12 @@ async function listed(url: string): Promise<Map<string, number>> {
       // the hub may not answer yet; try again below
     }
     if (Object.values(WORKERS).every((n) => ids.has(n))) return ids;
-    if (Date.now() > end) throw new Error(`not listed in /services_list after ${START_TIMEOUT_MS} ms: ${Object.values(WORKERS).filter((n) => !ids.has(n)).join(', ')}`);
+    if (Date.now() > end)
+      throw new Error(
+        `not listed in /services_list after ${START_TIMEOUT_MS} ms: ${Object.values(WORKERS)
+          .filter((n) => !ids.has(n))
+          .join(', ')}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }

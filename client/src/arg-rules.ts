@@ -80,7 +80,8 @@ function mediaFacts(type: string, v: unknown): { mime?: string; size: number } |
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return `Please send ${noun}.`;
   const o = v as { mime?: unknown; data?: unknown; url?: unknown; name?: unknown };
   if (o.name !== undefined && typeof o.name !== 'string') return `Please send ${noun} whose name is text.`;
-  if (o.mime !== undefined && typeof o.mime !== 'string') return `Please send ${noun} with its type, such as ${type === 'file' ? 'application/pdf' : `${type}/…`}.`;
+  if (o.mime !== undefined && typeof o.mime !== 'string')
+    return `Please send ${noun} with its type, such as ${type === 'file' ? 'application/pdf' : `${type}/…`}.`;
   if (o.data instanceof Uint8Array || o.data instanceof ArrayBuffer) return { mime: o.mime as string | undefined, size: o.data.byteLength };
   if (isBlob(o.data)) return { mime: o.mime as string | undefined, size: o.data.size };
   if (typeof o.data === 'string') {
@@ -137,7 +138,8 @@ export function valueProblem(arg: Argument, v: unknown): string | undefined {
       if (typeof v !== 'boolean') return 'Please answer yes or no.';
       break;
     case 'json':
-      if (v === undefined || jsonProblem(v, MAX_JSON_DEPTH) !== undefined) return `Please send valid JSON (nested at most ${MAX_JSON_DEPTH} levels), like {"a": 1}.`;
+      if (v === undefined || jsonProblem(v, MAX_JSON_DEPTH) !== undefined)
+        return `Please send valid JSON (nested at most ${MAX_JSON_DEPTH} levels), like {"a": 1}.`;
       break;
     default:
       return 'This question cannot be answered: the service has an argument type this client does not know.';

@@ -76,13 +76,20 @@ function hintOf(arg: Argument, kind: AnswerKind, choices: string[] | undefined):
   const max = typeof arg.max === 'number' ? arg.max : undefined;
   const range = rangePhrase(min, max);
   switch (kind) {
-    case 'choice': return `one of: ${choices!.join(', ')}`;
-    case 'integer': return `a whole number${range ? ` ${range}` : ''}`;
-    case 'number': return `a number${range ? ` ${range}` : ''}`;
-    case 'yes-no': return 'yes or no';
-    case 'json': return 'JSON, like {"a": 1}';
-    case 'text': return `text${range ? ` of ${rangePhrase(min, max, ' character')}` : ''}`;
-    case 'media': return `${mediaNoun(arg.type)}${Array.isArray(arg.mime) ? ` (${arg.mime.join(', ')})` : ''}`;
+    case 'choice':
+      return `one of: ${choices!.join(', ')}`;
+    case 'integer':
+      return `a whole number${range ? ` ${range}` : ''}`;
+    case 'number':
+      return `a number${range ? ` ${range}` : ''}`;
+    case 'yes-no':
+      return 'yes or no';
+    case 'json':
+      return 'JSON, like {"a": 1}';
+    case 'text':
+      return `text${range ? ` of ${rangePhrase(min, max, ' character')}` : ''}`;
+    case 'media':
+      return `${mediaNoun(arg.type)}${Array.isArray(arg.mime) ? ` (${arg.mime.join(', ')})` : ''}`;
   }
 }
 

@@ -44,8 +44,7 @@ interface Submission {
 }
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
-const asHubError = (err: unknown): HubError =>
-  err instanceof HubError ? err : new HubError('internal', (err as Error)?.message ?? String(err));
+const asHubError = (err: unknown): HubError => (err instanceof HubError ? err : new HubError('internal', (err as Error)?.message ?? String(err)));
 
 /**
  * A connection to a utils-hub for a bot: `run()` a service and await its result, or `submit()`
@@ -148,7 +147,10 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
       if (signal.aborted) abort();
       else {
         signal.addEventListener('abort', abort, { once: true });
-        void handle.result().catch(() => {}).finally(() => signal.removeEventListener('abort', abort));
+        void handle
+          .result()
+          .catch(() => {})
+          .finally(() => signal.removeEventListener('abort', abort));
       }
     }
     void this.#deliver(ref, sub);
@@ -188,7 +190,14 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
     const handle = this.#newHandle<R>(undefined);
     // The hub would answer a bad id with an error about no task, which no handle could take.
     if (typeof taskId !== 'string' || taskId.length === 0 || taskId.length > MAX_TASK_ID_LENGTH) {
-      queueMicrotask(() => handle._fail(new HubError('bad_request', `subscribe needs a task id of 1 to ${MAX_TASK_ID_LENGTH} characters, got ${typeof taskId === 'string' ? `${taskId.length} characters` : String(taskId)}`)));
+      queueMicrotask(() =>
+        handle._fail(
+          new HubError(
+            'bad_request',
+            `subscribe needs a task id of 1 to ${MAX_TASK_ID_LENGTH} characters, got ${typeof taskId === 'string' ? `${taskId.length} characters` : String(taskId)}`,
+          ),
+        ),
+      );
       return handle;
     }
     if (this.#closing) {
@@ -198,10 +207,11 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
     handle._accept(taskId, 0);
     this.#tasks.set(taskId, handle);
     if (this.#conn.isOpen) this.#sendJson({ type: 'subscribe', task_id: taskId });
-    else this.#conn.whenOpen(this.options.connectTimeoutMs).catch((err: unknown) => {
-      this.#tasks.delete(taskId);
-      handle._fail(asHubError(err));
-    });
+    else
+      this.#conn.whenOpen(this.options.connectTimeoutMs).catch((err: unknown) => {
+        this.#tasks.delete(taskId);
+        handle._fail(asHubError(err));
+      });
     return handle;
   }
 
@@ -238,7 +248,11 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
   }
 
   #newHandle<R>(serviceId: number | undefined): TaskHandle<R> {
-    return new TaskHandle<R>(serviceId, (h) => this.#cancel(h), (err) => this.emit('error', asError(err)));
+    return new TaskHandle<R>(
+      serviceId,
+      (h) => this.#cancel(h),
+      (err) => this.emit('error', asError(err)),
+    );
   }
 
   /** Encodes a submission, waits for the connection, and sends it. */
@@ -317,7 +331,13 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
         return this.#answer(m);
       case 'error':
         return this.#hubError(m);
-      case 'queued': case 'started': case 'progress': case 'result': case 'failed': case 'canceled': case 'snapshot': {
+      case 'queued':
+      case 'started':
+      case 'progress':
+      case 'result':
+      case 'failed':
+      case 'canceled':
+      case 'snapshot': {
         const h = typeof m.task_id === 'string' ? this.#tasks.get(m.task_id) : undefined;
         if (!h) return;
         h._apply(m);

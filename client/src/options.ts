@@ -5,7 +5,10 @@
 import type { WebSocketConstructor } from './socket.js';
 
 /** The `fetch` the SDK needs (the global one by default). */
-export type FetchLike = (input: string, init?: { method?: string; headers?: Record<string, string>; signal?: AbortSignal }) => Promise<{
+export type FetchLike = (
+  input: string,
+  init?: { method?: string; headers?: Record<string, string>; signal?: AbortSignal },
+) => Promise<{
   ok: boolean;
   status: number;
   text(): Promise<string>;
@@ -110,4 +113,3 @@ export function resolveOptions(url: string, options: HubClientOptions = {}): Res
     ...hubEndpoints(url, o.key),
   });
 }
-

@@ -176,7 +176,10 @@ export class TaskHandle<R = unknown> extends TypedEmitter<TaskHandleEvents<R>> {
    * ended, whatever its end: a task that finished first keeps its result. Never rejects.
    */
   cancel(): Promise<void> {
-    const ended = this.#result.then(() => undefined, () => undefined);
+    const ended = this.#result.then(
+      () => undefined,
+      () => undefined,
+    );
     if (this.done || this.#cancelRequested) return ended;
     this.#cancelRequested = true;
     this.#onCancel(this);
@@ -197,9 +200,8 @@ export class TaskHandle<R = unknown> extends TypedEmitter<TaskHandleEvents<R>> {
   /** @internal Ends a task that never reached the hub, or could not be followed. */
   _fail(error: HubError): void {
     if (this.done) return;
-    const err = this.#taskId && error.details.task_id === undefined
-      ? new HubError(error.code, error.message, { ...error.details, task_id: this.#taskId })
-      : error;
+    const err =
+      this.#taskId && error.details.task_id === undefined ? new HubError(error.code, error.message, { ...error.details, task_id: this.#taskId }) : error;
     this.#state = error.code === 'canceled' ? 'canceled' : 'failed';
     this.#rejectAccepted(err);
     this.#reject(err);
@@ -220,7 +222,12 @@ export class TaskHandle<R = unknown> extends TypedEmitter<TaskHandleEvents<R>> {
       case 'queued':
         this.#state = 'queued';
         this.#position = num(msg.position);
-        this.emit('queued', msg.reason && typeof msg.reason === 'object' ? { position: this.#position ?? 0, seq, reason: msg.reason as { code: string; message: string } } : { position: this.#position ?? 0, seq });
+        this.emit(
+          'queued',
+          msg.reason && typeof msg.reason === 'object'
+            ? { position: this.#position ?? 0, seq, reason: msg.reason as { code: string; message: string } }
+            : { position: this.#position ?? 0, seq },
+        );
         return;
       case 'started':
         this.#state = 'running';

@@ -11,14 +11,33 @@ import { ARG_TYPES, MAX_DESCRIPTION_DEPTH, MAX_JSON_DEPTH, MAX_SAFE_INT, MEDIA_T
 import { HubError, type ArgProblem } from './errors.js';
 import { validate } from './validators.js';
 import { base64ByteLength, isBase64, portableBase64, type Base64Codec } from './bytes.js';
-import { baseMime, codePoints, deepEqual, hasOwn, isMediaType, isMime, jsonProblem as jsonShapeProblem, MEDIA_FAMILY, mimeMatches, parseDataUrl } from './rules.js';
+import {
+  baseMime,
+  codePoints,
+  deepEqual,
+  hasOwn,
+  isMediaType,
+  isMime,
+  jsonProblem as jsonShapeProblem,
+  MEDIA_FAMILY,
+  mimeMatches,
+  parseDataUrl,
+} from './rules.js';
 
 /** Media as the hub and SDKs hold it after decoding: bytes, or a URL passed on as is. */
 export type MediaValue = MediaBytes | MediaLink;
 /** Media with its bytes (a Buffer where the caller's base64 codec or frames give Buffers). */
-export interface MediaBytes { mime: string; name?: string; data: Uint8Array }
+export interface MediaBytes {
+  mime: string;
+  name?: string;
+  data: Uint8Array;
+}
 /** Media by URL; the hub never fetches it. */
-export interface MediaLink { url: string; mime?: string; name?: string }
+export interface MediaLink {
+  url: string;
+  mime?: string;
+  name?: string;
+}
 
 /** Options of checkArgs. */
 export interface CheckArgsOptions {
@@ -29,9 +48,7 @@ export interface CheckArgsOptions {
 }
 
 /** The outcome of checkArgs: args keyed by name with defaults filled in, or every problem found. */
-export type CheckArgsResult =
-  | { ok: true; args: Record<string, unknown> }
-  | { ok: false; problems: ArgProblem[] };
+export type CheckArgsResult = { ok: true; args: Record<string, unknown> } | { ok: false; problems: ArgProblem[] };
 
 /** Most characters of a stranger's string that a problem quotes. */
 export const ECHO_CHARS = 40;
@@ -50,12 +67,19 @@ function excerpt(s: string, max = ECHO_CHARS): string {
 /** A value as a problem quotes it: strings quoted and cut short, containers by kind. */
 function show(v: unknown): string {
   switch (typeof v) {
-    case 'string': return JSON.stringify(excerpt(v));
-    case 'number': case 'boolean': return String(v);
-    case 'bigint': return 'a BigInt';
-    case 'undefined': return 'nothing';
-    case 'function': return 'a function';
-    case 'symbol': return 'a symbol';
+    case 'string':
+      return JSON.stringify(excerpt(v));
+    case 'number':
+    case 'boolean':
+      return String(v);
+    case 'bigint':
+      return 'a BigInt';
+    case 'undefined':
+      return 'nothing';
+    case 'function':
+      return 'a function';
+    case 'symbol':
+      return 'a symbol';
   }
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
@@ -139,7 +163,11 @@ function mimeProblem(type: MediaType, arg: Argument, mime: unknown): string | un
 }
 
 /** What media of all arguments add up to, against the caller's bound. */
-interface Budget { used: number; max: number; base64: Base64Codec }
+interface Budget {
+  used: number;
+  max: number;
+  base64: Base64Codec;
+}
 
 type Outcome = { value: unknown; bytes: number; problem?: undefined } | { problem: string };
 
@@ -220,7 +248,10 @@ function runCheckArgs(input: readonly Argument[], args: unknown, options: CheckA
   if (Array.isArray(args)) positional = args;
   else if (typeof args === 'object' && args !== null && !(args instanceof Uint8Array)) named = args as Obj;
   else {
-    return { ok: false, problems: [{ argument_name: 'args', problem: `must be an array (in the order of the arguments) or an object keyed by argument name, got ${show(args)}` }] };
+    return {
+      ok: false,
+      problems: [{ argument_name: 'args', problem: `must be an array (in the order of the arguments) or an object keyed by argument name, got ${show(args)}` }],
+    };
   }
   const problems: ArgProblem[] = [];
   const out = Object.create(null) as Obj;
@@ -334,7 +365,8 @@ function schemaProblem(me: unknown, problem: string): string {
 /** Why an entry of an argument's `mime` list does not fit its type, or undefined. */
 function mimePatternProblem(type: MediaType, entry: string): string | undefined {
   const m = /^([A-Za-z0-9][\w!#$&^.+-]*|\*)\/([A-Za-z0-9][\w!#$&^.+-]*|\*)$/.exec(entry);
-  if (!m || (m[1] === '*' && m[2] !== '*')) return `is not a mime type such as ${MEDIA_FAMILY[type].example} or ${type === 'file' ? 'text/*' : `${type}/*`} (${show(entry)})`;
+  if (!m || (m[1] === '*' && m[2] !== '*'))
+    return `is not a mime type such as ${MEDIA_FAMILY[type].example} or ${type === 'file' ? 'text/*' : `${type}/*`} (${show(entry)})`;
   const prefix = MEDIA_FAMILY[type].prefix;
   if (prefix && !entry.toLowerCase().startsWith(prefix)) return `expected ${NOUN[type].replace(/ \(.*\)$/, '')} type (${prefix}*), got ${show(entry)}`;
   return undefined;

@@ -179,7 +179,6 @@ function frameBytes(frame: Frame): Uint8Array {
   return joinBytes(frame);
 }
 
-
 function typeOf(msg: Obj): string {
   return JSON.stringify(String(msg.type).slice(0, 64));
 }
@@ -301,8 +300,9 @@ export class FrameDecoder {
       const got = this.#frames.length;
       const owed = this.#owed;
       this.#reset();
-      this.#fail(new HubError('bad_message',
-        `a ${typeOf(owing)} message announced ${owed} attachment(s), but the next message came after ${got}`, messageLabels(owing)));
+      this.#fail(
+        new HubError('bad_message', `a ${typeOf(owing)} message announced ${owed} attachment(s), but the next message came after ${got}`, messageLabels(owing)),
+      );
     }
     this.#skip = 0;
     const raw = typeof frame === 'string' ? frame : decodeUtf8(frameBytes(frame));
@@ -326,8 +326,7 @@ export class FrameDecoder {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > this.#maxAttachments) {
       if (typeof n === 'number' && Number.isInteger(n) && n > this.#maxAttachments) this.#skip = n;
       const shown = typeof n === 'number' ? String(n) : n === null ? 'null' : typeof n;
-      this.#fail(new HubError('bad_message',
-        `"attachments" must be a whole number from 1 to ${this.#maxAttachments}, got ${shown}`, messageLabels(m)));
+      this.#fail(new HubError('bad_message', `"attachments" must be a whole number from 1 to ${this.#maxAttachments}, got ${shown}`, messageLabels(m)));
       return;
     }
     this.#message = m;
@@ -348,8 +347,7 @@ export class FrameDecoder {
       const left = this.#owed - this.#frames.length - 1;
       this.#reset();
       this.#skip = left;
-      this.#fail(new HubError('payload_too_large',
-        `the attachments of a ${typeOf(message)} message exceed ${this.#maxBytes} bytes`, messageLabels(message)));
+      this.#fail(new HubError('payload_too_large', `the attachments of a ${typeOf(message)} message exceed ${this.#maxBytes} bytes`, messageLabels(message)));
       return;
     }
     this.#frames.push(buf);

@@ -8,7 +8,7 @@ import { MAX_DESCRIPTION_DEPTH, MAX_MIME_CHARS, MEDIA_TYPES, type MediaType } fr
 
 /** True when `o` has `key` as an own property (never through its prototype). */
 export function hasOwn(o: object, key: string): boolean {
-  return  Object.hasOwn(o, key);
+  return Object.hasOwn(o, key);
 }
 
 /**
@@ -27,7 +27,10 @@ export function codePoints(s: string): number {
     const c = s.charCodeAt(i);
     if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
       const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) { n--; i++; }
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
     }
   }
   return n;
@@ -59,7 +62,10 @@ export function jsonProblem(v: unknown, maxDepth: number, describe: (v: unknown)
   while (stack.length > 0) {
     const [x, depth] = stack.pop()!;
     switch (typeof x) {
-      case 'string': case 'boolean': case 'undefined': continue;
+      case 'string':
+      case 'boolean':
+      case 'undefined':
+        continue;
       case 'number':
         if (!Number.isFinite(x)) return `holds ${x}, which JSON cannot carry`;
         continue;

@@ -8,8 +8,7 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ARG_TYPES, MAX_ARGUMENTS, MAX_ATTACHMENTS, MAX_SAFE_INT } from './limits.js';
 
-const Obj = <T extends Parameters<typeof Type.Object>[0]>(props: T) =>
-  Type.Object(props, { additionalProperties: true });
+const Obj = <T extends Parameters<typeof Type.Object>[0]>(props: T) => Type.Object(props, { additionalProperties: true });
 
 export const ServiceName = Type.String({ pattern: '^[A-Za-z0-9_.\\-]{1,64}$' });
 export const ArgumentName = Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' });

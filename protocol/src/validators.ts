@@ -48,7 +48,9 @@ export function describeAjvErrors(errors: readonly ErrorObject[] | null | undefi
       return `${at} must be one of ${[...new Set(values)].join(', ')}`;
     }
     if (branches.every((e) => e.keyword === 'type' || e.keyword === 'const')) {
-      const kinds = branches.map((e) => (e.keyword === 'type' ? String((e.params as { type: unknown }).type) : JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)));
+      const kinds = branches.map((e) =>
+        e.keyword === 'type' ? String((e.params as { type: unknown }).type) : JSON.stringify((e.params as { allowedValue: unknown }).allowedValue),
+      );
       return `${at} must be ${[...new Set(kinds)].join(' or ')}`;
     }
   }

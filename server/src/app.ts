@@ -150,12 +150,15 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     serve: (ws, url, onWelcome) => serveWorker(ws, { dialed: true, remote: url, token: null }, { hub, gate, heartbeat, onWelcome }),
   });
 
-  const purgeTimer = setInterval(() => {
-    hub.purgeEnded();
-    store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
-    submits.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging idempotency keys failed'));
-    webhooks.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging webhook deliveries failed'));
-  }, Math.min(60_000, Math.max(1000, config.resultTtlMs)));
+  const purgeTimer = setInterval(
+    () => {
+      hub.purgeEnded();
+      store.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging ended tasks failed'));
+      submits.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging idempotency keys failed'));
+      webhooks.purge().catch((err: unknown) => app.log.warn({ err: (err as Error).message }, 'purging webhook deliveries failed'));
+    },
+    Math.min(60_000, Math.max(1000, config.resultTtlMs)),
+  );
   purgeTimer.unref();
 
   app.decorate('hub', hub);
@@ -259,7 +262,15 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     wsHandler: (socket, req) => {
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
       const key = bearer(req.raw, 'key');
-      serveClient(socket, { hub, heartbeat, who: req.client ?? null, allow: limiter.enabled ? () => limiter.take(who) : undefined, submits, webhooks, keyScope: keyScope(key) });
+      serveClient(socket, {
+        hub,
+        heartbeat,
+        who: req.client ?? null,
+        allow: limiter.enabled ? () => limiter.take(who) : undefined,
+        submits,
+        webhooks,
+        keyScope: keyScope(key),
+      });
     },
   });
 

@@ -158,7 +158,10 @@ ${DB_HELP}`,
       case 'list': {
         expectArgs('services', action, args, []);
         const rows = await listServices(db);
-        if (values.json) return out(JSON.stringify(rows.map((s) => ({ id: s.id, name: s.name, description: s.description, created_at: s.created_at, updated_at: s.updated_at }))));
+        if (values.json)
+          return out(
+            JSON.stringify(rows.map((s) => ({ id: s.id, name: s.name, description: s.description, created_at: s.created_at, updated_at: s.updated_at }))),
+          );
         if (rows.length === 0) return note('no services known');
         table(
           ['ID', 'NAME', 'UPDATED', 'DESCRIPTION'],
@@ -213,7 +216,8 @@ ${DB_HELP}`;
           const [name] = expectArgs(command, action, args, ['NAME']);
           const secret = await createToken(db, kind, name, { service: values.service, admin: values.admin });
           out(secret);
-          const scope = kind === 'worker' ? (values.service ? ` for service "${values.service}"` : ' for any service') : values.admin ? ' (admin: sees every task)' : '';
+          const scope =
+            kind === 'worker' ? (values.service ? ` for service "${values.service}"` : ' for any service') : values.admin ? ' (admin: sees every task)' : '';
           note(`created ${what} "${name}"${scope}; it is shown only this once: store it now`);
           return;
         }
@@ -224,9 +228,15 @@ ${DB_HELP}`;
           if (values.json) return out(JSON.stringify(rows));
           if (rows.length === 0) return note(`no ${what}s`);
           if (kind === 'worker') {
-            table(['NAME', 'SERVICE', 'CREATED'], rows.map((t) => [t.name, t.service ?? '*', iso(t.created_at)]));
+            table(
+              ['NAME', 'SERVICE', 'CREATED'],
+              rows.map((t) => [t.name, t.service ?? '*', iso(t.created_at)]),
+            );
           } else {
-            table(['NAME', 'ADMIN', 'CREATED'], rows.map((t) => [t.name, t.admin ? 'yes' : 'no', iso(t.created_at)]));
+            table(
+              ['NAME', 'ADMIN', 'CREATED'],
+              rows.map((t) => [t.name, t.admin ? 'yes' : 'no', iso(t.created_at)]),
+            );
           }
           return;
         }
@@ -260,7 +270,16 @@ ${DB_HELP}`,
     if (rows.length === 0) return note(values.failed ? 'no failed webhook deliveries' : 'no pending or failed webhook deliveries');
     table(
       ['ID', 'TASK', 'EVENT', 'STATUS', 'TRIES', 'LAST', 'NEXT', 'URL'],
-      rows.map((d) => [d.id, d.task_id, d.event, d.status, String(d.attempts), d.last_error ?? (d.last_status === null ? '-' : String(d.last_status)), d.status === 'pending' ? iso(d.next_at) : '-', d.url]),
+      rows.map((d) => [
+        d.id,
+        d.task_id,
+        d.event,
+        d.status,
+        String(d.attempts),
+        d.last_error ?? (d.last_status === null ? '-' : String(d.last_status)),
+        d.status === 'pending' ? iso(d.next_at) : '-',
+        d.url,
+      ]),
     );
   },
 };

@@ -41,7 +41,15 @@ const optionalString = (meta: OptionMeta) => Type.Union([Type.String({ minLength
 /** Every option of the hub, with its docs. Durations in milliseconds, sizes in bytes. */
 export const HubConfigSchema = Type.Object(
   {
-    host: Type.String({ minLength: 1, default: '127.0.0.1', env: 'HUB_HOST', flag: '--host', flagArg: 'H', expected: 'a host name or address', description: 'address to listen on' }),
+    host: Type.String({
+      minLength: 1,
+      default: '127.0.0.1',
+      env: 'HUB_HOST',
+      flag: '--host',
+      flagArg: 'H',
+      expected: 'a host name or address',
+      description: 'address to listen on',
+    }),
     port: int(0, 65535, 8080, { env: 'HUB_PORT', flag: '--port', flagArg: 'P', description: 'port (0: any free port)' }),
     db: Type.String({
       pattern: '^(sqlite:|mysql2?://)',
@@ -52,10 +60,21 @@ export const HubConfigSchema = Type.Object(
       expected: 'sqlite:PATH or mysql://user:pass@host:port/db',
       description: "`sqlite:PATH` or `mysql://user:pass@host:3306/name`; with SQLite, results' media are files in `PATH-media/` (back it up with the database)",
     }),
-    workerTokens: listOf({ env: 'HUB_WORKER_TOKENS', description: 'comma-separated worker tokens good for any service, besides those made with `utils-hub tokens create`' }),
+    workerTokens: listOf({
+      env: 'HUB_WORKER_TOKENS',
+      description: 'comma-separated worker tokens good for any service, besides those made with `utils-hub tokens create`',
+    }),
     dialSecret: optionalString({ env: 'HUB_DIAL_SECRET', description: 'presented as `Authorization: Bearer` to the workers the hub dials' }),
-    apiKeys: listOf({ env: 'HUB_API_KEYS', description: 'comma-separated client keys; when any exists (here or made with `utils-hub keys create`), REST and `/client` need one (`Authorization: Bearer`; `?key=` only on the `/client` upgrade and event streams). A task belongs to the key that submitted it: each of these keys is its own owner, not admin' }),
-    allowedOrigins: listOf({ env: 'HUB_ALLOWED_ORIGINS', origin: true, description: "comma-separated origins besides the hub's own that browsers may open `/client` and `/worker` from" }),
+    apiKeys: listOf({
+      env: 'HUB_API_KEYS',
+      description:
+        'comma-separated client keys; when any exists (here or made with `utils-hub keys create`), REST and `/client` need one (`Authorization: Bearer`; `?key=` only on the `/client` upgrade and event streams). A task belongs to the key that submitted it: each of these keys is its own owner, not admin',
+    }),
+    allowedOrigins: listOf({
+      env: 'HUB_ALLOWED_ORIGINS',
+      origin: true,
+      description: "comma-separated origins besides the hub's own that browsers may open `/client` and `/worker` from",
+    }),
     taskTimeoutMs: int(1, MAX_MS, 300_000, { env: 'HUB_TASK_TIMEOUT_MS', notAbove: 'maxTaskTimeoutMs', description: 'default run deadline of a task attempt' }),
     maxTaskTimeoutMs: int(1, MAX_MS, 3_600_000, { env: 'HUB_MAX_TASK_TIMEOUT_MS', description: 'largest `timeout_ms` a client may ask for' }),
     queueTimeoutMs: int(0, MAX_MS, 30_000, { env: 'HUB_QUEUE_TIMEOUT_MS', description: "default bound of a wait in a service's queue" }),
@@ -64,9 +83,20 @@ export const HubConfigSchema = Type.Object(
     maxMessageBytes: int(1024, MAX_MS, 33_554_432, { env: 'HUB_MAX_MESSAGE_BYTES', description: 'largest WebSocket frame (close 1009) and REST body (413)' }),
     heartbeatMs: int(10, MAX_MS, 15_000, { env: 'HUB_HEARTBEAT_MS', description: 'ping interval; a peer silent for two is terminated' }),
     resultTtlMs: int(0, MAX_BYTES, 3_600_000, { env: 'HUB_RESULT_TTL_MS', description: 'how long an ended task stays readable' }),
-    rateLimit: int(0, 1_000_000, 0, { env: 'HUB_RATE_LIMIT', description: 'requests per second (and burst) per client key or address over REST and `/client`; 0: no limit' }),
+    rateLimit: int(0, 1_000_000, 0, {
+      env: 'HUB_RATE_LIMIT',
+      description: 'requests per second (and burst) per client key or address over REST and `/client`; 0: no limit',
+    }),
     logLevel: Type.Union(
-      [Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')],
+      [
+        Type.Literal('fatal'),
+        Type.Literal('error'),
+        Type.Literal('warn'),
+        Type.Literal('info'),
+        Type.Literal('debug'),
+        Type.Literal('trace'),
+        Type.Literal('silent'),
+      ],
       {
         default: 'info',
         env: 'HUB_LOG_LEVEL',
@@ -84,7 +114,7 @@ export const HubConfigSchema = Type.Object(
       default: 'stored',
       env: 'HUB_COMMIT',
       description:
-        '`stored`: `accepted` (and the 202) only once the task\'s row is committed, a task\'s end only once it is committed (grouped writes; a crash loses nothing a client was told); `async`: rows written behind, lower latency, a crash may lose about the last 50 ms of rows (docs/protocol.md section 8)',
+        "`stored`: `accepted` (and the 202) only once the task's row is committed, a task's end only once it is committed (grouped writes; a crash loses nothing a client was told); `async`: rows written behind, lower latency, a crash may lose about the last 50 ms of rows (docs/protocol.md section 8)",
     }),
     maxQueueTimeoutMs: int(1, MAX_MS, 3_600_000, {
       env: 'HUB_MAX_QUEUE_TIMEOUT_MS',
@@ -143,7 +173,9 @@ export const HubConfigSchema = Type.Object(
     dialMinDelayMs: int(1, MAX_MS, 500, { notAbove: 'dialMaxDelayMs', description: 'smallest redial delay of the dialer' }),
     dialMaxDelayMs: int(1, MAX_MS, 30_000, { description: 'largest redial delay of the dialer' }),
     endedCacheSize: int(0, 10_000_000, 10_000, { description: 'ended tasks kept in memory for fast reads (older ones are read from the database)' }),
-    endedCacheBytes: int(0, MAX_BYTES, 64 * 1024 * 1024, { description: 'bytes of end frames and media those ended tasks may hold in memory (the newest is kept whatever its size)' }),
+    endedCacheBytes: int(0, MAX_BYTES, 64 * 1024 * 1024, {
+      description: 'bytes of end frames and media those ended tasks may hold in memory (the newest is kept whatever its size)',
+    }),
     storeBacklogBytes: int(1, MAX_BYTES, 64 * 1024 * 1024, {
       description: 'bytes of task rows waiting for the database above which the hub stops reading from workers until the store is down to half of it',
     }),

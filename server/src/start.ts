@@ -100,7 +100,8 @@ export async function runStart(argv: string[]): Promise<void> {
 
 /** One sentence on why the hub cannot listen, naming the port and the way out. */
 function listenProblem(code: string, host: string, port: number): string {
-  if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another hub?); stop that process or choose another port with --port (0 picks a free one)`;
+  if (code === 'EADDRINUSE')
+    return `port ${port} on ${host} is already in use (another hub?); stop that process or choose another port with --port (0 picks a free one)`;
   if (code === 'EACCES') return `port ${port} on ${host} needs privileges this process does not have; choose another port with --port`;
   return `the address ${host} is not one of this machine's; choose another with --host`;
 }

@@ -35,7 +35,11 @@ const label = (a: Argument) => a.argument_name.replace(/_/g, ' ');
 export function buildForm(args: Argument[], limits: { maxBytes: number }): ArgsForm {
   const urls: string[] = [];
   const fields = args.map((a) => field(a, urls, limits.maxBytes));
-  const element = h('div', { class: 'fields' }, fields.map((f) => f.row));
+  const element = h(
+    'div',
+    { class: 'fields' },
+    fields.map((f) => f.row),
+  );
   if (args.length === 0) element.append(h('p', { class: 'empty' }, 'This service takes no argument.'));
   return {
     element,
@@ -85,7 +89,13 @@ function field(a: Argument, urls: string[], maxBytes: number): Field {
       'select',
       { id, name: a.argument_name },
       required || a.default !== undefined ? null : h('option', { value: '' }, '—'),
-      choices.map((c, i) => h('option', { value: String(i), selected: a.default !== undefined && JSON.stringify(c) === JSON.stringify(a.default) }, typeof c === 'string' ? c : JSON.stringify(c))),
+      choices.map((c, i) =>
+        h(
+          'option',
+          { value: String(i), selected: a.default !== undefined && JSON.stringify(c) === JSON.stringify(a.default) },
+          typeof c === 'string' ? c : JSON.stringify(c),
+        ),
+      ),
     );
     input = select;
     read = () => (select.value === '' ? empty() : { value: choices[Number(select.value)] });
@@ -116,7 +126,13 @@ function field(a: Argument, urls: string[], maxBytes: number): Field {
       return { value: v };
     };
   } else if (a.type === 'json') {
-    const area = h('textarea', { id, name: a.argument_name, rows: 4, spellcheck: false, value: a.default === undefined ? '' : JSON.stringify(a.default, null, 2) });
+    const area = h('textarea', {
+      id,
+      name: a.argument_name,
+      rows: 4,
+      spellcheck: false,
+      value: a.default === undefined ? '' : JSON.stringify(a.default, null, 2),
+    });
     input = area;
     read = () => {
       if (area.value.trim() === '') return empty();

@@ -42,14 +42,19 @@ function hubState(text: string, kind: string): void {
 function render(o: Overview): void {
   byId('summary').replaceChildren(
     stat(o.services.filter((s) => s.live).length, 'services live'),
-    stat(o.services.reduce((n, s) => n + s.connections.length, 0), 'workers'),
+    stat(
+      o.services.reduce((n, s) => n + s.connections.length, 0),
+      'workers',
+    ),
     stat(o.clients, 'clients'),
     stat(o.running, 'running'),
     stat(o.queued, 'queued'),
   );
   const services = [...o.services].sort((a, b) => Number(b.live) - Number(a.live) || a.service_id - b.service_id);
   byId('services').replaceChildren(
-    ...(services.length ? services.map(serviceCard) : [h('p', { class: 'empty' }, 'No service yet: start a worker (npm run example -- image --hub ws://…/worker).')]),
+    ...(services.length
+      ? services.map(serviceCard)
+      : [h('p', { class: 'empty' }, 'No service yet: start a worker (npm run example -- image --hub ws://…/worker).')]),
   );
   renderTasks(o.tasks, Date.parse(o.now));
 }
@@ -79,7 +84,11 @@ function serviceCard(s: OverviewService): HTMLElement {
               'li',
               { class: 'conn', 'data-connection': c.connection_id },
               h('span', { class: 'inst', title: `connection ${c.connection_id}` }, c.instance ?? c.connection_id),
-              h('span', { class: `kind ${c.dialed ? 'dialed' : 'dialed-in'}`, title: c.dialed ? 'the hub dialed this worker' : 'this worker dialed the hub' }, c.dialed ? 'dialed by the hub' : 'dialed in'),
+              h(
+                'span',
+                { class: `kind ${c.dialed ? 'dialed' : 'dialed-in'}`, title: c.dialed ? 'the hub dialed this worker' : 'this worker dialed the hub' },
+                c.dialed ? 'dialed by the hub' : 'dialed in',
+              ),
               h('span', { class: 'load' }, bar(c.concurrency ? c.in_flight / c.concurrency : 0, 'small'), `${c.in_flight}/${c.concurrency}`),
               h('span', { class: 'remote', title: c.remote }, c.remote),
               c.draining ? h('span', { class: 'badge off' }, 'draining') : null,

@@ -13,7 +13,15 @@ interface MediaValue {
 const isMedia = (v: unknown): v is MediaValue =>
   typeof v === 'object' && v !== null && typeof (v as MediaValue).mime === 'string' && (v as MediaValue).data instanceof Uint8Array;
 
-const EXT: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp', 'image/gif': 'gif', 'audio/mpeg': 'mp3', 'video/mp4': 'mp4', 'application/json': 'json' };
+const EXT: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+  'audio/mpeg': 'mp3',
+  'video/mp4': 'mp4',
+  'application/json': 'json',
+};
 
 /** Renders results; object URLs it makes are freed by `dispose()`. */
 export class ResultView {
@@ -40,7 +48,13 @@ export class ResultView {
     const name = m.name ?? `${fallbackName}.${EXT[m.mime] ?? 'bin'}`;
     const kind = m.mime.split('/')[0];
     const shown =
-      kind === 'image' ? h('img', { src: url, alt: name }) : kind === 'audio' ? h('audio', { src: url, controls: true }) : kind === 'video' ? h('video', { src: url, controls: true }) : null;
+      kind === 'image'
+        ? h('img', { src: url, alt: name })
+        : kind === 'audio'
+          ? h('audio', { src: url, controls: true })
+          : kind === 'video'
+            ? h('video', { src: url, controls: true })
+            : null;
     return h(
       'figure',
       { class: 'media' },

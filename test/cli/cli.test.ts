@@ -93,7 +93,11 @@ describe('utils-hub command line', function () {
       try {
         const port = (busy.address() as net.AddressInfo).port;
         // Killed after 50 s, it would end with no status: status 1 says that it ended by itself.
-        const r = await cli(['start', '--port', String(port), '--db', `sqlite:${path.join(cwd, 'hub.sqlite')}`], { cwd, env: { HUB_LOG_LEVEL: 'silent' }, timeoutMs: 50_000 });
+        const r = await cli(['start', '--port', String(port), '--db', `sqlite:${path.join(cwd, 'hub.sqlite')}`], {
+          cwd,
+          env: { HUB_LOG_LEVEL: 'silent' },
+          timeoutMs: 50_000,
+        });
         expect(r.code, r.stderr).to.equal(1);
         const line = oneLine(r);
         expect(line).to.include(`port ${port}`).and.to.include('--port');
@@ -205,16 +209,33 @@ describe('utils-hub command line', function () {
             const gone = await upsertService(db, me('gone'));
             const kept = await upsertService(db, me('kept'));
             const row = (id: string, service_id: number, status: string) => ({
-              id, service_id, status, attempts: 1, seq: 2, progress: null, message: null, error: null, result: '1', attachments: null,
-              created_at: 1, started_at: 1, finished_at: status === 'running' ? null : 2,
+              id,
+              service_id,
+              status,
+              attempts: 1,
+              seq: 2,
+              progress: null,
+              message: null,
+              error: null,
+              result: '1',
+              attachments: null,
+              created_at: 1,
+              started_at: 1,
+              finished_at: status === 'running' ? null : 2,
             });
             await db('tasks').insert([row('t-gone-1', gone, 'succeeded'), row('t-gone-2', gone, 'running'), row('t-kept', kept, 'succeeded')]);
 
             const list = await cli(['services', 'list', '--db', url], { cwd });
             expect(list.code, list.stderr).to.equal(0);
-            expect(list.stdout).to.match(/^ID\s+NAME/).and.to.include('gone').and.to.include('the kept service');
+            expect(list.stdout)
+              .to.match(/^ID\s+NAME/)
+              .and.to.include('gone')
+              .and.to.include('the kept service');
             const json = JSON.parse((await cli(['services', 'list', '--json', '--db', url], { cwd })).stdout) as Array<{ id: number; name: string }>;
-            expect(json.map((s) => [s.id, s.name])).to.deep.equal([[gone, 'gone'], [kept, 'kept']]);
+            expect(json.map((s) => [s.id, s.name])).to.deep.equal([
+              [gone, 'gone'],
+              [kept, 'kept'],
+            ]);
 
             const busy = await cli(['services', 'remove', 'gone', '--db', url], { cwd });
             expect(busy.code).to.equal(1);

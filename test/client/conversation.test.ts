@@ -18,11 +18,13 @@ function refused(c: Conversation, reply: unknown): string {
 describe('conversation', () => {
   describe('#next', () => {
     it('asks the prompt, else the description, else the name, with place and total', () => {
-      const c = conversation(service(
-        { argument_name: 'a', argument_description: 'The a', type: 'int', prompt: 'How many?' },
-        { argument_name: 'b', argument_description: 'The b', type: 'str' },
-        { argument_name: 'c', type: 'str' },
-      ));
+      const c = conversation(
+        service(
+          { argument_name: 'a', argument_description: 'The a', type: 'int', prompt: 'How many?' },
+          { argument_name: 'b', argument_description: 'The b', type: 'str' },
+          { argument_name: 'c', type: 'str' },
+        ),
+      );
       const q = c.next()!;
       expect(q).to.include({ name: 'a', text: 'How many?', description: 'The a', kind: 'integer', type: 'int', optional: false, index: 0, total: 3 });
       expect(c.answer('3').ok).to.equal(true);
@@ -44,7 +46,11 @@ describe('conversation', () => {
     });
 
     it('shows choices as labels, yes/no as buttons, and the hint', () => {
-      expect(one({ argument_name: 'x', type: 'str', choices: ['red', 'green'] }).next()).to.deep.include({ kind: 'choice', choices: ['red', 'green'], hint: 'one of: red, green' });
+      expect(one({ argument_name: 'x', type: 'str', choices: ['red', 'green'] }).next()).to.deep.include({
+        kind: 'choice',
+        choices: ['red', 'green'],
+        hint: 'one of: red, green',
+      });
       expect(one({ argument_name: 'x', type: 'int', choices: [90, 180] }).next()!.choices).to.deep.equal(['90', '180']);
       expect(one({ argument_name: 'x', type: 'json', choices: [{ a: 1 }, null] }).next()!.choices).to.deep.equal(['{"a":1}', 'null']);
       expect(one({ argument_name: 'x', type: 'bool' }).next()!.choices).to.deep.equal(['yes', 'no']);
@@ -62,14 +68,25 @@ describe('conversation', () => {
     it('lists the accepted mime types of media', () => {
       expect(one({ argument_name: 'x', type: 'image' }).next()!.mime).to.deep.equal(['image/*']);
       expect(one({ argument_name: 'x', type: 'file' }).next()!.mime).to.deep.equal(['*/*']);
-      expect(one({ argument_name: 'x', type: 'image', mime: ['image/png'], max_bytes: 100 }).next()).to.deep.include({ mime: ['image/png'], maxBytes: 100, hint: 'an image (image/png)' });
+      expect(one({ argument_name: 'x', type: 'image', mime: ['image/png'], max_bytes: 100 }).next()).to.deep.include({
+        mime: ['image/png'],
+        maxBytes: 100,
+        hint: 'an image (image/png)',
+      });
     });
   });
 
   describe('#answer', () => {
     it('reads integers and refuses fractions, words and numbers out of range', () => {
       const arg: Arg = { argument_name: 'n', type: 'int', min: -5, max: 100 };
-      for (const [reply, value] of [['12', 12], [' -3 ', -3], ['+7', 7], ['1e1', 10], [42, 42], ['12.0', 12]] as const) {
+      for (const [reply, value] of [
+        ['12', 12],
+        [' -3 ', -3],
+        ['+7', 7],
+        ['1e1', 10],
+        [42, 42],
+        ['12.0', 12],
+      ] as const) {
         const c = one(arg);
         expect(c.answer(reply)).to.deep.equal({ ok: true });
         expect(c.args()).to.deep.equal({ n: value });
@@ -102,7 +119,15 @@ describe('conversation', () => {
     });
 
     it('reads yes and no in their usual spellings', () => {
-      for (const [reply, value] of [['yes', true], ['Y', true], ['true', true], ['no', false], ['n', false], ['FALSE', false], [true, true]] as const) {
+      for (const [reply, value] of [
+        ['yes', true],
+        ['Y', true],
+        ['true', true],
+        ['no', false],
+        ['n', false],
+        ['FALSE', false],
+        [true, true],
+      ] as const) {
         const c = one({ argument_name: 'b', type: 'bool' });
         expect(c.answer(reply).ok, String(reply)).to.equal(true);
         expect(c.args()).to.deep.equal({ b: value });
@@ -174,13 +199,15 @@ describe('conversation', () => {
     });
 
     it('skips optional arguments and arguments with a default, leaving them to the hub', () => {
-      const c = conversation(service(
-        { argument_name: 'a', type: 'int', default: 90 },
-        { argument_name: 'b', type: 'str', required: false },
-        { argument_name: 'c', type: 'bool', required: false },
-        { argument_name: 'd', type: 'image', required: false },
-        { argument_name: 'e', type: 'str', required: false, choices: ['x', 'y'] },
-      ));
+      const c = conversation(
+        service(
+          { argument_name: 'a', type: 'int', default: 90 },
+          { argument_name: 'b', type: 'str', required: false },
+          { argument_name: 'c', type: 'bool', required: false },
+          { argument_name: 'd', type: 'image', required: false },
+          { argument_name: 'e', type: 'str', required: false, choices: ['x', 'y'] },
+        ),
+      );
       for (const reply of ['skip', '', '/SKIP', null, '  ']) expect(c.answer(reply).ok, String(reply)).to.equal(true);
       expect(c.done).to.equal(true);
       expect(c.args()).to.deep.equal({});
@@ -246,7 +273,7 @@ describe('conversation', () => {
   });
 
   describe('agreement with the hub', () => {
-    it('gives args that the hub\'s own check accepts, and refuses what it refuses', () => {
+    it("gives args that the hub's own check accepts, and refuses what it refuses", () => {
       const cases: Array<[Arg, unknown]> = [
         [{ argument_name: 'a', type: 'int', min: 0, max: 10 }, '10'],
         [{ argument_name: 'a', type: 'int', min: 0, max: 10 }, '11'],
@@ -254,11 +281,26 @@ describe('conversation', () => {
         [{ argument_name: 'a', type: 'str', min: 1, max: 2 }, '😀😀'],
         [{ argument_name: 'a', type: 'str', max: 2 }, 'abc'],
         [{ argument_name: 'a', type: 'str', choices: ['x'] }, 'x'],
-        [{ argument_name: 'a', type: 'image', mime: ['image/png'] }, { mime: 'image/PNG', data: PNG }],
-        [{ argument_name: 'a', type: 'image', mime: ['image/png'] }, { mime: 'image/jpeg', data: PNG }],
-        [{ argument_name: 'a', type: 'video' }, { mime: 'image/png', data: PNG }],
-        [{ argument_name: 'a', type: 'file', max_bytes: 7 }, { mime: 'text/plain', data: PNG }],
-        [{ argument_name: 'a', type: 'file', max_bytes: 6 }, { mime: 'text/plain', data: PNG }],
+        [
+          { argument_name: 'a', type: 'image', mime: ['image/png'] },
+          { mime: 'image/PNG', data: PNG },
+        ],
+        [
+          { argument_name: 'a', type: 'image', mime: ['image/png'] },
+          { mime: 'image/jpeg', data: PNG },
+        ],
+        [
+          { argument_name: 'a', type: 'video' },
+          { mime: 'image/png', data: PNG },
+        ],
+        [
+          { argument_name: 'a', type: 'file', max_bytes: 7 },
+          { mime: 'text/plain', data: PNG },
+        ],
+        [
+          { argument_name: 'a', type: 'file', max_bytes: 6 },
+          { mime: 'text/plain', data: PNG },
+        ],
         [{ argument_name: 'a', type: 'file', mime: ['text/plain'] }, { data: PNG }],
         [{ argument_name: 'a', type: 'json' }, '[[[[1]]]]'],
       ];
@@ -329,7 +371,13 @@ describe('conversation', () => {
     });
 
     it('refuses what is not a saved conversation', () => {
-      for (const bad of [null, {}, { version: 2, service: svc, index: 0, answers: {} }, { version: 1, service: svc, index: 9, answers: {} }, { version: 1, service: svc, index: -1, answers: {} }]) {
+      for (const bad of [
+        null,
+        {},
+        { version: 2, service: svc, index: 0, answers: {} },
+        { version: 1, service: svc, index: 9, answers: {} },
+        { version: 1, service: svc, index: -1, answers: {} },
+      ]) {
         expect(() => Conversation.fromJSON(bad), JSON.stringify(bad)).to.throw(TypeError);
       }
     });

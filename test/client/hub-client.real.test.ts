@@ -78,12 +78,20 @@ describe('HubClient against the real hub', () => {
       const done = c.run<{ y: number }>(serviceId, { x: 20 }, { onProgress: (p) => seen.push(p) });
       const task = await worker.nextOf('task');
       expect(task.args).to.deep.equal({ x: 20 });
-      for (const [progress, message] of [[0.25, 'one'], [0.5, 'two'], [0.75, 'three']] as const) {
+      for (const [progress, message] of [
+        [0.25, 'one'],
+        [0.5, 'two'],
+        [0.75, 'three'],
+      ] as const) {
         worker.send({ type: 'progress', task_id: task.task_id, progress, message });
       }
       worker.send({ type: 'result', task_id: task.task_id, result: { y: 21 } });
       expect(await done).to.deep.equal({ y: 21 });
-      expect(seen.map((p) => [p.progress, p.message])).to.deep.equal([[0.25, 'one'], [0.5, 'two'], [0.75, 'three']]);
+      expect(seen.map((p) => [p.progress, p.message])).to.deep.equal([
+        [0.25, 'one'],
+        [0.5, 'two'],
+        [0.75, 'three'],
+      ]);
       const seqs = seen.map((p) => p.seq);
       expect(seqs).to.deep.equal([...seqs].sort((a, b) => a - b));
       await worker.close();
@@ -318,7 +326,7 @@ describe('HubClient against the real hub', () => {
       expect(worker.received.filter((m) => m.type === 'task')).to.have.length(0);
     });
 
-    it('takes the caller\'s key: two submissions with one key are one task', async () => {
+    it("takes the caller's key: two submissions with one key are one task", async () => {
       const worker = await fakeWorker(hub, me(unique('own_key')), { concurrency: 4 });
       const c1 = client();
       const c2 = client();

@@ -224,13 +224,17 @@ describe('HubClient (against a fake hub)', () => {
       });
       const c = client();
       const previews: unknown[] = [];
-      const result = (await c.run(1, {
-        image: media(new Uint8Array(PNG), 'image/png', 'cat.png'),
-        buf: { mime: 'application/octet-stream', data: PNG },
-        blob: media(new Blob([PNG], { type: 'image/png' })),
-        bare: new Blob([PNG.subarray(0, 2)], { type: 'text/plain' }),
-        link: { url: 'https://example.com/x.png', mime: 'image/png' },
-      }, { onProgress: (p) => previews.push(p.data) })) as Msg;
+      const result = (await c.run(
+        1,
+        {
+          image: media(new Uint8Array(PNG), 'image/png', 'cat.png'),
+          buf: { mime: 'application/octet-stream', data: PNG },
+          blob: media(new Blob([PNG], { type: 'image/png' })),
+          bare: new Blob([PNG.subarray(0, 2)], { type: 'text/plain' }),
+          link: { url: 'https://example.com/x.png', mime: 'image/png' },
+        },
+        { onProgress: (p) => previews.push(p.data) },
+      )) as Msg;
 
       const sent = await hub.next((m) => m.type === 'add_task');
       expect(sent.attachments).to.equal(4);
@@ -254,7 +258,12 @@ describe('HubClient (against a fake hub)', () => {
     });
 
     it('refuses more than 16 attachments with payload_too_large before sending', async () => {
-      const err = await client().run(1, Array.from({ length: 17 }, () => PNG)).catch((e: unknown) => e);
+      const err = await client()
+        .run(
+          1,
+          Array.from({ length: 17 }, () => PNG),
+        )
+        .catch((e: unknown) => e);
       expect(err).to.be.instanceOf(HubError);
       expect((err as HubError).code).to.equal('payload_too_large');
     });
@@ -333,7 +342,10 @@ describe('HubClient (against a fake hub)', () => {
       };
       hub.cut();
       expect(await done).to.equal(7);
-      expect(progress).to.deep.equal([{ seq: 3, progress: 0.6, message: 'working' }, { seq: 4, progress: 0.9 }]);
+      expect(progress).to.deep.equal([
+        { seq: 3, progress: 0.6, message: 'working' },
+        { seq: 4, progress: 0.9 },
+      ]);
     });
 
     it('holds a submission made while the hub refuses upgrades until it lets the client in', async () => {
@@ -348,7 +360,9 @@ describe('HubClient (against a fake hub)', () => {
 
     it('fails a submission that waited longer than connectTimeoutMs with timeout', async () => {
       hub.refuse = { count: 1000, status: 503 };
-      const err = await client({ connectTimeoutMs: 100 }).run(1, {}).catch((e: unknown) => e);
+      const err = await client({ connectTimeoutMs: 100 })
+        .run(1, {})
+        .catch((e: unknown) => e);
       expect(err).to.be.instanceOf(HubError);
       expect((err as HubError).code).to.equal('timeout');
     });
@@ -356,7 +370,9 @@ describe('HubClient (against a fake hub)', () => {
     it('fails waiting submissions at once with unauthorized when the hub refuses the key', async () => {
       hub.refuse = { count: 1000, status: 401 };
       const started = Date.now();
-      const err = await client({ connectTimeoutMs: 5000 }).run(1, {}).catch((e: unknown) => e);
+      const err = await client({ connectTimeoutMs: 5000 })
+        .run(1, {})
+        .catch((e: unknown) => e);
       expect((err as HubError).code).to.equal('unauthorized');
       expect(Date.now() - started).to.be.below(1000);
     });
@@ -366,7 +382,11 @@ describe('HubClient (against a fake hub)', () => {
     it('rejects with the code of a rejection and its details', async () => {
       hub.onMessage = (msg, peer) => {
         if (msg.type === 'add_task') {
-          peer.send({ type: 'rejected', ref: msg.ref, error: { code: 'invalid_args', message: 'bad', details: [{ argument_name: 'angle', problem: 'expected int' }] } });
+          peer.send({
+            type: 'rejected',
+            ref: msg.ref,
+            error: { code: 'invalid_args', message: 'bad', details: [{ argument_name: 'angle', problem: 'expected int' }] },
+          });
         }
       };
       const c = client();
@@ -379,24 +399,37 @@ describe('HubClient (against a fake hub)', () => {
       expect(err.status).to.equal(400);
       expect(err.details.details).to.deep.equal([{ argument_name: 'angle', problem: 'expected int' }]);
       expect(failed).to.deep.equal([err]);
-      await h.accepted().then(() => expect.fail('accepted'), (e: HubError) => expect(e.code).to.equal('invalid_args'));
+      await h.accepted().then(
+        () => expect.fail('accepted'),
+        (e: HubError) => expect(e.code).to.equal('invalid_args'),
+      );
     });
 
-    it('rejects with task_failed and the worker\'s error when the task fails', async () => {
-      accepting(hub, (id, _msg, peer) => peer.send({
-        type: 'failed', task_id: id, seq: 1,
-        error: { code: 'task_failed', message: 'the worker failed', worker_error: { code: 'bad_image', message: 'not a PNG' } },
-      }));
-      const err = (await client().run(1, {}).catch((e: unknown) => e)) as HubError;
+    it("rejects with task_failed and the worker's error when the task fails", async () => {
+      accepting(hub, (id, _msg, peer) =>
+        peer.send({
+          type: 'failed',
+          task_id: id,
+          seq: 1,
+          error: { code: 'task_failed', message: 'the worker failed', worker_error: { code: 'bad_image', message: 'not a PNG' } },
+        }),
+      );
+      const err = (await client()
+        .run(1, {})
+        .catch((e: unknown) => e)) as HubError;
       expect(err.code).to.equal('task_failed');
       expect(err.details.worker_error).to.deep.equal({ code: 'bad_image', message: 'not a PNG' });
       expect(err.details.task_id).to.equal('T1');
     });
 
     it('refuses a malformed submission without sending it', async () => {
-      const err = (await client().run(-1, {}).catch((e: unknown) => e)) as HubError;
+      const err = (await client()
+        .run(-1, {})
+        .catch((e: unknown) => e)) as HubError;
       expect(err.code).to.equal('bad_request');
-      const err2 = (await client().run(1, {}, { timeoutMs: 0 }).catch((e: unknown) => e)) as HubError;
+      const err2 = (await client()
+        .run(1, {}, { timeoutMs: 0 })
+        .catch((e: unknown) => e)) as HubError;
       expect(err2.code).to.equal('bad_request');
       expect(hub.received.filter((m) => m.type === 'add_task')).to.deep.equal([]);
     });
@@ -458,7 +491,7 @@ describe('HubClient (against a fake hub)', () => {
   });
 
   describe('services', () => {
-    it('reads the list by REST with the key, and follows the hub\'s pushes', async () => {
+    it("reads the list by REST with the key, and follows the hub's pushes", async () => {
       const c = client({ key: 'sekret' });
       const pushed: unknown[] = [];
       c.on('services', (s) => pushed.push(s));
@@ -501,17 +534,21 @@ describe('HubClient (against a fake hub)', () => {
       };
       const c = client();
       expect(await c.subscribe('known').result()).to.equal(1);
-      expect(((await c.subscribe('gone').result().catch((e: unknown) => e)) as HubError).code).to.equal('task_not_found');
+      expect(
+        (
+          (await c
+            .subscribe('gone')
+            .result()
+            .catch((e: unknown) => e)) as HubError
+        ).code,
+      ).to.equal('task_not_found');
     });
 
     it('rejects an empty, missing or overlong id at once, sending nothing', async () => {
       const c = client();
       for (const id of ['', undefined, null, 5, 'x'.repeat(65)]) {
         const h = c.subscribe(id as unknown as string);
-        const err = (await Promise.race([
-          h.result().catch((e: unknown) => e),
-          new Promise((r) => setTimeout(() => r('unsettled'), 2000)),
-        ])) as HubError;
+        const err = (await Promise.race([h.result().catch((e: unknown) => e), new Promise((r) => setTimeout(() => r('unsettled'), 2000))])) as HubError;
         expect(err, String(id)).to.be.instanceOf(HubError);
         expect(err.code).to.equal('bad_request');
         expect(((await h.accepted().catch((e: unknown) => e)) as HubError).code).to.equal('bad_request');
@@ -535,10 +572,14 @@ describe('HubClient (against a fake hub)', () => {
     `;
 
     it('sends and receives media as Uint8Array', async () => {
-      accepting(hub, (id, msg, peer) => peer.send({ type: 'result', task_id: id, seq: 1, result: { mime: 'image/png', data: Buffer.from([...msg.args.image.data].reverse()) } }));
+      accepting(hub, (id, msg, peer) =>
+        peer.send({ type: 'result', task_id: id, seq: 1, result: { mime: 'image/png', data: Buffer.from([...msg.args.image.data].reverse()) } }),
+      );
       const out = await new Promise<string>((resolve, reject) =>
         execFile(process.execPath, ['--input-type=module', '-e', CHILD], { env: { ...process.env, HUB_URL: url }, timeout: 10_000 }, (err, stdout, stderr) =>
-          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+        ),
+      );
       expect(JSON.parse(out)).to.deep.equal({ kind: 'Uint8Array', bytes: [3, 2, 1], mime: 'image/png' });
     });
   });

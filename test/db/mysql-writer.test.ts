@@ -5,7 +5,7 @@ import { dbBackends, rejection, useMigratedDb } from '../helpers/db.js';
 
 const [, mysql] = await dbBackends();
 
-mysql!.describe('MysqlWriter (the task store\'s writer thread) [MariaDB]', function () {
+mysql!.describe("MysqlWriter (the task store's writer thread) [MariaDB]", function () {
   this.timeout(20_000);
   const db = useMigratedDb(mysql!);
   let writer: MysqlWriter;
@@ -34,7 +34,7 @@ mysql!.describe('MysqlWriter (the task store\'s writer thread) [MariaDB]', funct
     ]);
   });
 
-  it('rejects with the server\'s error code and goes on working after it', async () => {
+  it("rejects with the server's error code and goes on working after it", async () => {
     expect((await rejection(writer.run('this is not SQL', []))).code).to.equal('ER_PARSE_ERROR');
     await writer.run(insertNote, ['x', null]);
     expect((await rejection(writer.run(insertNote, ['x', null]))).code).to.equal('ER_DUP_ENTRY');

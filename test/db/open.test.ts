@@ -3,16 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import {
-  DEFAULT_DB_URL,
-  FolderMigrationSource,
-  dbReady,
-  migrate,
-  openDb,
-  parseDbUrl,
-  pendingMigrations,
-  rollback,
-} from '../../server/src/db/index.js';
+import { DEFAULT_DB_URL, FolderMigrationSource, dbReady, migrate, openDb, parseDbUrl, pendingMigrations, rollback } from '../../server/src/db/index.js';
 import { MIGRATION_FILES, dbBackends } from '../helpers/db.js';
 
 const backends = await dbBackends();
@@ -53,14 +44,17 @@ describe('parseDbUrl', () => {
     ['./data/hub.sqlite', 'scheme'],
   ]) {
     it(`refuses ${JSON.stringify(url)} naming the option (${reason})`, () => {
-      expect(() => parseDbUrl(url)).to.throw(Error, /^HUB_DB \(--db\): /).with.property('message').that.includes(reason);
+      expect(() => parseDbUrl(url))
+        .to.throw(Error, /^HUB_DB \(--db\): /)
+        .with.property('message')
+        .that.includes(reason);
     });
   }
 
   it('never repeats a password in its message', () => {
-    expect(() => parseDbUrl('mysql://root:hunter2@127.0.0.1:3306/')).to.throw(Error).that.satisfies(
-      (e: Error) => !e.message.includes('hunter2') && e.message.includes('***'),
-    );
+    expect(() => parseDbUrl('mysql://root:hunter2@127.0.0.1:3306/'))
+      .to.throw(Error)
+      .that.satisfies((e: Error) => !e.message.includes('hunter2') && e.message.includes('***'));
   });
 });
 
@@ -223,7 +217,9 @@ describe('dbReady', () => {
     try {
       const r = await dbReady(db, { timeoutMs: 3000 });
       expect(r.ready).to.equal(false);
-      expect(r).to.have.property('reason').that.matches(/unreachable|did not answer/);
+      expect(r)
+        .to.have.property('reason')
+        .that.matches(/unreachable|did not answer/);
     } finally {
       await db.destroy();
     }

@@ -11,7 +11,7 @@ function filenameOf(db: { client: { config: { connection: unknown } } }): string
   return (db.client.config.connection as { filename: string }).filename;
 }
 
-describe('SqliteWriter (the task store\'s writer thread)', () => {
+describe("SqliteWriter (the task store's writer thread)", () => {
   const db = useMigratedDb(sqlite!);
   let writer: SqliteWriter;
   beforeEach(async () => {
@@ -27,13 +27,13 @@ describe('SqliteWriter (the task store\'s writer thread)', () => {
 
   const insertNote = 'insert into `notes` (`name`, `n`) values (?, ?)';
 
-  it('runs a statement whose rows the hub\'s own connection then reads', async () => {
+  it("runs a statement whose rows the hub's own connection then reads", async () => {
     await writer.run(insertNote, ['a', 1]);
     await writer.run(insertNote, ['b', 2]);
     expect((await db()('notes').select('name').orderBy('name')).map((r: { name: string }) => r.name)).to.deep.equal(['a', 'b']);
   });
 
-  it('rejects with SQLite\'s error and code, and goes on working after it', async () => {
+  it("rejects with SQLite's error and code, and goes on working after it", async () => {
     const bad = await rejection(writer.run('insert into `no_such_table` values (?)', [1]));
     expect(bad.message).to.match(/no such table/);
     expect(bad.code).to.equal('SQLITE_ERROR');
@@ -77,7 +77,7 @@ describe('SqliteWriter (the task store\'s writer thread)', () => {
     expect(await db()('notes').where({ name: 'waited' }).count({ n: '*' })).to.deep.equal([{ n: 1 }]);
   });
 
-  it('writes the files given with a statement into its folder, from their pieces, and rejects with the file system\'s code', async () => {
+  it("writes the files given with a statement into its folder, from their pieces, and rejects with the file system's code", async () => {
     await writer.run(insertNote, ['with file', 1], [['f1', [Buffer.from('ab'), Buffer.from('cd')]]]);
     expect(readFileSync(join(writer.filesDir, 'f1'), 'utf8')).to.equal('abcd');
     await writer.run(insertNote, ['again', 2], [['f1', [Buffer.from('x')]]]);

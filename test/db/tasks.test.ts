@@ -4,19 +4,11 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import type { ServiceDescription } from '@utils-hub/protocol';
 import { upsertService } from '../../server/src/store/services.js';
-import {
-  TaskStore,
-  attachmentPieces,
-  packAttachments,
-  unpackAttachments,
-  type TaskRow,
-  type TaskStoreOptions,
-} from '../../server/src/store/tasks.js';
+import { TaskStore, attachmentPieces, packAttachments, unpackAttachments, type TaskRow, type TaskStoreOptions } from '../../server/src/store/tasks.js';
 import { dbBackends, useMigratedDb, watchTaskInserts } from '../helpers/db.js';
 import { sleep, until } from '../helpers/wait.js';
 
 const backends = await dbBackends();
-
 
 async function tableRows(db: Knex): Promise<number> {
   const [{ n }] = (await db('tasks').count({ n: '*' })) as { n: number | string }[];
@@ -240,7 +232,9 @@ describe('TaskStore', () => {
           const filename = (db().client.config.connection as { filename: string }).filename;
           const media = Buffer.alloc(500_000, 3);
           const store = open();
-          store.save(row('../evil/id', { status: 'succeeded', result: { $attachment: 0 }, attachments: attachmentPieces([media]), finished_at: 1_700_000_001_000 }));
+          store.save(
+            row('../evil/id', { status: 'succeeded', result: { $attachment: 0 }, attachments: attachmentPieces([media]), finished_at: 1_700_000_001_000 }),
+          );
           await store.flush();
           const raw = (await db()('tasks').where({ id: '../evil/id' }).first()) as { attachments: Buffer | null; media_file: string };
           expect(raw.attachments).to.equal(null);

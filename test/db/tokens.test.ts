@@ -1,12 +1,5 @@
 import { expect } from 'chai';
-import {
-  countTokens,
-  createToken,
-  hashToken,
-  listTokens,
-  revokeToken,
-  verifyToken,
-} from '../../server/src/store/tokens.js';
+import { countTokens, createToken, hashToken, listTokens, revokeToken, verifyToken } from '../../server/src/store/tokens.js';
 import { StoreError } from '../../server/src/store/errors.js';
 import { dbBackends, useMigratedDb } from '../helpers/db.js';
 

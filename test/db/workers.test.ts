@@ -1,11 +1,5 @@
 import { expect } from 'chai';
-import {
-  addWorker,
-  listWorkers,
-  normalizeWorkerUrl,
-  removeWorker,
-  setWorkerEnabled,
-} from '../../server/src/store/workers.js';
+import { addWorker, listWorkers, normalizeWorkerUrl, removeWorker, setWorkerEnabled } from '../../server/src/store/workers.js';
 import { StoreError } from '../../server/src/store/errors.js';
 import { dbBackends, useMigratedDb } from '../helpers/db.js';
 
@@ -29,7 +23,9 @@ describe('normalizeWorkerUrl', () => {
 
   for (const url of ['ftp://h', 'not a url', 'ws://h:1', 'http://u:p@h', 'http://h/?a=1', 'http://h/#x', `http://h/${'a'.repeat(600)}`]) {
     it(`refuses ${JSON.stringify(url.slice(0, 30))}`, () => {
-      expect(() => normalizeWorkerUrl(url)).to.throw(StoreError).with.property('code', 'invalid');
+      expect(() => normalizeWorkerUrl(url))
+        .to.throw(StoreError)
+        .with.property('code', 'invalid');
     });
   }
 });

@@ -155,13 +155,15 @@ for (const backend of backends) {
         }
         const end = seen.ends.get(id);
         if (end?.type === 'result') {
-          if (body.status !== 'succeeded' || JSON.stringify(body.result) !== JSON.stringify(end.result)) changed.push(`${id}: result, reads ${body.status} ${JSON.stringify(body.error ?? body.result)}`);
+          if (body.status !== 'succeeded' || JSON.stringify(body.result) !== JSON.stringify(end.result))
+            changed.push(`${id}: result, reads ${body.status} ${JSON.stringify(body.error ?? body.result)}`);
         } else if (end?.type === 'failed') {
           if (body.status !== 'failed' || body.error?.code !== end.code) changed.push(`${id}: failed ${end.code}, reads ${body.status} ${body.error?.code}`);
         } else if (end?.type === 'canceled') {
           if (body.status !== 'canceled') changed.push(`${id}: canceled, reads ${body.status}`);
         } else if (body.status === 'failed' && body.error?.code === 'interrupted') interrupted++;
-        else if (['succeeded', 'failed', 'canceled'].includes(body.status)) endedUnseen++; // ended, its end not sent yet
+        else if (['succeeded', 'failed', 'canceled'].includes(body.status))
+          endedUnseen++; // ended, its end not sent yet
         else unfinished.push(`${id}: ${body.status}`);
       }
       console.log(

@@ -133,7 +133,9 @@ describe('npm run demo', function () {
     try {
       await demo.waitFor(/Ctrl-C stops the demo/, 30_000);
       // Every child of the demo, tsx's esbuild service included, must be gone after Ctrl-C.
-      const children = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(demo.child.pid)], { encoding: 'utf8' }).trim().split('\n');
+      const children = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(demo.child.pid)], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
       pids = children.map((line) => Number.parseInt(line, 10));
       expect(children.filter((c) => /utils-hub\.js start|examples\/run\.ts/.test(c))).to.have.length(4); // the hub and three workers
 

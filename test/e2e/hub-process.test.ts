@@ -60,11 +60,21 @@ describe('utils-hub start (a real process)', function () {
     const db = sqlite();
     const hub = await startHubProcess(db);
     const w = await worker(hub.url, 'crash_svc');
-    const done = fetch(`${hub.url}/add_task`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service_id: w.welcome.service_id, args: [1] }) });
+    const done = fetch(`${hub.url}/add_task`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ service_id: w.welcome.service_id, args: [1] }),
+    });
     const t1 = await w.nextOf('task');
     w.send({ type: 'result', task_id: t1.task_id, result: 'first' });
     expect((await done).status).to.equal(200);
-    const pending = await (await fetch(`${hub.url}/add_task?wait=false`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service_id: w.welcome.service_id, args: [2] }) })).json() as { task_id: string };
+    const pending = (await (
+      await fetch(`${hub.url}/add_task?wait=false`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ service_id: w.welcome.service_id, args: [2] }),
+      })
+    ).json()) as { task_id: string };
     await w.nextOf('task');
     // The task store writes in batches; its writer thread takes a while to start on a busy machine.
     await rowsWritten(db, { [t1.task_id]: 'succeeded', [pending.task_id]: 'running' });
@@ -83,14 +93,18 @@ describe('utils-hub start (a real process)', function () {
     }
   });
 
-  it('reads a result\'s media back after a restart (SQLite keeps them in a file beside the database)', async () => {
+  it("reads a result's media back after a restart (SQLite keeps them in a file beside the database)", async () => {
     const db = sqlite();
     const hub = await startHubProcess(db);
     const media = Buffer.alloc(300_000, 5);
     let id = '';
     try {
       const w = await worker(hub.url, 'media_svc');
-      const call = fetch(`${hub.url}/add_task`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service_id: w.welcome.service_id, args: [1] }) });
+      const call = fetch(`${hub.url}/add_task`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ service_id: w.welcome.service_id, args: [1] }),
+      });
       const t = await w.nextOf('task');
       id = t.task_id;
       w.send({ type: 'result', task_id: id, result: { out: { mime: 'image/png', name: 'o.png', data: media } } });
@@ -115,7 +129,11 @@ describe('utils-hub start (a real process)', function () {
     const db = sqlite();
     const hub = await startHubProcess(db, { HUB_SHUTDOWN_GRACE_MS: '300' });
     const w = await worker(hub.url, 'term_svc');
-    const call = fetch(`${hub.url}/add_task`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service_id: w.welcome.service_id, args: [1] }) });
+    const call = fetch(`${hub.url}/add_task`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ service_id: w.welcome.service_id, args: [1] }),
+    });
     const t = await w.nextOf('task');
     hub.kill('SIGTERM');
     const cancel = await w.nextOf('cancel', t.task_id);

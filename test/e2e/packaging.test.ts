@@ -71,7 +71,22 @@ describe('SDKs from an empty folder (npm pack, pip install by path)', function (
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'my-worker', private: true, type: 'module' }, null, 2));
     writeFileSync(
       join(app, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'dist', rootDir: 'src', types: ['node'] }, include: ['src'] }, null, 2),
+      JSON.stringify(
+        {
+          compilerOptions: {
+            target: 'ES2022',
+            module: 'NodeNext',
+            moduleResolution: 'NodeNext',
+            strict: true,
+            outDir: 'dist',
+            rootDir: 'src',
+            types: ['node'],
+          },
+          include: ['src'],
+        },
+        null,
+        2,
+      ),
     );
     // The order of worker-client/README.md, "Start from an empty folder".
     await npm(app, ['install', '--no-audit', '--no-fund', ...tarballs.map((t) => join(packs, t))]);
@@ -114,7 +129,7 @@ describe('SDKs from an empty folder (npm pack, pip install by path)', function (
     expect(await w.exited).to.equal(0);
   });
 
-  it('installs the Python SDK by path into a venv, and the README\'s Python worker serves a task', async function () {
+  it("installs the Python SDK by path into a venv, and the README's Python worker serves a task", async function () {
     const probe = spawnSync(PYTHON, ['-c', 'import websockets, venv, ensurepip'], { encoding: 'utf8' });
     if (probe.status !== 0) {
       console.log(`    skipped: ${PYTHON} lacks websockets or venv (apt-get install python3-websockets python3-venv)`);

@@ -35,16 +35,68 @@ const breaks = (a: fc.Arbitrary<unknown>) => a.map((value): Field => ({ value, b
 
 const refField = fc.oneof(
   { weight: 2, arbitrary: fc.constant(absent) },
-  { weight: 4, arbitrary: fits(fc.oneof(fc.string({ maxLength: 20 }), hostileString.filter((s) => s.length <= 256))) },
-  { weight: 1, arbitrary: breaks(fc.oneof(fc.constantFrom(5, null, true, [], {}), fc.integer({ min: 257, max: 2000 }).map((n) => 'r'.repeat(n)))) },
+  {
+    weight: 4,
+    arbitrary: fits(
+      fc.oneof(
+        fc.string({ maxLength: 20 }),
+        hostileString.filter((s) => s.length <= 256),
+      ),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: breaks(
+      fc.oneof(
+        fc.constantFrom(5, null, true, [], {}),
+        fc.integer({ min: 257, max: 2000 }).map((n) => 'r'.repeat(n)),
+      ),
+    ),
+  },
 );
-const taskIdBreaks = breaks(fc.oneof(fc.constantFrom(5, null, true, [], {}, ''), fc.integer({ min: 65, max: 500 }).map((n) => 't'.repeat(n))));
+const taskIdBreaks = breaks(
+  fc.oneof(
+    fc.constantFrom(5, null, true, [], {}, ''),
+    fc.integer({ min: 65, max: 500 }).map((n) => 't'.repeat(n)),
+  ),
+);
 const serviceIdBreaks = breaks(fc.constantFrom<unknown>(-1, 1.5, '1', null, true, [], 2 ** 53, new RawJson('1e999')));
-const extraFields = fc.array(fc.tuple(hostileKey.filter((k) => !['type', 'ref', 'service_id', 'args', 'timeout_ms', 'queue_timeout_ms', 'attachments', 'task_id', 'idempotency_key', 'webhook', 'webhook_events'].includes(k)), anyValue), { maxLength: 2 });
+const extraFields = fc.array(
+  fc.tuple(
+    hostileKey.filter(
+      (k) =>
+        ![
+          'type',
+          'ref',
+          'service_id',
+          'args',
+          'timeout_ms',
+          'queue_timeout_ms',
+          'attachments',
+          'task_id',
+          'idempotency_key',
+          'webhook',
+          'webhook_events',
+        ].includes(k),
+    ),
+    anyValue,
+  ),
+  { maxLength: 2 },
+);
 
 /** A message to build once the hub runs (ids of services and tasks are known then). */
 type Plan =
-  | { op: 'add_task'; ref: Field; service: Field | { svc: 'echo' | 'idle' | 'unknown' }; args: { value: unknown; problems: string[] | null }; timeout: Field; queueTimeout: Field; idem: Field; hook: Field; extra: Array<[string, unknown]> }
+  | {
+      op: 'add_task';
+      ref: Field;
+      service: Field | { svc: 'echo' | 'idle' | 'unknown' };
+      args: { value: unknown; problems: string[] | null };
+      timeout: Field;
+      queueTimeout: Field;
+      idem: Field;
+      hook: Field;
+      extra: Array<[string, unknown]>;
+    }
   | { op: 'service_info'; ref: Field; service: Field | { svc: 'echo' | 'idle' | 'unknown' }; extra: Array<[string, unknown]> }
   | { op: 'cancel' | 'subscribe'; target: 'live' | 'ended' | 'unknown' | Field; unknownId: string; extra: Array<[string, unknown]> }
   | { op: 'attach'; announce: unknown; frames: number[]; ref: number; arg: 'doc' | 'img'; deep: number; refText: Field }
@@ -73,18 +125,33 @@ const addTask = fc.record({
     { weight: 1, arbitrary: fc.integer({ min: MAX_TIMEOUT + 1, max: Number.MAX_SAFE_INTEGER }).map((value): Field => ({ value, over: true })) },
     { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(0, -5, 1.5, '5', null, 2 ** 53)) },
   ),
-  queueTimeout: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 2, arbitrary: fits(fc.integer({ min: 0, max: 100_000 })) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(-1, 0.5, 'x', null)) }),
+  queueTimeout: fc.oneof(
+    { weight: 4, arbitrary: fc.constant(absent) },
+    { weight: 2, arbitrary: fits(fc.integer({ min: 0, max: 100_000 })) },
+    { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(-1, 0.5, 'x', null)) },
+  ),
   // idempotency_key: a good one is made unique per case when built (a repeat is another test's).
   idem: fc.oneof(
     { weight: 5, arbitrary: fc.constant(absent) },
     { weight: 2, arbitrary: fits(fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 200 })) },
-    { weight: 1, arbitrary: breaks(fc.oneof(fc.constantFrom<unknown>('', 5, null, true, [], {}, 'é', 'a\nb', '\u0000'), fc.integer({ min: 256, max: 600 }).map((n) => 'k'.repeat(n)))) },
+    {
+      weight: 1,
+      arbitrary: breaks(
+        fc.oneof(
+          fc.constantFrom<unknown>('', 5, null, true, [], {}, 'é', 'a\nb', '\u0000'),
+          fc.integer({ min: 256, max: 600 }).map((n) => 'k'.repeat(n)),
+        ),
+      ),
+    },
   ),
   // webhook: this hub has no HUB_WEBHOOK_SECRET, so a well-formed one is refused bad_request.
   hook: fc.oneof(
     { weight: 8, arbitrary: fc.constant(absent) },
     { weight: 1, arbitrary: fits(fc.constantFrom('https://example.com/hook', 'http://127.0.0.1:9/x', 'HTTP://localhost/')) },
-    { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>('', 'ftp://example.com/', 'example.com', 5, null, true, [], {}, `https://e.com/${'x'.repeat(2100)}`)) },
+    {
+      weight: 1,
+      arbitrary: breaks(fc.constantFrom<unknown>('', 'ftp://example.com/', 'example.com', 5, null, true, [], {}, `https://e.com/${'x'.repeat(2100)}`)),
+    },
   ),
   extra: extraFields,
 });
@@ -99,7 +166,10 @@ const aboutTask = fc.record({
     { weight: 1, arbitrary: taskIdBreaks },
     { weight: 1, arbitrary: fc.constant(absent).map((a) => ({ ...a, bad: true }) as unknown as Field) },
   ),
-  unknownId: fc.oneof(fc.string({ minLength: 1, maxLength: 64 }), hostileString.filter((s) => s.length >= 1 && s.length <= 64)),
+  unknownId: fc.oneof(
+    fc.string({ minLength: 1, maxLength: 64 }),
+    hostileString.filter((s) => s.length >= 1 && s.length <= 64),
+  ),
   extra: extraFields,
 });
 
@@ -110,7 +180,9 @@ const attach = fc.record({
     { weight: 1, arbitrary: fc.constantFrom<unknown>(0, -1, 1.5, '2', null, true, 16) },
     { weight: 1, arbitrary: fc.integer({ min: 17, max: 40 }) },
   ),
-  frames: fc.array(fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 1500 }) }, { weight: 1, arbitrary: fc.integer({ min: 20_000, max: LIMIT }) }), { maxLength: 6 }),
+  frames: fc.array(fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 1500 }) }, { weight: 1, arbitrary: fc.integer({ min: 20_000, max: LIMIT }) }), {
+    maxLength: 6,
+  }),
   ref: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.constantFrom(-1, 16, 99) }),
   arg: fc.constantFrom('doc' as const, 'img' as const),
   deep: fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 70, max: 3000 }) }),
@@ -122,7 +194,19 @@ const plan: fc.Arbitrary<Plan> = fc.oneof(
   { weight: 2, arbitrary: serviceInfo },
   { weight: 4, arbitrary: aboutTask },
   { weight: 4, arbitrary: attach },
-  { weight: 2, arbitrary: fc.oneof(notJson, notAMessage, fc.string({ maxLength: 12 }).map((t) => JSON.stringify({ type: t })).filter((t) => !['add_task', 'cancel', 'subscribe', 'service_info'].includes(JSON.parse(t).type))).map((text) => ({ op: 'garbage' as const, text })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .oneof(
+        notJson,
+        notAMessage,
+        fc
+          .string({ maxLength: 12 })
+          .map((t) => JSON.stringify({ type: t }))
+          .filter((t) => !['add_task', 'cancel', 'subscribe', 'service_info'].includes(JSON.parse(t).type)),
+      )
+      .map((text) => ({ op: 'garbage' as const, text })),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 3000 }).map((size) => ({ op: 'stray' as const, size })) },
   { weight: 1, arbitrary: brokenUtf8.map((bytes) => ({ op: 'utf8' as const, bytes })) },
   { weight: 1, arbitrary: fc.integer({ min: LIMIT + 1, max: LIMIT * 2 }).map((size) => ({ op: 'huge' as const, size })) },
@@ -246,7 +330,8 @@ describe('Fuzz: client WebSocket', () => {
         if (target === 'unknown' && (mine.has(id) || ended.has(id))) id = `${id}x`.slice(-64);
         entries.push(['task_id', id]);
         if (target === 'unknown') reply = [{ type: 'error', code: 'task_not_found', task_id: id }];
-        else if (target === 'ended') reply = p.op === 'cancel' ? [{ type: 'error', code: 'already_finished', task_id: id }] : [{ type: 'end', task_id: id, anyEnd: true }];
+        else if (target === 'ended')
+          reply = p.op === 'cancel' ? [{ type: 'error', code: 'already_finished', task_id: id }] : [{ type: 'end', task_id: id, anyEnd: true }];
         else if (p.op === 'cancel') reply = [{ type: 'canceled', task_id: id }];
         else reply = [{ type: 'snapshot', task_id: id, status: 'queued' }];
         const msg = objectOf([...p.extra, ...entries]);
@@ -301,7 +386,8 @@ describe('Fuzz: client WebSocket', () => {
       }
     }
     hits += floodHits(expected);
-    const what = () => `sent ${JSON.stringify(frames.map((f) => ('text' in f ? f.text.slice(0, 200) : 'binary' in f ? `<binary ${f.binary}>` : `<closes ${f.closes}>`)))}`;
+    const what = () =>
+      `sent ${JSON.stringify(frames.map((f) => ('text' in f ? f.text.slice(0, 200) : 'binary' in f ? `<binary ${f.binary}>` : `<closes ${f.closes}>`)))}`;
     if (closes !== null) {
       const code = await Promise.race([peer.closed, new Promise<string>((r) => setTimeout(() => r('no close'), 5000))]);
       expect(code, what()).to.equal(closes);
@@ -341,18 +427,27 @@ describe('Fuzz: client WebSocket', () => {
     };
     consume();
     if (left.length > 0 && closes === null) {
-      await peer.until(() => {
-        consume();
-        return left.length === 0;
-      }, 5000, `answers ${JSON.stringify(left)} to ${what()}`).catch((err: Error) => {
-        throw new Error(`${err.message}; extra: ${JSON.stringify(extra.map((a) => a.msg)).slice(0, 500)}`);
-      });
+      await peer
+        .until(
+          () => {
+            consume();
+            return left.length === 0;
+          },
+          5000,
+          `answers ${JSON.stringify(left)} to ${what()}`,
+        )
+        .catch((err: Error) => {
+          throw new Error(`${err.message}; extra: ${JSON.stringify(extra.map((a) => a.msg)).slice(0, 500)}`);
+        });
       await peer.sync();
       consume();
     }
     if (closes !== null) consume();
     expect(left, `${what()}: answers missing; got ${JSON.stringify(extra.map((a) => a.msg)).slice(0, 600)}`).to.deep.equal([]);
-    expect(extra.map((a) => a.msg), `${what()}: unexpected answers`).to.deep.equal([]);
+    expect(
+      extra.map((a) => a.msg),
+      `${what()}: unexpected answers`,
+    ).to.deep.equal([]);
     expect(peer.garbage, 'every frame of the hub is a JSON object').to.deep.equal([]);
   }
 

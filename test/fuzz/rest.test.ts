@@ -121,10 +121,29 @@ describe('Fuzz: REST routes', () => {
       fc.constantFrom('known-echo', 'known-idle').map((k) => ({ kind: k, text: '' })),
       fc.integer({ min: 1000, max: MAX_SAFE }).map((n) => ({ kind: 'unknown', text: String(n) })),
       fc.integer({ min: 0, max: 5 }).map((z) => ({ kind: 'zeros', text: '0'.repeat(z) })),
-      fc.oneof(
-        fc.constantFrom('-1', '1.0', '1e3', ' 1', '1 ', '+1', '0x1', '١', '1_0', 'NaN', 'Infinity', '9007199254740993', '99999999999999999999', 'null', '[1]', '%2F1'),
-        hostileString.filter((s) => encodable(s) && encodeURIComponent(s).length <= 4000 && !/^\d+$/.test(s)),
-      ).map((text) => ({ kind: 'bad', text })),
+      fc
+        .oneof(
+          fc.constantFrom(
+            '-1',
+            '1.0',
+            '1e3',
+            ' 1',
+            '1 ',
+            '+1',
+            '0x1',
+            '١',
+            '1_0',
+            'NaN',
+            'Infinity',
+            '9007199254740993',
+            '99999999999999999999',
+            'null',
+            '[1]',
+            '%2F1',
+          ),
+          hostileString.filter((s) => encodable(s) && encodeURIComponent(s).length <= 4000 && !/^\d+$/.test(s)),
+        )
+        .map((text) => ({ kind: 'bad', text })),
       brokenSegment.map((raw) => ({ kind: 'broken', text: raw.raw })),
     );
     await fc.assert(
@@ -153,7 +172,10 @@ describe('Fuzz: REST routes', () => {
     const target = fc.oneof(
       { weight: 2, arbitrary: fc.constant({ kind: 'queued' as const }) },
       { weight: 2, arbitrary: fc.constant({ kind: 'ended' as const }) },
-      { weight: 4, arbitrary: hostileString.filter((s) => encodable(s) && encodeURIComponent(s).length <= 500).map((id) => ({ kind: 'unknown' as const, id })) },
+      {
+        weight: 4,
+        arbitrary: hostileString.filter((s) => encodable(s) && encodeURIComponent(s).length <= 500).map((id) => ({ kind: 'unknown' as const, id })),
+      },
       { weight: 1, arbitrary: fc.string({ minLength: 21, maxLength: 21 }).map((id) => ({ kind: 'unknown' as const, id: id.replace(/[^A-Za-z0-9_-]/g, '_') })) },
       { weight: 1, arbitrary: brokenSegment.map((raw) => ({ kind: 'broken' as const, raw })) },
     );
@@ -198,7 +220,12 @@ describe('Fuzz: REST routes', () => {
     const service = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom('echo', 'idle').map((value): Part => ({ value })) },
       { weight: 1, arbitrary: fc.integer({ min: 10_000, max: MAX_SAFE }).map((value): Part => ({ value, unknown: true })) },
-      { weight: 2, arbitrary: fc.constantFrom<unknown>(-1, 1.5, '1', null, true, [1], {}, 2 ** 53, new RawJson('1e999'), new RawJson('1.0e0')).map((value): Part => ({ value, bad: !(value instanceof RawJson && value.text === '1.0e0') })) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .constantFrom<unknown>(-1, 1.5, '1', null, true, [1], {}, 2 ** 53, new RawJson('1e999'), new RawJson('1.0e0'))
+          .map((value): Part => ({ value, bad: !(value instanceof RawJson && value.text === '1.0e0') })),
+      },
       { weight: 1, arbitrary: fc.constant(absent).map((p): Part => ({ ...p, bad: true })) },
     );
     const args = fc.oneof(
@@ -209,7 +236,10 @@ describe('Fuzz: REST routes', () => {
       { weight: 4, arbitrary: fc.constant(absent) },
       { weight: 3, arbitrary: fc.integer({ min: 1, max: MAX_TIMEOUT }).map((value): Part => ({ value })) },
       { weight: 1, arbitrary: fc.integer({ min: MAX_TIMEOUT + 1, max: MAX_SAFE }).map((value): Part => ({ value, over: true })) },
-      { weight: 2, arbitrary: fc.constantFrom<unknown>(0, -5, 1.5, '5', null, true, 2 ** 53, new RawJson('1e999')).map((value): Part => ({ value, bad: true })) },
+      {
+        weight: 2,
+        arbitrary: fc.constantFrom<unknown>(0, -5, 1.5, '5', null, true, 2 ** 53, new RawJson('1e999')).map((value): Part => ({ value, bad: true })),
+      },
     );
     const queueTimeout = fc.oneof(
       { weight: 4, arbitrary: fc.constant(absent) },
@@ -218,10 +248,19 @@ describe('Fuzz: REST routes', () => {
       { weight: 1, arbitrary: fc.constantFrom(3_600_001, 2 ** 31, 2 ** 40, MAX_SAFE).map((value): Part => ({ value, over: true })) },
       { weight: 1, arbitrary: fc.constantFrom<unknown>(-1, 0.5, 'x', null, [], 2 ** 53).map((value): Part => ({ value, bad: true })) },
     );
-    const extra = fc.array(fc.tuple(hostileKey.filter((k) => !['service_id', 'args', 'timeout_ms', 'queue_timeout_ms', 'webhook', 'webhook_events'].includes(k)), anyValue), { maxLength: 3 });
+    const extra = fc.array(
+      fc.tuple(
+        hostileKey.filter((k) => !['service_id', 'args', 'timeout_ms', 'queue_timeout_ms', 'webhook', 'webhook_events'].includes(k)),
+        anyValue,
+      ),
+      { maxLength: 3 },
+    );
     const wait = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom('wait=false', 'wait=0', 'wait=false&x=1') },
-      { weight: 1, arbitrary: fc.constantFrom('wait=', 'wait=no', 'wait=FALSE', 'wait=2', 'wait=false&wait=true', 'wait=%00', 'wait=false%20').map((q) => `${q}#bad`) },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom('wait=', 'wait=no', 'wait=FALSE', 'wait=2', 'wait=false&wait=true', 'wait=%00', 'wait=false%20').map((q) => `${q}#bad`),
+      },
     );
     await fc.assert(
       fc.asyncProperty(service, args, timeout, queueTimeout, extra, wait, async (svc, a, to, qto, more, query) => {
@@ -268,7 +307,12 @@ describe('Fuzz: REST routes', () => {
       { weight: 4, arbitrary: printable.map((k) => ({ header: quote(k), key: k, what: 'a quoted key' })) },
       { weight: 3, arbitrary: printable.filter((k) => !k.startsWith('"') && k.trim() === k).map((k) => ({ header: k, key: k, what: 'a bare key' })) },
       { weight: 1, arbitrary: fc.integer({ min: 256, max: 2000 }).map((n) => ({ header: 'k'.repeat(n), key: null, what: 'a key over 255 characters' })) },
-      { weight: 1, arbitrary: fc.constantFrom('""', '"open', '"a"b"', '"a\\"', '"tab\there"', '"é"', 'é', '"\\x"').map((h) => ({ header: h, key: null, what: 'a malformed key' })) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom('""', '"open', '"a"b"', '"a\\"', '"tab\there"', '"é"', 'é', '"\\x"')
+          .map((h) => ({ header: h, key: null, what: 'a malformed key' })),
+      },
     );
     /** Each key sent so far, with the task it made and the args it made it with. */
     const made = new Map<string, { taskId: string; n: number }>();
@@ -309,7 +353,15 @@ describe('Fuzz: REST routes', () => {
     const lastId = fc.oneof(
       { weight: 2, arbitrary: fc.constant<LastId>({}) },
       { weight: 3, arbitrary: fc.integer({ min: 0, max: 10 }).map((n): LastId => ({ value: String(n), n })) },
-      { weight: 2, arbitrary: fc.oneof(fc.constantFrom('-1', '1.5', 'abc', '1e3', '0x10', '9'.repeat(20)), hostileString.filter((h) => h.trim() !== '' && !/^\d{1,15}$/.test(h.trim()) && /^[\x20-\x7e]*$/.test(h))).map((value): LastId => ({ value, bad: true })) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .oneof(
+            fc.constantFrom('-1', '1.5', 'abc', '1e3', '0x10', '9'.repeat(20)),
+            hostileString.filter((h) => h.trim() !== '' && !/^\d{1,15}$/.test(h.trim()) && /^[\x20-\x7e]*$/.test(h)),
+          )
+          .map((value): LastId => ({ value, bad: true })),
+      },
     );
     const target = fc.oneof(fc.constant('ended' as const), fc.string({ minLength: 1, maxLength: 40 }).filter(encodable));
     await fc.assert(
@@ -326,7 +378,7 @@ describe('Fuzz: REST routes', () => {
         if (which !== 'ended') return isError(r, 'task_not_found', what);
         const view = await http(hub, 'GET', `/tasks/${id}`);
         expect(view.status).to.equal(200);
-        const endSeq = Number(/^id: (\d+)$/m.exec((await (await fetch(`${hub.url}/tasks/${id}/events`)).text()))?.[1]);
+        const endSeq = Number(/^id: (\d+)$/m.exec(await (await fetch(`${hub.url}/tasks/${id}/events`)).text())?.[1]);
         if (last.n !== undefined && last.n >= endSeq) {
           expect(res.status, what).to.equal(204);
           return;
@@ -356,12 +408,37 @@ describe('Fuzz: REST routes', () => {
         fc.tuple(octet, octet, octet).map(([a, b, c]) => `0.${a}.${b}.${c}`),
         fc.constantFrom('[::1]', '[::]', '[fe80::1]', '[fd00::5]', '[::ffff:10.0.0.1]', '[::ffff:127.0.0.1]', 'localhost', 'LOCALHOST'),
       );
-      const path = fc.oneof(fc.constant(''), fc.string({ maxLength: 30 }).map((p) => `/${encodeURIComponent(p)}`));
+      const path = fc.oneof(
+        fc.constant(''),
+        fc.string({ maxLength: 30 }).map((p) => `/${encodeURIComponent(p)}`),
+      );
       type Hook = { webhook?: unknown; events?: unknown; what: string };
       const hook: fc.Arbitrary<Hook> = fc.oneof(
-        fc.tuple(fc.constantFrom('http', 'https', 'HTTP'), refusedIp, fc.option(fc.integer({ min: 1, max: 65535 })), path).map(([scheme, host, port, p]) => ({ webhook: `${scheme}://${host}${port === null ? '' : `:${port}`}${p}`, what: 'a refused host' })),
-        fc.constantFrom<unknown>('', 'ftp://10.0.0.1/', 'javascript:alert(1)', '//127.0.0.1/', 'http://', 5, null, true, [], {}, `http://127.0.0.1/${'x'.repeat(2100)}`, 'http://u:p@127.0.0.1/').map((webhook) => ({ webhook, what: 'a malformed webhook' })),
-        fc.tuple(refusedIp, fc.constantFrom<unknown>([], ['done'], ['completed', 'completed'], 'completed', null, [1], ['started', 'progress', 'completed', 'started'])).map(([host, events]) => ({ webhook: `http://${host}/`, events, what: 'malformed webhook_events' })),
+        fc
+          .tuple(fc.constantFrom('http', 'https', 'HTTP'), refusedIp, fc.option(fc.integer({ min: 1, max: 65535 })), path)
+          .map(([scheme, host, port, p]) => ({ webhook: `${scheme}://${host}${port === null ? '' : `:${port}`}${p}`, what: 'a refused host' })),
+        fc
+          .constantFrom<unknown>(
+            '',
+            'ftp://10.0.0.1/',
+            'javascript:alert(1)',
+            '//127.0.0.1/',
+            'http://',
+            5,
+            null,
+            true,
+            [],
+            {},
+            `http://127.0.0.1/${'x'.repeat(2100)}`,
+            'http://u:p@127.0.0.1/',
+          )
+          .map((webhook) => ({ webhook, what: 'a malformed webhook' })),
+        fc
+          .tuple(
+            refusedIp,
+            fc.constantFrom<unknown>([], ['done'], ['completed', 'completed'], 'completed', null, [1], ['started', 'progress', 'completed', 'started']),
+          )
+          .map(([host, events]) => ({ webhook: `http://${host}/`, events, what: 'malformed webhook_events' })),
         fc.constantFrom<unknown>(['completed'], ['progress'], 'x').map((events) => ({ events, what: 'webhook_events without webhook' })),
       );
       await fc.assert(
@@ -390,13 +467,31 @@ describe('Fuzz: REST routes', () => {
     type Raw = { body: string | Buffer; type?: string; code?: string; status?: number; what: string };
     const raw: fc.Arbitrary<Raw> = fc.oneof(
       notJson.map((body) => ({ body, type: json, code: 'bad_request', what: 'not JSON' })),
-      fc.oneof(fc.constantFrom('null', '[]', '"x"', '5', 'true', '[{"service_id":1,"args":[1]}]'), jsonValue.filter((v) => v === null || typeof v !== 'object' || Array.isArray(v)).map(toJson)).map((body) => ({ body, type: json, code: 'bad_request', what: 'JSON that is not an object' })),
-      fc.tuple(fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'image/png', 'application/jsonx', ''), goodArgs).map(([type, args]) => ({
-        body: JSON.stringify({ service_id: echoId, args }),
-        type: type === '' ? undefined : type,
-        code: 'unsupported_media_type',
-        what: `content type ${type}`,
-      })),
+      fc
+        .oneof(
+          fc.constantFrom('null', '[]', '"x"', '5', 'true', '[{"service_id":1,"args":[1]}]'),
+          jsonValue.filter((v) => v === null || typeof v !== 'object' || Array.isArray(v)).map(toJson),
+        )
+        .map((body) => ({ body, type: json, code: 'bad_request', what: 'JSON that is not an object' })),
+      fc
+        .tuple(
+          fc.constantFrom(
+            'text/plain',
+            'application/x-www-form-urlencoded',
+            'multipart/form-data; boundary=x',
+            'application/xml',
+            'image/png',
+            'application/jsonx',
+            '',
+          ),
+          goodArgs,
+        )
+        .map(([type, args]) => ({
+          body: JSON.stringify({ service_id: echoId, args }),
+          type: type === '' ? undefined : type,
+          code: 'unsupported_media_type',
+          what: `content type ${type}`,
+        })),
       fc.tuple(fc.integer({ min: LIMIT + 1, max: LIMIT * 3 }), fc.constantFrom('args', 'pad')).map(([n, where]) => ({
         body: where === 'args' ? `{"service_id":$ECHO,"args":{"n":1,"s":"${'x'.repeat(n)}"}}` : `{"service_id":$ECHO,"args":[1],"pad":"${'é'.repeat(n / 2)}"}`,
         type: json,
@@ -411,7 +506,12 @@ describe('Fuzz: REST routes', () => {
         what: 'broken UTF-8 inside a string',
       })),
       // Broken UTF-8 where JSON needs structure: not JSON.
-      brokenUtf8.map((bytes) => ({ body: Buffer.concat([Buffer.from(`{"service_id":$ECHO,`), bytes, Buffer.from('"args":[1]}')]), type: json, code: 'bad_request', what: 'broken UTF-8 between members' })),
+      brokenUtf8.map((bytes) => ({
+        body: Buffer.concat([Buffer.from(`{"service_id":$ECHO,`), bytes, Buffer.from('"args":[1]}')]),
+        type: json,
+        code: 'bad_request',
+        what: 'broken UTF-8 between members',
+      })),
       // Prototype-named keys are plain names: at the top they are ignored, in args they are not arguments.
       fc.constantFrom('__proto__', 'constructor', 'prototype').map((key) => ({
         body: `{"service_id":$ECHO,"args":{"n":1},"${key}":{"timeout_ms":-1,"prototype":{"polluted":true}}}`,
@@ -439,7 +539,9 @@ describe('Fuzz: REST routes', () => {
         code: 'invalid_args',
         what: `a json argument nested ${d} deep`,
       })),
-      fc.integer({ min: 1000, max: 60_000 }).map((d) => ({ body: toJson({ service_id: echoId, args: deepJson(d) }), type: json, code: 'invalid_args', what: `args nested ${d} deep` })),
+      fc
+        .integer({ min: 1000, max: 60_000 })
+        .map((d) => ({ body: toJson({ service_id: echoId, args: deepJson(d) }), type: json, code: 'invalid_args', what: `args nested ${d} deep` })),
       fc.integer({ min: 1000, max: 60_000 }).map((d) => ({ body: '['.repeat(d), type: json, code: 'bad_request', what: `${d} unclosed brackets` })),
       // The last of duplicate members wins, as JSON.parse reads them.
       fc.constant<Raw>({ body: `{"service_id":"x","args":"y","service_id":$ECHO,"args":{"n":2}}`, type: json, status: 202, what: 'duplicate members' }),
@@ -448,7 +550,10 @@ describe('Fuzz: REST routes', () => {
       fc.asyncProperty(raw, async (c) => {
         count('POST /add_task (raw bodies)');
         // `$ECHO` stands for the echo service's id (known only once the hub runs).
-        const body = typeof c.body === 'string' ? c.body.replaceAll('$ECHO', String(echoId)) : Buffer.from(c.body.toString('latin1').replaceAll('$ECHO', String(echoId)), 'latin1');
+        const body =
+          typeof c.body === 'string'
+            ? c.body.replaceAll('$ECHO', String(echoId))
+            : Buffer.from(c.body.toString('latin1').replaceAll('$ECHO', String(echoId)), 'latin1');
         const res = await send(hub, 'POST', '/add_task?wait=false', body, c.type);
         const what = `${c.what}: ${String(body).slice(0, 200)}`;
         // A body over the limit is refused before anything reads it.
@@ -476,11 +581,15 @@ describe('Fuzz: REST routes', () => {
         count('POST /add_task (waiting)');
         const marker = `hang-${++k}`;
         const body =
-          kind === 'ok' ? { service_id: echoId, args: { n } }
-          : kind === 'fail' ? { service_id: echoId, args: { n, s: 'fail' } }
-          : kind === 'timeout' ? { service_id: echoId, args: { n: 0, s: marker }, timeout_ms: n }
-          : kind === 'cancel' ? { service_id: echoId, args: { n: 0, s: marker } }
-          : { service_id: idleId, args: { n: 0 }, queue_timeout_ms: n };
+          kind === 'ok'
+            ? { service_id: echoId, args: { n } }
+            : kind === 'fail'
+              ? { service_id: echoId, args: { n, s: 'fail' } }
+              : kind === 'timeout'
+                ? { service_id: echoId, args: { n: 0, s: marker }, timeout_ms: n }
+                : kind === 'cancel'
+                  ? { service_id: echoId, args: { n: 0, s: marker } }
+                  : { service_id: idleId, args: { n: 0 }, queue_timeout_ms: n };
         const call = send(hub, 'POST', `/add_task${query}`, JSON.stringify(body), 'application/json');
         if (kind === 'cancel') {
           const deadline = Date.now() + 5000;
@@ -528,8 +637,20 @@ describe('Fuzz: REST routes', () => {
     this.timeout(timeoutFor(runs));
     const method = fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS');
     const path = fc.oneof(
-      fc.constantFrom('/services_list/', '/add_task/', '/tasks', '/service_info', '/service_info/1/x', '/nope', '/Services_list', '/add_task/../services_list2'),
-      fc.string({ minLength: 1, maxLength: 30 }).filter(encodable).map((s) => `/x/${encodeURIComponent(s)}`),
+      fc.constantFrom(
+        '/services_list/',
+        '/add_task/',
+        '/tasks',
+        '/service_info',
+        '/service_info/1/x',
+        '/nope',
+        '/Services_list',
+        '/add_task/../services_list2',
+      ),
+      fc
+        .string({ minLength: 1, maxLength: 30 })
+        .filter(encodable)
+        .map((s) => `/x/${encodeURIComponent(s)}`),
     );
     await fc.assert(
       fc.asyncProperty(method, path, async (m, p) => {
@@ -540,7 +661,12 @@ describe('Fuzz: REST routes', () => {
       params(runs),
     );
     // The routes that exist answer their own methods only, and name them.
-    for (const [m, p, allow] of [['POST', '/services_list', 'GET'], ['GET', '/add_task', 'POST'], ['PUT', '/tasks/x', 'GET, DELETE'], ['POST', `/service_info/${echoId}`, 'GET']]) {
+    for (const [m, p, allow] of [
+      ['POST', '/services_list', 'GET'],
+      ['GET', '/add_task', 'POST'],
+      ['PUT', '/tasks/x', 'GET, DELETE'],
+      ['POST', `/service_info/${echoId}`, 'GET'],
+    ]) {
       const res = await send(hub, m, p, m === 'GET' ? undefined : '{}', m === 'GET' ? undefined : 'application/json');
       isError(res, 'method_not_allowed', `${m} ${p}`);
       expect((res.body as { error: { allow: string[] } }).error.allow.join(', '), `${m} ${p}`).to.equal(allow);

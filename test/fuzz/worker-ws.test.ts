@@ -39,11 +39,40 @@ const put = (entries: Array<[string, unknown]>, key: string, f: Field) => {
 const isBad = (f: Field) => 'bad' in f && f.bad === true;
 /** Extra members, never named like a member the hub reads. */
 const extraFields = fc.array(
-  fc.tuple(hostileKey.filter((k) => !['type', 'ref', 'task_id', 'attachments', 'protocol', 'me', 'concurrency', 'instance', 'max_message_bytes', 'progress', 'message', 'data', 'result', 'error'].includes(k)), anyValue),
+  fc.tuple(
+    hostileKey.filter(
+      (k) =>
+        ![
+          'type',
+          'ref',
+          'task_id',
+          'attachments',
+          'protocol',
+          'me',
+          'concurrency',
+          'instance',
+          'max_message_bytes',
+          'progress',
+          'message',
+          'data',
+          'result',
+          'error',
+        ].includes(k),
+    ),
+    anyValue,
+  ),
   { maxLength: 2 },
 );
-const taskIdBreaks = breaks(fc.oneof(fc.constantFrom(5, null, true, [], {}, ''), fc.integer({ min: 65, max: 400 }).map((n) => 't'.repeat(n))));
-const unknownTaskId = fc.oneof(fc.string({ minLength: 1, maxLength: 21 }), hostileString.filter((s) => s.length >= 1 && s.length <= 64));
+const taskIdBreaks = breaks(
+  fc.oneof(
+    fc.constantFrom(5, null, true, [], {}, ''),
+    fc.integer({ min: 65, max: 400 }).map((n) => 't'.repeat(n)),
+  ),
+);
+const unknownTaskId = fc.oneof(
+  fc.string({ minLength: 1, maxLength: 21 }),
+  hostileString.filter((s) => s.length >= 1 && s.length <= 64),
+);
 
 // ---- the handshake ----
 
@@ -51,7 +80,13 @@ const unknownTaskId = fc.oneof(fc.string({ minLength: 1, maxLength: 21 }), hosti
 type MePlan = { me: Field; verdict: 'ok' | 'bad_service_description' | 'conflict' | 'same' };
 
 /** Extra members of a description: JSON (a description must hold JSON values only), under names it does not use. */
-const meExtra = fc.array(fc.tuple(hostileKey.filter((k) => !['name', 'description', 'input', 'output'].includes(k)), jsonValue), { maxLength: 2 });
+const meExtra = fc.array(
+  fc.tuple(
+    hostileKey.filter((k) => !['name', 'description', 'input', 'output'].includes(k)),
+    jsonValue,
+  ),
+  { maxLength: 2 },
+);
 const arg = (over: Record<string, unknown>) => ({ argument_name: 'a', type: 'int', ...over });
 const meBroken: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom<unknown>('svc', 5, null, [], true),
@@ -84,11 +119,14 @@ const meBroken: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 const mePlan: fc.Arbitrary<MePlan> = fc.oneof(
-  { weight: 4, arbitrary: fc.tuple(fc.array(fc.constantFrom(...FUZZ_INPUT), { maxLength: 4 }), meExtra, fc.boolean()).map(([input, extra, proto]) => {
-    const unique = [...new Map(input.map((a) => [a.argument_name, a])).values()];
-    const args = proto ? [...unique, { argument_name: '__proto__', type: 'json', required: false }] : unique;
-    return { me: { value: objectOf([['name', 'placeholder'], ['description', 'fuzzed'], ['input', args], ...extra]) }, verdict: 'ok' as const };
-  }) },
+  {
+    weight: 4,
+    arbitrary: fc.tuple(fc.array(fc.constantFrom(...FUZZ_INPUT), { maxLength: 4 }), meExtra, fc.boolean()).map(([input, extra, proto]) => {
+      const unique = [...new Map(input.map((a) => [a.argument_name, a])).values()];
+      const args = proto ? [...unique, { argument_name: '__proto__', type: 'json', required: false }] : unique;
+      return { me: { value: objectOf([['name', 'placeholder'], ['description', 'fuzzed'], ['input', args], ...extra]) }, verdict: 'ok' as const };
+    }),
+  },
   { weight: 4, arbitrary: meBroken.map((value) => ({ me: { value }, verdict: 'bad_service_description' as const })) },
   { weight: 1, arbitrary: fc.constantFrom('conflict' as const, 'same' as const).map((verdict) => ({ me: absent, verdict })) },
   { weight: 1, arbitrary: fc.constant({ me: { ...absent, bad: true } as unknown as Field, verdict: 'ok' as const }) },
@@ -119,19 +157,54 @@ const helloPlan: fc.Arbitrary<HelloPlan> = fc.oneof(
     weight: 48,
     arbitrary: fc.record({
       kind: fc.constant('hello' as const),
-      protocol: fc.oneof({ weight: 6, arbitrary: fits(fc.constant(1)) }, { weight: 1, arbitrary: fits(fc.constantFrom(0, 2, 99)) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>('1', 1.5, -1, null, true, new RawJson('1e999'))) }, { weight: 1, arbitrary: fc.constant({ ...absent, bad: true } as unknown as Field) }),
-      concurrency: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 4, arbitrary: fits(fc.integer({ min: 1, max: 1024 })) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(0, 1025, -1, 1.5, '4', null, 2 ** 53)) }),
-      instance: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 4, arbitrary: fits(hostileString.filter((s) => s.length <= 256)) }, { weight: 1, arbitrary: breaks(fc.oneof(fc.constantFrom<unknown>(5, null, [], {}), fc.constant('i'.repeat(257)))) }),
+      protocol: fc.oneof(
+        { weight: 6, arbitrary: fits(fc.constant(1)) },
+        { weight: 1, arbitrary: fits(fc.constantFrom(0, 2, 99)) },
+        { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>('1', 1.5, -1, null, true, new RawJson('1e999'))) },
+        { weight: 1, arbitrary: fc.constant({ ...absent, bad: true } as unknown as Field) },
+      ),
+      concurrency: fc.oneof(
+        { weight: 4, arbitrary: fc.constant(absent) },
+        { weight: 4, arbitrary: fits(fc.integer({ min: 1, max: 1024 })) },
+        { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(0, 1025, -1, 1.5, '4', null, 2 ** 53)) },
+      ),
+      instance: fc.oneof(
+        { weight: 4, arbitrary: fc.constant(absent) },
+        { weight: 4, arbitrary: fits(hostileString.filter((s) => s.length <= 256)) },
+        { weight: 1, arbitrary: breaks(fc.oneof(fc.constantFrom<unknown>(5, null, [], {}), fc.constant('i'.repeat(257)))) },
+      ),
       // At least twice the hub's limit: a fitting hello takes every task the fuzz sends.
-      maxMessageBytes: fc.oneof({ weight: 4, arbitrary: fc.constant(absent) }, { weight: 2, arbitrary: fits(fc.integer({ min: 2 * LIMIT, max: 2 ** 40 })) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(1023, 0, -1, 1.5, '4096', null, true, new RawJson('1e999'))) }),
+      maxMessageBytes: fc.oneof(
+        { weight: 4, arbitrary: fc.constant(absent) },
+        { weight: 2, arbitrary: fits(fc.integer({ min: 2 * LIMIT, max: 2 ** 40 })) },
+        { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(1023, 0, -1, 1.5, '4096', null, true, new RawJson('1e999'))) },
+      ),
       me: mePlan,
       extra: extraFields,
       // biome-ignore lint/suspicious/noThenProperty: a plain record of the case, never awaited
       then: fc.constantFrom('nothing', 'nothing', 'nothing', 'nothing', 'text', 'binary'),
-      attach: fc.oneof({ weight: 20, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 3 })).map(([n, sent]) => ({ n, sent: Math.min(n, sent) })) }),
+      attach: fc.oneof(
+        { weight: 20, arbitrary: fc.constant(null) },
+        { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 3 })).map(([n, sent]) => ({ n, sent: Math.min(n, sent) })) },
+      ),
     }),
   },
-  { weight: 12, arbitrary: fc.oneof(notJson, notAMessage, fc.constantFrom('{"type":"drain"}', '{"type":"progress","task_id":"x"}', '{"type":"result","task_id":"x","result":1}', '{"type":"welcome"}', '{"type":"hello2"}')).map((text) => ({ kind: 'first' as const, text })) },
+  {
+    weight: 12,
+    arbitrary: fc
+      .oneof(
+        notJson,
+        notAMessage,
+        fc.constantFrom(
+          '{"type":"drain"}',
+          '{"type":"progress","task_id":"x"}',
+          '{"type":"result","task_id":"x","result":1}',
+          '{"type":"welcome"}',
+          '{"type":"hello2"}',
+        ),
+      )
+      .map((text) => ({ kind: 'first' as const, text })),
+  },
   { weight: 4, arbitrary: fc.constant({ kind: 'stray' as const }) },
   { weight: 4, arbitrary: brokenUtf8.map((bytes) => ({ kind: 'utf8' as const, bytes })) },
   { weight: 4, arbitrary: fc.integer({ min: LIMIT + 1, max: 2 * LIMIT }).map((size) => ({ kind: 'huge' as const, size })) },
@@ -154,7 +227,11 @@ type AfterPlan =
   | { op: 'utf8'; bytes: Buffer }
   | { op: 'huge'; size: number };
 
-const taskIdField = fc.oneof({ weight: 6, arbitrary: fits(unknownTaskId) }, { weight: 1, arbitrary: taskIdBreaks }, { weight: 1, arbitrary: fc.constant({ ...absent, bad: true } as unknown as Field) });
+const taskIdField = fc.oneof(
+  { weight: 6, arbitrary: fits(unknownTaskId) },
+  { weight: 1, arbitrary: taskIdBreaks },
+  { weight: 1, arbitrary: fc.constant({ ...absent, bad: true } as unknown as Field) },
+);
 const valueField = fc.oneof({ weight: 6, arbitrary: fits(jsonValue) }, { weight: 1, arbitrary: fits(fc.constant(new RawJson('1e999'))) });
 
 const afterPlan: fc.Arbitrary<AfterPlan> = fc.oneof(
@@ -163,24 +240,60 @@ const afterPlan: fc.Arbitrary<AfterPlan> = fc.oneof(
     arbitrary: fc.record({
       op: fc.constant('progress' as const),
       taskId: taskIdField,
-      progress: fc.oneof({ weight: 3, arbitrary: fc.constant(absent) }, { weight: 3, arbitrary: fits(fc.double({ min: 0, max: 1, noNaN: true })) }, { weight: 2, arbitrary: breaks(fc.constantFrom<unknown>(1.5, -0.1, '0.5', null, true, new RawJson('1e999'), new RawJson('-1e999'))) }),
-      message: fc.oneof({ weight: 3, arbitrary: fc.constant(absent) }, { weight: 3, arbitrary: fits(hostileString.filter((s) => s.length <= 65_536)) }, { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(5, null, ['m'], 'm'.repeat(65_537))) }),
+      progress: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(absent) },
+        { weight: 3, arbitrary: fits(fc.double({ min: 0, max: 1, noNaN: true })) },
+        { weight: 2, arbitrary: breaks(fc.constantFrom<unknown>(1.5, -0.1, '0.5', null, true, new RawJson('1e999'), new RawJson('-1e999'))) },
+      ),
+      message: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(absent) },
+        { weight: 3, arbitrary: fits(hostileString.filter((s) => s.length <= 65_536)) },
+        { weight: 1, arbitrary: breaks(fc.constantFrom<unknown>(5, null, ['m'], 'm'.repeat(65_537))) },
+      ),
       data: fc.oneof({ weight: 3, arbitrary: fc.constant(absent) }, { weight: 3, arbitrary: valueField }),
       extra: extraFields,
     }),
   },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('result' as const), taskId: taskIdField, result: fc.oneof({ weight: 6, arbitrary: valueField }, { weight: 1, arbitrary: fc.constant({ ...absent, bad: true } as unknown as Field) }), extra: extraFields }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('result' as const),
+      taskId: taskIdField,
+      result: fc.oneof({ weight: 6, arbitrary: valueField }, { weight: 1, arbitrary: fc.constant({ ...absent, bad: true } as unknown as Field) }),
+      extra: extraFields,
+    }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
       op: fc.constant('failed' as const),
       taskId: taskIdField,
       error: fc.oneof(
-        { weight: 4, arbitrary: fits(fc.record({ code: fc.string({ minLength: 1, maxLength: 128 }), message: hostileString.filter((s) => s.length <= 65_536) }).chain((e) => extraFields.map((x) => objectOf([...Object.entries(e), ...x])))) },
+        {
+          weight: 4,
+          arbitrary: fits(
+            fc
+              .record({ code: fc.string({ minLength: 1, maxLength: 128 }), message: hostileString.filter((s) => s.length <= 65_536) })
+              .chain((e) => extraFields.map((x) => objectOf([...Object.entries(e), ...x]))),
+          ),
+        },
         {
           weight: 2,
           arbitrary: breaks(
-            fc.constantFrom<unknown>(null, 'boom', 5, [], {}, { code: 'x' }, { message: 'x' }, { code: '', message: 'x' }, { code: 'c'.repeat(129), message: 'x' }, { code: 5, message: 'x' }, { code: 'x', message: 5 }, { code: 'x', message: 'm'.repeat(65_537) }),
+            fc.constantFrom<unknown>(
+              null,
+              'boom',
+              5,
+              [],
+              {},
+              { code: 'x' },
+              { message: 'x' },
+              { code: '', message: 'x' },
+              { code: 'c'.repeat(129), message: 'x' },
+              { code: 5, message: 'x' },
+              { code: 'x', message: 5 },
+              { code: 'x', message: 'm'.repeat(65_537) },
+            ),
           ),
         },
         { weight: 1, arbitrary: fc.constant({ ...absent, bad: true } as unknown as Field) },
@@ -195,13 +308,37 @@ const afterPlan: fc.Arbitrary<AfterPlan> = fc.oneof(
       op: fc.constant('attach' as const),
       kind: fc.constantFrom('progress' as const, 'result' as const),
       taskId: unknownTaskId,
-      announce: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 1, arbitrary: fc.constantFrom<unknown>(0, -1, 1.5, '2', null, 16) }, { weight: 1, arbitrary: fc.integer({ min: 17, max: 30 }) }),
-      frames: fc.array(fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 1500 }) }, { weight: 1, arbitrary: fc.integer({ min: 20_000, max: LIMIT }) }), { maxLength: 6 }),
+      announce: fc.oneof(
+        { weight: 6, arbitrary: fc.integer({ min: 1, max: 4 }) },
+        { weight: 1, arbitrary: fc.constantFrom<unknown>(0, -1, 1.5, '2', null, 16) },
+        { weight: 1, arbitrary: fc.integer({ min: 17, max: 30 }) },
+      ),
+      frames: fc.array(
+        fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 1500 }) }, { weight: 1, arbitrary: fc.integer({ min: 20_000, max: LIMIT }) }),
+        { maxLength: 6 },
+      ),
       ref: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.constantFrom(-1, 16, 99) }),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('deep' as const), kind: fc.constantFrom('progress' as const, 'result' as const), taskId: unknownTaskId, depth: fc.integer({ min: 70, max: 20_000 }) }) },
-  { weight: 2, arbitrary: fc.oneof(notJson, notAMessage, fc.constantFrom('{"type":"task"}', '{"type":"welcome"}', '{"type":"cancel","task_id":"x"}', '{"type":"error","code":"x","message":"y"}')).map((text) => ({ op: 'garbage' as const, text })) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('deep' as const),
+      kind: fc.constantFrom('progress' as const, 'result' as const),
+      taskId: unknownTaskId,
+      depth: fc.integer({ min: 70, max: 20_000 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .oneof(
+        notJson,
+        notAMessage,
+        fc.constantFrom('{"type":"task"}', '{"type":"welcome"}', '{"type":"cancel","task_id":"x"}', '{"type":"error","code":"x","message":"y"}'),
+      )
+      .map((text) => ({ op: 'garbage' as const, text })),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 0, max: 3000 }).map((size) => ({ op: 'stray' as const, size })) },
   { weight: 1, arbitrary: brokenUtf8.map((bytes) => ({ op: 'utf8' as const, bytes })) },
   { weight: 1, arbitrary: fc.integer({ min: LIMIT + 1, max: 2 * LIMIT }).map((size) => ({ op: 'huge' as const, size })) },
@@ -230,19 +367,37 @@ function afterFrames(p: AfterPlan): Frame[] {
       return [{ closes: 1009, bytes: Buffer.from(`{"type":"result","task_id":"x","result":"${'x'.repeat(p.size)}"}`) }];
     case 'drain':
     case 'hello': {
-      const msg = objectOf([['type', p.op], ...(p.op === 'hello' ? ([['protocol', 1], ['me', fuzzService('again')]] as Array<[string, unknown]>) : []), ...p.extra]);
+      const msg = objectOf([
+        ['type', p.op],
+        ...(p.op === 'hello'
+          ? ([
+              ['protocol', 1],
+              ['me', fuzzService('again')],
+            ] as Array<[string, unknown]>)
+          : []),
+        ...p.extra,
+      ]);
       // A drain takes no answer; a second hello is a bad message.
       return [{ text: toJson(msg), reply: p.op === 'hello' ? bad(msg) : [] }];
     }
     case 'deep': {
-      const entries: Array<[string, unknown]> = [['type', p.kind], ['task_id', p.taskId], [p.kind === 'result' ? 'result' : 'data', deepJson(p.depth, 'mixed')]];
+      const entries: Array<[string, unknown]> = [
+        ['type', p.kind],
+        ['task_id', p.taskId],
+        [p.kind === 'result' ? 'result' : 'data', deepJson(p.depth, 'mixed')],
+      ];
       const msg = objectOf(entries);
       // Nesting deeper than 64 levels: a bad message (docs/protocol.md), whatever the task.
       return [{ text: toJson(msg), reply: bad(msg) }];
     }
     case 'attach': {
       const value = { preview: { $attachment: p.ref, mime: 'image/png' } };
-      const msg = objectOf([['type', p.kind], ['task_id', p.taskId], [p.kind === 'result' ? 'result' : 'data', value], ['attachments', p.announce]]);
+      const msg = objectOf([
+        ['type', p.kind],
+        ['task_id', p.taskId],
+        [p.kind === 'result' ? 'result' : 'data', value],
+        ['attachments', p.announce],
+      ]);
       // About a task not in flight here: dropped without an answer once whole.
       return [{ text: toJson(msg), reply: [] }, ...p.frames.map((size) => ({ binary: size }))];
     }
@@ -386,7 +541,8 @@ describe('Fuzz: worker WebSocket', () => {
             await peer.until(() => peer.inbox.length > 0 || !peer.open, 5000, `the welcome of ${what}`);
             await peer.sync();
           }
-          const closed = codes === null ? peer.closeCode : await Promise.race([peer.closed, new Promise<null>((r) => setTimeout(() => r(null), HELLO_TIMEOUT + 5000))]);
+          const closed =
+            codes === null ? peer.closeCode : await Promise.race([peer.closed, new Promise<null>((r) => setTimeout(() => r(null), HELLO_TIMEOUT + 5000))]);
           const answers = peer.take().map((a) => a.msg);
           if (codes === null) {
             expect(closed, `${what}: stays open`).to.equal(null);
@@ -522,9 +678,7 @@ describe('Fuzz: worker WebSocket', () => {
     };
     await connect();
     const client = await RawPeer.open(`${hub.wsUrl}/client`);
-    type Action =
-      | { a: 'progress' | 'result' | 'failed' | 'cancel' | 'deep' | 'attach-result'; i: number; text: string; value: unknown }
-      | { a: 'foreign' };
+    type Action = { a: 'progress' | 'result' | 'failed' | 'cancel' | 'deep' | 'attach-result'; i: number; text: string; value: unknown } | { a: 'foreign' };
     // Hostile messages, results and worker errors go through the task store and back.
     const action: fc.Arbitrary<Action> = fc.oneof(
       fc.record({
@@ -532,7 +686,10 @@ describe('Fuzz: worker WebSocket', () => {
         i: fc.nat(3),
         text: hostileString.filter((t) => t.length >= 1 && t.length <= 128),
         // Attachment refs in a result without attachments are plain data.
-        value: fc.oneof({ weight: 8, arbitrary: jsonValue.filter((v) => toJson(v).length < 16_000) }, { weight: 1, arbitrary: fc.constantFrom<unknown>({ $attachment: 0 }, [{ $attachment: 1, mime: 'image/png' }], { a: { $attachment: 0, data: 'x' } }) }),
+        value: fc.oneof(
+          { weight: 8, arbitrary: jsonValue.filter((v) => toJson(v).length < 16_000) },
+          { weight: 1, arbitrary: fc.constantFrom<unknown>({ $attachment: 0 }, [{ $attachment: 1, mime: 'image/png' }], { a: { $attachment: 0, data: 'x' } }) },
+        ),
       }),
       fc.constant({ a: 'foreign' as const }),
     );
@@ -659,14 +816,20 @@ describe('Fuzz: worker WebSocket', () => {
           await hub.app.hub.store.flush();
           for (let i = 0; i < tasks; i++) {
             const mineEvents = events.filter((m) => m.task_id === ids[i] && m.seq !== undefined);
-            expect(mineEvents.map((m) => m.seq), `${ids[i]}: ${JSON.stringify(mineEvents)}`).to.deep.equal(mineEvents.map((_, j) => j + 1));
+            expect(
+              mineEvents.map((m) => m.seq),
+              `${ids[i]}: ${JSON.stringify(mineEvents)}`,
+            ).to.deep.equal(mineEvents.map((_, j) => j + 1));
             expect(mineEvents[0].type).to.equal('started');
             const ends = mineEvents.filter((m) => ['result', 'failed', 'canceled'].includes(m.type));
             expect(ends, `${ids[i]}: one end`).to.have.length(1);
             expect(mineEvents[mineEvents.length - 1]).to.equal(ends[0]);
             const endType = { succeeded: 'result', failed: 'failed', canceled: 'canceled' }[state[i]];
             expect(ends[0].type, `${ids[i]}: ${JSON.stringify(mineEvents)}`).to.equal(endType);
-            expect(mineEvents.filter((m) => m.type === 'progress'), `${ids[i]}: progress events`).to.have.length(progress[i]);
+            expect(
+              mineEvents.filter((m) => m.type === 'progress'),
+              `${ids[i]}: progress events`,
+            ).to.have.length(progress[i]);
             const view = await http(hub, 'GET', `/tasks/${ids[i]}`);
             expect(view.status, JSON.stringify(view.body)).to.equal(200);
             expect(view.body.status).to.equal(state[i]);
@@ -677,7 +840,8 @@ describe('Fuzz: worker WebSocket', () => {
             if (state[i] === 'succeeded') expect(JSON.stringify(view.body.result), `${ids[i]}: the result as the worker sent it`).to.equal(results[i]);
             // Text that is not well-formed UTF-16 (a lone surrogate) cannot be stored as such.
             const shown = messages[i];
-            if (shown === null || (shown as string & { isWellFormed(): boolean }).isWellFormed()) expect(view.body.message, `${ids[i]}: the last progress message`).to.equal(shown);
+            if (shown === null || (shown as string & { isWellFormed(): boolean }).isWellFormed())
+              expect(view.body.message, `${ids[i]}: the last progress message`).to.equal(shown);
           }
         }),
         params(runs),

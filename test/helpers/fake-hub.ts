@@ -36,26 +36,38 @@ export class HubSide {
   #waiters: Array<{ pred: (m: Msg) => boolean; resolve: (m: Msg) => void }> = [];
   #pinger: NodeJS.Timeout | null = null;
 
-  constructor(readonly ws: WebSocket, readonly request: IncomingMessage | null, readonly options: HubSideOptions) {
+  constructor(
+    readonly ws: WebSocket,
+    readonly request: IncomingMessage | null,
+    readonly options: HubSideOptions,
+  ) {
     // Every frame of the worker SDK is checked against the contract (a stray one fails the test).
-    const decoder = new FrameDecoder({ onMessage: (m) => {
+    const decoder = new FrameDecoder({
+      onMessage: (m) => {
         checkFrame('workerToHub', m, 'the fake hub');
         this.#onMessage(m);
-      }, onError: (e) => this.received.push({ type: '$decoder_error', message: e.message }) });
+      },
+      onError: (e) => this.received.push({ type: '$decoder_error', message: e.message }),
+    });
     ws.on('message', (data, isBinary) => decoder.push(data as Buffer, isBinary));
     ws.on('error', () => undefined);
-    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => {
-      this.stopPinging();
-      resolve({ code, reason: reason.toString() });
-    }));
+    this.closed = new Promise((resolve) =>
+      ws.on('close', (code, reason) => {
+        this.stopPinging();
+        resolve({ code, reason: reason.toString() });
+      }),
+    );
     this.hello = this.next((m) => m.type === 'hello', 10_000);
-    void this.hello.then((hello) => {
-      if (options.refuse) {
-        this.send({ type: 'error', ...options.refuse });
-        ws.close(1008, options.refuse.code);
-      } else if (options.autoWelcome !== false) this.welcome();
-      return hello;
-    }, () => undefined);
+    void this.hello.then(
+      (hello) => {
+        if (options.refuse) {
+          this.send({ type: 'error', ...options.refuse });
+          ws.close(1008, options.refuse.code);
+        } else if (options.autoWelcome !== false) this.welcome();
+        return hello;
+      },
+      () => undefined,
+    );
     if (options.ping !== false) {
       this.#pinger = setInterval(() => {
         if (ws.readyState === WebSocket.OPEN) ws.ping();
@@ -146,7 +158,12 @@ export class FakeHub {
   options: HubSideOptions;
   #waiters: Array<{ index: number; resolve: (c: HubSide) => void }> = [];
 
-  private constructor(readonly server: Server, readonly wss: WebSocketServer, readonly url: string, options: HubSideOptions) {
+  private constructor(
+    readonly server: Server,
+    readonly wss: WebSocketServer,
+    readonly url: string,
+    options: HubSideOptions,
+  ) {
     this.options = options;
     wss.on('connection', (ws, req) => {
       const conn = new HubSide(ws, req, { ...this.options });
@@ -166,7 +183,6 @@ export class FakeHub {
     return new FakeHub(server, wss, `ws://127.0.0.1:${bound}/worker`, options);
   }
 
-
   /** Hellos of every connection so far. */
   async hellos(): Promise<Msg[]> {
     return Promise.all(this.connections.map((c) => c.hello));
@@ -177,10 +193,13 @@ export class FakeHub {
     if (index < this.connections.length) return Promise.resolve(this.connections[index]);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no connection #${index} in ${timeoutMs} ms (${this.connections.length} so far)`)), timeoutMs);
-      this.#waiters.push({ index, resolve: (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      } });
+      this.#waiters.push({
+        index,
+        resolve: (c) => {
+          clearTimeout(timer);
+          resolve(c);
+        },
+      });
     });
   }
 

@@ -40,7 +40,11 @@ export function me(name: string, input: Msg[] = [{ argument_name: 'x', argument_
 }
 
 /** A raw worker that said hello and got its welcome. */
-export async function fakeWorker(hub: TestHub, description: Msg, opts: { concurrency?: number; instance?: string; token?: string } = {}): Promise<WsPeer & { welcome: Msg }> {
+export async function fakeWorker(
+  hub: TestHub,
+  description: Msg,
+  opts: { concurrency?: number; instance?: string; token?: string } = {},
+): Promise<WsPeer & { welcome: Msg }> {
   const headers: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
   const peer = await WsPeer.open(`${hub.wsUrl}/worker`, headers);
   peer.send({ type: 'hello', protocol: 1, me: description, concurrency: opts.concurrency ?? 1, instance: opts.instance ?? 'test' });
@@ -57,7 +61,13 @@ export async function fakeClient(hub: TestHub, headers: Record<string, string> =
 }
 
 /** fetch + JSON, returning status and body. */
-export async function http(hub: TestHub, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+export async function http(
+  hub: TestHub,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`${hub.url}${path}`, {
     method,
     headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },

@@ -17,7 +17,10 @@ export class WsPeer {
   private readonly decoder: FrameDecoder;
   readonly closed: Promise<number>;
 
-  private constructor(readonly ws: WebSocket, url: string) {
+  private constructor(
+    readonly ws: WebSocket,
+    url: string,
+  ) {
     // Every frame from the hub is checked against the contract (a stray one fails the test).
     const direction = hubDirectionOf(url);
     this.decoder = new FrameDecoder({

@@ -38,7 +38,7 @@ describe('Operator', () => {
         const ok = await runTask(hub, w, 20, 'result');
         const failed = await runTask(hub, w, 3, 'failed');
         const ended = (id: string) => lines.some((l) => l.task_id === id && l.msg === 'task ended');
-        await until(() => ended(ok) && ended(failed), 'both tasks\' end lines');
+        await until(() => ended(ok) && ended(failed), "both tasks' end lines");
         for (const [id, status, code] of [
           [ok, 'succeeded', undefined],
           [failed, 'failed', 'task_failed'],

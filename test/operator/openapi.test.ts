@@ -55,7 +55,9 @@ describe('Operator', () => {
       expect(body('/tasks/{task_id}', 'delete', '200')).to.deep.equal({ $ref: '#/components/schemas/TaskView' });
       expect(doc.paths['/healthz'].get.security).to.deep.equal([]);
       expect(doc.paths['/readyz'].get.security).to.deep.equal([]);
-      expect(doc.info.version).to.match(/^\d+\.\d+\.\d+/).and.not.equal('0.0.0');
+      expect(doc.info.version)
+        .to.match(/^\d+\.\d+\.\d+/)
+        .and.not.equal('0.0.0');
       expect(doc.components.schemas.AddTaskBody).to.deep.equal(JSON.parse(JSON.stringify(AddTaskBody)));
       expect(doc.components.schemas.ServiceInfo).to.deep.equal(JSON.parse(JSON.stringify(ServiceInfo)));
       expect(doc.components.schemas.TaskView).to.deep.equal(JSON.parse(JSON.stringify(TaskView)));

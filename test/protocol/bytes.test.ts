@@ -71,7 +71,9 @@ describe('protocol core: bytes and backoff', () => {
     const dir = fileURLToPath(new URL('../../protocol/src/', import.meta.url));
     for (const file of readdirSync(dir)) {
       // Comments may name Buffer (as what passes through); code may not.
-      const code = readFileSync(dir + file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+      const code = readFileSync(dir + file, 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
       expect(code, file).to.not.match(/\bBuffer\b|\bprocess\.|\brequire\(|from 'node:|\bglobalThis\b/);
     }
   });

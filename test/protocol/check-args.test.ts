@@ -343,7 +343,13 @@ describe('checkArgs', () => {
         expect((valueOf(arg('f', 'file'), 'data:;base64,aGk=') as { mime: string }).mime).to.equal('text/plain');
         expect(problemOf(image, 'data:;base64,aGk=')).to.equal('expected an image (image/*), got text/plain');
       });
-      for (const url of ['data:image/png,abc', 'data:image/png;base64', 'data:image/png;base64,a$b=', 'data:png;base64,QQ==', `data:image/png;base64,${PNG_B64}=`]) {
+      for (const url of [
+        'data:image/png,abc',
+        'data:image/png;base64',
+        'data:image/png;base64,a$b=',
+        'data:png;base64,QQ==',
+        `data:image/png;base64,${PNG_B64}=`,
+      ]) {
         it(`rejects ${url.slice(0, 40)}`, () => {
           expect(problemOf(image, url)).to.equal('is not a well-formed base64 data: URL');
         });
@@ -459,7 +465,9 @@ describe('checkArgs', () => {
       expect(problemOf(image, 5)).to.equal('expected image as {"mime", "data"}, a data: URL or {"url"}, got 5');
       expect(problemOf(image, [])).to.equal('expected image as {"mime", "data"}, a data: URL or {"url"}, got an array');
       expect(problemOf(image, null)).to.equal('expected image as {"mime", "data"}, a data: URL or {"url"}, got null');
-      expect(problemOf(image, { mime: 'image/png' })).to.equal('expected image as {"mime", "data"}, a data: URL or {"url"}, got an object without "data" or "url"');
+      expect(problemOf(image, { mime: 'image/png' })).to.equal(
+        'expected image as {"mime", "data"}, a data: URL or {"url"}, got an object without "data" or "url"',
+      );
       expect(problemOf(image, Buffer.from('x'))).to.equal('expected image as {"mime", "data"}, a data: URL or {"url"}, got bytes');
     });
   });
@@ -481,7 +489,9 @@ describe('checkArgs', () => {
     });
 
     it('reads __proto__, constructor and friends as unknown names', () => {
-      const args = JSON.parse('{"a": 1, "__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}, "toString": 1, "hasOwnProperty": 2}') as object;
+      const args = JSON.parse(
+        '{"a": 1, "__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}, "toString": 1, "hasOwnProperty": 2}',
+      ) as object;
       const ps = problems(checkArgs([arg('a', 'int')], args));
       expect(ps.map((p) => p.argument_name)).to.deep.equal(['__proto__', 'constructor', 'toString', 'hasOwnProperty']);
       expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
@@ -507,9 +517,21 @@ describe('checkArgs', () => {
     });
 
     it('never throws on a throwing getter or a proxy', () => {
-      const getter = Object.defineProperty({}, 'a', { enumerable: true, get() { throw new Error('boom'); } });
+      const getter = Object.defineProperty({}, 'a', {
+        enumerable: true,
+        get() {
+          throw new Error('boom');
+        },
+      });
       expect(problems(checkArgs([arg('a', 'int')], getter))).to.deep.equal([{ argument_name: 'args', problem: 'could not be read' }]);
-      const proxy = new Proxy({}, { ownKeys() { throw new Error('boom'); } });
+      const proxy = new Proxy(
+        {},
+        {
+          ownKeys() {
+            throw new Error('boom');
+          },
+        },
+      );
       expect(checkArgs([arg('a', 'int', { required: false })], proxy).ok).to.equal(false);
     });
 
@@ -520,11 +542,31 @@ describe('checkArgs', () => {
     });
 
     it('never throws on anything', () => {
-      const values: unknown[] = [undefined, null, 0, '', [], {}, Symbol('s'), () => 1, 10n, new Map(), new Date(), Buffer.alloc(3), [Symbol('x')], { a: Symbol('y') }];
+      const values: unknown[] = [
+        undefined,
+        null,
+        0,
+        '',
+        [],
+        {},
+        Symbol('s'),
+        () => 1,
+        10n,
+        new Map(),
+        new Date(),
+        Buffer.alloc(3),
+        [Symbol('x')],
+        { a: Symbol('y') },
+      ];
       const input = (['int', 'float', 'str', 'bool', 'json', 'image', 'audio', 'video', 'file'] as const).map((t) => arg(`a_${t}`, t));
       for (const v of values) {
         expect(() => checkArgs(input, v)).not.to.throw();
-        expect(() => checkArgs(input, input.map(() => v))).not.to.throw();
+        expect(() =>
+          checkArgs(
+            input,
+            input.map(() => v),
+          ),
+        ).not.to.throw();
         expect(() => checkArgs(input, Object.fromEntries(input.map((a) => [a.argument_name, v])))).not.to.throw();
       }
     });
@@ -584,39 +626,122 @@ describe('checkServiceDescription', () => {
     ['a long name', { name: 'a'.repeat(65), description: '', input: [] }, /^name: must match pattern/],
     ['no description', { name: 's', input: [] }, 'description: is required'],
     ['no input', { name: 's', description: '' }, 'input: is required'],
-    ['too many arguments', withInput(...Array.from({ length: 65 }, (_, i) => ({ argument_name: `a${i}`, type: 'int' }))), /^input: must NOT have more than 64 items/],
+    [
+      'too many arguments',
+      withInput(...Array.from({ length: 65 }, (_, i) => ({ argument_name: `a${i}`, type: 'int' }))),
+      /^input: must NOT have more than 64 items/,
+    ],
     ['an argument without name', withInput({ type: 'int' }), 'input[0].argument_name: is required'],
     ['a bad argument name', withInput({ argument_name: 'a-b', type: 'int' }), /^input\[0\]\.argument_name: must match pattern/],
-    ['an unknown type', withInput({ argument_name: 'a', type: 'integer' }), 'input[0].type: must be one of int, float, str, bool, json, image, audio, video, file, got "integer"'],
+    [
+      'an unknown type',
+      withInput({ argument_name: 'a', type: 'integer' }),
+      'input[0].type: must be one of int, float, str, bool, json, image, audio, video, file, got "integer"',
+    ],
     ['a type that is no string', withInput({ argument_name: 'a', type: 5 }), /^input\[0\]\.type: must be one of .*, got 5$/],
-    ['a duplicate name', withInput({ argument_name: 'angle', type: 'int' }, { argument_name: 'angle', type: 'str' }), 'input[1].argument_name: duplicate "angle"'],
-    ['a duplicate output name', { ...ME, output: [{ argument_name: 'o', type: 'int' }, { argument_name: 'p', type: 'int' }, { argument_name: 'o', type: 'int' }] }, 'output[2].argument_name: duplicate "o"'],
-    ['a default of another type', withInput({ argument_name: 'a', type: 'int' }, { argument_name: 'b', type: 'int', default: 'x' }), 'input[1].default: expected int, got "x"'],
+    [
+      'a duplicate name',
+      withInput({ argument_name: 'angle', type: 'int' }, { argument_name: 'angle', type: 'str' }),
+      'input[1].argument_name: duplicate "angle"',
+    ],
+    [
+      'a duplicate output name',
+      {
+        ...ME,
+        output: [
+          { argument_name: 'o', type: 'int' },
+          { argument_name: 'p', type: 'int' },
+          { argument_name: 'o', type: 'int' },
+        ],
+      },
+      'output[2].argument_name: duplicate "o"',
+    ],
+    [
+      'a default of another type',
+      withInput({ argument_name: 'a', type: 'int' }, { argument_name: 'b', type: 'int', default: 'x' }),
+      'input[1].default: expected int, got "x"',
+    ],
     ['a float default of an int', withInput({ argument_name: 'a', type: 'int', default: 1.5 }), 'input[0].default: expected int, got 1.5'],
     ['a default outside choices', withInput({ argument_name: 'a', type: 'int', default: 3, choices: [1, 2] }), 'input[0].default: must be one of 1, 2'],
     ['a default below min', withInput({ argument_name: 'a', type: 'float', default: 0, min: 1 }), 'input[0].default: must be at least 1'],
-    ['a default string too long', withInput({ argument_name: 'a', type: 'str', default: 'abc', max: 2 }), 'input[0].default: must be at most 2 characters long'],
-    ['a media default with broken base64', withInput({ argument_name: 'a', type: 'image', default: { mime: 'image/png', data: '!!' } }), 'input[0].default: has malformed base64 data'],
-    ['a media default of the wrong family', withInput({ argument_name: 'a', type: 'image', default: 'data:text/plain;base64,QQ==' }), 'input[0].default: expected an image (image/*), got text/plain'],
-    ['a media default over max_bytes', withInput({ argument_name: 'a', type: 'file', max_bytes: 1, default: { mime: 'a/b', data: 'QUI=' } }), 'input[0].default: is 2 bytes, over the limit of 1'],
-    ['an attachment ref as default', withInput({ argument_name: 'a', type: 'file', default: { $attachment: 0 } }), 'input[0].default: refers to an attachment, which only a WebSocket message can carry'],
-    ['a json default nested too deep', withInput({ argument_name: 'a', type: 'json', default: JSON.parse('['.repeat(40) + ']'.repeat(40)) }), 'input[0].default: is nested more than 32 levels deep'],
+    [
+      'a default string too long',
+      withInput({ argument_name: 'a', type: 'str', default: 'abc', max: 2 }),
+      'input[0].default: must be at most 2 characters long',
+    ],
+    [
+      'a media default with broken base64',
+      withInput({ argument_name: 'a', type: 'image', default: { mime: 'image/png', data: '!!' } }),
+      'input[0].default: has malformed base64 data',
+    ],
+    [
+      'a media default of the wrong family',
+      withInput({ argument_name: 'a', type: 'image', default: 'data:text/plain;base64,QQ==' }),
+      'input[0].default: expected an image (image/*), got text/plain',
+    ],
+    [
+      'a media default over max_bytes',
+      withInput({ argument_name: 'a', type: 'file', max_bytes: 1, default: { mime: 'a/b', data: 'QUI=' } }),
+      'input[0].default: is 2 bytes, over the limit of 1',
+    ],
+    [
+      'an attachment ref as default',
+      withInput({ argument_name: 'a', type: 'file', default: { $attachment: 0 } }),
+      'input[0].default: refers to an attachment, which only a WebSocket message can carry',
+    ],
+    [
+      'a json default nested too deep',
+      withInput({ argument_name: 'a', type: 'json', default: JSON.parse('['.repeat(40) + ']'.repeat(40)) }),
+      'input[0].default: is nested more than 32 levels deep',
+    ],
     ['a choice of another type', withInput({ argument_name: 'a', type: 'int', choices: [1, 'b'] }), 'input[0].choices[1]: expected int, got "b"'],
     ['a choice out of bounds', withInput({ argument_name: 'a', type: 'int', choices: [1, 20], max: 10 }), 'input[0].choices[1]: must be at most 10'],
     ['choices on media', withInput({ argument_name: 'a', type: 'image', choices: [{ url: 'u' }] }), 'input[0].choices: media arguments take no choices'],
     ['min over max', withInput({ argument_name: 'a', type: 'int', min: 5, max: 1 }), 'input[0].max: must not be less than min (5), got 1'],
     ['min on bool', withInput({ argument_name: 'a', type: 'bool', min: 0 }), 'input[0].min: only int, float and str arguments take min and max'],
     ['max on image', withInput({ argument_name: 'a', type: 'image', max: 10 }), 'input[0].max: only int, float and str arguments take min and max'],
-    ['a negative length bound', withInput({ argument_name: 'a', type: 'str', min: -1 }), 'input[0].min: a length bound must be a whole number of 0 or more, got -1'],
-    ['a fractional length bound', withInput({ argument_name: 'a', type: 'str', max: 2.5 }), 'input[0].max: a length bound must be a whole number of 0 or more, got 2.5'],
-    ['mime on int', withInput({ argument_name: 'a', type: 'int', mime: ['image/png'] }), 'input[0].mime: only media arguments (image, audio, video, file) take mime'],
-    ['max_bytes on str', withInput({ argument_name: 'a', type: 'str', max_bytes: 10 }), 'input[0].max_bytes: only media arguments (image, audio, video, file) take max_bytes'],
-    ['a text mime on image', withInput({ argument_name: 'a', type: 'image', mime: ['image/png', 'text/plain'] }), 'input[0].mime[1]: expected an image type (image/*), got "text/plain"'],
-    ['an image mime on audio', withInput({ argument_name: 'a', type: 'audio', mime: ['image/png'] }), 'input[0].mime[0]: expected audio type (audio/*), got "image/png"'],
+    [
+      'a negative length bound',
+      withInput({ argument_name: 'a', type: 'str', min: -1 }),
+      'input[0].min: a length bound must be a whole number of 0 or more, got -1',
+    ],
+    [
+      'a fractional length bound',
+      withInput({ argument_name: 'a', type: 'str', max: 2.5 }),
+      'input[0].max: a length bound must be a whole number of 0 or more, got 2.5',
+    ],
+    [
+      'mime on int',
+      withInput({ argument_name: 'a', type: 'int', mime: ['image/png'] }),
+      'input[0].mime: only media arguments (image, audio, video, file) take mime',
+    ],
+    [
+      'max_bytes on str',
+      withInput({ argument_name: 'a', type: 'str', max_bytes: 10 }),
+      'input[0].max_bytes: only media arguments (image, audio, video, file) take max_bytes',
+    ],
+    [
+      'a text mime on image',
+      withInput({ argument_name: 'a', type: 'image', mime: ['image/png', 'text/plain'] }),
+      'input[0].mime[1]: expected an image type (image/*), got "text/plain"',
+    ],
+    [
+      'an image mime on audio',
+      withInput({ argument_name: 'a', type: 'audio', mime: ['image/png'] }),
+      'input[0].mime[0]: expected audio type (audio/*), got "image/png"',
+    ],
     ['*/* on video', withInput({ argument_name: 'a', type: 'video', mime: ['*/*'] }), 'input[0].mime[0]: expected a video type (video/*), got "*/*"'],
-    ['a malformed mime entry', withInput({ argument_name: 'a', type: 'file', mime: ['png'] }), /^input\[0\]\.mime\[0\]: is not a mime type such as application\/pdf/],
+    [
+      'a malformed mime entry',
+      withInput({ argument_name: 'a', type: 'file', mime: ['png'] }),
+      /^input\[0\]\.mime\[0\]: is not a mime type such as application\/pdf/,
+    ],
     ['a bad output argument', { ...ME, output: [{ argument_name: 'o', type: 'int', default: 'x' }] }, 'output[0].default: expected int, got "x"'],
-    ['an extra field nested too deep', { ...ME, extra: JSON.parse('['.repeat(100) + ']'.repeat(100)) }, 'extra: nests the description more than 64 levels deep'],
+    [
+      'an extra field nested too deep',
+      { ...ME, extra: JSON.parse('['.repeat(100) + ']'.repeat(100)) },
+      'extra: nests the description more than 64 levels deep',
+    ],
   ];
   for (const [what, me, message] of REFUSED) {
     it(`refuses ${what}`, () => {

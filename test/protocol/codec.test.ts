@@ -51,11 +51,17 @@ describe('encodeMessage', () => {
     const png = Buffer.from('png');
     const jpg = Buffer.from('jpg');
     const enc = encodeMessage({
-      type: 'task', task_id: 't', timeout_ms: 1, attempt: 1,
+      type: 'task',
+      task_id: 't',
+      timeout_ms: 1,
+      attempt: 1,
       args: { first: { mime: 'image/png', name: 'a.png', data: png }, list: [{ mime: 'image/jpeg', data: jpg }] },
     });
     expect(JSON.parse(enc.text)).to.deep.equal({
-      type: 'task', task_id: 't', timeout_ms: 1, attempt: 1,
+      type: 'task',
+      task_id: 't',
+      timeout_ms: 1,
+      attempt: 1,
       args: { first: { $attachment: 0, mime: 'image/png', name: 'a.png' }, list: [{ $attachment: 1, mime: 'image/jpeg' }] },
       attachments: 2,
     });
@@ -134,7 +140,9 @@ describe('FrameDecoder', () => {
       const png = Buffer.from('png bytes');
       const wav = Buffer.alloc(1000, 7);
       const original = {
-        type: 'add_task', ref: 'c-1', service_id: 1,
+        type: 'add_task',
+        ref: 'c-1',
+        service_id: 1,
         args: { image: { mime: 'image/png', name: 'cat.png', data: png }, sound: { mime: 'audio/wav', data: wav }, angle: 90 },
       };
       const enc = encodeMessage(original);
@@ -158,8 +166,11 @@ describe('FrameDecoder', () => {
 
     it('round-trips 16 attachments in arrays and objects', () => {
       const original = {
-        type: 'result', task_id: 't',
-        result: Array.from({ length: 16 }, (_, i) => (i % 2 ? { mime: 'image/png', data: Buffer.from([i]) } : { nested: [{ mime: 'a/b', data: Buffer.from([i, i]) }] })),
+        type: 'result',
+        task_id: 't',
+        result: Array.from({ length: 16 }, (_, i) =>
+          i % 2 ? { mime: 'image/png', data: Buffer.from([i]) } : { nested: [{ mime: 'a/b', data: Buffer.from([i, i]) }] },
+        ),
       };
       const enc = encodeMessage(original);
       const r = recorder();
@@ -270,7 +281,10 @@ describe('FrameDecoder', () => {
 
     it('swallows the frames of a count over the maximum, then reads on', () => {
       const r = recorder();
-      r.send('{"type":"result","task_id":"t","result":1,"attachments":20}', Array.from({ length: 20 }, () => Buffer.from('x')));
+      r.send(
+        '{"type":"result","task_id":"t","result":1,"attachments":20}',
+        Array.from({ length: 20 }, () => Buffer.from('x')),
+      );
       r.send('{"type":"drain"}');
       expect(r.errors).to.have.length(1);
       expect(r.messages.map((m) => m.message)).to.deep.equal([{ type: 'drain' }]);
@@ -352,7 +366,9 @@ describe('FrameDecoder', () => {
       const deep = recorder();
       deep.send(JSON.stringify(nested(MAX_MESSAGE_DEPTH, { $attachment: 0 }, { attachments: 1 })), [Buffer.from('x')]);
       expect(deep.messages).to.deep.equal([]);
-      expect(deep.errors.map((e) => [e.code, e.message])).to.deep.equal([['bad_message', `a message with attachments may nest at most ${MAX_MESSAGE_DEPTH} levels deep`]]);
+      expect(deep.errors.map((e) => [e.code, e.message])).to.deep.equal([
+        ['bad_message', `a message with attachments may nest at most ${MAX_MESSAGE_DEPTH} levels deep`],
+      ]);
     });
 
     it('refuses a message with attachments nested 200000 levels without blowing the stack', () => {
@@ -400,7 +416,11 @@ describe('FrameDecoder', () => {
 
     it('lets one frame be referred to twice and drops frames never referred to', () => {
       const r = recorder();
-      r.send('{"type":"result","task_id":"t","attachments":3,"result":[{"$attachment":1},{"$attachment":1}]}', [Buffer.from('a'), Buffer.from('b'), Buffer.from('c')]);
+      r.send('{"type":"result","task_id":"t","attachments":3,"result":[{"$attachment":1},{"$attachment":1}]}', [
+        Buffer.from('a'),
+        Buffer.from('b'),
+        Buffer.from('c'),
+      ]);
       expect(r.messages[0].message.result).to.deep.equal([{ data: Buffer.from('b') }, { data: Buffer.from('b') }]);
     });
   });
@@ -419,7 +439,9 @@ describe('FrameDecoder', () => {
     it('passes anything else thrown by onMessage as internal', () => {
       const errors: HubError[] = [];
       const d = new FrameDecoder({
-        onMessage: () => { throw new Error('boom'); },
+        onMessage: () => {
+          throw new Error('boom');
+        },
         onError: (e) => errors.push(e),
       });
       d.push('{"type":"drain"}', false);
@@ -429,8 +451,12 @@ describe('FrameDecoder', () => {
     it('never lets a throwing onError escape push', () => {
       let seen = 0;
       const d = new FrameDecoder({
-        onMessage: () => { seen++; },
-        onError: () => { throw new Error('handler bug'); },
+        onMessage: () => {
+          seen++;
+        },
+        onError: () => {
+          throw new Error('handler bug');
+        },
       });
       expect(() => d.push('nope', false)).not.to.throw();
       expect(() => d.push(Buffer.from('x'), true)).not.to.throw();
@@ -516,7 +542,17 @@ describe('decodeDataUrl', () => {
     expect(decodeDataUrl('data:text/plain;charset=utf-8;base64,aGk=')?.mime).to.equal('text/plain;charset=utf-8');
     expect(decodeDataUrl('data:;base64,aGk=')).to.deep.equal({ mime: 'text/plain', data: Buffer.from('hi') });
   });
-  for (const url of ['', 'data:', 'data:image/png,hi', 'data:image/png;base64', 'data:image/png;base64,Q', 'data:image/png;base64,iVBOR...', 'http://x', 'data:image;base64,QQ==', 'data:image/png;base64;x=1,QQ==']) {
+  for (const url of [
+    '',
+    'data:',
+    'data:image/png,hi',
+    'data:image/png;base64',
+    'data:image/png;base64,Q',
+    'data:image/png;base64,iVBOR...',
+    'http://x',
+    'data:image;base64,QQ==',
+    'data:image/png;base64;x=1,QQ==',
+  ]) {
     it(`returns null for ${JSON.stringify(url)}`, () => expect(decodeDataUrl(url)).to.equal(null));
   }
 });

@@ -115,7 +115,10 @@ describe('docs/protocol.md examples', () => {
     for (const direction of DIRECTIONS) {
       for (const type of Object.keys(validate[direction])) {
         const name = `${direction}.${type}`;
-        expect(all.some((ex) => ex.kind === 'example' && ex.name === name), `no example of ${name}`).to.equal(true);
+        expect(
+          all.some((ex) => ex.kind === 'example' && ex.name === name),
+          `no example of ${name}`,
+        ).to.equal(true);
       }
     }
   });

@@ -1,13 +1,5 @@
 import { expect } from 'chai';
-import {
-  ERROR_CODES,
-  ERROR_STATUS,
-  HubError,
-  isErrorCode,
-  parseMessage,
-  validate,
-  type Validator,
-} from '@utils-hub/protocol';
+import { ERROR_CODES, ERROR_STATUS, HubError, isErrorCode, parseMessage, validate, type Validator } from '@utils-hub/protocol';
 
 type Direction = 'workerToHub' | 'hubToWorker' | 'clientToHub' | 'hubToClient';
 
@@ -62,15 +54,27 @@ const MESSAGE_EXAMPLES: { direction: Direction; verbatim: boolean; text: string 
   { direction: 'hubToWorker', verbatim: false, text: '{"type": "cancel", "task_id": "...", "reason": "timeout"}' },
   { direction: 'hubToWorker', verbatim: false, text: '{"type": "cancel", "task_id": "...", "reason": "shutdown"}' },
   // 5.1 worker to hub
-  { direction: 'workerToHub', verbatim: false, text: '{"type": "progress", "task_id": "...", "progress": 0.4, "message": "resizing", "data": {"any": [1, "x", null]}}' },
+  {
+    direction: 'workerToHub',
+    verbatim: false,
+    text: '{"type": "progress", "task_id": "...", "progress": 0.4, "message": "resizing", "data": {"any": [1, "x", null]}}',
+  },
   { direction: 'workerToHub', verbatim: false, text: '{"type": "result", "task_id": "...", "result": {"any": true}}' },
   { direction: 'workerToHub', verbatim: true, text: '{"type": "failed", "task_id": "...", "error": {"code": "...", "message": "..."}}' },
   { direction: 'workerToHub', verbatim: true, text: '{"type": "drain"}' },
   // 5.2 hub to client, first message
   { direction: 'hubToClient', verbatim: true, text: '{"type": "services", "services": [{"service_id": 1, "service_name": "..."}]}' },
   // 5.2 client to hub
-  { direction: 'clientToHub', verbatim: false, text: '{"type": "add_task", "ref": "c-1", "service_id": 1, "args": [], "timeout_ms": 60000, "queue_timeout_ms": 30000}' },
-  { direction: 'clientToHub', verbatim: false, text: '{"type": "add_task", "ref": "c-1", "service_id": 1, "args": {}, "timeout_ms": 60000, "queue_timeout_ms": 30000}' },
+  {
+    direction: 'clientToHub',
+    verbatim: false,
+    text: '{"type": "add_task", "ref": "c-1", "service_id": 1, "args": [], "timeout_ms": 60000, "queue_timeout_ms": 30000}',
+  },
+  {
+    direction: 'clientToHub',
+    verbatim: false,
+    text: '{"type": "add_task", "ref": "c-1", "service_id": 1, "args": {}, "timeout_ms": 60000, "queue_timeout_ms": 30000}',
+  },
   { direction: 'clientToHub', verbatim: true, text: '{"type": "cancel", "task_id": "..."}' },
   { direction: 'clientToHub', verbatim: true, text: '{"type": "subscribe", "task_id": "..."}' },
   { direction: 'clientToHub', verbatim: true, text: '{"type": "service_info", "ref": "...", "service_id": 1}' },
@@ -82,9 +86,17 @@ const MESSAGE_EXAMPLES: { direction: Direction; verbatim: boolean; text: string 
   { direction: 'hubToClient', verbatim: false, text: '{"type": "started", "task_id": "t", "seq": 1, "attempt": 1}' },
   { direction: 'hubToClient', verbatim: false, text: '{"type": "progress", "task_id": "t", "seq": 2, "progress": 0.4, "message": "resizing", "data": null}' },
   { direction: 'hubToClient', verbatim: false, text: '{"type": "result", "task_id": "t", "seq": 3, "result": 42}' },
-  { direction: 'hubToClient', verbatim: false, text: '{"type": "failed", "task_id": "t", "seq": 3, "error": {"code": "task_failed", "message": "m", "worker_error": {"code": "x", "message": "y"}}}' },
+  {
+    direction: 'hubToClient',
+    verbatim: false,
+    text: '{"type": "failed", "task_id": "t", "seq": 3, "error": {"code": "task_failed", "message": "m", "worker_error": {"code": "x", "message": "y"}}}',
+  },
   { direction: 'hubToClient', verbatim: false, text: '{"type": "canceled", "task_id": "t", "seq": 2}' },
-  { direction: 'hubToClient', verbatim: false, text: '{"type": "snapshot", "task_id": "t", "seq": 1, "status": "running", "progress": 0.5, "message": "half", "position": null}' },
+  {
+    direction: 'hubToClient',
+    verbatim: false,
+    text: '{"type": "snapshot", "task_id": "t", "seq": 1, "status": "running", "progress": 0.5, "message": "half", "position": null}',
+  },
   { direction: 'hubToClient', verbatim: false, text: '{"type": "error", "code": "task_not_found", "message": "no such task", "task_id": "t", "ref": "c-1"}' },
 ];
 
@@ -137,15 +149,33 @@ describe('schemas', () => {
 
   describe('REST bodies', () => {
     const TASK = {
-      task_id: 'V1StGXR8_Z5jdHi6B-myT', service_id: 1, status: 'running', progress: 0.5, message: 'half',
-      created_at: '2024-01-01T00:00:00.000Z', started_at: '2024-01-01T00:00:01.000Z', finished_at: null,
+      task_id: 'V1StGXR8_Z5jdHi6B-myT',
+      service_id: 1,
+      status: 'running',
+      progress: 0.5,
+      message: 'half',
+      created_at: '2024-01-01T00:00:00.000Z',
+      started_at: '2024-01-01T00:00:01.000Z',
+      finished_at: null,
     };
     const tables: { name: string; v: Validator<unknown>; valid: unknown[]; invalid: unknown[] }[] = [
       {
         name: 'servicesList',
         v: validate.servicesList,
-        valid: [[], [{ service_id: 0, service_name: 'a' }, { service_id: 2, service_name: 'b.c-d_e', extra: 1 }]],
-        invalid: [{}, [{ service_id: -1, service_name: 'a' }], [{ service_id: 1 }], [{ service_id: 1, service_name: 'a b' }], [{ service_id: 1.5, service_name: 'a' }]],
+        valid: [
+          [],
+          [
+            { service_id: 0, service_name: 'a' },
+            { service_id: 2, service_name: 'b.c-d_e', extra: 1 },
+          ],
+        ],
+        invalid: [
+          {},
+          [{ service_id: -1, service_name: 'a' }],
+          [{ service_id: 1 }],
+          [{ service_id: 1, service_name: 'a b' }],
+          [{ service_id: 1.5, service_name: 'a' }],
+        ],
       },
       {
         name: 'serviceInfo',
@@ -170,7 +200,10 @@ describe('schemas', () => {
           { service_id: 0, args: { a: 1 }, extra: 'ignored' },
         ],
         invalid: [
-          {}, [], null, 'x',
+          {},
+          [],
+          null,
+          'x',
           { args: [] },
           { service_id: 1 },
           { service_id: 1, args: 'x' },
@@ -188,13 +221,20 @@ describe('schemas', () => {
         name: 'addTaskSucceeded',
         v: validate.addTaskSucceeded,
         valid: [{ task_id: 't', status: 'succeeded', result: null }],
-        invalid: [{ task_id: 't', status: 'queued', result: 1 }, { task_id: '', status: 'succeeded', result: 1 }, { status: 'succeeded', result: 1 }],
+        invalid: [
+          { task_id: 't', status: 'queued', result: 1 },
+          { task_id: '', status: 'succeeded', result: 1 },
+          { status: 'succeeded', result: 1 },
+        ],
       },
       {
         name: 'addTaskQueued',
         v: validate.addTaskQueued,
         valid: [{ task_id: 't', status: 'queued' }],
-        invalid: [{ task_id: 't', status: 'running' }, { task_id: 'x'.repeat(65), status: 'queued' }],
+        invalid: [
+          { task_id: 't', status: 'running' },
+          { task_id: 'x'.repeat(65), status: 'queued' },
+        ],
       },
       {
         name: 'taskView',
@@ -216,7 +256,10 @@ describe('schemas', () => {
       {
         name: 'errorBody',
         v: validate.errorBody,
-        valid: [{ error: { code: 'timeout', message: 'm' } }, { error: { code: 'task_failed', message: 'm', task_id: 't', worker_error: { code: 'x', message: 'y' } } }],
+        valid: [
+          { error: { code: 'timeout', message: 'm' } },
+          { error: { code: 'task_failed', message: 'm', task_id: 't', worker_error: { code: 'x', message: 'y' } } },
+        ],
         invalid: [{}, { error: 'timeout' }, { error: { code: 'timeout' } }, { error: { message: 'm' } }],
       },
       {
@@ -224,7 +267,11 @@ describe('schemas', () => {
         v: validate.serviceDescription,
         valid: [
           { name: 's', description: '', input: [] },
-          { name: 'a'.repeat(64), description: 'd', input: [{ argument_name: 'x', type: 'str', required: false, default: 'y', choices: ['y', 'z'], min: 0, max: 3, prompt: 'Which?' }] },
+          {
+            name: 'a'.repeat(64),
+            description: 'd',
+            input: [{ argument_name: 'x', type: 'str', required: false, default: 'y', choices: ['y', 'z'], min: 0, max: 3, prompt: 'Which?' }],
+          },
           { name: 's', description: '', input: [{ argument_name: 'p', type: 'image', mime: ['image/png'], max_bytes: 10 }], output: [] },
         ],
         invalid: [
@@ -255,7 +302,10 @@ describe('schemas', () => {
       {
         name: 'mediaBase64',
         v: validate.mediaBase64,
-        valid: [{ mime: 'image/png', data: '' }, { mime: 'x/y', data: 'QQ==', name: 'a.png' }],
+        valid: [
+          { mime: 'image/png', data: '' },
+          { mime: 'x/y', data: 'QQ==', name: 'a.png' },
+        ],
         invalid: [{ data: 'QQ==' }, { mime: '', data: 'QQ==' }, { mime: 'image/png' }, { mime: 'image/png', data: 5 }],
       },
       {
@@ -480,8 +530,16 @@ describe('schemas', () => {
     it('names every alternative of a union in its message', () => {
       const cases: [Direction, unknown, string][] = [
         ['hubToWorker', { type: 'cancel', task_id: 't', reason: 'bored' }, '/reason must be one of "client", "timeout", "shutdown"'],
-        ['hubToClient', { type: 'snapshot', task_id: 't', seq: 1, status: 'paused', progress: null, message: null, position: null }, '/status must be one of "queued", "running", "succeeded", "failed", "canceled"'],
-        ['hubToClient', { type: 'snapshot', task_id: 't', seq: 1, status: 'queued', progress: 'x', message: null, position: null }, '/progress must be number or null'],
+        [
+          'hubToClient',
+          { type: 'snapshot', task_id: 't', seq: 1, status: 'paused', progress: null, message: null, position: null },
+          '/status must be one of "queued", "running", "succeeded", "failed", "canceled"',
+        ],
+        [
+          'hubToClient',
+          { type: 'snapshot', task_id: 't', seq: 1, status: 'queued', progress: 'x', message: null, position: null },
+          '/progress must be number or null',
+        ],
         ['clientToHub', { type: 'add_task', service_id: 1, args: 'x' }, '/args must be array or object'],
       ];
       for (const [direction, msg, message] of cases) {
@@ -502,7 +560,9 @@ describe('schemas', () => {
     });
 
     it('does not walk deeply nested free-form values', () => {
-      const msg = JSON.parse(`${JSON.stringify({ type: 'result', task_id: 't' }).slice(0, -1)},"result":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`) as object;
+      const msg = JSON.parse(
+        `${JSON.stringify({ type: 'result', task_id: 't' }).slice(0, -1)},"result":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`,
+      ) as object;
       expect(parseMessage('workerToHub', msg)).to.equal(msg);
     });
   });
@@ -512,10 +572,25 @@ describe('errors', () => {
   describe('ERROR_STATUS', () => {
     it('gives each code of section 6 its status', () => {
       const table: Record<string, number> = {
-        bad_request: 400, invalid_args: 400, unauthorized: 401, forbidden: 403, service_not_found: 404,
-        task_not_found: 404, not_found: 404, already_finished: 409, canceled: 409, payload_too_large: 413,
-        rate_limited: 429, task_failed: 502, worker_lost: 502, no_worker: 503, queue_full: 503,
-        shutting_down: 503, interrupted: 503, timeout: 504, internal: 500,
+        bad_request: 400,
+        invalid_args: 400,
+        unauthorized: 401,
+        forbidden: 403,
+        service_not_found: 404,
+        task_not_found: 404,
+        not_found: 404,
+        already_finished: 409,
+        canceled: 409,
+        payload_too_large: 413,
+        rate_limited: 429,
+        task_failed: 502,
+        worker_lost: 502,
+        no_worker: 503,
+        queue_full: 503,
+        shutting_down: 503,
+        interrupted: 503,
+        timeout: 504,
+        internal: 500,
       };
       for (const [code, status] of Object.entries(table)) expect(ERROR_STATUS[code as keyof typeof ERROR_STATUS], code).to.equal(status);
       for (const code of ['bad_message', 'bad_service_description', 'service_conflict', 'unsupported_protocol']) {

@@ -15,7 +15,9 @@ const PYTHON = '/usr/bin/python3';
 function missing(): string | null {
   if (!existsSync(PYTHON)) return `${PYTHON} is missing`;
   const probe = spawnSync(PYTHON, ['-c', 'import websockets, pytest'], { encoding: 'utf8' });
-  return probe.status === 0 ? null : `${PYTHON} lacks websockets or pytest (apt-get install python3-websockets python3-pytest): ${probe.stderr.trim().split('\n').pop()}`;
+  return probe.status === 0
+    ? null
+    : `${PYTHON} lacks websockets or pytest (apt-get install python3-websockets python3-pytest): ${probe.stderr.trim().split('\n').pop()}`;
 }
 
 describe('Python worker SDK (pytest against a real hub)', function () {

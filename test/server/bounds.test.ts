@@ -232,7 +232,7 @@ describe('Bounds', () => {
 
     it('gives the same positions and bytes as walking the queue, over 20,000 random operations', () => {
       let seed = 42;
-      const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+      const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
       const total = { bytes: 0 };
       const q = new TaskQueue<Item>(total);
       let model: Item[] = [];
@@ -362,7 +362,9 @@ describe('Bounds', () => {
         expect(r.first).to.include({ task_id: ids[0], position: 0, status: 'queued' });
         expect(r.last).to.include({ task_id: ids[9_999], position: 9_999, status: 'queued' });
       }
-      console.log(`        20 x 10,000 subscribes: ${ms.toFixed(0)} ms, the hub's process ${cpuMs.toFixed(0)} ms of CPU; /healthz answered ${healthAnswers} times, at worst in ${healthWorst.toFixed(0)} ms`);
+      console.log(
+        `        20 x 10,000 subscribes: ${ms.toFixed(0)} ms, the hub's process ${cpuMs.toFixed(0)} ms of CPU; /healthz answered ${healthAnswers} times, at worst in ${healthWorst.toFixed(0)} ms`,
+      );
       // Generous bounds, for a machine shared with other work (on 2 cores shared by many test
       // runs: 4 s of the hub's CPU, 27 s of clock, /healthz at worst 9 s); the positions alone
       // once took 2 x 10^9 steps of a blocked event loop. The O(log n) proof is the test above.
@@ -410,7 +412,9 @@ describe('Bounds', () => {
       expect(code).to.equal(1009);
       expect(hub.app.hub.stats.badMessages.worker).to.equal(0);
       expect(hub.app.hub.stats.rejectedHandshakes).to.deep.equal({});
-      console.log(`        20 MB frame before welcome: closed in ${ms.toFixed(0)} ms, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU (this process: client and hub)`);
+      console.log(
+        `        20 MB frame before welcome: closed in ${ms.toFixed(0)} ms, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms of CPU (this process: client and hub)`,
+      );
       // A frame of 1 MiB before welcome is still read (and refused as what it is).
       const second = await WsPeer.open(`${hub.wsUrl}/worker`, { authorization: 'Bearer good-token' });
       second.sendRaw('y'.repeat(1024 * 1024 - 1));

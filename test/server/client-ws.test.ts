@@ -113,7 +113,15 @@ forEachDatabase('Client endpoint /client', (dbUrl) => {
     const c = await fakeClient(hub);
     c.sendRaw(Buffer.from('stray'), true);
     expect((await c.nextOf('error')).code).to.equal('bad_message');
-    const garbage = ['{', '"str"', 'null', '{"type":"add_task"}', '{"type":"subscribe","task_id":5}', '{"type":"launch"}', '{"type":"add_task","service_id":1,"args":[],"attachments":17}'];
+    const garbage = [
+      '{',
+      '"str"',
+      'null',
+      '{"type":"add_task"}',
+      '{"type":"subscribe","task_id":5}',
+      '{"type":"launch"}',
+      '{"type":"add_task","service_id":1,"args":[],"attachments":17}',
+    ];
     for (const raw of garbage) {
       c.sendRaw(raw);
       expect((await c.nextOf('error')).code, raw).to.equal('bad_message');
@@ -148,7 +156,11 @@ forEachDatabase('Client endpoint /client', (dbUrl) => {
     await sleep(50);
     w.send({ type: 'result', task_id: task.task_id, result: 'kept' });
     // The end shows once it is committed (HUB_COMMIT=stored).
-    const v = await eventually(() => http(hub, 'GET', `/tasks/${acc.task_id}`), (r) => r.body.status !== 'running', 'the end');
+    const v = await eventually(
+      () => http(hub, 'GET', `/tasks/${acc.task_id}`),
+      (r) => r.body.status !== 'running',
+      'the end',
+    );
     expect(v.body).to.include({ status: 'succeeded', result: 'kept' });
   });
 

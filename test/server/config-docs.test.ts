@@ -17,7 +17,9 @@ function readmeTable(): string {
 }
 
 function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 describe('Configuration docs, from the options schema', () => {
@@ -32,7 +34,13 @@ describe('Configuration docs, from the options schema', () => {
   it('the table has one row per environment variable, each with its default and meaning', () => {
     const rows = configTable().split('\n').slice(2);
     expect(rows.map((r) => /^\| `(\w+)` \|/.exec(r)?.[1])).to.deep.equal(envs);
-    for (const r of rows) expect(r.split(' | ').map((c) => c.trim()).filter(Boolean)).to.have.length.at.least(3);
+    for (const r of rows)
+      expect(
+        r
+          .split(' | ')
+          .map((c) => c.trim())
+          .filter(Boolean),
+      ).to.have.length.at.least(3);
     expect(envs).to.include.members(['HUB_MAX_BUFFERED_BYTES', 'HUB_COMMIT', 'HUB_MAX_QUEUE_TIMEOUT_MS', 'HUB_QUEUE_MAX_BYTES', 'HUB_MAX_SERVICE_BYTES']);
   });
 

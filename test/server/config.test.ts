@@ -4,13 +4,31 @@ import { defaults, loadConfig, loadStartConfig, startFlagOptions, ConfigError } 
 describe('loadConfig', () => {
   it('gives the defaults of section 9', () => {
     const c = loadConfig({});
-    expect(c).to.include({ host: '127.0.0.1', port: 8080, db: 'sqlite:./data/hub.sqlite', taskTimeoutMs: 300000, maxTaskTimeoutMs: 3600000, queueTimeoutMs: 30000, queueLimit: 10000, maxAttempts: 2, maxMessageBytes: 33554432, heartbeatMs: 15000, resultTtlMs: 3600000, logLevel: 'info', shutdownGraceMs: 10000, rateLimit: 0 });
+    expect(c).to.include({
+      host: '127.0.0.1',
+      port: 8080,
+      db: 'sqlite:./data/hub.sqlite',
+      taskTimeoutMs: 300000,
+      maxTaskTimeoutMs: 3600000,
+      queueTimeoutMs: 30000,
+      queueLimit: 10000,
+      maxAttempts: 2,
+      maxMessageBytes: 33554432,
+      heartbeatMs: 15000,
+      resultTtlMs: 3600000,
+      logLevel: 'info',
+      shutdownGraceMs: 10000,
+      rateLimit: 0,
+    });
     expect(c.workerTokens).to.deep.equal([]);
     expect(c.publicUrl).to.equal(null);
   });
 
   it('reads the environment, flags win over it, and the result is frozen', () => {
-    const c = loadConfig({ HUB_PORT: '9000', HUB_HOST: '0.0.0.0', HUB_WORKER_TOKENS: 'a, b,,c', HUB_PUBLIC_URL: 'https://hub.example.org/path' }, { port: 9100 });
+    const c = loadConfig(
+      { HUB_PORT: '9000', HUB_HOST: '0.0.0.0', HUB_WORKER_TOKENS: 'a, b,,c', HUB_PUBLIC_URL: 'https://hub.example.org/path' },
+      { port: 9100 },
+    );
     expect(c.port).to.equal(9100);
     expect(c.host).to.equal('0.0.0.0');
     expect(c.workerTokens).to.deep.equal(['a', 'b', 'c']);
@@ -75,7 +93,13 @@ describe('loadConfig', () => {
     });
 
     it('takes the flags of the options that have one', () => {
-      expect(startFlagOptions()).to.deep.equal({ host: { type: 'string' }, port: { type: 'string' }, db: { type: 'string' }, broker: { type: 'string' }, cluster: { type: 'string' } });
+      expect(startFlagOptions()).to.deep.equal({
+        host: { type: 'string' },
+        port: { type: 'string' },
+        db: { type: 'string' },
+        broker: { type: 'string' },
+        cluster: { type: 'string' },
+      });
     });
 
     it("reads the process's environment, the flags winning, a bad flag named as such", () => {

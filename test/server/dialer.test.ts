@@ -47,7 +47,9 @@ forEachDatabase('Dialer', (dbUrl) => {
     await addWorker(db, worker.url);
     await until(listed(hub, name), 'the dialed service to be listed');
     expect(worker.authorizations[0]).to.equal('Bearer dial-secret');
-    const id = ((await http(hub, 'GET', '/services_list')).body as Array<{ service_id: number; service_name: string }>).find((s) => s.service_name === name)!.service_id;
+    const id = ((await http(hub, 'GET', '/services_list')).body as Array<{ service_id: number; service_name: string }>).find(
+      (s) => s.service_name === name,
+    )!.service_id;
     const r = await http(hub, 'POST', '/add_task', { service_id: id, args: [5] });
     expect(r.body).to.include({ status: 'succeeded' });
     expect(r.body.result).to.deep.equal({ x: 5 });

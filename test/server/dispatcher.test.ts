@@ -1,14 +1,7 @@
 import { expect } from 'chai';
 import { HubError } from '@utils-hub/protocol';
 import type { CancelReason } from '@utils-hub/protocol';
-import {
-  Dispatcher,
-  type DispatcherOptions,
-  type DispatcherSink,
-  type TaskEvent,
-  type TaskRecord,
-  type TaskSpec,
-} from '../../server/src/core/dispatcher.js';
+import { Dispatcher, type DispatcherOptions, type DispatcherSink, type TaskEvent, type TaskRecord, type TaskSpec } from '../../server/src/core/dispatcher.js';
 import { DeadlineHeap } from '../../server/src/core/deadline-heap.js';
 import { TaskQueue } from '../../server/src/core/task-queue.js';
 
@@ -156,7 +149,7 @@ describe('Dispatcher', () => {
       expect(f.d.task('t4')?.connectionId).to.equal('b');
     });
 
-    it('never goes above a connection\'s concurrency', () => {
+    it("never goes above a connection's concurrency", () => {
       const f = setup();
       f.d.addConnection({ id: 'a', serviceId: 1, concurrency: 1 });
       f.d.addConnection({ id: 'b', serviceId: 1, concurrency: 3 });
@@ -168,7 +161,7 @@ describe('Dispatcher', () => {
       expect(f.d.runningCount).to.equal(4);
     });
 
-    it('only uses connections of the task\'s service', () => {
+    it("only uses connections of the task's service", () => {
       const f = setup();
       f.d.addConnection({ id: 'other', serviceId: 2, concurrency: 5 });
       expect(f.submit('t1')).to.equal(0);
@@ -201,7 +194,9 @@ describe('Dispatcher', () => {
       const f = setup({ queueLimit: 2 });
       f.submit('t1');
       f.submit('t2');
-      expect(() => f.submit('t3')).to.throw(HubError).with.property('code', 'queue_full');
+      expect(() => f.submit('t3'))
+        .to.throw(HubError)
+        .with.property('code', 'queue_full');
       expect(f.d.task('t3')).to.equal(undefined);
       expect(f.sink.log).to.deep.equal([]);
       expect(f.d.queueLength(1)).to.equal(2);
@@ -215,13 +210,17 @@ describe('Dispatcher', () => {
       f.d.removeConnection('a');
       expect(f.d.queueLength(1)).to.equal(2);
       expect(f.submit('t3')).to.equal(2);
-      expect(() => f.submit('t4')).to.throw(HubError).with.property('code', 'queue_full');
+      expect(() => f.submit('t4'))
+        .to.throw(HubError)
+        .with.property('code', 'queue_full');
     });
 
     it('refuses a task id it already knows', () => {
       const f = setup();
       f.submit('t1');
-      expect(() => f.submit('t1')).to.throw(HubError).with.property('code', 'internal');
+      expect(() => f.submit('t1'))
+        .to.throw(HubError)
+        .with.property('code', 'internal');
     });
   });
 
@@ -292,7 +291,7 @@ describe('Dispatcher', () => {
   });
 
   describe('#failed', () => {
-    it('ends the task failed with task_failed carrying the worker\'s error', () => {
+    it("ends the task failed with task_failed carrying the worker's error", () => {
       const f = setup();
       f.d.addConnection({ id: 'a', serviceId: 1, concurrency: 1 });
       f.submit('t1');
@@ -308,7 +307,7 @@ describe('Dispatcher', () => {
   });
 
   describe('#progress', () => {
-    it('emits progress and updates the task\'s progress and message', () => {
+    it("emits progress and updates the task's progress and message", () => {
       const f = setup();
       f.d.addConnection({ id: 'a', serviceId: 1, concurrency: 1 });
       f.submit('t1');
@@ -635,7 +634,9 @@ describe('Dispatcher', () => {
       expect(errorOf(f.sink.last('t3')).code).to.equal('shutting_down');
       expect(f.d.task('t1')?.status).to.equal('running');
       expect(f.d.queuedCount).to.equal(0);
-      expect(() => f.submit('t4')).to.throw(HubError).with.property('code', 'shutting_down');
+      expect(() => f.submit('t4'))
+        .to.throw(HubError)
+        .with.property('code', 'shutting_down');
       expect(f.d.nextDeadline()).to.equal(f.clock.t + 60_000); // only t1's run deadline remains
     });
 
@@ -674,7 +675,7 @@ describe('Dispatcher', () => {
   });
 
   describe('events', () => {
-    it('numbers each task\'s events from 1 and ends with exactly one end event, after which the task is forgotten', () => {
+    it("numbers each task's events from 1 and ends with exactly one end event, after which the task is forgotten", () => {
       const f = setup();
       f.d.addConnection({ id: 'a', serviceId: 1, concurrency: 1 });
       f.submit('t1');
@@ -1034,11 +1035,7 @@ function runRandom(seed: number, operations: number): void {
         const conn = rand() < 0.1 ? (pick([...live.keys()]) ?? conn0) : conn0;
         const kind = rand();
         const outcome =
-          kind < 0.3
-            ? d.progress(conn, id, rand(), 'm', null)
-            : kind < 0.75
-              ? d.result(conn, id, id)
-              : d.failed(conn, id, { code: 'oops', message: 'broke' });
+          kind < 0.3 ? d.progress(conn, id, rand(), 'm', null) : kind < 0.75 ? d.result(conn, id, id) : d.failed(conn, id, { code: 'oops', message: 'broke' });
         if (outcome === 'dropped') dropped = { id, before: events.get(id)?.length ?? 0 };
         if (kind >= 0.3 && outcome === 'accepted') sent.delete(id);
       }
@@ -1049,7 +1046,10 @@ function runRandom(seed: number, operations: number): void {
     if (dropped) {
       // No event for the task answered about (but a reentrant cancel may have ended it meanwhile).
       const after = (events.get(dropped.id) ?? []).slice(dropped.before);
-      check(after.every((e) => e.type === 'canceled'), `a dropped answer made an event for ${dropped.id}`);
+      check(
+        after.every((e) => e.type === 'canceled'),
+        `a dropped answer made an event for ${dropped.id}`,
+      );
       stats.dropped++;
     }
 
@@ -1088,7 +1088,15 @@ function runRandom(seed: number, operations: number): void {
   const count = (pred: (e: TaskEvent) => boolean): number => [...events.values()].reduce((n, l) => n + l.filter(pred).length, 0);
   const codes = new Set([...events.values()].flatMap((l) => l.flatMap((e) => (e.type === 'failed' ? [e.error.code] : []))));
   if (process.env.DISPATCHER_STATS) {
-    console.log(seed, submitted.size, stats, [...codes], count((e) => e.type === 'queued'), count((e) => e.type === 'result'), count((e) => e.type === 'canceled'));
+    console.log(
+      seed,
+      submitted.size,
+      stats,
+      [...codes],
+      count((e) => e.type === 'queued'),
+      count((e) => e.type === 'result'),
+      count((e) => e.type === 'canceled'),
+    );
   }
   check(submitted.size > 500, 'too few tasks');
   check(stats.dropped > 20, 'too few dropped answers');

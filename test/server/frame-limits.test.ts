@@ -38,7 +38,7 @@ describe('Frame limits said in hello', () => {
     await peer.close();
   });
 
-  it('fails a task over the worker\'s limit with payload_too_large at once, sends it nothing, and does not re-queue it', async () => {
+  it("fails a task over the worker's limit with payload_too_large at once, sends it nothing, and does not re-queue it", async () => {
     hub = await startHub();
     const { peer, answer } = await limitedWorker(hub, 'small-frames', 2048);
     expect(answer.type).to.equal('welcome');

@@ -3,7 +3,7 @@ import { nanoid } from 'nanoid';
 import { acceptedFrame, clientFrame, startedFrame, withSeq } from '../../server/src/core/frames.js';
 import { checkFrame, contractProblem, strayReport } from '../helpers/contract.js';
 
-describe('frames (the hub\'s hot-path text frames)', () => {
+describe("frames (the hub's hot-path text frames)", () => {
   it('writes accepted as the JSON of the message, with any ref the client gave', () => {
     const id = nanoid();
     expect(JSON.parse(acceptedFrame(id, 0))).to.deep.equal({ type: 'accepted', task_id: id, position: 0 });
@@ -23,11 +23,11 @@ describe('frames (the hub\'s hot-path text frames)', () => {
     }
   });
 
-  it('adds the hub\'s seq last to a worker\'s frame, so that it wins over a seq the worker sent', () => {
+  it("adds the hub's seq last to a worker's frame, so that it wins over a seq the worker sent", () => {
     expect(JSON.parse(withSeq('{"type":"progress","task_id":"t","seq":99} \n', 4))).to.deep.equal({ type: 'progress', task_id: 't', seq: 4 });
   });
 
-  it('turns a worker\'s progress into a client\'s progress that fits the contract', () => {
+  it("turns a worker's progress into a client's progress that fits the contract", () => {
     const msg = JSON.parse(withSeq('{"type":"progress","task_id":"t","progress":0.5}', 3));
     expect(contractProblem('hubToClient', msg)).to.equal(undefined);
     expect(contractProblem('hubToClient', JSON.parse('{"type":"progress","task_id":"t","progress":0.5}'))).to.match(/seq/);
@@ -39,7 +39,7 @@ describe('frames (the hub\'s hot-path text frames)', () => {
   });
 });
 
-describe('the test peers\' contract check', () => {
+describe("the test peers' contract check", () => {
   it('passes a frame that fits and names the problem of one that strays', () => {
     expect(contractProblem('hubToClient', { type: 'accepted', task_id: 't', position: 0 })).to.equal(undefined);
     expect(contractProblem('hubToClient', { type: 'accepted', task_id: 't' })).to.match(/position/);

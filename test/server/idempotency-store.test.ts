@@ -23,9 +23,13 @@ describe('Idempotency keys: parts', () => {
     expect(parseIdempotencyHeader('"a\\"b\\\\c"')).to.equal('a"b\\c');
     expect(parseIdempotencyHeader('plain key')).to.equal('plain key');
     for (const bad of ['', '""', '"x', 'x'.repeat(256), 'é', '"a"b"']) {
-      expect(() => parseIdempotencyHeader(bad), bad).to.throw().with.property('code', 'bad_request');
+      expect(() => parseIdempotencyHeader(bad), bad)
+        .to.throw()
+        .with.property('code', 'bad_request');
     }
-    expect(() => parseIdempotencyHeader(['a', 'b'])).to.throw().with.property('code', 'bad_request');
+    expect(() => parseIdempotencyHeader(['a', 'b']))
+      .to.throw()
+      .with.property('code', 'bad_request');
   });
 });
 
@@ -67,10 +71,12 @@ for (const backend of backends) {
       const b = new IdempotentSubmits(db());
       const runs = new Map<string, number>();
       const outcomes = await Promise.all(
-        Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).submit('', `key-${i % 50}`, task, (id) => {
-          runs.set(id, (runs.get(id) ?? 0) + 1);
-          return id;
-        })),
+        Array.from({ length: 200 }, (_, i) =>
+          (i % 2 ? a : b).submit('', `key-${i % 50}`, task, (id) => {
+            runs.set(id, (runs.get(id) ?? 0) + 1);
+            return id;
+          }),
+        ),
       );
       expect(runs.size).to.equal(50);
       expect([...runs.values()].every((n) => n === 1)).to.equal(true);
@@ -81,10 +87,14 @@ for (const backend of backends) {
       const a = new IdempotentSubmits(db());
       const b = new IdempotentSubmits(db());
       let runs = 0;
-      const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).submit('', 'same', task, (id) => {
-        runs++;
-        return id;
-      })));
+      const outcomes = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          (i % 2 ? a : b).submit('', 'same', task, (id) => {
+            runs++;
+            return id;
+          }),
+        ),
+      );
       expect(runs).to.equal(1);
       expect(new Set(outcomes.map((o) => o.taskId)).size).to.equal(1);
       expect(outcomes.filter((o) => !o.duplicate)).to.have.length(1);

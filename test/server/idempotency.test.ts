@@ -126,7 +126,11 @@ forEachDatabase('Idempotency keys', (dbUrl) => {
     const k = key();
     const c = await fakeClient(hub);
     for (const ref of ['a', 'b', 'c']) c.send({ type: 'add_task', ref, service_id: w.welcome.service_id, args: [1], idempotency_key: k });
-    const accepted = [await c.next((m) => m.type === 'accepted' && m.ref === 'a'), await c.next((m) => m.type === 'accepted' && m.ref === 'b'), await c.next((m) => m.type === 'accepted' && m.ref === 'c')];
+    const accepted = [
+      await c.next((m) => m.type === 'accepted' && m.ref === 'a'),
+      await c.next((m) => m.type === 'accepted' && m.ref === 'b'),
+      await c.next((m) => m.type === 'accepted' && m.ref === 'c'),
+    ];
     expect(new Set(accepted.map((m) => m.task_id)).size).to.equal(1);
     expect(accepted.filter((m) => m.duplicate === true)).to.have.length(2);
     await w.nextOf('task');
@@ -203,7 +207,11 @@ forEachDatabase('Idempotency keys', (dbUrl) => {
       proc = await startHubProcess(url);
       const again = { url: proc.url } as TestHub;
       const w2 = await fakeWorker({ url: proc.url, wsUrl: proc.url.replace(/^http/, 'ws') } as TestHub, me('idem_restart'));
-      const res = await fetch(`${proc.url}/add_task`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': k }, body: JSON.stringify(body) });
+      const res = await fetch(`${proc.url}/add_task`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': k },
+        body: JSON.stringify(body),
+      });
       expect(res.headers.get('idempotent-replayed')).to.equal('true');
       expect(await res.json()).to.deep.equal({ task_id: t.task_id, status: 'succeeded', result: 'once' });
       // The task the stop cut short is the key's task still: its end, not a second run.

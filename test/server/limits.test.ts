@@ -88,7 +88,10 @@ describe('Limits', () => {
       c.json({ type: 'add_task', ref: 'one', service_id: w.welcome.service_id, args: [{ $attachment: 0, mime: 'text/plain' }], attachments: 1 });
       c.binary(Buffer.from('hello'));
       await c.until(() => c.inbox.some((a) => a.msg.type === 'accepted'), 5000, 'accepted');
-      const answers = c.take().map((a) => a.msg).filter((m) => m.type !== 'services' && m.type !== 'started');
+      const answers = c
+        .take()
+        .map((a) => a.msg)
+        .filter((m) => m.type !== 'services' && m.type !== 'started');
       expect(answers.map((m) => [m.type, m.code ?? m.ref])).to.deep.equal([
         ['error', 'bad_message'],
         ['accepted', 'one'],
@@ -119,7 +122,10 @@ describe('Limits', () => {
       c.json({ type: 'add_task', ref: 'fits', service_id: w.welcome.service_id, args: [{ $attachment: 0 }], attachments: 1 });
       c.binary(Buffer.alloc(100));
       await c.until(() => c.inbox.some((a) => a.msg.type === 'accepted'), 5000, 'accepted');
-      const answers = c.take().map((a) => a.msg).filter((m) => m.type !== 'services' && m.type !== 'started');
+      const answers = c
+        .take()
+        .map((a) => a.msg)
+        .filter((m) => m.type !== 'services' && m.type !== 'started');
       expect(answers.map((m) => [m.type, m.code ?? m.error?.code, m.ref])).to.deep.equal([
         ['error', 'payload_too_large', 'big'],
         ['rejected', 'invalid_args', 'over_max'],

@@ -20,7 +20,11 @@ forEachDatabase('REST routes', (dbUrl) => {
         { service_id: w2.welcome.service_id, service_name: 'svc_b' },
       ]);
       await w1.close();
-      const left = await eventually(async () => (await http(hub, 'GET', '/services_list')).body, (l) => l.length === 1, 'svc_a gone from the list');
+      const left = await eventually(
+        async () => (await http(hub, 'GET', '/services_list')).body,
+        (l) => l.length === 1,
+        'svc_a gone from the list',
+      );
       expect(left).to.deep.equal([{ service_id: w2.welcome.service_id, service_name: 'svc_b' }]);
       await w2.close();
     });
@@ -43,7 +47,11 @@ forEachDatabase('REST routes', (dbUrl) => {
     it('still answers a known service with no live connection', async () => {
       const w = await fakeWorker(hub, me('gone_svc'));
       await w.close();
-      const { status, body } = await eventually(() => http(hub, 'GET', `/service_info/${w.welcome.service_id}`), (r) => r.body.connections === 0, 'no live connection');
+      const { status, body } = await eventually(
+        () => http(hub, 'GET', `/service_info/${w.welcome.service_id}`),
+        (r) => r.body.connections === 0,
+        'no live connection',
+      );
       expect(status).to.equal(200);
       expect(body.connections).to.equal(0);
     });
@@ -79,10 +87,13 @@ forEachDatabase('REST routes', (dbUrl) => {
     });
 
     it('takes named args and fills defaults', async () => {
-      const w = await fakeWorker(hub, me('add_named', [
-        { argument_name: 'a', type: 'str' },
-        { argument_name: 'b', type: 'int', default: 7 },
-      ]));
+      const w = await fakeWorker(
+        hub,
+        me('add_named', [
+          { argument_name: 'a', type: 'str' },
+          { argument_name: 'b', type: 'int', default: 7 },
+        ]),
+      );
       const call = http(hub, 'POST', '/add_task', { service_id: w.welcome.service_id, args: { a: 'hi' } });
       const task = await w.nextOf('task');
       expect(task.args).to.deep.equal({ a: 'hi', b: 7 });
@@ -103,7 +114,7 @@ forEachDatabase('REST routes', (dbUrl) => {
       expect(body.result.out).to.deep.equal({ mime: 'image/png', name: 'o.png', data: Buffer.from('out').toString('base64') });
     });
 
-    it('serves an ended task\'s media again from the task store (the ended-task cache keeps no media), over REST and to a late subscriber', async () => {
+    it("serves an ended task's media again from the task store (the ended-task cache keeps no media), over REST and to a late subscriber", async () => {
       const w = await fakeWorker(hub, me('media_again'));
       const c = await fakeClient(hub);
       c.send({ type: 'add_task', service_id: w.welcome.service_id, args: [1] });
@@ -141,10 +152,13 @@ forEachDatabase('REST routes', (dbUrl) => {
     });
 
     it('answers 400 invalid_args with every problem', async () => {
-      const w = await fakeWorker(hub, me('add_invalid', [
-        { argument_name: 'angle', type: 'int' },
-        { argument_name: 'name', type: 'str' },
-      ]));
+      const w = await fakeWorker(
+        hub,
+        me('add_invalid', [
+          { argument_name: 'angle', type: 'int' },
+          { argument_name: 'name', type: 'str' },
+        ]),
+      );
       const { status, body } = await http(hub, 'POST', '/add_task', { service_id: w.welcome.service_id, args: ['abc'] });
       expect(status).to.equal(400);
       expect(body.error.code).to.equal('invalid_args');

@@ -85,7 +85,11 @@ describe('GET /tasks/{id}/events (server-sent events)', () => {
     w.send({ type: 'progress', task_id: t.task_id, progress: 0.5, message: 'half' });
     w.send({ type: 'result', task_id: t.task_id, result: { n: 2 } });
     await s.until(() => s.ended, 'the end of the stream');
-    expect(s.data().map((e) => [e.id, e.event])).to.deep.equal([['1', 'snapshot'], ['2', 'progress'], ['3', 'result']]);
+    expect(s.data().map((e) => [e.id, e.event])).to.deep.equal([
+      ['1', 'snapshot'],
+      ['2', 'progress'],
+      ['3', 'result'],
+    ]);
     expect(s.data()[1]).to.include({ progress: 0.5, message: 'half' });
     expect(s.data()[2].result).to.deep.equal({ n: 2 });
   });

@@ -78,7 +78,9 @@ describe('Task store write failures', function () {
     expect((await good).status).to.equal(200);
 
     // Refused on its own a few times (alone in its batch: each time logged, kept and retried), then dropped (logged).
-    const dropped = await until('the dropped-row log line', () => lines.find((l) => l.level === 50 && l.outcome === 'dropped' && l.task_ids?.includes(t1.task_id)));
+    const dropped = await until('the dropped-row log line', () =>
+      lines.find((l) => l.level === 50 && l.outcome === 'dropped' && l.task_ids?.includes(t1.task_id)),
+    );
     expect(dropped.err).to.include('refused by the test');
     expect(dropped.task_ids).to.deep.equal([t1.task_id]);
     const retried = lines.filter((l) => l.level === 50 && l.outcome === 'retried');

@@ -40,7 +40,18 @@ forEachDatabase('Worker endpoint /worker', (dbUrl) => {
       ['a concurrency of 1025', { type: 'hello', protocol: 1, me: me('r2'), concurrency: 1025 }, 'bad_message'],
       ['another protocol', { type: 'hello', protocol: 2, me: me('r3') }, 'unsupported_protocol'],
       ['a bad name', { type: 'hello', protocol: 1, me: me('bad name!') }, 'bad_service_description'],
-      ['duplicate arguments', { type: 'hello', protocol: 1, me: me('r5', [{ argument_name: 'a', type: 'int' }, { argument_name: 'a', type: 'str' }]) }, 'bad_service_description'],
+      [
+        'duplicate arguments',
+        {
+          type: 'hello',
+          protocol: 1,
+          me: me('r5', [
+            { argument_name: 'a', type: 'int' },
+            { argument_name: 'a', type: 'str' },
+          ]),
+        },
+        'bad_service_description',
+      ],
       ['an unknown type', { type: 'hello', protocol: 1, me: me('r6', [{ argument_name: 'a', type: 'complex' }]) }, 'bad_service_description'],
       ['a first message that is not hello', { type: 'drain' }, 'bad_message'],
       ['a hello without me', { type: 'hello', protocol: 1 }, 'bad_message'],

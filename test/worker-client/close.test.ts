@@ -79,7 +79,11 @@ describe('worker-client', () => {
       await service.close();
       await sleep(100);
       expect(hub.connections).to.have.length(1);
-      const refusal = (p: Promise<unknown>) => p.then(() => new Error('resolved'), (e: Error) => e);
+      const refusal = (p: Promise<unknown>) =>
+        p.then(
+          () => new Error('resolved'),
+          (e: Error) => e,
+        );
       expect((await refusal(service.connect(hub.url))).message).to.match(/closed/);
       expect((await refusal(service.listen({ port: 0 }))).message).to.match(/closed/);
     });

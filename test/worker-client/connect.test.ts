@@ -133,11 +133,17 @@ describe('worker-client', () => {
 
     it('rejects bad options at once, naming them', async () => {
       const service = testService();
-      const refusal = (p: Promise<unknown>) => p.then(() => new Error('resolved'), (e: Error) => e);
+      const refusal = (p: Promise<unknown>) =>
+        p.then(
+          () => new Error('resolved'),
+          (e: Error) => e,
+        );
       const a = await refusal(service.connect('ftp://x', {}));
       expect(a).to.be.instanceOf(TypeError);
       expect(a.message).to.match(/connect option hubUrl/);
-      expect((await refusal(service.connect('ws://127.0.0.1:1/worker', { concurrency: 0 }))).message).to.match(/option concurrency: must be a whole number from 1 to 1024, got 0/);
+      expect((await refusal(service.connect('ws://127.0.0.1:1/worker', { concurrency: 0 }))).message).to.match(
+        /option concurrency: must be a whole number from 1 to 1024, got 0/,
+      );
       expect((await refusal(service.connect('ws://127.0.0.1:1/worker', { minDelayMs: 100, maxDelayMs: 10 }))).message).to.match(/option maxDelayMs/);
     });
 

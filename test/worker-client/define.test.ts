@@ -21,7 +21,12 @@ function definitionError(definition: Record<string, unknown>): Error {
 describe('worker-client', () => {
   describe('#defineService', () => {
     it('fails at once on a bad description, naming the field', () => {
-      const dup = definitionError({ input: [{ argument_name: 'a', type: 'int' }, { argument_name: 'a', type: 'str' }] });
+      const dup = definitionError({
+        input: [
+          { argument_name: 'a', type: 'int' },
+          { argument_name: 'a', type: 'str' },
+        ],
+      });
       expect(dup).to.be.instanceOf(HubError);
       expect(dup).to.include({ code: 'bad_service_description' });
       expect(dup.message).to.equal('input[1].argument_name: duplicate "a"');
@@ -32,7 +37,10 @@ describe('worker-client', () => {
     });
 
     it('fails at once on a bad option, naming it', () => {
-      expect(definitionError({ concurrency: 0 })).to.be.instanceOf(TypeError).with.property('message').match(/concurrency/);
+      expect(definitionError({ concurrency: 0 }))
+        .to.be.instanceOf(TypeError)
+        .with.property('message')
+        .match(/concurrency/);
       expect(definitionError({ handler: 'nope' }).message).to.match(/handler/);
     });
 
@@ -51,14 +59,25 @@ describe('worker-client', () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'wc-types-'));
       teardown(() => rmSync(dir, { recursive: true, force: true }));
       const config = path.join(dir, 'tsconfig.json');
-      writeFileSync(config, JSON.stringify({
-        extends: path.join(ROOT, 'tsconfig.base.json'),
-        compilerOptions: { noEmit: true, composite: false, declaration: false, declarationMap: false, rootDir: ROOT, typeRoots: [path.join(ROOT, 'node_modules/@types')] },
-        files: [path.join(ROOT, 'test/worker-client/types.check.ts')],
-      }));
+      writeFileSync(
+        config,
+        JSON.stringify({
+          extends: path.join(ROOT, 'tsconfig.base.json'),
+          compilerOptions: {
+            noEmit: true,
+            composite: false,
+            declaration: false,
+            declarationMap: false,
+            rootDir: ROOT,
+            typeRoots: [path.join(ROOT, 'node_modules/@types')],
+          },
+          files: [path.join(ROOT, 'test/worker-client/types.check.ts')],
+        }),
+      );
       const out = await new Promise<string>((resolve) => {
         execFile(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', config], { cwd: ROOT }, (err, stdout, stderr) =>
-          resolve(err ? `${stdout}${stderr}` || String(err) : ''));
+          resolve(err ? `${stdout}${stderr}` || String(err) : ''),
+        );
       });
       expect(out).to.equal('');
     });

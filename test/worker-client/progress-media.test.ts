@@ -20,12 +20,15 @@ describe('worker-client', () => {
 
     it('rate-limits a tight loop and always sends the last value before the result', async () => {
       const hub = await fakeHub();
-      const service = testService(async (_a, ctx) => {
-        for (let i = 1; i <= 10_000; i++) void ctx.progress(i / 10_000, `step ${i}`);
-        await sleep(120);
-        for (let i = 1; i <= 100; i++) void ctx.progress(0.5 + i / 200, `late ${i}`);
-        return 'done';
-      }, { progressIntervalMs: 50 });
+      const service = testService(
+        async (_a, ctx) => {
+          for (let i = 1; i <= 10_000; i++) void ctx.progress(i / 10_000, `step ${i}`);
+          await sleep(120);
+          for (let i = 1; i <= 100; i++) void ctx.progress(0.5 + i / 200, `late ${i}`);
+          return 'done';
+        },
+        { progressIntervalMs: 50 },
+      );
       await service.connect(hub.url);
       const conn = await hub.connection(0);
       const order: string[] = [];

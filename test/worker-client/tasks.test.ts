@@ -58,19 +58,23 @@ describe('worker-client', () => {
     });
 
     it('fails with the code of a ServiceError', async () => {
-      const conn = await connected(testService(() => {
-        throw new ServiceError('unsupported_format', 'cannot read TIFF');
-      }));
+      const conn = await connected(
+        testService(() => {
+          throw new ServiceError('unsupported_format', 'cannot read TIFF');
+        }),
+      );
       conn.task('t-1', { value: 1 });
       expect(await conn.answer('t-1')).to.deep.equal({ type: 'failed', task_id: 't-1', error: { code: 'unsupported_format', message: 'cannot read TIFF' } });
     });
 
     it('fails with internal and the message of any other exception, sync or async', async () => {
-      const conn = await connected(testService(async ({ value }) => {
-        if (value === 'sync') throw new Error('boom');
-        await sleep(1);
-        throw new TypeError('late boom');
-      }));
+      const conn = await connected(
+        testService(async ({ value }) => {
+          if (value === 'sync') throw new Error('boom');
+          await sleep(1);
+          throw new TypeError('late boom');
+        }),
+      );
       conn.task('t-1', { value: 'sync' });
       conn.task('t-2', { value: 'async' });
       expect((await conn.answer('t-1')).error).to.deep.equal({ code: 'internal', message: 'boom' });
@@ -84,10 +88,12 @@ describe('worker-client', () => {
 
     it('fires the signal on cancel, with the reason, and still answers', async () => {
       let ctx: TaskContext | undefined;
-      const conn = await connected(testService((_args, c) => {
-        ctx = c;
-        return new Promise((_resolve, reject) => c.signal.addEventListener('abort', () => reject(c.signal.reason)));
-      }));
+      const conn = await connected(
+        testService((_args, c) => {
+          ctx = c;
+          return new Promise((_resolve, reject) => c.signal.addEventListener('abort', () => reject(c.signal.reason)));
+        }),
+      );
       conn.task('t-1', { value: 1 });
       await until(() => ctx !== undefined, 'the handler', 2000);
       expect(ctx!.signal.aborted).to.equal(false);
@@ -103,7 +109,9 @@ describe('worker-client', () => {
 
     it('fires the signal with timeout when timeout_ms passes without a cancel', async () => {
       let reason: unknown;
-      const conn = await connected(testService((_a, c) => new Promise((resolve) => c.signal.addEventListener('abort', () => resolve((reason = c.abortReason))))));
+      const conn = await connected(
+        testService((_a, c) => new Promise((resolve) => c.signal.addEventListener('abort', () => resolve((reason = c.abortReason))))),
+      );
       conn.task('t-1', { value: 1 }, { timeoutMs: 50 });
       await conn.answer('t-1');
       expect(reason).to.equal('timeout');
@@ -139,12 +147,15 @@ describe('worker-client', () => {
     it('runs tasks side by side up to the concurrency', async () => {
       let running = 0;
       let most = 0;
-      const service = testService(async () => {
-        most = Math.max(most, ++running);
-        await sleep(50);
-        running--;
-        return null;
-      }, { concurrency: 3 });
+      const service = testService(
+        async () => {
+          most = Math.max(most, ++running);
+          await sleep(50);
+          running--;
+          return null;
+        },
+        { concurrency: 3 },
+      );
       const conn = await connected(service);
       for (let i = 0; i < 3; i++) conn.task(`t-${i}`, { value: i });
       await Promise.all([0, 1, 2].map((i) => conn.answer(`t-${i}`)));

@@ -84,24 +84,30 @@ export class Dialer {
     });
     let opened = false;
     let refused = false;
-    const session = new Session(ws, this.#core, o, { name: o.url, dialed: true }, {
-      welcome: (info) => {
-        this.#attempt = 0;
-        this.#first?.resolve(info);
-        this.#first = null;
-        this.#hooks.welcome(info);
+    const session = new Session(
+      ws,
+      this.#core,
+      o,
+      { name: o.url, dialed: true },
+      {
+        welcome: (info) => {
+          this.#attempt = 0;
+          this.#first?.resolve(info);
+          this.#first = null;
+          this.#hooks.welcome(info);
+        },
+        close: (code, reason, welcomed) => {
+          if (this.#session === session) this.#session = null;
+          if (opened) this.#hooks.close(code, reason, welcomed);
+          this.#redial();
+        },
+        // After a refused upgrade, the abort that follows says nothing new.
+        error: (err) => {
+          if (!refused) this.#hooks.error(err);
+        },
+        task: (id, attempt) => this.#hooks.task(id, attempt),
       },
-      close: (code, reason, welcomed) => {
-        if (this.#session === session) this.#session = null;
-        if (opened) this.#hooks.close(code, reason, welcomed);
-        this.#redial();
-      },
-      // After a refused upgrade, the abort that follows says nothing new.
-      error: (err) => {
-        if (!refused) this.#hooks.error(err);
-      },
-      task: (id, attempt) => this.#hooks.task(id, attempt),
-    });
+    );
     this.#session = session;
     ws.on('open', () => {
       opened = true;

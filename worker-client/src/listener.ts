@@ -34,8 +34,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 function refuseUpgrade(socket: Duplex, status: number, text: string, code: string): void {
   const body = JSON.stringify({ error: { code, message: text } });
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\n` + `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
 
@@ -120,13 +119,19 @@ export class Listener {
   #onConnection(ws: WebSocket, req: IncomingMessage): void {
     const remote = req.socket.remoteAddress ?? 'unknown';
     const name = `${remote.includes(':') ? `[${remote}]` : remote}:${req.socket.remotePort ?? 0}`;
-    const session = new Session(ws, this.#core, this.#options, { name, dialed: false }, {
-      ...this.#hooks,
-      close: (code, reason, welcomed) => {
-        this.sessions.delete(session);
-        this.#hooks.close(code, reason, welcomed);
+    const session = new Session(
+      ws,
+      this.#core,
+      this.#options,
+      { name, dialed: false },
+      {
+        ...this.#hooks,
+        close: (code, reason, welcomed) => {
+          this.sessions.delete(session);
+          this.#hooks.close(code, reason, welcomed);
+        },
       },
-    });
+    );
     this.sessions.add(session);
     if (this.#stopped) void session.close(1001, 'worker closing');
     else session.start();

@@ -46,10 +46,13 @@ export class ProgressThrottle {
       return;
     }
     this.#pending = update;
-    this.#timer ??= setTimeout(() => {
-      this.#timer = null;
-      this.flush();
-    }, Math.max(0, wait));
+    this.#timer ??= setTimeout(
+      () => {
+        this.#timer = null;
+        this.flush();
+      },
+      Math.max(0, wait),
+    );
   }
 
   /** Sends the waiting update, if any, now. */

@@ -195,7 +195,13 @@ export class Session {
         this.#heartbeatMs = msg.heartbeat_ms;
         this.#lastSeen = performance.now();
         this.#watch();
-        this.#hooks.welcome({ serviceId: msg.service_id, connectionId: msg.connection_id, heartbeatMs: msg.heartbeat_ms, peer: this.#peer, dialed: this.#dialed });
+        this.#hooks.welcome({
+          serviceId: msg.service_id,
+          connectionId: msg.connection_id,
+          heartbeatMs: msg.heartbeat_ms,
+          peer: this.#peer,
+          dialed: this.#dialed,
+        });
         return;
       case 'error': {
         const { type: _type, code, message, ...details } = msg;

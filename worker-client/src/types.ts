@@ -76,11 +76,7 @@ export type ValueOfArgument<A extends ArgumentSpec> = A extends { readonly choic
  * True when the handler always gets the argument: it is required, or it has a default (the hub
  * fills defaults in, and the SDK does too for a hub that did not).
  */
-type IsPresent<A extends ArgumentSpec> = A extends { readonly default: unknown }
-  ? true
-  : A extends { readonly required: false }
-    ? false
-    : true;
+type IsPresent<A extends ArgumentSpec> = A extends { readonly default: unknown } ? true : A extends { readonly required: false } ? false : true;
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 

@@ -160,10 +160,7 @@ export class Gatekeeper {
     }
     const anyToken = this.config.workerTokens.length > 0 || (await this.workerCount.get()) > 0;
     if (!anyToken && isLoopback(remoteAddress)) return { service: null, via: 'loopback' };
-    throw new HubError(
-      'unauthorized',
-      anyToken ? 'a valid worker token is required' : 'no worker token exists: only loopback connections are admitted',
-    );
+    throw new HubError('unauthorized', anyToken ? 'a valid worker token is required' : 'no worker token exists: only loopback connections are admitted');
   }
 
   /**
@@ -179,10 +176,7 @@ export class Gatekeeper {
     }
     const anyToken = this.config.workerTokens.length > 0 || (await this.workerCount.get()) > 0;
     if (!anyToken && isLoopback(remoteAddress)) return;
-    throw new HubError(
-      'unauthorized',
-      anyToken ? 'a valid worker token is required' : 'no worker token exists: only loopback connections are admitted',
-    );
+    throw new HubError('unauthorized', anyToken ? 'a valid worker token is required' : 'no worker token exists: only loopback connections are admitted');
   }
 
   /** True when client keys are required (HUB_API_KEYS set or keys in the database). */

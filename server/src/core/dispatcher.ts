@@ -156,10 +156,7 @@ interface Service<P> {
   readonly conns: Map<string, Conn<P>>;
 }
 
-type Due<P> =
-  | { kind: 'queue'; task: Task<P> }
-  | { kind: 'run'; task: Task<P> }
-  | { kind: 'grace'; conn: Conn<P>; taskId: string };
+type Due<P> = { kind: 'queue'; task: Task<P> } | { kind: 'run'; task: Task<P> } | { kind: 'grace'; conn: Conn<P>; taskId: string };
 
 /** An end decided while the state was updated, to announce once the state is consistent. */
 interface Ending<P> {
@@ -207,7 +204,8 @@ export class Dispatcher<P, C = undefined> {
     this.queueMaxBytes = queueMaxBytes;
     if (!Number.isInteger(queueLimit) || queueLimit < 0) throw new RangeError(`DispatcherOptions.queueLimit must be an integer >= 0, got ${queueLimit}`);
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new RangeError(`DispatcherOptions.maxAttempts must be an integer >= 1, got ${maxAttempts}`);
-    if (!Number.isFinite(cancelGraceMs) || cancelGraceMs < 0) throw new RangeError(`DispatcherOptions.cancelGraceMs must be a number of ms >= 0, got ${cancelGraceMs}`);
+    if (!Number.isFinite(cancelGraceMs) || cancelGraceMs < 0)
+      throw new RangeError(`DispatcherOptions.cancelGraceMs must be a number of ms >= 0, got ${cancelGraceMs}`);
     if (typeof now !== 'function') throw new TypeError('DispatcherOptions.now must be a function');
     this.queueLimit = queueLimit;
     this.maxAttempts = maxAttempts;
@@ -279,7 +277,8 @@ export class Dispatcher<P, C = undefined> {
         if (step instanceof Task) {
           // A callback before this one may have canceled it (or its queue timeout passed).
           const position = this.queuePosition(step);
-          if (position !== null) this.emit(step, { type: 'queued', position, reason: { code: 'worker_lost', message: step.lost ?? 'the connection running the task was lost' } });
+          if (position !== null)
+            this.emit(step, { type: 'queued', position, reason: { code: 'worker_lost', message: step.lost ?? 'the connection running the task was lost' } });
         } else {
           this.emit(step.task, step.event);
         }
@@ -308,22 +307,25 @@ export class Dispatcher<P, C = undefined> {
     if (this.stopping) throw shuttingDown();
     if (this.tasks.has(spec.id)) throw new HubError('internal', `task ${spec.id} is already known`);
     const service = this.service(spec.serviceId);
-    const task = new Task<P>({
-      id: spec.id,
-      serviceId: spec.serviceId,
-      payload: spec.payload,
-      timeoutMs: spec.timeoutMs,
-      queueTimeoutMs: spec.queueTimeoutMs,
-      status: 'queued',
-      attempt: spec.attempts ?? 0,
-      seq: spec.seq ?? 0,
-      progress: null,
-      message: null,
-      connectionId: null,
-      createdAt: spec.createdAt ?? this.now(),
-      startedAt: null,
-      finishedAt: null,
-    }, spec.bytes ?? 0);
+    const task = new Task<P>(
+      {
+        id: spec.id,
+        serviceId: spec.serviceId,
+        payload: spec.payload,
+        timeoutMs: spec.timeoutMs,
+        queueTimeoutMs: spec.queueTimeoutMs,
+        status: 'queued',
+        attempt: spec.attempts ?? 0,
+        seq: spec.seq ?? 0,
+        progress: null,
+        message: null,
+        connectionId: null,
+        createdAt: spec.createdAt ?? this.now(),
+        startedAt: null,
+        finishedAt: null,
+      },
+      spec.bytes ?? 0,
+    );
     if (service.queue.length === 0) {
       const conn = this.pick(service);
       if (conn) {

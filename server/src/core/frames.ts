@@ -5,13 +5,7 @@
  * so that a frame that strays from the contract does not compile.
  */
 import { encodeMessage, type EncodedMessage } from '@utils-hub/protocol';
-import type {
-  AcceptedMsg,
-  ClientProgressMsg,
-  HubToClientMessage,
-  HubToWorkerMessage,
-  StartedMsg,
-} from '@utils-hub/protocol';
+import type { AcceptedMsg, ClientProgressMsg, HubToClientMessage, HubToWorkerMessage, StartedMsg } from '@utils-hub/protocol';
 
 /** A message of the hub to a client as its text frame. */
 export function clientFrame(message: HubToClientMessage): string {

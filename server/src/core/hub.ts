@@ -22,7 +22,7 @@ import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type
 import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
 import { heldBytes } from './bounds.js';
 import { nodeBase64 } from './node-base64.js';
-import type { Registry, } from './registry.js';
+import type { Registry } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 
@@ -214,7 +214,12 @@ export class Hub {
   // Protected, not private: cluster mode's ClusterHub (server/src/cluster/) extends the hub.
   protected readonly dispatcher: Dispatcher<TaskPayload, LiveWorker>;
   protected readonly ended: EndedTasks;
-  private readonly counters = { badMessages: { worker: 0, client: 0 }, rejectedHandshakes: {} as Record<string, number>, dialFailures: 0, webhookDeliveries: {} as Record<string, number> };
+  private readonly counters = {
+    badMessages: { worker: 0, client: 0 },
+    rejectedHandshakes: {} as Record<string, number>,
+    dialFailures: 0,
+    webhookDeliveries: {} as Record<string, number>,
+  };
   /** Open client WebSockets, told of the live services. */
   private readonly clients = new Set<ClientLink>();
   private timer: NodeJS.Timeout | null = null;
@@ -369,8 +374,17 @@ export class Hub {
   private tooLarge(connectionId: string, task: TaskRecord<TaskPayload>): HubError | null {
     const limit = this.dispatcher.connectionPayload(connectionId)?.link.maxMessageBytes;
     if (limit === undefined || limit >= 2 * this.config.maxMessageBytes) return null;
-    const { text, binaries } = encodeWorkerMessage({ type: 'task', task_id: task.id, args: task.payload.args, timeout_ms: task.timeoutMs, attempt: task.attempt + 1 });
-    const bytes = Math.max(Buffer.byteLength(text), binaries.reduce((n, b) => n + b.byteLength, 0));
+    const { text, binaries } = encodeWorkerMessage({
+      type: 'task',
+      task_id: task.id,
+      args: task.payload.args,
+      timeout_ms: task.timeoutMs,
+      attempt: task.attempt + 1,
+    });
+    const bytes = Math.max(
+      Buffer.byteLength(text),
+      binaries.reduce((n, b) => n + b.byteLength, 0),
+    );
     if (bytes <= limit) return null;
     return new HubError('payload_too_large', `the task needs messages of ${bytes} bytes and the worker takes at most ${limit} (its hello's max_message_bytes)`);
   }
@@ -795,7 +809,15 @@ export class Hub {
     if (INFO_LEVELS.has(this.log.level)) {
       const service = this.registry.byServiceId(task.serviceId)?.name;
       this.log.info(
-        { task_id: task.id, service, connection_id: task.payload.connectionId, status: ended.status, code: ended.error?.code, attempts: ended.attempts, ms: ended.finishedAt - ended.createdAt },
+        {
+          task_id: task.id,
+          service,
+          connection_id: task.payload.connectionId,
+          status: ended.status,
+          code: ended.error?.code,
+          attempts: ended.attempts,
+          ms: ended.finishedAt - ended.createdAt,
+        },
         'task ended',
       );
     }
@@ -839,12 +861,15 @@ export class Hub {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     // Node fires a longer delay after 1 ms, and a `queue_timeout_ms` may be days: wake up early instead.
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.timerAt = Infinity;
-      this.dispatcher.tick();
-      this.schedule();
-    }, Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())));
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        this.timerAt = Infinity;
+        this.dispatcher.tick();
+        this.schedule();
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, at - this.now())),
+    );
     this.timer.unref?.();
   }
 

@@ -92,10 +92,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     const canonical = canonicalJson(me);
     let entry = this.byName.get(me.name);
     if (entry && entry.live > 0 && entry.canonical !== canonical) {
-      throw new HubError(
-        'service_conflict',
-        `service "${me.name}" is already served with another description; stop its connections or use another name`,
-      );
+      throw new HubError('service_conflict', `service "${me.name}" is already served with another description; stop its connections or use another name`);
     }
     if (!entry || entry.canonical !== canonical) {
       const id = await this.storage.upsert(me);

@@ -36,21 +36,24 @@ export class TaskPersistence {
    * `owner`: the client key it belongs to.
    */
   saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback, owner: string | null = null): void {
-    this.tasks.save({
-      id: t.id,
-      service_id: t.serviceId,
-      status: t.status,
-      attempts: t.attempt,
-      seq: t.seq,
-      progress: t.progress,
-      message: t.message,
-      error: null,
-      attachments: null,
-      created_at: t.createdAt,
-      started_at: t.startedAt,
-      finished_at: null,
-      owner,
-    }, onStored);
+    this.tasks.save(
+      {
+        id: t.id,
+        service_id: t.serviceId,
+        status: t.status,
+        attempts: t.attempt,
+        seq: t.seq,
+        progress: t.progress,
+        message: t.message,
+        error: null,
+        attachments: null,
+        created_at: t.createdAt,
+        started_at: t.startedAt,
+        finished_at: null,
+        owner,
+      },
+      onStored,
+    );
   }
 
   /**
@@ -70,22 +73,25 @@ export class TaskPersistence {
         result = t.result ?? null;
       }
     }
-    this.tasks.save({
-      id: t.id,
-      service_id: t.serviceId,
-      status: t.status,
-      attempts: t.attempts,
-      seq: t.seq,
-      progress: t.progress,
-      message: t.message,
-      error: t.error ?? null,
-      result,
-      attachments,
-      created_at: t.createdAt,
-      started_at: t.startedAt,
-      finished_at: t.finishedAt,
-      owner: t.owner ?? null,
-    }, onStored);
+    this.tasks.save(
+      {
+        id: t.id,
+        service_id: t.serviceId,
+        status: t.status,
+        attempts: t.attempts,
+        seq: t.seq,
+        progress: t.progress,
+        message: t.message,
+        error: t.error ?? null,
+        result,
+        attachments,
+        created_at: t.createdAt,
+        started_at: t.startedAt,
+        finished_at: t.finishedAt,
+        owner: t.owner ?? null,
+      },
+      onStored,
+    );
   }
 
   /** The ended task of a stored row, unless it is unfinished, unknown or expired. */
@@ -145,9 +151,6 @@ function fromRow(row: StoredTaskRow): EndedTask {
     return { ...base, text: clientFrame(msg), binaries: binaries.length ? binaries : null, result: withMedia(row.result, binaries) };
   }
   const error = (row.error ?? { code: 'internal', message: 'unknown error' }) as EndedTask['error'] & object;
-  const text =
-    status === 'canceled'
-      ? clientFrame({ type: 'canceled', task_id: row.id, seq })
-      : clientFrame({ type: 'failed', task_id: row.id, seq, error });
+  const text = status === 'canceled' ? clientFrame({ type: 'canceled', task_id: row.id, seq }) : clientFrame({ type: 'failed', task_id: row.id, seq, error });
   return { ...base, text, binaries: null, error };
 }

@@ -33,7 +33,6 @@ function defaultLog(level: string, message: string): void {
   process.stderr.write(`knex ${level}: ${message}\n`);
 }
 
-
 /** Whether `db` talks to MySQL/MariaDB (as opposed to SQLite). */
 export function isMysql(db: Knex): boolean {
   return db.client.config.client === 'mysql2';

@@ -111,7 +111,11 @@ export async function checkWebhookUrl(raw: string, allowPrivate: boolean): Promi
   }
   for (const a of addresses) {
     const why = refusedClass(a);
-    if (why) throw new HubError('bad_request', `webhook host ${JSON.stringify(host.slice(0, 100))} is a ${why} address (${a}); set HUB_WEBHOOK_ALLOW_PRIVATE=1 to allow it`);
+    if (why)
+      throw new HubError(
+        'bad_request',
+        `webhook host ${JSON.stringify(host.slice(0, 100))} is a ${why} address (${a}); set HUB_WEBHOOK_ALLOW_PRIVATE=1 to allow it`,
+      );
   }
   return url;
 }
@@ -121,7 +125,11 @@ export async function checkWebhookUrl(raw: string, allowPrivate: boolean): Promi
  * connect time). With `allowPrivate` it is plain `dns.lookup`.
  */
 export function guardedLookup(allowPrivate: boolean): net.LookupFunction {
-  return ((hostname: string, options: dns.LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void) => {
+  return ((
+    hostname: string,
+    options: dns.LookupOptions,
+    callback: (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void,
+  ) => {
     dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, '', 0);
       const list = addresses as dns.LookupAddress[];

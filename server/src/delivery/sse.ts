@@ -40,7 +40,8 @@ export function sseEvent(text: string, binaries: readonly Uint8Array[] | null): 
 /** Reads `Last-Event-ID`: a seq (a non-negative integer), null when absent; `bad_request` otherwise. */
 export function parseLastEventId(value: string | string[] | undefined): number | null {
   if (value === undefined || value === '') return null;
-  if (Array.isArray(value) || !/^\d{1,15}$/.test(value.trim())) throw new HubError('bad_request', 'Last-Event-ID must be the seq of an event, a non-negative integer');
+  if (Array.isArray(value) || !/^\d{1,15}$/.test(value.trim()))
+    throw new HubError('bad_request', 'Last-Event-ID must be the seq of an event, a non-negative integer');
   return Number(value.trim());
 }
 
@@ -122,7 +123,20 @@ export async function sseRoutes(app: FastifyInstance, opts: { hub: Hub; keepAliv
     res = reply.raw;
     open(res);
     if (after === null || snap.seq > after) {
-      res.write(sseEvent(JSON.stringify({ type: 'snapshot', task_id: taskId, seq: snap.seq, status: snap.status, progress: snap.progress, message: snap.message, position: snap.position }), null).chunk);
+      res.write(
+        sseEvent(
+          JSON.stringify({
+            type: 'snapshot',
+            task_id: taskId,
+            seq: snap.seq,
+            status: snap.status,
+            progress: snap.progress,
+            message: snap.message,
+            position: snap.position,
+          }),
+          null,
+        ).chunk,
+      );
     }
     snap = null;
     for (const [text, binaries, end] of early.splice(0)) write(text, binaries, end);

@@ -307,7 +307,11 @@ export class Webhooks {
         req.destroy(new Error(`no answer within ${TRY_TIMEOUT_MS / 1000} s`));
       }, TRY_TIMEOUT_MS);
       req.on('error', (err: NodeJS.ErrnoException) =>
-        done({ error: err.message, refused: err.code === 'EWEBHOOKREFUSED', stale: req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !this.closed }),
+        done({
+          error: err.message,
+          refused: err.code === 'EWEBHOOKREFUSED',
+          stale: req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !this.closed,
+        }),
       );
       this.inFlight.set(row.id, req);
       req.end(body);

@@ -95,7 +95,10 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
 
   // The label objects of each (service, status, code), made once and reused: three fresh objects
   // per ended task were garbage on the hot path. Bounded: services x 3 statuses x error codes.
-  const labelSets = new Map<string, { ended: { service: string; status: string; code: string }; ran: { service: string; status: string }; waited: { service: string } }>();
+  const labelSets = new Map<
+    string,
+    { ended: { service: string; status: string; code: string }; ran: { service: string; status: string }; waited: { service: string } }
+  >();
   hub.onEnd((t: EndedTask) => {
     const code = t.status === 'succeeded' ? '' : (t.error?.code ?? '');
     const key = `${t.serviceId} ${t.status} ${code}`;

@@ -65,8 +65,8 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions
       },
     },
     async (_req, reply) => {
-    const { contentType, body } = await metrics.scrape();
-    return reply.type(contentType).send(body);
+      const { contentType, body } = await metrics.scrape();
+      return reply.type(contentType).send(body);
     },
   );
 
@@ -83,14 +83,14 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions
       },
     },
     async (_req, reply) => {
-    if (hub.shuttingDown) return reply.code(503).send({ status: 'not_ready', reason: 'the hub is stopping' });
-    const readiness = await dbReady(db);
-    if (!readiness.ready) return reply.code(503).send({ status: 'not_ready', reason: readiness.reason });
-    const failing = writes.notReadyReason();
-    if (failing) return reply.code(503).send({ status: 'not_ready', reason: failing });
-    const other = hub.notReadyReason();
-    if (other) return reply.code(503).send({ status: 'not_ready', reason: other });
-    return { status: 'ready' };
+      if (hub.shuttingDown) return reply.code(503).send({ status: 'not_ready', reason: 'the hub is stopping' });
+      const readiness = await dbReady(db);
+      if (!readiness.ready) return reply.code(503).send({ status: 'not_ready', reason: readiness.reason });
+      const failing = writes.notReadyReason();
+      if (failing) return reply.code(503).send({ status: 'not_ready', reason: failing });
+      const other = hub.notReadyReason();
+      if (other) return reply.code(503).send({ status: 'not_ready', reason: other });
+      return { status: 'ready' };
     },
   );
 
@@ -135,10 +135,7 @@ async function page(app: FastifyInstance, opts: { dir: string }): Promise<void> 
   for (const [url, file] of Object.entries(PAGE_FILES)) {
     app.get(url, { config: { public: true } }, (_req, reply) => {
       if (!existsSync(`${opts.dir}/${file}`)) {
-        return reply
-          .code(503)
-          .type('text/plain; charset=utf-8')
-          .send(`The page is not built: run "npm run build" (it writes ${opts.dir}).\n`);
+        return reply.code(503).type('text/plain; charset=utf-8').send(`The page is not built: run "npm run build" (it writes ${opts.dir}).\n`);
       }
       void reply.header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
       if (file === 'index.html') void reply.header('content-security-policy', PAGE_CSP);

@@ -166,7 +166,16 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
    * the task; a repeat answers the same task (waiting for its end, as the first did), with the
    * header `Idempotent-Replayed: true`.
    */
-  async function keyedAddTask(submits: IdempotentSubmits, key: string, body: Parameters<Hub['prepare']>[0], wait: boolean, scope: string, reply: FastifyReply, hook: WebhookSpec | null, who: Requester | null) {
+  async function keyedAddTask(
+    submits: IdempotentSubmits,
+    key: string,
+    body: Parameters<Hub['prepare']>[0],
+    wait: boolean,
+    scope: string,
+    reply: FastifyReply,
+    hook: WebhookSpec | null,
+    who: Requester | null,
+  ) {
     const prepared = hub.prepare(body);
     let resolveEnd!: () => void;
     const ended = new Promise<void>((resolve) => (resolveEnd = resolve));
@@ -182,12 +191,15 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
     });
     if (out.duplicate) reply.header('idempotent-replayed', 'true');
     else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
-    if (!wait) return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
+    if (!wait)
+      return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
     if (out.duplicate && !hub.subscribe(out.taskId, waiter, who)) resolveEnd();
     await ended;
     const t = await hub.endedTask(out.taskId, who);
     if (!t) {
-      throw new HubError('task_not_found', 'the task of this Idempotency-Key is no longer readable (its end expired, or a hub stopped before storing it)', { task_id: out.taskId });
+      throw new HubError('task_not_found', 'the task of this Idempotency-Key is no longer readable (its end expired, or a hub stopped before storing it)', {
+        task_id: out.taskId,
+      });
     }
     const { status, body: answer } = endAnswer(t);
     return reply.code(status).send(answer);

@@ -86,7 +86,10 @@ export async function claimKeys(db: Knex, rows: readonly IdempotencyRow[], expir
     return out;
   }
   try {
-    await db(TABLE).insert(rows as IdempotencyRow[]).onConflict(['scope', 'key']).ignore();
+    await db(TABLE)
+      .insert(rows as IdempotencyRow[])
+      .onConflict(['scope', 'key'])
+      .ignore();
   } catch (err) {
     // MySQL may pick this insert as a deadlock's victim when another hub inserts the same keys.
     if ((err as { errno?: number }).errno !== 1213) throw err;
@@ -94,7 +97,10 @@ export async function claimKeys(db: Knex, rows: readonly IdempotencyRow[], expir
     for (const row of rows) out.push(await claimKey(db, row, expiredBefore));
     return out;
   }
-  const held = (await db(TABLE).whereIn(['scope', 'key'], rows.map((r) => [r.scope, r.key]))) as Record<string, unknown>[];
+  const held = (await db(TABLE).whereIn(
+    ['scope', 'key'],
+    rows.map((r) => [r.scope, r.key]),
+  )) as Record<string, unknown>[];
   const byKey = new Map(held.map((r) => [`${String(r.scope)}\u0000${String(r.key)}`, fromDb(r)]));
   return Promise.all(
     rows.map(async (row) => {

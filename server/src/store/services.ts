@@ -46,9 +46,7 @@ export async function upsertService(db: Knex, me: ServiceDescription, now: numbe
   const meJson = JSON.stringify(me);
   const description = me.description ?? '';
   for (let attempt = 0; ; attempt++) {
-    const existing = (await db('services').where({ name: me.name }).first('id', 'me')) as
-      | Pick<RawService, 'id' | 'me'>
-      | undefined;
+    const existing = (await db('services').where({ name: me.name }).first('id', 'me')) as Pick<RawService, 'id' | 'me'> | undefined;
     if (existing) {
       if (existing.me !== meJson) {
         await db('services').where({ id: existing.id }).update({ description, me: meJson, updated_at: now });
@@ -106,7 +104,9 @@ export async function removeService(db: Knex, name: string, mediaDir: string | n
     if (!row) throw new StoreError('not_found', `no service is named ${JSON.stringify(name)}`);
     const id = Number(row.id);
     const tasks = trx('tasks').where({ service_id: id });
-    const unfinished = Number(((await tasks.clone().whereNotIn('status', ['succeeded', 'failed', 'canceled']).count({ n: '*' })) as Array<{ n: number | string }>)[0].n);
+    const unfinished = Number(
+      ((await tasks.clone().whereNotIn('status', ['succeeded', 'failed', 'canceled']).count({ n: '*' })) as Array<{ n: number | string }>)[0].n,
+    );
     if (unfinished > 0) {
       throw new StoreError('invalid', `service ${name} still has ${unfinished} unfinished tasks: stop its workers and let a hub end them first`);
     }

@@ -91,9 +91,7 @@ export function lengthOf(attachments: Buffer | readonly Uint8Array[]): number {
 
 /** Bytes the columns hold in memory besides their small fields: media, result, error, message. */
 export function heldBy(r: TaskColumns): number {
-  return (
-    (r.attachments === null ? 0 : lengthOf(r.attachments)) + (r.result?.length ?? 0) + (r.error?.length ?? 0) + (r.message?.length ?? 0)
-  );
+  return (r.attachments === null ? 0 : lengthOf(r.attachments)) + (r.result?.length ?? 0) + (r.error?.length ?? 0) + (r.message?.length ?? 0);
 }
 
 function fail(row: TaskRow, what: string): never {

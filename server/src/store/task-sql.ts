@@ -144,7 +144,10 @@ export class TaskUpserts {
     }
     // Without a writer thread (in-memory SQLite; a MySQL connection knex was given as a string).
     const rows = records.map((r) => (r.attachments === null || Buffer.isBuffer(r.attachments) ? r : { ...r, attachments: joined(r.attachments) }));
-    const query = this.#db('tasks').insert(rows).onConflict('id').merge([...MERGE_COLUMNS]);
+    const query = this.#db('tasks')
+      .insert(rows)
+      .onConflict('id')
+      .merge([...MERGE_COLUMNS]);
     if (this.mysql) {
       await query;
       return;
@@ -192,7 +195,23 @@ export class TaskUpserts {
         file = f[0];
         attachments = null;
       }
-      values.push(r.id, r.service_id, r.status, r.attempts, r.seq, r.progress, r.message, r.error, r.result, attachments, file, r.created_at, r.started_at, r.finished_at, r.owner);
+      values.push(
+        r.id,
+        r.service_id,
+        r.status,
+        r.attempts,
+        r.seq,
+        r.progress,
+        r.message,
+        r.error,
+        r.result,
+        attachments,
+        file,
+        r.created_at,
+        r.started_at,
+        r.finished_at,
+        r.owner,
+      );
     }
     const width = COLUMNS.length;
     const last = values.length - width;

@@ -10,7 +10,17 @@
 import type { Knex } from 'knex';
 import { refusedByAnsweringDb, writeIsolatingBadRows } from './bad-rows.js';
 import { readMediaFile, removeMediaFiles } from './task-media.js';
-import { ENDED_STATUSES, fromColumns, heldBy, joined, toColumns, type RawTaskColumns, type StoredTaskRow, type TaskColumns, type TaskRow } from './task-rows.js';
+import {
+  ENDED_STATUSES,
+  fromColumns,
+  heldBy,
+  joined,
+  toColumns,
+  type RawTaskColumns,
+  type StoredTaskRow,
+  type TaskColumns,
+  type TaskRow,
+} from './task-rows.js';
 import { SQLITE_MAX_BATCH, STATEMENT_OVERHEAD, TaskUpserts, sqlSizeOf } from './task-sql.js';
 import { WriteBehind, type WriteBehindOptions, type WrittenCallback } from './write-behind.js';
 

@@ -70,12 +70,7 @@ function checkKind(kind: TokenKind): void {
  * A revoked token's name may be used again.
  * Throws StoreError `invalid` for a bad name, `duplicate` when the name is in use.
  */
-export async function createToken(
-  db: Knex,
-  kind: TokenKind,
-  name: string,
-  options: { service?: string; admin?: boolean; now?: number } = {},
-): Promise<string> {
+export async function createToken(db: Knex, kind: TokenKind, name: string, options: { service?: string; admin?: boolean; now?: number } = {}): Promise<string> {
   checkKind(kind);
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new StoreError('invalid', `invalid ${LABEL[kind]} name "${name}": 1 to 64 characters of A-Z a-z 0-9 _ . -`);
@@ -121,11 +116,7 @@ export async function verifyToken(db: Knex, kind: TokenKind, secret: string): Pr
 }
 
 /** The tokens of a kind, ordered by name; revoked ones only with `{ includeRevoked: true }`. */
-export async function listTokens(
-  db: Knex,
-  kind: TokenKind,
-  options: { includeRevoked?: boolean } = {},
-): Promise<TokenInfo[]> {
+export async function listTokens(db: Knex, kind: TokenKind, options: { includeRevoked?: boolean } = {}): Promise<TokenInfo[]> {
   checkKind(kind);
   const query = db('tokens').select('id', 'kind', 'name', 'service', 'admin', 'created_at', 'revoked_at').where({ kind }).orderBy('name');
   if (!options.includeRevoked) query.whereNull('revoked_at');
@@ -150,8 +141,6 @@ export async function revokeToken(db: Knex, kind: TokenKind, name: string, now: 
 
 /** How many unrevoked tokens of that kind exist. */
 export async function countTokens(db: Knex, kind: TokenKind): Promise<number> {
-  const row = (await db('tokens').where({ kind }).whereNull('revoked_at').count({ n: '*' }).first()) as
-    | { n: number | string }
-    | undefined;
+  const row = (await db('tokens').where({ kind }).whereNull('revoked_at').count({ n: '*' }).first()) as { n: number | string } | undefined;
   return Number(row?.n ?? 0);
 }

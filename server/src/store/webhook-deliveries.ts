@@ -66,7 +66,11 @@ export async function leaseDelivery(db: Knex, row: DeliveryRow, leaseUntil: numb
 }
 
 /** Records the outcome of a try. */
-export async function updateDelivery(db: Knex, id: string, change: Partial<Pick<DeliveryRow, 'status' | 'attempts' | 'next_at' | 'last_status' | 'last_error' | 'updated_at'>>): Promise<void> {
+export async function updateDelivery(
+  db: Knex,
+  id: string,
+  change: Partial<Pick<DeliveryRow, 'status' | 'attempts' | 'next_at' | 'last_status' | 'last_error' | 'updated_at'>>,
+): Promise<void> {
   await db(TABLE).where({ id }).update(change);
 }
 

@@ -46,9 +46,7 @@ export class WriteHealth {
     this.rows[outcome] += ids.length;
     this.log.error(
       { err: err.message, outcome, task_ids: ids },
-      dropped
-        ? 'the database refused these task rows repeatedly: dropped (their latest state is lost)'
-        : 'writing task rows failed: they are kept and retried',
+      dropped ? 'the database refused these task rows repeatedly: dropped (their latest state is lost)' : 'writing task rows failed: they are kept and retried',
     );
   };
 

@@ -273,12 +273,25 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     const snap = followed === 'already' ? hub.subscribe(out.taskId, subscriber, deps.who) : followed;
     send(acceptedFrame(out.taskId, snap?.position ?? 0, msg.ref, true));
     if (snap) {
-      send(clientFrame({ type: 'snapshot', task_id: out.taskId, seq: snap.seq, status: snap.status, progress: snap.progress, message: snap.message, position: snap.position }));
+      send(
+        clientFrame({
+          type: 'snapshot',
+          task_id: out.taskId,
+          seq: snap.seq,
+          status: snap.status,
+          progress: snap.progress,
+          message: snap.message,
+          position: snap.position,
+        }),
+      );
       return;
     }
     const ended = await hub.endedTask(out.taskId, deps.who);
     if (ended) send(ended.text, ended.binaries);
-    else error(new HubError('task_not_found', 'the task of this idempotency key is no longer readable (its end expired, or a hub stopped before storing it)'), { task_id: out.taskId });
+    else
+      error(new HubError('task_not_found', 'the task of this idempotency key is no longer readable (its end expired, or a hub stopped before storing it)'), {
+        task_id: out.taskId,
+      });
   };
 
   const bad = (err: HubError) => {

@@ -139,7 +139,10 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
     if (nesting) throw new HubError('bad_service_description', `the service description ${nesting}`);
     const size = Buffer.byteLength(JSON.stringify(msg.me) ?? '');
     if (size > hub.config.maxServiceBytes) {
-      throw new HubError('bad_service_description', `the service description is ${size} bytes, over the limit of ${hub.config.maxServiceBytes} (HUB_MAX_SERVICE_BYTES)`);
+      throw new HubError(
+        'bad_service_description',
+        `the service description is ${size} bytes, over the limit of ${hub.config.maxServiceBytes} (HUB_MAX_SERVICE_BYTES)`,
+      );
     }
     const me = checkServiceDescription(msg.me);
     if (!origin.dialed) await deps.gate.worker(origin.token, origin.remote, me.name);

@@ -23,7 +23,10 @@ export class RawPeer {
   private readonly pongs = new Map<string, () => void>();
   private wake: (() => void) | null = null;
 
-  private constructor(readonly ws: WebSocket, private readonly direction: Direction) {
+  private constructor(
+    readonly ws: WebSocket,
+    private readonly direction: Direction,
+  ) {
     ws.on('message', (data, isBinary) => {
       const buf = data as Buffer;
       if (isBinary) {

@@ -52,10 +52,7 @@ const VALUES: Record<string, fc.Arbitrary<Pick>> = {
     good(fc.integer({ min: -100, max: 100 })),
     bad(fc.oneof(fc.integer({ min: 101 }), fc.integer({ max: -101 }), fc.constantFrom(1.5, '1', true, null, [], {}, 2 ** 53), infinities)),
   ),
-  f: fc.oneof(
-    good(fc.double({ noNaN: true, noDefaultInfinity: true })),
-    bad(fc.oneof(fc.constantFrom('1.5', true, null, [1], {}), infinities)),
-  ),
+  f: fc.oneof(good(fc.double({ noNaN: true, noDefaultInfinity: true })), bad(fc.oneof(fc.constantFrom('1.5', true, null, [1], {}), infinities))),
   s: fc.oneof(
     hostileString.filter((s) => s.length > 0).map((value): Pick => ({ value, ok: codePoints(value) >= 1 && codePoints(value) <= 20 })),
     bad(fc.constantFrom('', 5, null, false, ['a'], { s: 'a' })),
@@ -65,7 +62,10 @@ const VALUES: Record<string, fc.Arbitrary<Pick>> = {
   j: fc.oneof(
     { weight: 4, arbitrary: good(jsonValue) },
     // Deeper than the contract's json nesting bound: a problem, never a stack overflow.
-    { weight: 1, arbitrary: bad(fc.tuple(fc.integer({ min: 40, max: 20_000 }), fc.constantFrom('array', 'object', 'mixed')).map(([d, k]) => deepJson(d, k as 'array'))) },
+    {
+      weight: 1,
+      arbitrary: bad(fc.tuple(fc.integer({ min: 40, max: 20_000 }), fc.constantFrom('array', 'object', 'mixed')).map(([d, k]) => deepJson(d, k as 'array'))),
+    },
   ),
   img: fc.oneof(
     good(fc.oneof(media('image/png').base64, media('image/png').dataUrl, media('image/png').url, fc.constant({ mime: 'image/PNG; q=1', data: '' }))),
@@ -96,7 +96,13 @@ const VALUES: Record<string, fc.Arbitrary<Pick>> = {
   ),
   doc: fc.oneof(
     good(fc.oneof(media('application/pdf').base64, media('text/plain').dataUrl, fc.constant('data:;base64,YWJj'), media('application/zip').url)),
-    bad(fc.oneof(badBase64.map((data) => ({ mime: 'application/pdf', data })), badMime.map((mime) => ({ mime, data: '' })), fc.constantFrom({ mime: 'a/b', data: [] }, 'plain text', true))),
+    bad(
+      fc.oneof(
+        badBase64.map((data) => ({ mime: 'application/pdf', data })),
+        badMime.map((mime) => ({ mime, data: '' })),
+        fc.constantFrom({ mime: 'a/b', data: [] }, 'plain text', true),
+      ),
+    ),
   ),
 };
 
@@ -110,7 +116,9 @@ export interface ArgsCase {
 /** Named args: each argument absent, fitting or not; maybe unknown names too. */
 const namedArgs: fc.Arbitrary<ArgsCase> = fc
   .tuple(
-    fc.record(Object.fromEntries(ARG_NAMES.map((n) => [n, fc.option(VALUES[n], { nil: undefined, freq: 2 })])) as Record<string, fc.Arbitrary<Pick | undefined>>),
+    fc.record(
+      Object.fromEntries(ARG_NAMES.map((n) => [n, fc.option(VALUES[n], { nil: undefined, freq: 2 })])) as Record<string, fc.Arbitrary<Pick | undefined>>,
+    ),
     fc.array(fc.tuple(hostileKey, anyValue), { maxLength: 2 }),
   )
   .map(([picks, extra]) => {
@@ -154,4 +162,7 @@ const positionalArgs: fc.Arbitrary<ArgsCase> = fc
 export const argsCase: fc.Arbitrary<ArgsCase> = fc.oneof(namedArgs, positionalArgs);
 
 /** Args that always fit (for calls whose outcome is not about args). */
-export const goodArgs: fc.Arbitrary<Record<string, unknown>> = fc.record({ n: fc.integer({ min: -100, max: 100 }), s: fc.string({ minLength: 1, maxLength: 10 }) });
+export const goodArgs: fc.Arbitrary<Record<string, unknown>> = fc.record({
+  n: fc.integer({ min: -100, max: 100 }),
+  s: fc.string({ minLength: 1, maxLength: 10 }),
+});

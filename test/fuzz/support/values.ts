@@ -83,8 +83,22 @@ export const hostileString: fc.Arbitrary<string> = fc.oneof(
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
   {
     weight: 2,
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a hostile string, not a template
-    arbitrary: fc.constantFrom('\u0000', '\ud800', '\udfff', 'a\ud83d', '\u2028\u2029', '\r\n\r\nX-Injected: 1', '"}', '\\', '%00', '../../etc/passwd', '<script>', '${x}', '__proto__'),
+    arbitrary: fc.constantFrom(
+      '\u0000',
+      '\ud800',
+      '\udfff',
+      'a\ud83d',
+      '\u2028\u2029',
+      '\r\n\r\nX-Injected: 1',
+      '"}',
+      '\\',
+      '%00',
+      '../../etc/passwd',
+      '<script>',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a hostile string, not a template
+      '${x}',
+      '__proto__',
+    ),
   },
   { weight: 1, arbitrary: fc.integer({ min: 1000, max: 70_000 }).map((n) => 'é'.repeat(n)) },
 );
@@ -102,15 +116,7 @@ export const hostileNumber: fc.Arbitrary<unknown> = fc.oneof(finiteNumber, fc.co
 
 /** Any JSON value (numbers finite once read), a few levels deep, with hostile keys and strings. */
 export const jsonValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown; array: unknown[]; object: Record<string, unknown> }>((tie) => ({
-  value: fc.oneof(
-    { depthSize: 'small', withCrossShrink: true },
-    fc.constant(null),
-    fc.boolean(),
-    finiteNumber,
-    hostileString,
-    tie('array'),
-    tie('object'),
-  ),
+  value: fc.oneof({ depthSize: 'small', withCrossShrink: true }, fc.constant(null), fc.boolean(), finiteNumber, hostileString, tie('array'), tie('object')),
   array: fc.array(tie('value'), { maxLength: 4 }),
   object: fc.array(fc.tuple(hostileKey, tie('value')), { maxLength: 4 }).map(objectOf),
 })).value;
@@ -159,7 +165,9 @@ export const badUtf8Bytes: fc.Arbitrary<Buffer> = fc.oneof(
 /** Frames whose bytes are not UTF-8, to send as text. */
 export const brokenUtf8: fc.Arbitrary<Buffer> = fc.oneof(
   badUtf8Bytes,
-  fc.tuple(fc.string({ maxLength: 20 }), fc.constantFrom(0x80, 0xbf, 0xc0, 0xfe, 0xff)).map(([s, b]) => Buffer.concat([Buffer.from(`{"type":"${s}`), Buffer.from([b]), Buffer.from('"}')])),
+  fc
+    .tuple(fc.string({ maxLength: 20 }), fc.constantFrom(0x80, 0xbf, 0xc0, 0xfe, 0xff))
+    .map(([s, b]) => Buffer.concat([Buffer.from(`{"type":"${s}`), Buffer.from([b]), Buffer.from('"}')])),
 );
 
 /** Text that JSON.parse refuses. */
@@ -179,6 +187,19 @@ export const notJson: fc.Arbitrary<string> = fc
 
 /** JSON that is not an object with a string `type`. */
 export const notAMessage: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('null', '[]', '[{"type":"add_task"}]', '"add_task"', '5', 'true', '{}', '{"type":null}', '{"type":5}', '{"type":["add_task"]}', '{"type":{"__proto__":"x"}}', '{"Type":"add_task"}'),
+  fc.constantFrom(
+    'null',
+    '[]',
+    '[{"type":"add_task"}]',
+    '"add_task"',
+    '5',
+    'true',
+    '{}',
+    '{"type":null}',
+    '{"type":5}',
+    '{"type":["add_task"]}',
+    '{"type":{"__proto__":"x"}}',
+    '{"Type":"add_task"}',
+  ),
   jsonValue.filter((v) => v === null || typeof v !== 'object' || Array.isArray(v) || typeof (v as { type?: unknown }).type !== 'string').map(toJson),
 );
