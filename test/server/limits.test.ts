@@ -5,6 +5,7 @@
  * and the hub goes on serving.
  */
 import { expect } from 'chai';
+import type {} from '@fastify/websocket'; // its FastifyInstance.websocketServer
 import { WebSocket } from 'ws';
 import { startHub, fakeWorker, http, me, sleep, workerGone, type TestHub } from '../helpers/hub.js';
 import { WsPeer } from '../helpers/ws-peer.js';
