@@ -3,55 +3,17 @@
  * means"): what the hub waits for before it acknowledges a task or sends its end.
  */
 import { expect } from 'chai';
-import type { ServiceDescription } from '@utils-hub/protocol';
-import { upsertService } from '../../server/src/store/services.js';
-import { TaskStore, type TaskRow, type TaskStoreOptions } from '../../server/src/store/tasks.js';
-import { dbBackends, useMigratedDb, watchTaskInserts } from '../helpers/db.js';
+import { dbBackends, useTaskStores, watchTaskInserts } from '../helpers/db.js';
 import { sleep, until } from '../helpers/wait.js';
 
 const backends = await dbBackends();
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
-/** The number of distinct tasks of each INSERT into tasks, in order. */
-
 describe('TaskStore commit callbacks', () => {
   for (const backend of backends) {
     backend.describe(`on ${backend.name}`, () => {
-      const db = useMigratedDb(backend);
-      let serviceId: number;
-      let stores: TaskStore[];
-
-      beforeEach(async () => {
-        serviceId = await upsertService(db(), { name: 'svc', description: '', input: [] } as ServiceDescription);
-        stores = [];
-      });
-      afterEach(async () => {
-        for (const s of stores) await s.close().catch(() => {});
-      });
-
-      function open(options: TaskStoreOptions = {}): TaskStore {
-        const store = new TaskStore(db(), options);
-        stores.push(store);
-        return store;
-      }
-
-      function row(id: string, overrides: Partial<TaskRow> = {}): TaskRow {
-        return {
-          id,
-          service_id: serviceId,
-          status: 'queued',
-          attempts: 0,
-          progress: null,
-          message: null,
-          error: null,
-          attachments: null,
-          created_at: 1_700_000_000_000,
-          started_at: null,
-          finished_at: null,
-          ...overrides,
-        };
-      }
+      const { db, open, row } = useTaskStores(backend);
 
       /** The row's status as the table holds it (not the store's pending copy). */
       async function tableStatus(id: string): Promise<string | null> {

@@ -2,10 +2,8 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import type { ServiceDescription } from '@utils-hub/protocol';
-import { upsertService } from '../../server/src/store/services.js';
 import { TaskStore, attachmentPieces, packAttachments, unpackAttachments, type TaskRow, type TaskStoreOptions } from '../../server/src/store/tasks.js';
-import { dbBackends, useMigratedDb, watchTaskInserts } from '../helpers/db.js';
+import { dbBackends, useTaskStores, watchTaskInserts } from '../helpers/db.js';
 import { sleep, until } from '../helpers/wait.js';
 
 const backends = await dbBackends();
@@ -39,40 +37,7 @@ describe('packAttachments', () => {
 describe('TaskStore', () => {
   for (const backend of backends) {
     backend.describe(`on ${backend.name}`, () => {
-      const db = useMigratedDb(backend);
-      let serviceId: number;
-      let stores: TaskStore[];
-
-      beforeEach(async () => {
-        serviceId = await upsertService(db(), { name: 'svc', description: '', input: [] } as ServiceDescription);
-        stores = [];
-      });
-      afterEach(async () => {
-        for (const s of stores) await s.close().catch(() => {});
-      });
-
-      function open(options: TaskStoreOptions = {}): TaskStore {
-        const store = new TaskStore(db(), options);
-        stores.push(store);
-        return store;
-      }
-
-      function row(id: string, overrides: Partial<TaskRow> = {}): TaskRow {
-        return {
-          id,
-          service_id: serviceId,
-          status: 'queued',
-          attempts: 0,
-          progress: null,
-          message: null,
-          error: null,
-          attachments: null,
-          created_at: 1_700_000_000_000,
-          started_at: null,
-          finished_at: null,
-          ...overrides,
-        };
-      }
+      const { db, open, row } = useTaskStores(backend);
 
       describe('#constructor', () => {
         it('refuses an unknown option or a bad value, naming it', () => {

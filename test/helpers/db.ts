@@ -14,6 +14,9 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import mysql from 'mysql2/promise';
 import { migrate, openDb } from '../../server/src/db/index.js';
+import type { ServiceDescription } from '@utils-hub/protocol';
+import { upsertService } from '../../server/src/store/services.js';
+import { TaskStore, type TaskRow, type TaskStoreOptions } from '../../server/src/store/tasks.js';
 
 export interface DbBackend {
   name: 'sqlite' | 'mysql';
@@ -173,3 +176,49 @@ export const MIGRATION_FILES: readonly string[] = Object.freeze(
     .filter((f) => /^\d+_.+\.js$/.test(f))
     .sort(),
 );
+
+/**
+ * A migrated database of `backend` for each test with one service, and task stores opened on it
+ * (closed after each test): `open(options)` makes a store, `row(id, overrides)` a queued task row
+ * of that service.
+ */
+export function useTaskStores(backend: DbBackend): {
+  db: () => Knex;
+  open: (options?: TaskStoreOptions) => TaskStore;
+  row: (id: string, overrides?: Partial<TaskRow>) => TaskRow;
+} {
+  const db = useMigratedDb(backend);
+  let serviceId = 0;
+  let stores: TaskStore[] = [];
+  beforeEach(async () => {
+    serviceId = await upsertService(db(), { name: 'svc', description: '', input: [] } as ServiceDescription);
+    stores = [];
+  });
+  afterEach(async () => {
+    for (const s of stores) await s.close().catch(() => {});
+  });
+  return {
+    db,
+    open(options = {}) {
+      const store = new TaskStore(db(), options);
+      stores.push(store);
+      return store;
+    },
+    row(id, overrides = {}) {
+      return {
+        id,
+        service_id: serviceId,
+        status: 'queued',
+        attempts: 0,
+        progress: null,
+        message: null,
+        error: null,
+        attachments: null,
+        created_at: 1_700_000_000_000,
+        started_at: null,
+        finished_at: null,
+        ...overrides,
+      };
+    },
+  };
+}

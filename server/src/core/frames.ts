@@ -5,11 +5,16 @@
  * so that a frame that strays from the contract does not compile.
  */
 import { encodeMessage, type EncodedMessage } from '@utils-hub/protocol';
-import type { AcceptedMsg, ClientProgressMsg, HubToClientMessage, HubToWorkerMessage, StartedMsg } from '@utils-hub/protocol';
+import type { AcceptedMsg, ClientProgressMsg, HubToClientMessage, HubToWorkerMessage, SnapshotMsg, StartedMsg } from '@utils-hub/protocol';
 
 /** A message of the hub to a client as its text frame. */
 export function clientFrame(message: HubToClientMessage): string {
   return JSON.stringify(message);
+}
+
+/** A task's state now as its `snapshot` frame (`subscribe`, a repeated idempotency key, the event stream). */
+export function snapshotFrame(taskId: SnapshotMsg['task_id'], s: Omit<SnapshotMsg, 'type' | 'task_id'>): string {
+  return clientFrame({ type: 'snapshot', task_id: taskId, seq: s.seq, status: s.status, progress: s.progress, message: s.message, position: s.position });
 }
 
 /** A message of the hub to a worker as its text frame. */

@@ -13,6 +13,7 @@ import { errorResponses } from '../http/openapi.js';
 import type { ServerResponse } from 'node:http';
 import { HubError, inlineMedia, resolveRefs } from '@utils-hub/protocol';
 import type { Hub, LiveTaskSnapshot, Subscriber } from '../core/hub.js';
+import { snapshotFrame } from '../core/frames.js';
 
 /** How often an idle stream gets a comment line, so that proxies do not cut it: 15 s, in ms. */
 export const SSE_KEEP_ALIVE_MS = 15_000;
@@ -123,20 +124,7 @@ export async function sseRoutes(app: FastifyInstance, opts: { hub: Hub; keepAliv
     res = reply.raw;
     open(res);
     if (after === null || snap.seq > after) {
-      res.write(
-        sseEvent(
-          JSON.stringify({
-            type: 'snapshot',
-            task_id: taskId,
-            seq: snap.seq,
-            status: snap.status,
-            progress: snap.progress,
-            message: snap.message,
-            position: snap.position,
-          }),
-          null,
-        ).chunk,
-      );
+      res.write(sseEvent(snapshotFrame(taskId, snap), null).chunk);
     }
     snap = null;
     for (const [text, binaries, end] of early.splice(0)) write(text, binaries, end);

@@ -7,7 +7,7 @@ import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type Err
 import type { ClientLink, Hub, LiveTaskSnapshot, Requester, Subscriber } from '../core/hub.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
-import { acceptedFrame, clientFrame } from '../core/frames.js';
+import { acceptedFrame, clientFrame, snapshotFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 import { nanoid } from 'nanoid';
 import type { IdempotentSubmits, SubmitOutcome } from '../delivery/idempotency.js';
@@ -171,17 +171,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         // Already followed: its events come anyway, and a second snapshot would be work for nothing.
         if (t === 'already') return;
         if (t) {
-          send(
-            clientFrame({
-              type: 'snapshot',
-              task_id: msg.task_id,
-              seq: t.seq,
-              status: t.status,
-              progress: t.progress,
-              message: t.message,
-              position: t.position,
-            }),
-          );
+          send(snapshotFrame(msg.task_id, t));
           return;
         }
         const ended = await hub.endedTask(msg.task_id, deps.who);
@@ -193,7 +183,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         const elsewhere = following.has(msg.task_id) ? null : await hub.followElsewhere(msg.task_id, subscriber, deps.who);
         if (elsewhere) {
           following.add(msg.task_id);
-          send(clientFrame({ type: 'snapshot', task_id: msg.task_id, ...elsewhere }));
+          send(snapshotFrame(msg.task_id, elsewhere));
         } else error(new HubError('task_not_found', 'no task has this id'), { task_id: msg.task_id });
         return;
       }
@@ -273,17 +263,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     const snap = followed === 'already' ? hub.subscribe(out.taskId, subscriber, deps.who) : followed;
     send(acceptedFrame(out.taskId, snap?.position ?? 0, msg.ref, true));
     if (snap) {
-      send(
-        clientFrame({
-          type: 'snapshot',
-          task_id: out.taskId,
-          seq: snap.seq,
-          status: snap.status,
-          progress: snap.progress,
-          message: snap.message,
-          position: snap.position,
-        }),
-      );
+      send(snapshotFrame(out.taskId, snap));
       return;
     }
     const ended = await hub.endedTask(out.taskId, deps.who);
