@@ -133,6 +133,16 @@ class Service:
             return first.result()
         raise RuntimeError(f"service {self.name} was closed before any welcome")
 
+    async def _serve(self, session: Session) -> "tuple[int, str]":
+        """Serves one connection, dialed or accepted, until it closes; reports ``disconnected``."""
+        self._sessions.add(session)
+        try:
+            code, reason = await session.serve()
+        finally:
+            self._sessions.discard(session)
+        self._emit("disconnected", code, reason)
+        return code, reason
+
     async def _dial_loop(self, urls: List[str], token: Optional[str], options: SessionOptions, min_delay: float, max_delay: float, first: "asyncio.Future[ConnectedInfo]") -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         index, attempt = 0, 0
@@ -160,12 +170,7 @@ class Service:
                 problem = f"cannot reach {url}: {err}"
             else:
                 session = Session(ws, self.me, self._handler, options, url, True, emit)
-                self._sessions.add(session)
-                try:
-                    code, reason = await session.serve()
-                finally:
-                    self._sessions.discard(session)
-                self._emit("disconnected", code, reason)
+                code, reason = await self._serve(session)
                 was_welcomed = session.welcomed
                 if session.refusal is not None:
                     problem = f"{url} refused the worker: {session.refusal}"
@@ -211,13 +216,7 @@ class Service:
 
         async def on_connection(ws: Any) -> None:
             peer = "%s:%s" % ws.remote_address[:2] if ws.remote_address else "a hub"
-            session = Session(ws, self.me, self._handler, options, peer, False, self._emit)
-            self._sessions.add(session)
-            try:
-                code, reason = await session.serve()
-            finally:
-                self._sessions.discard(session)
-            self._emit("disconnected", code, reason)
+            await self._serve(Session(ws, self.me, self._handler, options, peer, False, self._emit))
 
         server = await websockets.serve(on_connection, host, port, process_request=process_request, max_size=options.max_message_bytes, compression=None)
         self._servers.append(server)

@@ -3,19 +3,9 @@ import { Writable } from 'node:stream';
 import type { Knex } from 'knex';
 import { openDb } from '../../server/src/db/index.js';
 import { startHub, tempSqlite, fakeWorker, http, me, sleep, type TestHub } from '../helpers/hub.js';
+import { sample } from '../helpers/metrics.js';
 
 type Line = Record<string, any>;
-
-/** The value of one series in Prometheus text, or undefined when absent. */
-function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = line.match(/^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v) && Object.keys(have).length === Object.keys(labels).length) return Number(m[3]);
-  }
-  return undefined;
-}
 
 /** Polls `check` every 50 ms until it returns a value other than undefined, for up to `ms`. */
 async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
