@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import sharp from 'sharp';
 import { ROOT, CLI, run, startExample, startHubProcess, type Proc } from '../helpers/processes.js';
 import { sleep } from '../helpers/hub.js';
+import { until } from '../helpers/wait.js';
 
 const sqlite = () => `sqlite:${join(mkdtempSync(join(tmpdir(), 'uh-ex-')), 'hub.sqlite')}`;
 
@@ -93,10 +94,12 @@ describe('Example workers as processes against the hub command', function () {
     procs.push(a);
     const id = await serviceId(hub.url, 'sleep');
     const { body } = await post(hub.url, '/add_task?wait=false', { service_id: id, args: { seconds: 1.5, steps: 3 } });
-    for (let i = 0; i < 50 && (await get(hub.url, `/tasks/${body.task_id}`)).status !== 'running'; i++) await sleep(50);
-    const b = await startExample('sleep', ['--hub', ws(), '--instance', 'b']);
-    procs.push(b);
+    await until(async () => (await get(hub.url, `/tasks/${body.task_id}`)).status === 'running', 'the task running on a', 10_000);
+    // Killed while it runs the task; the task goes back to the service's queue and waits there for
+    // the next worker of the service (started only now, so that a slow start cannot let `a` finish).
     a.kill('SIGKILL');
+    await a.exited;
+    procs.push(await startExample('sleep', ['--hub', ws(), '--instance', 'b']));
     const view = await ended(hub.url, body.task_id);
     expect(view.status).to.equal('succeeded');
     expect(view.result.instance).to.equal('b');
