@@ -10,6 +10,7 @@ import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type Ta
 import { Hub, maySee, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { clientFrame } from '../core/frames.js';
+import { newTaskId } from '../core/task-id.js';
 import { Broker } from './broker.js';
 import { clusterNames, type ClusterNames } from './names.js';
 import { Membership } from './membership.js';
@@ -439,7 +440,7 @@ export class ClusterHub extends Hub {
       return r;
     }
     const { serviceId, timeoutMs, args } = this.prepare(req, options.maxTotalBytes);
-    const taskId = nanoid();
+    const taskId = newTaskId();
     const now = Date.now();
     const payload: TaskPayload = { args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const task: StreamTask = {

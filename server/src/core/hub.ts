@@ -4,7 +4,6 @@
  * it (they never reach its parts); it calls back into connections only through the small
  * `Subscriber`, `WorkerLink` and `ClientLink` interfaces.
  */
-import { nanoid } from 'nanoid';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   checkArgs,
@@ -21,6 +20,7 @@ import type { HubConfig } from '../config.js';
 import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type TaskState } from './dispatcher.js';
 import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
 import { heldBytes } from './bounds.js';
+import { newTaskId } from './task-id.js';
 import { nodeBase64 } from './node-base64.js';
 import type { Registry } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
@@ -453,7 +453,7 @@ export class Hub {
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const payload: TaskPayload = { args: prepared.args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
-    const taskId = options.taskId ?? nanoid();
+    const taskId = options.taskId ?? newTaskId();
     const position = this.dispatcher.submit({
       id: taskId,
       serviceId: prepared.serviceId,

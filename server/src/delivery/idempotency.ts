@@ -6,10 +6,10 @@
  * repeat costs no database round trip. A submit with a key costs one indexed insert.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
 import type { PreparedTask } from '../core/hub.js';
+import { newTaskId } from '../core/task-id.js';
 import { claimKeys, purgeKeys, releaseKey, type ClaimOutcome, type IdempotencyRow } from '../store/idempotency-keys.js';
 
 /** How long a key names its task: 24 hours, in ms. */
@@ -162,7 +162,7 @@ export class IdempotentSubmits {
 
   private async claim<R>(id: string, scope: string, key: string, task: PreparedTask, hash: string, enqueue: (taskId: string) => R): Promise<SubmitOutcome<R>> {
     const now = this.now();
-    const row: IdempotencyRow = { scope, key, task_id: nanoid(), service_id: task.serviceId, args_hash: hash, created_at: now };
+    const row: IdempotencyRow = { scope, key, task_id: newTaskId(), service_id: task.serviceId, args_hash: hash, created_at: now };
     const outcome = await this.claimGrouped(row, now - this.ttlMs);
     if (!outcome.won) {
       const held = outcome.row;

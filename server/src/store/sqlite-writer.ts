@@ -11,8 +11,9 @@ import { WriterThread } from './writer-thread.js';
 export { WRITER_STOPPED } from './writer-thread.js';
 
 /**
- * The thread's program. Statements are prepared once per SQL text (one per batch size seen
- * lately) and reused; files are written before the statement.
+ * The thread's program. Statements are prepared once per SQL text and reused; files are written
+ * before the statement. A message with `width` runs its one-row statement once per `width`
+ * values, all in one transaction.
  */
 const THREAD_SOURCE = `
 'use strict';
@@ -21,6 +22,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const Database = require(workerData.driver);
 let db = null;
+let each = null;
 const statements = new Map();
 function connect() {
   const conn = new Database(workerData.filename, { timeout: workerData.busyTimeoutMs, fileMustExist: true });
@@ -43,18 +45,28 @@ function writeFile(name, pieces) {
     fs.closeSync(fd);
   }
 }
-parentPort.on('message', ({ id, sql, values, files }) => {
+function prepared(sql) {
+  let stmt = statements.get(sql);
+  if (stmt === undefined) {
+    if (statements.size >= 64) statements.clear(); // a few texts only: the store's statements
+    stmt = db.prepare(sql);
+    statements.set(sql, stmt);
+  }
+  return stmt;
+}
+parentPort.on('message', ({ id, sql, values, files, width }) => {
   try {
     if (files) for (const [name, pieces] of files) writeFile(name, pieces);
     for (let i = 0; i < values.length; i++) if (Array.isArray(values[i])) values[i] = Buffer.concat(values[i]);
-    if (db === null) db = connect();
-    let stmt = statements.get(sql);
-    if (stmt === undefined) {
-      if (statements.size >= 64) statements.clear(); // never, with the store's padded batch sizes
-      stmt = db.prepare(sql);
-      statements.set(sql, stmt);
+    if (db === null) {
+      db = connect();
+      each = db.transaction((stmt, values, width) => {
+        for (let i = 0; i < values.length; i += width) stmt.run(values.slice(i, i + width));
+      });
     }
-    stmt.run(values);
+    const stmt = prepared(sql);
+    if (width) each(stmt, values, width);
+    else stmt.run(values);
     parentPort.postMessage({ id });
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
@@ -94,5 +106,18 @@ export class SqliteWriter extends WriterThread {
    */
   run(sql: string, values: unknown[], files?: readonly WriterFile[]): Promise<void> {
     return this.send({ sql, values, files });
+  }
+
+  /**
+   * Runs the one-row statement `sql` once for each `width` consecutive `values`, all in one
+   * transaction (so: all or none). One prepared statement
+   * serves batches of every size: a statement of N rows per batch size would be prepared anew for
+   * most batches, and SQLite's cost per row is the same either way.
+   */
+  runEach(sql: string, values: unknown[], width: number): Promise<void> {
+    if (!Number.isInteger(width) || width < 1 || values.length % width !== 0) {
+      return Promise.reject(new RangeError(`runEach: ${values.length} values are not rows of ${width}`));
+    }
+    return this.send({ sql, values, width });
   }
 }

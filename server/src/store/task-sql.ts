@@ -42,20 +42,6 @@ const MERGE_COLUMNS = [
 /** Every column, in the order of the upsert's values. */
 const COLUMNS = ['id', ...MERGE_COLUMNS] as const;
 
-/**
- * Row counts of the SQLite writer thread's statements: a batch is padded up to the next one by
- * repeating its last row (the repeats update the row to the values it already has). Each size is
- * one prepared statement kept for good; with a statement per batch size, the thread prepared one
- * for most batches, and the dropped ones held their native memory until the thread's rare garbage
- * collections (the hub's RSS grew by 70 MB a minute under a mixed load).
- */
-const SQLITE_SIZES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
-
-/** The smallest statement size that holds `n` rows. */
-function paddedSize(n: number): number {
-  return SQLITE_SIZES.find((s) => s >= n) ?? n;
-}
-
 /** The upsert of `rows` rows: one statement, the same for every batch of that size. */
 function upsertSql(rows: number, mysql: boolean): string {
   const tuple = `(${COLUMNS.map(() => '?').join(', ')})`;
@@ -173,10 +159,14 @@ export class TaskUpserts {
     }
   }
 
-  /** The upsert runs in the writer's thread, off the event loop. */
+  /**
+   * The upsert runs in the writer's thread, off the event loop: on MySQL one statement of every
+   * row (one round trip); on SQLite the one-row statement once per row in one transaction (no
+   * statement to prepare per batch size, and SQLite's cost per row is the same).
+   */
   async #insertInThread(writer: SqliteWriter | MysqlWriter, records: TaskColumns[]): Promise<void> {
     const sqlite = writer instanceof SqliteWriter;
-    const rows = sqlite ? paddedSize(records.length) : records.length;
+    const rows = sqlite ? 1 : records.length;
     let sql = this.#upserts.get(rows);
     if (sql === undefined) {
       if (this.#upserts.size >= 32) this.#upserts.clear();
@@ -213,12 +203,13 @@ export class TaskUpserts {
         r.owner,
       );
     }
-    const width = COLUMNS.length;
-    const last = values.length - width;
-    for (let i = records.length; i < rows; i++) for (let k = 0; k < width; k++) values.push(values[last + k]);
-    // The files first: a committed row never names a file that is not written yet.
-    if (files) await writeMediaFiles((writer as SqliteWriter).filesDir, files);
-    await writer.run(sql, values);
+    if (sqlite) {
+      // The files first: a committed row never names a file that is not written yet.
+      if (files) await writeMediaFiles((writer as SqliteWriter).filesDir, files);
+      await (writer as SqliteWriter).runEach(sql, values, COLUMNS.length);
+    } else {
+      await writer.run(sql, values);
+    }
     // As knex would: whoever watches the queries (tests, debugging) still sees this one.
     (this.#db as unknown as { emit(event: string, data: unknown): void }).emit('query', { sql, bindings: values, method: 'insert' });
   }
