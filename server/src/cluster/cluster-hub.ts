@@ -7,7 +7,7 @@
 import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
-import { Hub, maySee, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
+import { Hub, maySee, type HubState, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { clientFrame } from '../core/frames.js';
 import { Broker } from './broker.js';
@@ -70,8 +70,6 @@ function hasMedia(args: unknown): boolean {
 }
 
 export class ClusterHub extends Hub {
-  /** This hub's id (`HUB_ID`, else random at each start: app.ts gives one). */
-  readonly hubId = this.config.hubId ?? `hub-${nanoid(8)}`;
   private node: Node | null = null;
   private readonly remote = new Map<string, RemoteTask>();
   private readonly pullers = new Map<number, Promise<ServicePuller | null>>();
@@ -159,6 +157,12 @@ export class ClusterHub extends Hub {
         const snap = this.snapshotHere(taskId);
         if (snap)
           msg.respond(JSON.stringify({ ...snap, owner: this.dispatcher.task(taskId)?.payload.owner ?? this.remote.get(taskId)?.payload.owner ?? null }));
+      },
+    });
+    // What this hub carries, for the operator page of any hub.
+    broker.nc.subscribe(names.hubState, {
+      callback: (err, msg) => {
+        if (!err) msg.respond(JSON.stringify(this.hubState()));
       },
     });
     membership.on('dead', (id) => {
@@ -728,6 +732,40 @@ export class ClusterHub extends Hub {
       info.queued = (info.queued ?? 0) + s.queued;
     }
     return info;
+  }
+
+  /**
+   * Every other live hub's state: one request on `<cluster>.hub-state` that each hub answers,
+   * gathered until every hub alive at the latest beat answered or 500 ms passed. A live hub that
+   * did not answer is listed with `answered: false`. Costs nothing until the page asks.
+   */
+  override async peerStates(): Promise<HubState[]> {
+    const node = this.node;
+    if (!node?.broker.up) return [];
+    const expected = new Set([...node.membership.live].filter((id) => id !== this.hubId));
+    const out = new Map<string, HubState>();
+    try {
+      const replies = await node.broker.nc.requestMany(node.names.hubState, '', {
+        strategy: 'count',
+        // This hub answers too (it is subscribed like the others).
+        maxMessages: expected.size + 1,
+        maxWait: CANCEL_ANSWER_MS,
+      });
+      for await (const m of replies) {
+        try {
+          const st = m.json<HubState>();
+          if (st.id !== this.hubId && typeof st.id === 'string') out.set(st.id, st);
+        } catch {
+          // Not a state (another version): left out.
+        }
+      }
+    } catch {
+      // No hub answered (alone in the cluster, or the broker went away): the live ones are listed.
+    }
+    for (const id of expected) {
+      if (!out.has(id)) out.set(id, { id, url: null, startedAt: 0, clients: 0, running: 0, queued: 0, connections: [], answered: false });
+    }
+    return [...out.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
 
   override notReadyReason(): string | null {
