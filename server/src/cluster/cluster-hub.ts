@@ -7,7 +7,7 @@
 import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
-import { Hub, maySee, type HubState, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
+import { Hub, maySee, type HubState, type PreparedTask, type Requester, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { clientFrame } from '../core/frames.js';
 import { Broker } from './broker.js';
@@ -407,16 +407,20 @@ export class ClusterHub extends Hub {
 
   // ---- submit ----
 
-  override submit(
-    req: SubmitRequest,
-    options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null } = {},
+  /**
+   * Every submit comes here (`submit` checks, then enqueues; a keyed submit enqueues under the id
+   * its key claimed): local first, else through the cluster's work queue (docs/cluster.md).
+   */
+  override enqueue(
+    prepared: PreparedTask,
+    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     const node = this.node;
-    if (node && !node.broker.up && this.dispatcher.connections(req.service_id).length === 0 && this.registry.byServiceId(req.service_id)) {
+    if (node && !node.broker.up && this.dispatcher.connections(prepared.serviceId).length === 0) {
       throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
     }
-    if (!node?.broker.up || hasMedia(req.args) || !this.shouldRoute(req.service_id)) {
-      const r = super.submit(req, options);
+    if (!node?.broker.up || hasMedia(prepared.args) || !this.shouldRoute(prepared.serviceId)) {
+      const r = super.enqueue(prepared, options);
       const task = node ? this.dispatcher.task(r.taskId) : undefined;
       if (node && task) {
         // Followers on other hubs (subscribe, GET) hear of the task through the relay.
@@ -442,8 +446,9 @@ export class ClusterHub extends Hub {
       }
       return r;
     }
-    const { serviceId, timeoutMs, args } = this.prepare(req, options.maxTotalBytes);
-    const taskId = nanoid();
+    if (this.shuttingDown) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
+    const { serviceId, timeoutMs, args } = prepared;
+    const taskId = options.taskId ?? nanoid();
     const now = Date.now();
     const payload: TaskPayload = { args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const task: StreamTask = {
@@ -451,7 +456,7 @@ export class ClusterHub extends Hub {
       serviceId,
       args,
       timeoutMs,
-      queueDeadline: now + (req.queue_timeout_ms ?? this.config.queueTimeoutMs),
+      queueDeadline: now + prepared.queueTimeoutMs,
       createdAt: now,
       attempts: 0,
       seq: 0,
