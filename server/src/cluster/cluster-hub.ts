@@ -125,7 +125,7 @@ export class ClusterHub extends Hub {
     const relay = new EventRelay(broker, names.events);
     const stream = await TaskStream.open(broker, names, { ackWaitMs: 3 * config.heartbeatMs });
     const leases = await DialLeases.open(broker, names.dialsBucket, this.hubId, config.heartbeatMs, (url) =>
-      this.log.warn({ worker_url: url, hub_id: this.hubId }, 'lost the lease of a dialed worker: another hub dials it now'),
+      this.log.warn({ worker_url: url }, 'lost the lease of a dialed worker: another hub dials it now'),
     );
     const held = await HeldTasks.open(broker, names);
     const takeovers = await leaseBucket(broker, names.takeoverBucket, TAKEOVER_TTL_MS);
@@ -167,15 +167,15 @@ export class ClusterHub extends Hub {
     });
     membership.on('dead', (id) => {
       load.forget(id);
-      this.log.warn({ hub_id: this.hubId, dead_hub: id }, 'a hub of the cluster stopped answering');
+      this.log.warn({ dead_hub: id }, 'a hub of the cluster stopped answering');
       void this.scanDead();
     });
     broker.on('change', (up) => {
-      this.log[up ? 'info' : 'warn']({ hub_id: this.hubId }, up ? 'the broker is back' : 'the broker is unreachable');
+      this.log[up ? 'info' : 'warn']({}, up ? 'the broker is back' : 'the broker is unreachable');
       if (up) this.markRoom();
     });
     this.node = { names, broker, membership, load, relay, stream, leases, held, takeovers, scanTimer, db };
-    this.log.info({ hub_id: this.hubId, cluster: config.cluster }, 'joined the cluster');
+    this.log.info({ cluster: config.cluster }, 'joined the cluster');
     this.markRoom();
   }
 
@@ -289,18 +289,31 @@ export class ClusterHub extends Hub {
       void this.refreshRegistry();
       return false;
     }
-    if (held.deliveries === 1 && !t.takeover) {
-      this.run(held, { seq: 0, attempt: 0 });
-      return true;
-    }
-    // Redelivered: its holder died. Number the new attempt's events after what followers saw.
+    // JetStream delivers at least once: a message may come again after its task ended (its ack
+    // lost with the broker, or the broker's own state lost in a crash: a restarted server may
+    // count it as never delivered). The row decides: an ended task's message is only acked, never
+    // run again (one indexed read per task that crosses hubs). A redelivered one (its holder
+    // died) numbers the new attempt's events after what followers saw.
     this.promised.set(t.serviceId, (this.promised.get(t.serviceId) ?? 0) + 1);
-    void this.node.relay.lastSeen(t.id).then((seen) => {
+    const node = this.node;
+    const fresh = held.deliveries === 1 && !t.takeover;
+    void Promise.all([fresh ? { seq: 0, attempt: 0 } : node.relay.lastSeen(t.id), this.endedRow(node, t.id)]).then(([seen, ended]) => {
       this.promised.set(t.serviceId, (this.promised.get(t.serviceId) ?? 1) - 1);
-      if (this.isStopping() || this.freeSlots(t.serviceId) <= 0) held.release();
+      if (ended) void held.ack();
+      else if (this.isStopping() || this.freeSlots(t.serviceId) <= 0) held.release();
       else this.run(held, seen);
     });
     return true;
+  }
+
+  /** Whether the task's row says it ended (a read that fails counts as not ended: it runs again). */
+  private async endedRow(node: Node, taskId: string): Promise<boolean> {
+    const row = (await node
+      .db('tasks')
+      .where({ id: taskId })
+      .first('status')
+      .catch(() => undefined)) as { status: string } | undefined;
+    return !!row && ['succeeded', 'failed', 'canceled'].includes(row.status);
   }
 
   private run(held: HeldTask, seen: SeenState): void {
@@ -390,7 +403,7 @@ export class ClusterHub extends Hub {
           continue; // Another hub took it over.
         }
         const n = await node.held.drain(h, (t) => this.takeOver(node, t));
-        this.log.warn({ hub_id: this.hubId, dead_hub: h, tasks: n }, 'took over the tasks of a dead hub');
+        this.log.warn({ dead_hub: h, tasks: n }, 'took over the tasks of a dead hub');
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not look for the tasks of dead hubs');
