@@ -1,7 +1,7 @@
 /**
  * Runs one example worker, dialing a hub or listening for a hub that dials it:
  *
- *   node --import tsx examples/run.ts NAME --hub ws://HOST:PORT/worker [--token TOKEN]
+ *   node --import tsx examples/run.ts NAME --hub ws://HOST:PORT/worker[,ws://...] [--token TOKEN]
  *   node --import tsx examples/run.ts NAME --listen PORT [--host H] [--secret S]
  *
  * with `[--concurrency N] [--instance NAME]` either way (`npm run example -- NAME ...`). NAME is
@@ -97,7 +97,8 @@ service.on('connected', () => {
 try {
   if (flags.hub !== undefined) {
     const token = flags.token ?? process.env.HUB_TOKEN;
-    await service.connect(flags.hub, { ...common, token: token || undefined });
+    // Several hubs of a cluster, comma-separated: the SDK moves to the next when one is lost.
+    await service.connect(flags.hub.split(','), { ...common, token: token || undefined });
     process.stdout.write(`${service.name} connected to ${flags.hub}\n`);
   } else {
     const port = wholeNumber('listen', flags.listen)!;
