@@ -14,8 +14,9 @@ import { echoService, Frames, numFlag, parseFlags, sendFrames, setCorking } from
 const flags = parseFlags(process.argv.slice(2));
 // Fewer system calls here leave more of the 2 cores to the server under test (wire.ts).
 setCorking(true);
-const url = flags.get('url');
-if (!url) {
+// Several URLs (comma-separated, the hubs of a cluster): connection i goes to URL i mod n.
+const urls = (flags.get('url') ?? '').split(',').filter(Boolean);
+if (urls.length === 0) {
   process.stderr.write('echo-worker: --url is required\n');
   process.exit(2);
 }
@@ -36,9 +37,9 @@ function hasBase64(v: unknown, depth = 0): boolean {
   return false;
 }
 
-function open(instance: string): Promise<void> {
+function open(instance: string, url: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url!, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
     sockets.push(ws);
     let welcomed = false;
     const frames = new Frames((msg, _text, binaries) => {
@@ -79,7 +80,7 @@ function open(instance: string): Promise<void> {
 async function main(): Promise<void> {
   for (let i = 0; i < connections; i += batch) {
     const n = Math.min(batch, connections - i);
-    await Promise.all(Array.from({ length: n }, (_, j) => open(`bench-${process.pid}-${i + j}`)));
+    await Promise.all(Array.from({ length: n }, (_, j) => open(`bench-${process.pid}-${i + j}`, urls[(i + j) % urls.length])));
   }
   process.stdout.write(`ready ${connections}\n`);
 }

@@ -45,8 +45,9 @@ export interface LoadReport {
 const flags = parseFlags(process.argv.slice(2));
 // Fewer system calls here leave more of the 2 cores to the server under test (wire.ts).
 setCorking(true);
-const url = flags.get('url');
-if (!url) {
+// Several URLs (comma-separated, the hubs of a cluster): connection i goes to URL i mod n.
+const urls = (flags.get('url') ?? '').split(',').filter(Boolean);
+if (urls.length === 0) {
   process.stderr.write('load: --url is required\n');
   process.exit(2);
 }
@@ -56,9 +57,9 @@ const webhook = flags.get('webhook');
 /** What `--keys` and `--webhook` add to each add_task (before its closing brace). */
 const extra = (ref: string) => (keys ? `,"idempotency_key":"k-${process.pid}-${ref}"` : '') + (webhook ? `,"webhook":${JSON.stringify(webhook)}` : '');
 
-function connect(onMessage: ConstructorParameters<typeof Frames>[0]): Promise<{ ws: WebSocket; frames: Frames }> {
+function connect(onMessage: ConstructorParameters<typeof Frames>[0], url = urls[0]): Promise<{ ws: WebSocket; frames: Frames }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url!, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
     const frames = new Frames(onMessage);
     ws.on('message', (data, isBinary) => frames.push(data, isBinary));
     ws.on('open', () => resolve({ ws, frames }));
@@ -162,45 +163,48 @@ async function runLoad(): Promise<void> {
   };
 
   for (let i = 0; i < nconn; i++) {
-    const link = await connect((msg, _text, binaries) => {
-      switch (msg.type) {
-        case 'services':
-          for (const s of msg.services) {
-            if (s.service_name === serviceName) {
-              serviceId = s.service_id;
-              onService();
+    const link = await connect(
+      (msg, _text, binaries) => {
+        switch (msg.type) {
+          case 'services':
+            for (const s of msg.services) {
+              if (s.service_name === serviceName) {
+                serviceId = s.service_id;
+                onService();
+              }
             }
+            break;
+          case 'accepted': {
+            const t0 = byRef.get(msg.ref);
+            if (t0 !== undefined) {
+              byRef.delete(msg.ref);
+              byTask.set(msg.task_id, t0);
+            }
+            break;
           }
-          break;
-        case 'accepted': {
-          const t0 = byRef.get(msg.ref);
-          if (t0 !== undefined) {
-            byRef.delete(msg.ref);
-            byTask.set(msg.task_id, t0);
+          case 'result':
+            if (media && measuring) {
+              if (binaries.length > 0) withAttachments++;
+              else if (typeof msg.result?.blob?.data === 'string') base64Results++;
+            }
+            finish(link.ws, msg.task_id, true);
+            break;
+          case 'failed':
+          case 'canceled':
+            finish(link.ws, msg.task_id, false);
+            break;
+          case 'rejected': {
+            if (byRef.delete(msg.ref)) {
+              outstanding--;
+              if (measuring) errors++;
+              if (!stopping) setTimeout(() => sendTask(link.ws), 10);
+            }
+            break;
           }
-          break;
         }
-        case 'result':
-          if (media && measuring) {
-            if (binaries.length > 0) withAttachments++;
-            else if (typeof msg.result?.blob?.data === 'string') base64Results++;
-          }
-          finish(link.ws, msg.task_id, true);
-          break;
-        case 'failed':
-        case 'canceled':
-          finish(link.ws, msg.task_id, false);
-          break;
-        case 'rejected': {
-          if (byRef.delete(msg.ref)) {
-            outstanding--;
-            if (measuring) errors++;
-            if (!stopping) setTimeout(() => sendTask(link.ws), 10);
-          }
-          break;
-        }
-      }
-    });
+      },
+      urls[i % urls.length],
+    );
     link.ws.on('error', (err) => process.stderr.write(`load: ${err.message}\n`));
     links.push(link);
   }

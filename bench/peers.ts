@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import type { TestCluster } from './cluster.js';
 import type { LoadReport } from './load.js';
 import { cpuSeconds, rssBytes, start, stop, syscalls, waitLine, type Child } from './procs.js';
 import type { Peer, Trial } from './report.js';
@@ -83,6 +84,32 @@ export async function startHub(store: Store, nodeFlags: string[] = [], corked = 
   return { peer, child, wsBase: `ws://${m[1]}` };
 }
 
+/**
+ * Runs `n` hubs of one cluster (`HUB_BROKER`, `HUB_CLUSTER` and the database of `cluster`), named
+ * `<peer>-a`, `<peer>-b`, ...: the first migrates the database, the others start once it is up.
+ */
+export async function startClusterHubs(cluster: TestCluster, n: number, peer: Peer): Promise<Server[]> {
+  const { HUB_COMMIT: _ignored, ...env } = process.env;
+  const one = async (i: number): Promise<Server> => {
+    const id = `${peer}-${String.fromCharCode(97 + i)}`;
+    const child = start(id, NODE, [path.join(ROOT, 'server/bin/utils-hub.js'), 'start', '--host', '127.0.0.1', '--port', '0', '--db', cluster.db], {
+      cwd: ROOT,
+      env: { ...env, HUB_LOG_LEVEL: process.env.HUB_LOG_LEVEL ?? 'warn', HUB_BROKER: cluster.broker, HUB_CLUSTER: cluster.name, HUB_ID: id },
+    });
+    const m = await waitLine(child, /utils-hub listening on http:\/\/([^\s]+)/, 60_000);
+    return { peer, child, wsBase: `ws://${m[1]}` };
+  };
+  const first = await one(0);
+  return [first, ...(await Promise.all(Array.from({ length: n - 1 }, (_, i) => one(i + 1))))];
+}
+
+/** `path` on each server, comma-separated: connection i of a worker or load process goes to server i mod n. */
+const urlsOf = (servers: Server | Server[], p: string) =>
+  ([] as Server[])
+    .concat(servers)
+    .map((s) => `${s.wsBase}${p}`)
+    .join(',');
+
 /** Runs the baseline on a free port (`naive`: one write per frame, see wire.ts). */
 export async function startBaseline(nodeFlags: string[] = [], naive = false): Promise<Server> {
   const peer: Peer = naive ? 'baseline-naive' : 'baseline';
@@ -92,7 +119,8 @@ export async function startBaseline(nodeFlags: string[] = [], naive = false): Pr
 }
 
 /** Starts one echo-worker process with `connections` connections and waits until all are welcomed. */
-export async function startEchoWorkers(server: Server, connections: number, concurrency: number, timeoutMs = 120_000): Promise<Child> {
+export async function startEchoWorkers(servers: Server | Server[], connections: number, concurrency: number, timeoutMs = 120_000): Promise<Child> {
+  const server = ([] as Server[]).concat(servers)[0];
   const child = start(
     `echo-worker(${server.peer})`,
     NODE,
@@ -100,7 +128,7 @@ export async function startEchoWorkers(server: Server, connections: number, conc
       ...TSX,
       path.join(ROOT, 'bench/echo-worker.ts'),
       '--url',
-      `${server.wsBase}/worker`,
+      urlsOf(servers, '/worker'),
       '--connections',
       String(connections),
       '--concurrency',
@@ -180,6 +208,10 @@ export interface TrialTarget {
   peer: Peer;
   /** The server process (hub, baseline, redis-server), or null when unknown. */
   serverPid: number | null;
+  /** Every hub of a cluster (their CPU summed as the server's, and each reported); serverPid is the first. */
+  hubPids?: number[];
+  /** NATS and MariaDB, whose CPU a cluster scenario reports beside the hubs'. */
+  enginePids?: { nats: number | null; db: number | null };
   workerPid: number;
   /** The load generator (or producer), started with `--serve` (see startLoad). */
   load: Child;
@@ -196,14 +228,31 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
   const { load } = target;
   const since = load.lines.length;
   const pids = { server: target.serverPid, worker: target.workerPid };
-  type Snap = { t: number; server: number; worker: number; machine: number; io: { reads: number; writes: number } };
-  const snap = (): Snap => ({
-    t: performance.now(),
-    io: pids.server ? syscalls(pids.server) : { reads: NaN, writes: NaN },
-    server: pids.server ? cpuSeconds(pids.server) : NaN,
-    worker: cpuSeconds(pids.worker),
-    machine: machineBusySeconds(spec.clkTck),
-  });
+  const hubPids = target.hubPids ?? [];
+  const engines = target.enginePids ?? { nats: null, db: null };
+  type Snap = {
+    t: number;
+    server: number;
+    worker: number;
+    machine: number;
+    io: { reads: number; writes: number };
+    hubs: number[];
+    nats: number;
+    db: number;
+  };
+  const snap = (): Snap => {
+    const hubs = hubPids.map(cpuSeconds);
+    return {
+      t: performance.now(),
+      io: pids.server ? syscalls(pids.server) : { reads: NaN, writes: NaN },
+      server: hubs.length ? hubs.reduce((a, b) => a + b, 0) : pids.server ? cpuSeconds(pids.server) : NaN,
+      worker: cpuSeconds(pids.worker),
+      machine: machineBusySeconds(spec.clkTck),
+      hubs,
+      nats: engines.nats ? cpuSeconds(engines.nats) : NaN,
+      db: engines.db ? cpuSeconds(engines.db) : NaN,
+    };
+  };
   let a: Snap | null = null;
   let b: Snap | null = null;
   let rss = NaN;
@@ -221,7 +270,7 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
     const s0 = a as Snap | null;
     const s1 = b as Snap | null;
     const secs = s0 && s1 ? (s1.t - s0.t) / 1000 : NaN;
-    const pct = (k: 'server' | 'worker' | 'machine') => (s0 && s1 ? ((s1[k] - s0[k]) / secs) * 100 : NaN);
+    const pct = (k: 'server' | 'worker' | 'machine' | 'nats' | 'db') => (s0 && s1 ? ((s1[k] - s0[k]) / secs) * 100 : NaN);
     return {
       scenario: spec.scenario,
       peer: target.peer,
@@ -239,10 +288,18 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
       machineCpu: pct('machine'),
       serverWritesPerTask: s0 && s1 ? (s1.io.writes - s0.io.writes) / r.tasks : NaN,
       serverReadsPerTask: s0 && s1 ? (s1.io.reads - s0.io.reads) / r.tasks : NaN,
-      otherCpu: pct('machine') - (pids.server ? pct('server') : 0) - pct('worker') - r.cpuPct,
+      otherCpu:
+        pct('machine') -
+        (pids.server ? pct('server') : 0) -
+        pct('worker') -
+        r.cpuPct -
+        // NATS and MariaDB work for the cluster under test: not "other" processes.
+        (target.enginePids ? (Number.isFinite(pct('nats')) ? pct('nats') : 0) + (Number.isFinite(pct('db')) ? pct('db') : 0) : 0),
       resultsWithAttachments: r.resultsWithAttachments,
       base64Results: r.base64Results,
       endedSinceStart: r.endedSinceStart,
+      ...(hubPids.length > 1 ? { hubCpus: hubPids.map((_, i) => (s0 && s1 ? ((s1.hubs[i] - s0.hubs[i]) / secs) * 100 : NaN)) } : {}),
+      ...(target.enginePids ? { natsCpu: pct('nats'), dbCpu: pct('db') } : {}),
     };
   } finally {
     off();
@@ -270,7 +327,8 @@ export async function startReceiver(): Promise<{ child: Child; url: string }> {
 }
 
 /** The load generator against a hub or the baseline, in `--serve` mode (`webhook`: keys and webhooks on every task). */
-export function loadProcess(server: Server, o: { inflight: number; connections: number; media: number; webhook?: string }): Child {
+export function loadProcess(servers: Server | Server[], o: { inflight: number; connections: number; media: number; webhook?: string }): Child {
+  const server = ([] as Server[]).concat(servers)[0];
   return start(
     `load(${server.peer})`,
     NODE,
@@ -279,7 +337,7 @@ export function loadProcess(server: Server, o: { inflight: number; connections: 
       path.join(ROOT, 'bench/load.ts'),
       '--serve',
       '--url',
-      `${server.wsBase}/client`,
+      urlsOf(servers, '/client'),
       '--inflight',
       String(o.inflight),
       '--connections',

@@ -8,10 +8,25 @@
  * `HUB_COMMIT=async` (rows written behind), `hub-delivery` with an idempotency key and a webhook
  * (to a local receiver) on every task; `baseline-naive` is the baseline writing each frame at
  * once, `hub-cork` the hub with the experiment of bench/experiments/cork-ws.ts (one write per
- * peer per tick).
+ * peer per tick). The cluster peers (docs/cluster.md; their scenarios set `hub` on MariaDB beside
+ * them): `hub-broker` is one hub with `HUB_BROKER`, `hub-cross` two hubs with every client on the
+ * first and every worker on the second, `hub-spread` three hubs with clients and workers spread.
  */
-export type Peer = 'hub' | 'hub-async' | 'hub-delivery' | 'hub-cork' | 'baseline' | 'baseline-naive' | 'bullmq';
-export const PEERS: readonly Peer[] = ['hub', 'hub-async', 'hub-delivery', 'hub-cork', 'baseline', 'baseline-naive', 'bullmq'];
+export type Peer = 'hub' | 'hub-async' | 'hub-delivery' | 'hub-cork' | 'hub-broker' | 'hub-cross' | 'hub-spread' | 'baseline' | 'baseline-naive' | 'bullmq';
+export const PEERS: readonly Peer[] = [
+  'hub',
+  'hub-async',
+  'hub-delivery',
+  'hub-cork',
+  'hub-broker',
+  'hub-cross',
+  'hub-spread',
+  'baseline',
+  'baseline-naive',
+  'bullmq',
+];
+/** The cluster peers, each judged against `hub` in its scenario. */
+export const CLUSTER_PEERS: readonly Peer[] = ['hub-broker', 'hub-cross', 'hub-spread'];
 
 /** One measured run of one peer in one scenario. */
 export interface Trial {
@@ -41,6 +56,11 @@ export interface Trial {
   base64Results: number;
   /** Tasks the load generator saw end since it started (warm-up and drain included). */
   endedSinceStart: number;
+  /** A cluster of several hubs: each hub's CPU in % of one core (serverCpu is their sum). */
+  hubCpus?: number[];
+  /** Cluster scenarios: the CPU of NATS and of MariaDB over the window, % of one core. */
+  natsCpu?: number;
+  dbCpu?: number;
 }
 
 /** One idle-connections measurement. */
@@ -74,6 +94,9 @@ export interface ScenarioSummary {
     asyncP50: number[];
     storedOverAsyncTasksPerSec: number[];
     storedOverAsyncP50: number[];
+    /** The scenario's cluster peer against `hub` (one hub without HUB_BROKER). */
+    clusterTasksPerSec: number[];
+    clusterP50: number[];
   };
   median: {
     tasksPerSec: number;
@@ -85,6 +108,8 @@ export interface ScenarioSummary {
     asyncP50: number;
     storedOverAsyncTasksPerSec: number;
     storedOverAsyncP50: number;
+    clusterTasksPerSec: number;
+    clusterP50: number;
   };
 }
 
@@ -107,6 +132,11 @@ export interface PeerSummary {
   /** Server CPU time per task, in microseconds. */
   serverCpuPerTask: number;
   errors: number;
+  /** Cluster scenarios: each hub's CPU (%), NATS's and MariaDB's, and hubs + NATS + MariaDB per task (µs). */
+  hubCpus?: number[];
+  natsCpu?: number;
+  dbCpu?: number;
+  systemCpuPerTask?: number;
 }
 
 export interface Target {
@@ -143,6 +173,14 @@ function summarisePeer(trials: Trial[]): PeerSummary {
     serverReadsPerTask: med((t) => t.serverReadsPerTask),
     serverCpuPerTask: med((t) => ((t.serverCpu / 100) * 1e6) / t.tasksPerSec),
     errors: trials.reduce((s, t) => s + t.errors, 0),
+    ...(trials[0].hubCpus ? { hubCpus: trials[0].hubCpus.map((_, i) => med((t) => t.hubCpus?.[i] ?? NaN)) } : {}),
+    ...(trials[0].natsCpu !== undefined
+      ? {
+          natsCpu: med((t) => t.natsCpu ?? NaN),
+          dbCpu: med((t) => t.dbCpu ?? NaN),
+          systemCpuPerTask: med((t) => (((t.serverCpu + (t.natsCpu || 0) + (t.dbCpu || 0)) / 100) * 1e6) / t.tasksPerSec),
+        }
+      : {}),
   };
 }
 
@@ -163,6 +201,8 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
     asyncP50: [],
     storedOverAsyncTasksPerSec: [],
     storedOverAsyncP50: [],
+    clusterTasksPerSec: [],
+    clusterP50: [],
   };
   const rounds = [...new Set(mine.map((t) => t.round))].sort((a, b) => a - b);
   // A window in which a peer ended no task (a machine busy with other work) has no rate or
@@ -187,6 +227,11 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
       ratios.bytesPerSec.push(hub.bytesPerSec / base.bytesPerSec);
     }
     if (hub && bull) ratios.hubOverBullmq.push(hub.tasksPerSec / bull.tasksPerSec);
+    const cluster = mine.find((t) => t.round === r && CLUSTER_PEERS.includes(t.peer) && t.tasks > 0);
+    if (cluster && hub) {
+      ratios.clusterTasksPerSec.push(cluster.tasksPerSec / hub.tasksPerSec);
+      ratios.clusterP50.push(cluster.p50 / hub.p50);
+    }
   }
   return {
     scenario,
@@ -203,6 +248,8 @@ export function summarise(scenario: string, title: string, trials: Trial[]): Sce
       asyncP50: median(ratios.asyncP50),
       storedOverAsyncTasksPerSec: median(ratios.storedOverAsyncTasksPerSec),
       storedOverAsyncP50: median(ratios.storedOverAsyncP50),
+      clusterTasksPerSec: median(ratios.clusterTasksPerSec),
+      clusterP50: median(ratios.clusterP50),
     },
   };
 }
@@ -273,6 +320,31 @@ export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath
     });
   }
   ratioTarget('mysql64-vs-baseline', 'MariaDB task store, 64 in flight: hub tasks/s vs baseline', 'mysql-64', 'tasksPerSec', 'min', 0.65);
+  // Cluster mode (issue 12), each against one hub without HUB_BROKER on MariaDB in the same run.
+  ratioTarget('cluster1-vs-hub', 'cluster-1: one hub with HUB_BROKER vs without, tasks/s at 64 in flight', 'cluster-1', 'clusterTasksPerSec', 'min', 0.8);
+  ratioTarget('cross2-p50', 'cross-2: clients on hub A, workers on hub B, vs one hub: p50 at 1 in flight', 'cross-2-1', 'clusterP50', 'max', 2);
+  ratioTarget(
+    'cross2-tasks',
+    'cross-2: clients on hub A, workers on hub B, vs one hub: tasks/s at 64 in flight',
+    'cross-2-64',
+    'clusterTasksPerSec',
+    'min',
+    0.5,
+  );
+  const spread = s('spread-3');
+  if (spread) {
+    const three = spread.peers['hub-spread'];
+    const one = spread.peers.hub;
+    targets.push({
+      id: 'spread3',
+      text: 'spread-3: three hubs, clients and workers spread, vs one hub: tasks/s at 64 in flight (reported; CPU per task of hubs + NATS + MariaDB)',
+      goal: '-',
+      measured: Number.isFinite(spread.median.clusterTasksPerSec)
+        ? `${fx(spread.median.clusterTasksPerSec)} x; ${fx(three?.systemCpuPerTask ?? NaN, 0)} µs/task vs ${fx(one?.systemCpuPerTask ?? NaN, 0)} µs/task`
+        : 'not run',
+      met: null,
+    });
+  }
   const hubIdle = idle.filter((t) => t.peer === 'hub');
   const per = median(hubIdle.map((t) => t.perConnection));
   const conns = hubIdle.length ? `${hubIdle[0].clients.toLocaleString('en')} clients + ${hubIdle[0].workers.toLocaleString('en')} workers` : 'not run';
@@ -336,6 +408,25 @@ export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], target
       out.push(
         `| ${s.scenario} | ${s.ratios.storedOverAsyncTasksPerSec.map((x) => fx(x)).join(', ')} | ${fx(s.median.storedOverAsyncTasksPerSec)} | ${s.ratios.storedOverAsyncP50.map((x) => fx(x)).join(', ')} | ${fx(s.median.storedOverAsyncP50)} | ${fx(s.median.asyncP50)} |`,
       );
+    }
+  }
+  const clusters = summaries.filter((s) => CLUSTER_PEERS.some((p) => s.peers[p]));
+  if (clusters.length) {
+    out.push('');
+    out.push(
+      '| cluster scenario | peer | tasks/s | p50 ms | x one hub tasks/s (rounds) | x one hub p50 (rounds) | hubs CPU % (each) | NATS CPU % | MariaDB CPU % | hubs + NATS + MariaDB µs/task |',
+    );
+    out.push('| --- | --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |');
+    for (const s of clusters) {
+      for (const p of ['hub', ...CLUSTER_PEERS] as Peer[]) {
+        const x = s.peers[p];
+        if (!x) continue;
+        const vs = p === 'hub' ? ['', ''] : [s.ratios.clusterTasksPerSec, s.ratios.clusterP50].map((r) => r.map((v) => fx(v)).join(', '));
+        const ratio = p === 'hub' ? ['1', '1'] : [`${fx(s.median.clusterTasksPerSec)} (${vs[0]})`, `${fx(s.median.clusterP50)} (${vs[1]})`];
+        out.push(
+          `| ${s.scenario} | ${p} | ${fx(x.tasksPerSec, 0)} | ${fx(x.p50)} | ${ratio[0]} | ${ratio[1]} | ${fx(x.serverCpu, 0)}${x.hubCpus ? ` (${x.hubCpus.map((c) => fx(c, 0)).join(' + ')})` : ''} | ${fx(x.natsCpu ?? NaN, 0)} | ${fx(x.dbCpu ?? NaN, 0)} | ${fx(x.systemCpuPerTask ?? NaN, 0)} |`,
+        );
+      }
     }
   }
   if (idle.length) {

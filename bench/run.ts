@@ -17,12 +17,16 @@
  *            --experiment-cork (adds hub-cork: the hub writing once per peer per tick)
  *            --quiet-wait MS (most to wait before each round for a quiet machine; 20000, quick 1000)
  *            --profile-seconds S
+ *            --no-cluster (leaves out cluster-1, cross-2 and spread-3, which need NATS at
+ *            127.0.0.1:4222 and MariaDB, and are skipped saying so when NATS does not answer;
+ *            not in --quick, where --cluster adds them)
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { clusterDown, clusterUp, natsProblem } from './cluster.js';
 import { CLK_TCK, cleanupOnExit, interrupted, openFiles, openFilesLimit, pidOf, rssBytes, stop, type Child } from './procs.js';
 import {
   cleanBullmq,
@@ -34,6 +38,7 @@ import {
   sqliteStore,
   startBaseline,
   startBullmqWorker,
+  startClusterHubs,
   startEchoWorkers,
   startHub,
   startIdleClients,
@@ -64,6 +69,10 @@ interface Scenario {
   /** Shortest measuring window, ms: slow scenarios need longer ones to count enough tasks. */
   minDuration?: number;
   peers: Peer[];
+  /** The name `--only` also knows it by (cross-2 is two scenarios, 1 and 64 in flight). */
+  group?: string;
+  /** Needs NATS: a cluster scenario (docs/cluster.md), its `hub` on MariaDB beside the cluster. */
+  cluster?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -124,6 +133,56 @@ const SCENARIOS: Scenario[] = [
     media: 0,
     peers: ['hub', 'baseline'],
   },
+  {
+    id: 'cluster-1',
+    title: 'one hub with HUB_BROKER vs without, tiny tasks, 64 in flight, MariaDB',
+    db: 'mysql',
+    workerConns: 1,
+    concurrency: 64,
+    inflight: 64,
+    clientConns: 1,
+    media: 0,
+    peers: ['hub', 'hub-broker'],
+    cluster: true,
+  },
+  {
+    id: 'cross-2-1',
+    group: 'cross-2',
+    title: 'two hubs, every client on A and every worker on B, vs one hub, tiny tasks, 1 in flight, MariaDB',
+    db: 'mysql',
+    workerConns: 1,
+    concurrency: 64,
+    inflight: 1,
+    clientConns: 1,
+    media: 0,
+    peers: ['hub', 'hub-cross'],
+    cluster: true,
+  },
+  {
+    id: 'cross-2-64',
+    group: 'cross-2',
+    title: 'two hubs, every client on A and every worker on B, vs one hub, tiny tasks, 64 in flight, MariaDB',
+    db: 'mysql',
+    workerConns: 1,
+    concurrency: 64,
+    inflight: 64,
+    clientConns: 1,
+    media: 0,
+    peers: ['hub', 'hub-cross'],
+    cluster: true,
+  },
+  {
+    id: 'spread-3',
+    title: 'three hubs, clients and workers spread evenly, vs one hub, tiny tasks, 64 in flight, MariaDB',
+    db: 'mysql',
+    workerConns: 3,
+    concurrency: 22,
+    inflight: 64,
+    clientConns: 3,
+    media: 0,
+    peers: ['hub', 'hub-spread'],
+    cluster: true,
+  },
 ];
 const flags = parseFlags(process.argv.slice(2));
 const quick = flags.has('quick');
@@ -145,6 +204,8 @@ const opts = {
   /** Adds the peer `hub-cork`: the hub with bench/experiments/cork-ws.ts loaded (not a target). */
   experimentCork: flags.has('experiment-cork'),
   mysql: !flags.has('no-mysql'),
+  /** The cluster scenarios: several hub processes, NATS and MariaDB each; not cheap, so not in --quick. */
+  cluster: !flags.has('no-cluster') && !flags.has('no-mysql') && (!quick || flags.has('cluster')),
   /** The hub with HUB_COMMIT=async beside the default (stored) in tiny-1 and tiny-64. */
   async: !flags.has('no-async'),
   idle: !flags.has('no-idle'),
@@ -158,7 +219,7 @@ const opts = {
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const wanted = (id: string) => !opts.only || opts.only.has(id);
+const wanted = (id: string, group?: string) => !opts.only || opts.only.has(id) || (group !== undefined && opts.only.has(group));
 
 /** Stacks not yet unwound, for a Ctrl-C in the middle of a scenario. */
 const liveStacks = new Set<Stack>();
@@ -217,6 +278,22 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
         targets.set(peer, { peer, serverPid: pidOf('redis-server'), workerPid: worker.pid, load });
         return;
       }
+      // NATS and MariaDB work for both peers of a cluster scenario: their CPU is reported.
+      const enginePids = sc.cluster ? { nats: pidOf('nats-server'), db: pidOf('mariadbd') ?? pidOf('mysqld') } : undefined;
+      if (peer === 'hub-broker' || peer === 'hub-cross' || peer === 'hub-spread') {
+        const cluster = await clusterUp(undefined, undefined, `uh_bench_${randomBytes(4).toString('hex')}`);
+        stack.push(() => clusterDown(cluster));
+        const hubs = await startClusterHubs(cluster, peer === 'hub-broker' ? 1 : peer === 'hub-cross' ? 2 : 3, peer);
+        for (const h of hubs) stack.push(() => stop(h.child, 'SIGTERM', 10_000));
+        // cross: every worker on the last hub, every client on the first; spread: each over all.
+        const worker = await startEchoWorkers(peer === 'hub-spread' ? hubs : hubs.at(-1)!, sc.workerConns, sc.concurrency);
+        stack.push(() => stop(worker));
+        const load = await startLoad(loadProcess(peer === 'hub-spread' ? hubs : hubs[0], o));
+        stack.push(() => stopLoad(load));
+        const hubPids = hubs.map((h) => h.child.pid);
+        targets.set(peer, { peer, serverPid: hubPids[0], hubPids, enginePids, workerPid: worker.pid, load });
+        return;
+      }
       let server: Server;
       let webhook: string | undefined;
       if (peer === 'hub' || peer === 'hub-cork' || peer === 'hub-async' || peer === 'hub-delivery') {
@@ -237,7 +314,7 @@ async function runScenario(sc: Scenario, trials: Trial[]): Promise<void> {
       stack.push(() => stop(worker));
       const load = await startLoad(loadProcess(server, { ...o, webhook }));
       stack.push(() => stopLoad(load));
-      targets.set(peer, { peer, serverPid: server.child.pid, workerPid: worker.pid, load });
+      targets.set(peer, { peer, serverPid: server.child.pid, enginePids, workerPid: worker.pid, load });
     };
     const peers = sc.peers.filter((p) => (p !== 'bullmq' || opts.bullmq) && (p !== 'baseline-naive' || opts.naive) && (p !== 'hub-async' || opts.async));
     if (opts.experimentCork) peers.splice(1, 0, 'hub-cork');
@@ -453,8 +530,12 @@ async function main(): Promise<void> {
   const trials: Trial[] = [];
   const idle: IdleTrial[] = [];
   const summaries: ScenarioSummary[] = [];
+  const clusterWanted = opts.cluster && SCENARIOS.some((sc) => sc.cluster && wanted(sc.id, sc.group));
+  const natsAway = clusterWanted ? await natsProblem() : null;
+  if (natsAway) log(`bench: cluster-1, cross-2 and spread-3 skipped: ${natsAway}; start it with: nats-server -a 127.0.0.1 -p 4222 -js`);
   for (const sc of SCENARIOS) {
-    if (!wanted(sc.id) || (sc.db === 'mysql' && !opts.mysql)) continue;
+    if (!wanted(sc.id, sc.group) || (sc.db === 'mysql' && !opts.mysql)) continue;
+    if (sc.cluster && (!opts.cluster || natsAway)) continue;
     log(`bench: ${sc.id}: ${sc.title}`);
     await runScenario(sc, trials);
     summaries.push(summarise(sc.id, sc.title, trials));

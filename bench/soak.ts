@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { cleanupOnExit, rssBytes, start, stop, waitLine, type Child } from './procs.js';
 import type { SoakClientsSummary } from './soak-clients.js';
-import { clusterDown, clusterUp, type SoakCluster } from './soak-cluster.js';
+import { clusterDown, clusterUp, type TestCluster } from './cluster.js';
 import { numFlag, parseFlags } from './wire.js';
 
 const flags = parseFlags(process.argv.slice(2));
@@ -98,7 +98,7 @@ interface HubSlot {
   /** RSS samples of each of its processes, in start order. */
   lives: Array<{ id: string; pid: number; rss: Array<{ t: number; bytes: number }> }>;
 }
-let cluster: SoakCluster | null = null;
+let cluster: TestCluster | null = null;
 if (clustered) {
   cluster = await clusterUp(flags.get('db-server'), flags.get('broker'), `soak_${randomBytes(4).toString('hex')}`);
   log(`cluster ${cluster.name} on ${cluster.db.replace(/:[^:@/]*@/, ':***@')} and ${cluster.broker}`);

@@ -1,14 +1,33 @@
 /**
- * The engines of a soak with hubs (`soak.ts --hubs N`): a fresh MariaDB database and a cluster
- * name of its own on NATS, and their removal once the run ends, so that a soak never sees
- * another cluster's subjects, streams or rows, nor leaves its own behind.
+ * The engines of a cluster under test (the soak with `--hubs N`, the cluster scenarios of
+ * `npm run bench`): a fresh MariaDB database and a cluster name of its own on NATS, and their
+ * removal once the run ends, so that a run never sees another cluster's subjects, streams or
+ * rows, nor leaves its own behind.
  */
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import mysql from 'mysql2/promise';
 
-/** What the hubs of one soak share. */
-export interface SoakCluster {
+/** The NATS server of this machine (docs/cluster.md). */
+export const DEFAULT_BROKER = 'nats://127.0.0.1:4222';
+
+/** Null when NATS with JetStream answers at `broker` within about 2 s, else why not. */
+export async function natsProblem(broker = DEFAULT_BROKER): Promise<string | null> {
+  try {
+    const nc = await connect({ servers: broker, timeout: 2000, reconnect: false });
+    try {
+      await (await jetstreamManager(nc)).getAccountInfo();
+    } finally {
+      await nc.close();
+    }
+    return null;
+  } catch (err) {
+    return `NATS with JetStream does not answer at ${broker} (${(err as Error).message})`;
+  }
+}
+
+/** What the hubs of one cluster under test share. */
+export interface TestCluster {
   /** `HUB_DB` of the hubs: the fresh database. */
   db: string;
   /** `HUB_BROKER` and `HUB_CLUSTER` of the hubs. */
@@ -24,19 +43,11 @@ export interface SoakCluster {
  * `mysql://root@127.0.0.1:3306`) and checks that NATS with JetStream answers at `broker`
  * (default `nats://127.0.0.1:4222`); throws saying which one does not answer.
  */
-export async function clusterUp(server: string | undefined, broker: string | undefined, name: string): Promise<SoakCluster> {
+export async function clusterUp(server: string | undefined, broker: string | undefined, name: string): Promise<TestCluster> {
   const serverUrl = server ?? process.env.HUB_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
-  const brokerUrl = broker ?? 'nats://127.0.0.1:4222';
-  try {
-    const nc = await connect({ servers: brokerUrl, timeout: 2000, reconnect: false });
-    try {
-      await (await jetstreamManager(nc)).getAccountInfo();
-    } finally {
-      await nc.close();
-    }
-  } catch (err) {
-    throw new Error(`NATS with JetStream does not answer at ${brokerUrl}: ${(err as Error).message}`);
-  }
+  const brokerUrl = broker ?? DEFAULT_BROKER;
+  const problem = await natsProblem(brokerUrl);
+  if (problem) throw new Error(problem);
   const admin = await mysql.createConnection({ uri: serverUrl, connectTimeout: 3000 });
   try {
     await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
@@ -49,7 +60,7 @@ export async function clusterUp(server: string | undefined, broker: string | und
 }
 
 /** Drops the database and deletes the cluster's streams and KV buckets. Safe to call twice. */
-export async function clusterDown(c: SoakCluster): Promise<void> {
+export async function clusterDown(c: TestCluster): Promise<void> {
   const admin = await mysql.createConnection({ uri: c.server, connectTimeout: 3000 });
   try {
     await admin.query(`DROP DATABASE IF EXISTS \`${c.database}\``);
