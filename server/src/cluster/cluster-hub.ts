@@ -504,12 +504,21 @@ export class ClusterHub extends Hub {
   }
 
   private async sendRemote(node: Node, task: StreamTask, rt: RemoteTask): Promise<void> {
+    // Its `queued` row, beside the publish: any hub reads the task while it waits (GET, subscribe,
+    // a keyed repeat), also once this hub is gone. Written only if absent, so that it never hides
+    // the `running` or ended row of the hub that took it, whichever write lands first.
+    const row = this.store
+      .insertQueued({ id: task.id, serviceId: task.serviceId, createdAt: task.createdAt, owner: task.owner ?? null })
+      .catch((err: Error) => {
+        this.log.warn({ err: err.message, task_id: task.id }, 'could not write the queued row of a task handed to the cluster');
+      });
     try {
       rt.following = await node.relay.follow(task.id, 0, {
         event: (ev) => this.onRemoteEvent(task.id, rt, ev),
         gap: (expected, got) => this.log.warn({ task_id: task.id, expected, got }, 'events of a task were lost between hubs'),
       });
       await node.stream.publish(task);
+      await row; // HUB_COMMIT=stored: `accepted` once the row is there too
       rt.queueTimer = setTimeout(() => void this.queueTimeout(task, rt), Math.max(0, task.queueDeadline - Date.now()));
       rt.queueTimer.unref();
     } catch (err) {
@@ -646,24 +655,8 @@ export class ClusterHub extends Hub {
 
   /** A queued or running task as another hub wrote its row, or null. */
   private async liveRow(taskId: string, who?: Requester | null): Promise<TaskView | null> {
-    if (!this.node) return null;
-    const row = (await this.node
-      .db('tasks')
-      .where({ id: taskId })
-      .first()
-      .catch(() => undefined)) as
-      | {
-          service_id: number;
-          status: string;
-          progress: number | null;
-          message: string | null;
-          attempts: number;
-          created_at: number;
-          started_at: number | null;
-          owner?: string | null;
-        }
-      | undefined;
-    if (!row || (row.status !== 'queued' && row.status !== 'running') || !maySee(row.owner, who)) return null;
+    const row = await this.liveRowOf(taskId, who);
+    if (!row) return null;
     return {
       task_id: taskId,
       service_id: Number(row.service_id),
@@ -677,6 +670,30 @@ export class ClusterHub extends Hub {
     };
   }
 
+  /** The row of a queued or running task (`who`'s to see), or null. */
+  private async liveRowOf(taskId: string, who?: Requester | null) {
+    if (!this.node) return null;
+    const row = (await this.node
+      .db('tasks')
+      .where({ id: taskId })
+      .first()
+      .catch(() => undefined)) as
+      | {
+          service_id: number;
+          status: 'queued' | 'running';
+          seq: number | null;
+          progress: number | null;
+          message: string | null;
+          attempts: number;
+          created_at: number;
+          started_at: number | null;
+          owner?: string | null;
+        }
+      | undefined;
+    if (!row || (row.status !== 'queued' && row.status !== 'running') || !maySee(row.owner, who)) return null;
+    return row;
+  }
+
   /** The state of a task this hub holds (running here, or submitted here and waiting in the cluster). */
   private snapshotHere(taskId: string): LiveTaskSnapshot | null {
     const t = this.dispatcher.task(taskId);
@@ -684,6 +701,28 @@ export class ClusterHub extends Hub {
     const rt = this.remote.get(taskId);
     if (rt && rt.status === 'queued') return { seq: rt.following?.lastSeq ?? 0, status: 'queued', progress: null, message: null, position: null };
     return null;
+  }
+
+  /**
+   * Reads the row of a task followed through the relay every heartbeat (1 s at most) until it
+   * has ended (`done(end)`, the end read from the row), the relay delivered its end (`isDone`),
+   * or it is gone (`done(null)`): what no hub holds live may end without an event reaching here
+   * (a lost core message, a hub that died between its row and its publish).
+   */
+  private watchRow(taskId: string, who: Requester | null | undefined, isDone: () => boolean, done: (end: EndedTask | null) => void): void {
+    const timer = setInterval(
+      () =>
+        void (async () => {
+          if (isDone() || this.isStopping()) return clearInterval(timer);
+          const end = await this.endedTask(taskId, who).catch(() => null);
+          if (end || !(await this.liveRowOf(taskId, who))) {
+            clearInterval(timer);
+            if (!isDone()) done(end ?? (await this.endedTask(taskId, who).catch(() => null)));
+          }
+        })(),
+      Math.min(1000, this.config.heartbeatMs),
+    );
+    timer.unref();
   }
 
   override async followElsewhere(taskId: string, subscriber: Subscriber, who?: Requester | null): Promise<LiveTaskSnapshot | null> {
@@ -697,7 +736,12 @@ export class ClusterHub extends Hub {
     // Follow first, then ask the holder: no event falls between its state and what follows it.
     let state: LiveTaskSnapshot | null = null;
     const early: RelayedEvent[] = [];
-    const pass = (ev: RelayedEvent) => subscriber.deliver(taskId, ev.text, ev.binaries, ev.end, ev.text.startsWith('{"type":"progress"'), ev.seq);
+    let ended = false;
+    const pass = (ev: RelayedEvent) => {
+      if (ended) return;
+      ended = ev.end;
+      subscriber.deliver(taskId, ev.text, ev.binaries, ev.end, ev.text.startsWith('{"type":"progress"'), ev.seq);
+    };
     const following = await node.relay.follow(taskId, 0, {
       event: (ev) => {
         if (!state) early.push(ev);
@@ -713,8 +757,24 @@ export class ClusterHub extends Hub {
       // No hub holds it live (ended meanwhile, or unknown).
     }
     if (!snap || !Number.isInteger(snap.seq)) {
-      following.stop();
-      return null;
+      // No hub holds it live: it may wait in the work queue, its submitting hub gone, with only
+      // its `queued` row. Its events come through the relay once a hub starts it; its row is
+      // read meanwhile, so that the end reaches the subscriber even if no event does.
+      const row = await this.liveRowOf(taskId, who);
+      if (!row) {
+        following.stop();
+        return null;
+      }
+      snap = { seq: Number(row.seq ?? 0), status: row.status, progress: row.progress, message: row.message, position: null };
+      this.watchRow(
+        taskId,
+        who,
+        () => ended,
+        (end) => {
+          following.stop();
+          if (end) pass({ seq: end.seq, text: end.text, binaries: end.binaries, end: true });
+        },
+      );
     }
     const known = snap;
     // After the caller has sent the snapshot: what came meanwhile, then the rest as it comes.

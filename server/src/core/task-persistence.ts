@@ -57,6 +57,29 @@ export class TaskPersistence {
   }
 
   /**
+   * Writes the `queued` row of a task that waits elsewhere (the cluster's work queue) now, unless
+   * its row exists already: the hub that runs it writes the later ones, and they stay whatever
+   * order the writes land in (`TaskStore.insertIfAbsent`).
+   */
+  insertQueued(t: { id: string; serviceId: number; createdAt: number; owner: string | null }): Promise<void> {
+    return this.tasks.insertIfAbsent({
+      id: t.id,
+      service_id: t.serviceId,
+      status: 'queued',
+      attempts: 0,
+      seq: 0,
+      progress: null,
+      message: null,
+      error: null,
+      attachments: null,
+      created_at: t.createdAt,
+      started_at: null,
+      finished_at: null,
+      owner: t.owner,
+    });
+  }
+
+  /**
    * Records an ended task with its result and media (the bytes as a blob, never base64).
    * `onStored` is called once that end is committed (see `TaskStore.save`).
    */

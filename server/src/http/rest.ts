@@ -193,7 +193,8 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
     else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
     if (!wait)
       return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
-    if (out.duplicate && !hub.subscribe(out.taskId, waiter, who)) resolveEnd();
+    // A repeat: wait for the task here, or (cluster mode) where another hub runs it or it waits.
+    if (out.duplicate && !hub.subscribe(out.taskId, waiter, who) && !(await hub.followElsewhere(out.taskId, waiter, who))) resolveEnd();
     await ended;
     const t = await hub.endedTask(out.taskId, who);
     if (!t) {

@@ -188,6 +188,21 @@ export class TaskStore {
     this.#buffer.put({ id: row.id, row, columns, bytes: sqlSizeOf(columns), held: heldBy(columns), refusals: 0 }, onStored);
   }
 
+  /**
+   * Writes the first row of a task now, unless the table has a row of it already (INSERT … ON
+   * CONFLICT DO NOTHING / INSERT IGNORE), outside the write-behind batches. For a task whose
+   * later rows another process writes (cluster mode: the submitting hub writes `queued`, the hub
+   * that runs it writes `running` and the end): whichever order the two writes land in, the
+   * later state stays. Rejects when the database refuses the row.
+   */
+  async insertIfAbsent(row: TaskRow): Promise<void> {
+    if (this.#closing) throw new Error('TaskStore.insertIfAbsent: the store is closed');
+    await this.#db('tasks')
+      .insert(toColumns({ ...row, attachments: null }))
+      .onConflict('id')
+      .ignore();
+  }
+
   /** The task's latest state: an unsaved one first, else the table's. Null when unknown. */
   async get(id: string): Promise<StoredTaskRow | null> {
     const p = this.#buffer.peek(id);

@@ -260,7 +260,13 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     // A repeat: the same task, then where it stands now (its snapshot, or its end event).
     // Already followed here (a repeat on the same connection): subscribing again is once.
     const followed = follow(out.taskId);
-    const snap = followed === 'already' ? hub.subscribe(out.taskId, subscriber, deps.who) : followed;
+    let snap = followed === 'already' ? hub.subscribe(out.taskId, subscriber, deps.who) : followed;
+    // Cluster mode: a task another hub runs, or that waits in the cluster's queue.
+    if (!snap && !following.has(out.taskId)) {
+      snap = await hub.followElsewhere(out.taskId, subscriber, deps.who);
+      if (snap) following.add(out.taskId);
+      if (closed) return;
+    }
     send(acceptedFrame(out.taskId, snap?.position ?? 0, msg.ref, true));
     if (snap) {
       send(snapshotFrame(out.taskId, snap));
