@@ -90,13 +90,15 @@ export class ClusterHub extends Hub {
       const node = this.node;
       node?.relay.publish(taskId, { seq: seq ?? 0, text, binaries, end });
       if (!end) return;
+      // The end row first, then the record goes and the message is acked: a death between them
+      // finds the row ended (or redelivers the task) rather than lose its end. With
+      // HUB_COMMIT=stored (the default) the end reaches subscribers only once its row is
+      // committed, so there is nothing to wait for; a flush per end would undo the store's batches.
+      const rowWritten = () => (this.commit === 'stored' ? Promise.resolve() : this.store.flush().catch(() => undefined));
       const record = this.localHeld.get(taskId);
       if (record) {
         this.localHeld.delete(taskId);
-        // The end row first, then the record goes: a death between them finds the row ended.
-        void this.store
-          .flush()
-          .catch(() => undefined)
+        void rowWritten()
           .then(() => record)
           .then((seq) => {
             if (seq !== null) node?.held.forget(seq);
@@ -105,12 +107,7 @@ export class ClusterHub extends Hub {
       const held = this.held.get(taskId);
       if (!held) return;
       this.held.delete(taskId);
-      // The end row first (written behind), then the ack: a death between them redelivers the
-      // task rather than lose its end.
-      void this.store
-        .flush()
-        .catch(() => undefined)
-        .then(() => held.ack());
+      void rowWritten().then(() => held.ack());
     },
   };
 
