@@ -95,10 +95,11 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
 
   // The series of each (service, status, code), looked up once. Bounded: services x 3 statuses x
   // error codes.
-  const labelSets = new Map<string, { ended: CounterSeries; ran: HistogramSeries; waited: HistogramSeries }>();
+  const labelSets = new Map<number | string, { ended: CounterSeries; ran: HistogramSeries; waited: HistogramSeries }>();
   hub.onEnd((t: EndedTask) => {
     const code = t.status === 'succeeded' ? '' : (t.error?.code ?? '');
-    const key = `${t.serviceId} ${t.status} ${code}`;
+    // A succeeded task's key is its service id: no string to build for the common case.
+    const key = t.status === 'succeeded' ? t.serviceId : `${t.serviceId} ${t.status} ${code}`;
     let l = labelSets.get(key);
     if (!l) {
       const service = serviceName(t.serviceId);
