@@ -10,7 +10,7 @@ import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
 import type { PreparedTask } from '../core/hub.js';
 import { newTaskId } from '../core/task-id.js';
-import { claimKeys, purgeKeys, releaseKey, type ClaimOutcome, type IdempotencyRow } from '../store/idempotency-keys.js';
+import { claimKeys, takeOverKey, purgeKeys, releaseKey, type ClaimOutcome, type IdempotencyRow } from '../store/idempotency-keys.js';
 
 /** How long a key names its task: 24 hours, in ms. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -100,12 +100,19 @@ export interface IdempotencyOptions {
   /** Bound of the cache of recent keys, in bytes. Default {@link IDEMPOTENCY_CACHE_BYTES}. */
   cacheBytes?: number;
   now?: () => number;
+  /**
+   * Orphaned keys: a key whose task does not exist (`taskExists` false) this long, in ms, after
+   * the key was claimed, was claimed by a hub that died before it stored the task; the next
+   * submit of the key takes it over and makes the task. Unset: a key always answers its task.
+   */
+  orphans?: { afterMs: number; withinMs: number; taskExists: (taskId: string) => Promise<boolean> };
 }
 
 export class IdempotentSubmits {
   private readonly ttlMs: number;
   private readonly cacheBytes: number;
   private readonly now: () => number;
+  private readonly orphans: IdempotencyOptions['orphans'];
   /** Recent keys, least recently used first. */
   private readonly cache = new Map<string, Entry>();
   private cachedBytes = 0;
@@ -121,6 +128,7 @@ export class IdempotentSubmits {
     this.ttlMs = options.ttlMs ?? IDEMPOTENCY_TTL_MS;
     this.cacheBytes = options.cacheBytes ?? IDEMPOTENCY_CACHE_BYTES;
     this.now = options.now ?? Date.now;
+    this.orphans = options.orphans;
   }
 
   /** Bytes the cache holds now (for the bound's test and the security document). */
@@ -164,7 +172,12 @@ export class IdempotentSubmits {
     const now = this.now();
     const row: IdempotencyRow = { scope, key, task_id: newTaskId(), service_id: task.serviceId, args_hash: hash, created_at: now };
     const outcome = await this.claimGrouped(row, now - this.ttlMs);
-    if (!outcome.won) {
+    if (!outcome.won && (await this.orphaned(outcome.row))) {
+      // Its claimant died before storing the task: this submit makes it, under a fresh claim.
+      row.created_at = this.now();
+      // Another hub took it over first: read again who holds it.
+      if (!(await takeOverKey(this.db, outcome.row, row))) return this.claim(id, scope, key, task, hash, enqueue);
+    } else if (!outcome.won) {
       const held = outcome.row;
       const entry = this.remember(id, { taskId: held.task_id, serviceId: held.service_id, hash: held.args_hash, createdAt: held.created_at });
       return this.repeat(entry, task.serviceId, hash);
@@ -176,8 +189,26 @@ export class IdempotentSubmits {
       await releaseKey(this.db, scope, key, row.task_id).catch(() => undefined);
       throw err;
     }
-    this.remember(id, { taskId: row.task_id, serviceId: row.service_id, hash, createdAt: now });
+    this.remember(id, { taskId: row.task_id, serviceId: row.service_id, hash, createdAt: row.created_at });
     return { duplicate: false, taskId: row.task_id, result };
+  }
+
+  /**
+   * Whether the key's task was never stored: no task of that id exists once the key is
+   * `orphans.afterMs` old (waiting until then: the claimant may still be storing it). Only within
+   * `orphans.withinMs` of the claim (the tasks' own lifetime): an older task may have ended and
+   * been purged, and its key answers `task_not_found` as before.
+   */
+  private async orphaned(held: IdempotencyRow): Promise<boolean> {
+    const o = this.orphans;
+    if (!o) return false;
+    const age = () => this.now() - held.created_at;
+    if (age() >= o.withinMs) return false;
+    for (;;) {
+      if (await o.taskExists(held.task_id)) return false;
+      if (age() >= o.afterMs) return true;
+      await new Promise((r) => setTimeout(r, Math.min(200, o.afterMs - age())));
+    }
   }
 
   /**
