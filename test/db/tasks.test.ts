@@ -47,6 +47,22 @@ describe('TaskStore', () => {
         });
       });
 
+      describe('#insertIfAbsent', () => {
+        it('writes a first row now, and never over a row that is there, whichever comes first', async () => {
+          const store = open();
+          await store.insertIfAbsent({ ...row('q1'), status: 'queued' });
+          expect((await store.get('q1'))?.status).to.equal('queued');
+          // The runner's later row wins over the queued one...
+          store.save({ ...row('q1'), status: 'running', attempts: 1 });
+          await store.flush();
+          // ...and a queued row that lands late changes nothing.
+          await store.insertIfAbsent({ ...row('q1'), status: 'queued' });
+          const got = await store.get('q1');
+          expect(got).to.include({ status: 'running', attempts: 1 });
+          expect(await tableRows(db())).to.equal(1);
+        });
+      });
+
       describe('#save', () => {
         it('writes many rows in one statement', async () => {
           const statements = watchTaskInserts(db());
