@@ -117,7 +117,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
   }
   await store.purge();
-  const submits = new IdempotentSubmits(db);
+  const submits = new IdempotentSubmits(db, { store: tasks });
   await submits.purge();
 
   // Cluster mode is loaded only with HUB_BROKER: one hub alone runs none of its code.
@@ -131,7 +131,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
       throw new Error(`HUB_BROKER: could not join the cluster at ${config.broker}: ${(err as Error).message}`);
     }
   }
-  const webhooks = new Webhooks(db, hub, app.log);
+  const webhooks = new Webhooks(db, hub, app.log, tasks);
   const gate = new Gatekeeper(config, {
     verify: (kind, secret) => verifyToken(db, kind, secret),
     count: (kind) => countTokens(db, kind),

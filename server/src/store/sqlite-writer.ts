@@ -7,12 +7,15 @@
  */
 import { createRequire } from 'node:module';
 import { WriterThread } from './writer-thread.js';
+import { unitSql, type HolderValues, type UnitValues } from './unit-sql.js';
 
 export { WRITER_STOPPED } from './writer-thread.js';
 
 /**
  * The thread's program. Statements are prepared once per SQL text (one per batch size seen
- * lately) and reused; files are written before the statement.
+ * lately) and reused; files are written before the statement. A message is one statement, a
+ * unit (claims, the task upsert, outbox rows and outcomes in one transaction; see unit-sql.ts)
+ * or a lease of due webhook deliveries.
  */
 const THREAD_SOURCE = `
 'use strict';
@@ -20,6 +23,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');
 const Database = require(workerData.driver);
+const SQL = workerData.sql;
 let db = null;
 const statements = new Map();
 function connect() {
@@ -43,19 +47,70 @@ function writeFile(name, pieces) {
     fs.closeSync(fd);
   }
 }
-parentPort.on('message', ({ id, sql, values, files }) => {
+function prepared(sql) {
+  let stmt = statements.get(sql);
+  if (stmt === undefined) {
+    if (statements.size >= 64) statements.clear(); // never, with the store's padded batch sizes
+    stmt = db.prepare(sql);
+    statements.set(sql, stmt);
+  }
+  return stmt;
+}
+function joinBlobs(values) {
+  for (let i = 0; i < values.length; i++) if (Array.isArray(values[i])) values[i] = Buffer.concat(values[i]);
+  return values;
+}
+// Each claim: its key inserted unless held; a held key read, and taken over when expired. A
+// claim that wins has its task's queued row written; the answer is null (won) or the holder.
+function claim(c, row, upsertRow) {
+  const [scope, key, taskId, serviceId, argsHash, createdAt, expiredBefore] = c;
+  if (prepared(SQL.claimInsert).run(scope, key, taskId, serviceId, argsHash, createdAt).changes === 1) {
+    prepared(upsertRow).run(row);
+    return null;
+  }
+  const h = prepared(SQL.claimRead).get(scope, key);
+  if (h === undefined) throw new Error('a held idempotency key vanished inside its transaction');
+  if (h.task_id !== taskId && Number(h.created_at) < expiredBefore) {
+    if (prepared(SQL.claimTake).run(taskId, serviceId, argsHash, createdAt, scope, key, h.task_id, h.created_at).changes === 1) {
+      prepared(upsertRow).run(row);
+      return null;
+    }
+  }
+  if (h.task_id === taskId) return null; // a retry of a write that had committed
+  return [h.task_id, Number(h.service_id), h.args_hash, Number(h.created_at)];
+}
+function unit(u) {
+  const out = { claims: undefined };
+  if (u.claims) out.claims = u.claims.map((c, i) => claim(c, u.claimRows[i], u.upsertRow));
+  if (u.sql) prepared(u.sql).run(joinBlobs(u.values));
+  if (u.outbox) for (const r of u.outbox) prepared(SQL.deliveryInsert).run(r);
+  if (u.updates) for (const r of u.updates) prepared(SQL.deliveryUpdate).run(r);
+  return out;
+}
+// Due webhook deliveries, each leased by a conditional update (one transaction: no other
+// connection writes between the read and the leases).
+function lease([now, limit, until, skip]) {
+  const skipped = new Set(skip);
+  const taken = [];
+  for (const r of prepared(SQL.deliveryDue).all(now, limit + skipped.size)) {
+    if (taken.length >= limit) break;
+    if (skipped.has(r.id)) continue;
+    if (prepared(SQL.deliveryLease).run(until, r.id, r.next_at).changes === 1) taken.push(r);
+  }
+  return taken;
+}
+parentPort.on('message', (msg) => {
+  const { id, files } = msg;
   try {
     if (files) for (const [name, pieces] of files) writeFile(name, pieces);
-    for (let i = 0; i < values.length; i++) if (Array.isArray(values[i])) values[i] = Buffer.concat(values[i]);
     if (db === null) db = connect();
-    let stmt = statements.get(sql);
-    if (stmt === undefined) {
-      if (statements.size >= 64) statements.clear(); // never, with the store's padded batch sizes
-      stmt = db.prepare(sql);
-      statements.set(sql, stmt);
-    }
-    stmt.run(values);
-    parentPort.postMessage({ id });
+    let result;
+    const u = msg.unit;
+    if (u && !u.claims && !u.outbox && !u.updates) prepared(u.sql).run(joinBlobs(u.values)); // one statement: its own transaction
+    else if (u) result = db.transaction(unit).immediate(u);
+    else if (msg.lease) result = db.transaction(lease).immediate(msg.lease);
+    else prepared(msg.sql).run(joinBlobs(msg.values));
+    parentPort.postMessage({ id, result });
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
     parentPort.postMessage({ id, error: { message: e.message, code: typeof e.code === 'string' ? e.code : undefined } });
@@ -82,7 +137,7 @@ export class SqliteWriter extends WriterThread {
   constructor(filename: string, options: SqliteWriterOptions = {}) {
     const filesDir = options.filesDir ?? `${filename}-media`;
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    super('SQLite', THREAD_SOURCE, { driver, filename, busyTimeoutMs: options.busyTimeoutMs ?? 5000, filesDir });
+    super('SQLite', THREAD_SOURCE, { driver, filename, busyTimeoutMs: options.busyTimeoutMs ?? 5000, filesDir, sql: unitSql(false) });
     this.filesDir = filesDir;
   }
 
@@ -92,7 +147,23 @@ export class SqliteWriter extends WriterThread {
    * `files` (each replaced whole) into `filesDir`. Resolves once SQLite committed it; rejects with
    * the error of the file system or of SQLite (its `code` kept).
    */
-  run(sql: string, values: unknown[], files?: readonly WriterFile[]): Promise<void> {
-    return this.send({ sql, values, files });
+  async run(sql: string, values: unknown[], files?: readonly WriterFile[]): Promise<void> {
+    await this.send({ sql, values, files });
+  }
+
+  /**
+   * Commits a unit in one transaction: its claims (each winner's queued row upserted with
+   * `upsertRow`, a one-row upsert), then `sql` with `values` (the batch of task rows, if any),
+   * then its outbox rows and outcomes; `files` are written first. Resolves with the claims'
+   * holders (null: won), in order.
+   */
+  async unit(u: UnitValues & { sql?: string; values?: unknown[]; upsertRow?: string }, files?: readonly WriterFile[]): Promise<Array<HolderValues | null>> {
+    const answer = (await this.send({ unit: u, files })) as { claims?: Array<HolderValues | null> } | undefined;
+    return answer?.claims ?? [];
+  }
+
+  /** Leases up to `limit` due webhook deliveries (not those of `skip`) until `until`; resolves with their rows. */
+  async lease(now: number, limit: number, until: number, skip: readonly string[]): Promise<Record<string, unknown>[]> {
+    return (await this.send({ lease: [now, limit, until, skip] })) as Record<string, unknown>[];
   }
 }

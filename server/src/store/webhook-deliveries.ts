@@ -23,7 +23,8 @@ export interface DeliveryRow {
 
 const TABLE = 'webhook_deliveries';
 
-function fromDb(r: Record<string, unknown>): DeliveryRow {
+/** A row as the driver answers it (numbers may come as strings). */
+export function deliveryFromDb(r: Record<string, unknown>): DeliveryRow {
   return {
     id: String(r.id),
     task_id: String(r.task_id),
@@ -56,7 +57,7 @@ export async function insertDeliveries(db: Knex, rows: readonly DeliveryRow[]): 
 export async function dueDeliveries(db: Knex, now: number, limit: number, skip: readonly string[]): Promise<DeliveryRow[]> {
   const q = db(TABLE).where('status', 'pending').andWhere('next_at', '<=', now).orderBy('next_at').limit(limit);
   if (skip.length) q.whereNotIn('id', skip as string[]);
-  return ((await q) as Record<string, unknown>[]).map(fromDb);
+  return ((await q) as Record<string, unknown>[]).map(deliveryFromDb);
 }
 
 /** Takes a due row for one try: true when this caller got it (its `next_at` moves to `leaseUntil`). */
@@ -80,7 +81,7 @@ export async function listDeliveries(db: Knex, options: { failedOnly?: boolean; 
     .whereIn('status', options.failedOnly ? ['failed'] : ['pending', 'failed'])
     .orderBy('created_at', 'desc')
     .limit(options.limit ?? 1000);
-  return ((await q) as Record<string, unknown>[]).map(fromDb);
+  return ((await q) as Record<string, unknown>[]).map(deliveryFromDb);
 }
 
 /** Deletes finished deliveries (any status but pending) last changed before `before`. */
