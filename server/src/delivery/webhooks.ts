@@ -189,9 +189,13 @@ export class Webhooks {
     this.wake();
   }
 
-  /** Looks for due rows now. */
+  /**
+   * Looks for due rows now, unless more than half of the tries allowed are in flight: the sender
+   * refills once half are done, so that each lease takes several rows (a lease per finished try
+   * would be a transaction per delivery).
+   */
   wake(): void {
-    if (this.closed) return;
+    if (this.closed || this.inFlight.size > MAX_IN_FLIGHT / 2) return;
     if (this.ticking) {
       this.again = true;
       return;
@@ -213,8 +217,8 @@ export class Webhooks {
     while (!this.closed && this.inFlight.size < MAX_IN_FLIGHT) {
       const now = this.now();
       // Due rows, each leased for longer than one try: a hub that dies mid-try leaves the row to be tried again after it.
-      const rows = await this.store.leaseDeliveries(now, MAX_IN_FLIGHT - this.inFlight.size, now + TRY_TIMEOUT_MS * 2, [...this.inFlight.keys()]);
-      if (rows.length === 0) return;
+      const room = MAX_IN_FLIGHT - this.inFlight.size;
+      const rows = await this.store.leaseDeliveries(now, room, now + TRY_TIMEOUT_MS * 2, [...this.inFlight.keys()]);
       for (const row of rows) {
         this.inFlight.set(row.id, null);
         const p: Promise<void> = this.send(row)
@@ -226,6 +230,7 @@ export class Webhooks {
           });
         this.sending.add(p);
       }
+      if (rows.length < room) return; // every due row is taken
     }
   }
 
