@@ -1,5 +1,6 @@
 /**
- * Keeps one WebSocket to the hub's `/client` alive: dials, redials with jittered exponential
+ * Keeps one WebSocket to a hub's `/client` alive (one of several hubs of a cluster: the next one
+ * after a loss): dials, redials with jittered exponential
  * backoff, cuts a connection gone silent (with `ws`), and turns frames into messages. It knows
  * nothing of tasks; HubClient does.
  */
@@ -7,7 +8,7 @@ import { backoffDelay, FrameDecoder, HubError } from '@utils-hub/protocol/core';
 import { TypedEmitter } from './emitter.js';
 import type { EncodedFrames } from './frames.js';
 import { outputBytes } from './media.js';
-import type { ResolvedOptions } from './options.js';
+import type { HubEndpoints, ResolvedOptions } from './options.js';
 import { OPEN, hasWsExtras, loadWebSocket, refusedStatus, type WebSocketLike } from './socket.js';
 
 /** Events of a Connection. */
@@ -40,6 +41,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   #started = false;
   #stopped = false;
   #attempt = 0;
+  /** Which of the hubs the current (or next) socket goes to, modulo their number. */
+  #index = 0;
   #redial: ReturnType<typeof setTimeout> | null = null;
   #idle: ReturnType<typeof setTimeout> | null = null;
   #waiters = new Set<OpenWaiter>();
@@ -53,6 +56,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   /** True while a socket is open. */
   get isOpen(): boolean {
     return this.#socket !== null && this.#socket.readyState === OPEN;
+  }
+
+  /** The hub the current socket goes to (or the next dial, while none is open). */
+  get hub(): HubEndpoints {
+    const hubs = this.#options.hubs;
+    return hubs[this.#index % hubs.length];
   }
 
   /** True once `close()` was called. */
@@ -150,7 +159,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     try {
       const Ctor = await loadWebSocket(this.#options.WebSocket);
       if (this.#stopped) return;
-      sock = new Ctor(this.#options.wsUrl);
+      sock = new Ctor(this.hub.wsUrl);
     } catch (err) {
       this.#error(err instanceof Error ? err : new Error(String(err)));
       this.#scheduleRedial();
@@ -219,8 +228,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     });
   }
 
+  /**
+   * With several hubs, every lost socket or failed dial moves on to the next one (a hub of a
+   * cluster that died leaves its clients to the others); the backoff grows until a socket opens.
+   */
   #scheduleRedial(): void {
     if (this.#stopped) return;
+    this.#index++;
     const delay = backoffDelay(this.#attempt++, this.#options.minDelayMs, this.#options.maxDelayMs);
     this.#redial = setTimeout(() => {
       this.#redial = null;

@@ -73,10 +73,13 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
 
   /**
    * @param url the hub's base URL, such as `https://hub.example` (`wss://…` works too); the
-   *   socket goes to `/client` under it, REST calls to its routes.
+   *   socket goes to `/client` under it, REST calls to its routes. Or the base URLs of several
+   *   hubs of a cluster: the socket goes to one at a time, and a lost socket or a failed dial
+   *   moves on to the next; unfinished tasks are followed again there (`subscribe`) and
+   *   submissions not yet accepted are sent again with their idempotency key.
    * @param options see HubClientOptions; throws TypeError naming a bad option.
    */
-  constructor(url: string, options: HubClientOptions = {}) {
+  constructor(url: string | readonly string[], options: HubClientOptions = {}) {
     super((err) => this.emit('error', asError(err)));
     this.options = resolveOptions(url, options);
     this.#conn = new Connection(this.options);
@@ -104,7 +107,7 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
 
   /** The services with a live worker (REST `GET /services_list`), ordered by service_id. */
   async services(): Promise<ServiceListEntry[]> {
-    return (await restGet(this.options, '/services_list')) as ServiceListEntry[];
+    return (await restGet(this.options, '/services_list', this.#conn.hub.httpBase)) as ServiceListEntry[];
   }
 
   /**
@@ -115,7 +118,7 @@ export class HubClient extends TypedEmitter<HubClientEvents> {
   serviceInfo(serviceId: number): Promise<ServiceInfo> {
     if (!isServiceId(serviceId)) return Promise.reject(new HubError('bad_request', `service id must be a whole number of 0 or more, got ${String(serviceId)}`));
     if (this.#closing) return Promise.reject(closedError());
-    if (!this.#conn.isOpen) return restGet(this.options, `/service_info/${serviceId}`) as Promise<ServiceInfo>;
+    if (!this.#conn.isOpen) return restGet(this.options, `/service_info/${serviceId}`, this.#conn.hub.httpBase) as Promise<ServiceInfo>;
     return this.#info.ask(`i-${++this.#refs}`, serviceId);
   }
 

@@ -60,9 +60,19 @@ export interface ResolvedOptions {
   readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly idleTimeoutMs: number;
-  /** The hub's REST base, without a trailing slash: `https://hub.example/prefix`. */
+  /** The first hub's REST base, without a trailing slash: `https://hub.example/prefix`. */
   readonly httpBase: string;
-  /** The client WebSocket URL, with `?key=` when a key is set. */
+  /** The first hub's client WebSocket URL, with `?key=` when a key is set. */
+  readonly wsUrl: string;
+  /** Every hub's endpoints, in the order they are tried (the hubs of a cluster; one for a hub alone). */
+  readonly hubs: ReadonlyArray<HubEndpoints>;
+}
+
+/** The endpoints of one hub. */
+export interface HubEndpoints {
+  /** REST base, without a trailing slash. */
+  readonly httpBase: string;
+  /** Client WebSocket URL, with `?key=` when a key is set. */
   readonly wsUrl: string;
 }
 
@@ -74,7 +84,7 @@ function fail(option: string, problem: string): never {
  * Derives the endpoints from the hub's base URL: `http(s)://host[:port][/prefix]` (a `ws(s)://`
  * URL is taken too; a trailing `/client` is dropped). Throws TypeError for anything else.
  */
-export function hubEndpoints(url: string, key?: string): { httpBase: string; wsUrl: string } {
+export function hubEndpoints(url: string, key?: string): HubEndpoints {
   let u: URL;
   try {
     u = new URL(url);
@@ -90,8 +100,11 @@ export function hubEndpoints(url: string, key?: string): { httpBase: string; wsU
   return { httpBase, wsUrl: ws.toString() };
 }
 
-/** Merges `options` over the defaults, checks every one, and freezes the result. */
-export function resolveOptions(url: string, options: HubClientOptions = {}): ResolvedOptions {
+/**
+ * Merges `options` over the defaults, checks every one, and freezes the result. `url` is one hub's
+ * base URL or a list of them (the hubs of a cluster).
+ */
+export function resolveOptions(url: string | readonly string[], options: HubClientOptions = {}): ResolvedOptions {
   const o = { ...HUB_CLIENT_DEFAULTS, ...options };
   for (const name of ['minDelayMs', 'maxDelayMs', 'connectTimeoutMs', 'requestTimeoutMs', 'idleTimeoutMs'] as const) {
     const v = o[name];
@@ -101,6 +114,8 @@ export function resolveOptions(url: string, options: HubClientOptions = {}): Res
   if (o.key !== undefined && (typeof o.key !== 'string' || o.key.length === 0)) fail('key', 'expected a non-empty string');
   if (o.WebSocket !== undefined && typeof o.WebSocket !== 'function') fail('WebSocket', 'expected a WebSocket class');
   if (o.fetch !== undefined && typeof o.fetch !== 'function') fail('fetch', 'expected a function');
+  if (Array.isArray(url) && url.length === 0) fail('url', 'an empty list: give at least one hub URL');
+  const hubs = Object.freeze((Array.isArray(url) ? url : [url]).map((u: string) => Object.freeze(hubEndpoints(u, o.key))));
   return Object.freeze({
     key: o.key,
     WebSocket: o.WebSocket,
@@ -110,6 +125,8 @@ export function resolveOptions(url: string, options: HubClientOptions = {}): Res
     connectTimeoutMs: o.connectTimeoutMs,
     requestTimeoutMs: o.requestTimeoutMs,
     idleTimeoutMs: o.idleTimeoutMs,
-    ...hubEndpoints(url, o.key),
+    httpBase: hubs[0].httpBase,
+    wsUrl: hubs[0].wsUrl,
+    hubs,
   });
 }

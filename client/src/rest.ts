@@ -16,9 +16,9 @@ function codeOfStatus(status: number): ErrorCode {
 /**
  * GETs `path` (such as `/services_list`) from the hub and returns its JSON body. Rejects with the
  * HubError of an error body (`{"error": {code, message}}`), else one made from the status;
- * `timeout` past `requestTimeoutMs`.
+ * `timeout` past `requestTimeoutMs`. `httpBase`: the hub asked (default the first one).
  */
-export async function restGet(options: ResolvedOptions, path: string): Promise<unknown> {
+export async function restGet(options: ResolvedOptions, path: string, httpBase = options.httpBase): Promise<unknown> {
   const fetchFn: FetchLike | undefined = options.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
   if (!fetchFn) throw new HubError('internal', 'this runtime has no fetch; give the fetch option');
   const headers: Record<string, string> = { accept: 'application/json' };
@@ -28,7 +28,7 @@ export async function restGet(options: ResolvedOptions, path: string): Promise<u
   let status: number;
   let text: string;
   try {
-    const res = await fetchFn(`${options.httpBase}${path}`, { method: 'GET', headers, signal: abort.signal });
+    const res = await fetchFn(`${httpBase}${path}`, { method: 'GET', headers, signal: abort.signal });
     status = res.status;
     text = await res.text();
     if (res.ok) return JSON.parse(text);

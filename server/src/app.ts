@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import type { Knex } from 'knex';
+import { hostname } from 'node:os';
 import { nanoid } from 'nanoid';
 import { HubError } from '@utils-hub/protocol';
 import { loadConfig, type HubConfig } from './config.js';
@@ -54,6 +55,12 @@ declare module 'fastify' {
   }
 }
 
+/** A pino options object gets the hub's id in every line's bindings (`hub_id`), unless it sets its own `base`. */
+function loggerWithHubId(logger: FastifyServerOptions['logger'], hubId: string): FastifyServerOptions['logger'] {
+  if (!logger || typeof logger !== 'object' || 'base' in logger) return logger;
+  return { ...logger, base: { pid: process.pid, hostname: hostname(), hub_id: hubId } };
+}
+
 /** Options of buildApp: any hub option (section 9), plus the fastify logger. */
 export interface BuildOptions extends Partial<HubConfig> {
   /** A fastify logger option; default: pino at `logLevel`. */
@@ -65,10 +72,12 @@ export interface BuildOptions extends Partial<HubConfig> {
 export async function buildApp(options: BuildOptions = {}): Promise<FastifyInstance> {
   const { logger, knex: givenDb, ...overrides } = options;
   const loaded = loadConfig({}, overrides);
-  // A cluster member has a name in its logs, /healthz and the cluster: HUB_ID, else a new one.
-  const config = loaded.broker && !loaded.hubId ? Object.freeze({ ...loaded, hubId: `hub-${nanoid(8)}` }) : loaded;
+  // Every hub has a name in its logs, metrics and operator page (and, in a cluster, /healthz and
+  // the cluster): HUB_ID, else a new one at each start.
+  const hubId = loaded.hubId ?? `hub-${nanoid(8)}`;
+  const config = loaded.hubId ? loaded : Object.freeze({ ...loaded, hubId });
   const app = Fastify({
-    logger: logger ?? (config.broker ? { level: config.logLevel, base: { pid: process.pid, hub_id: config.hubId } } : { level: config.logLevel }),
+    logger: loggerWithHubId(logger ?? { level: config.logLevel }, hubId),
     bodyLimit: config.maxMessageBytes,
     // On close, end every socket, also those a refused upgrade left open: a peer cannot hold the hub up.
     forceCloseConnections: true,

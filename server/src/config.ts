@@ -164,7 +164,7 @@ export const HubConfigSchema = Type.Object(
       env: 'HUB_ID',
       expected: '1 to 64 letters, digits, "-" or "_"',
       defaultText: 'random at each start',
-      description: "this hub's name in the cluster, its logs and `/healthz`",
+      description: "this hub's name in its logs (`hub_id`), `/metrics` (`utils_hub_info`), the operator page and, in a cluster, `/healthz` and the cluster",
     }),
     // Given in code only (buildApp), for tests and tuning.
     helloTimeoutMs: int(1, MAX_MS, 10_000, { description: "deadline of the worker's `hello`" }),

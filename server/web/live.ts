@@ -3,7 +3,7 @@
  * shows services with their connections and queues, and recent tasks with their progress and
  * their end. Task rows are kept by id and updated in place, so their bars move smoothly.
  */
-import type { Overview, OverviewService, OverviewTask } from '../src/http/overview-shape.js';
+import type { Overview, OverviewHub, OverviewService, OverviewTask } from '../src/http/overview-shape.js';
 import { ApiError, getJson } from './api.js';
 import { bar, byId, duration, h, setBar } from './dom.js';
 
@@ -50,6 +50,7 @@ function render(o: Overview): void {
     stat(o.running, 'running'),
     stat(o.queued, 'queued'),
   );
+  renderHubs(o);
   const services = [...o.services].sort((a, b) => Number(b.live) - Number(a.live) || a.service_id - b.service_id);
   byId('services').replaceChildren(
     ...(services.length
@@ -57,6 +58,26 @@ function render(o: Overview): void {
       : [h('p', { class: 'empty' }, 'No service yet: start a worker (npm run example -- image --hub ws://…/worker).')]),
   );
   renderTasks(o.tasks, Date.parse(o.now));
+}
+
+/** The cluster's hubs; shown only in cluster mode (a hub alone has nothing to compare). */
+function renderHubs(o: Overview): void {
+  byId('hubs-section').hidden = o.cluster === null;
+  if (o.cluster === null) return;
+  byId('cluster-name').textContent = `cluster ${o.cluster}`;
+  byId('hubs').replaceChildren(...o.hubs.map(hubItem));
+}
+
+function hubItem(hub: OverviewHub): HTMLElement {
+  return h(
+    'li',
+    { class: `hub${hub.answered ? '' : ' offline'}`, 'data-hub': hub.hub_id },
+    h('b', null, hub.hub_id),
+    hub.self ? h('span', { class: 'badge live', title: 'this page comes from this hub' }, 'this hub') : null,
+    hub.answered ? null : h('span', { class: 'badge off' }, 'not answering'),
+    h('span', { class: 'meta' }, `${hub.worker_connections} workers · ${hub.clients} clients · ${hub.running} running · ${hub.queued} queued`),
+    hub.url ? h('span', { class: 'remote', title: hub.url }, hub.url) : null,
+  );
 }
 
 const stat = (n: number, label: string) => h('div', { class: 'stat' }, h('b', null, n), h('span', null, label));
@@ -84,6 +105,7 @@ function serviceCard(s: OverviewService): HTMLElement {
               'li',
               { class: 'conn', 'data-connection': c.connection_id },
               h('span', { class: 'inst', title: `connection ${c.connection_id}` }, c.instance ?? c.connection_id),
+              h('span', { class: 'hub-of', 'data-hub': c.hub_id, title: `held by hub ${c.hub_id}` }, c.hub_id),
               h(
                 'span',
                 { class: `kind ${c.dialed ? 'dialed' : 'dialed-in'}`, title: c.dialed ? 'the hub dialed this worker' : 'this worker dialed the hub' },

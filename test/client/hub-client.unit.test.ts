@@ -269,6 +269,54 @@ describe('HubClient (against a fake hub)', () => {
     });
   });
 
+  describe('several hub URLs', () => {
+    it('refuses an empty list, naming the option', () => {
+      expect(() => new HubClient([])).to.throw(TypeError, /HubClient option url: an empty list/);
+    });
+
+    it('moves to the next hub when its socket drops: the unaccepted submit goes there with its key, and REST follows', async () => {
+      const other = new FakeHub();
+      const otherUrl = await other.listen();
+      try {
+        const c = new HubClient([url, otherUrl], { minDelayMs: 10, maxDelayMs: 50 });
+        clients.push(c);
+        expect(c.options.hubs.map((h) => h.httpBase)).to.deep.equal([url, otherUrl]);
+        // The first hub reads the submit, then dies before it accepts it.
+        const h = c.submit(1, { angle: 90 }, { idempotencyKey: 'key-1' });
+        const first = await hub.next((m) => m.type === 'add_task');
+        await hub.close();
+        accepting(other, (id, _msg, peer) => peer.send({ type: 'result', task_id: id, seq: 1, result: 'done' }));
+        const again = await other.next((m) => m.type === 'add_task');
+        expect(again.idempotency_key).to.equal('key-1').and.equal(first.idempotency_key);
+        expect(await h.result()).to.equal('done');
+        await c.services();
+        expect(other.restRequests.map((r) => r.url)).to.deep.equal(['/services_list']);
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('follows its unfinished tasks again on the next hub (subscribe)', async () => {
+      const other = new FakeHub();
+      const otherUrl = await other.listen();
+      try {
+        accepting(hub);
+        const c = new HubClient([url, otherUrl], { minDelayMs: 10, maxDelayMs: 50 });
+        clients.push(c);
+        const h = c.submit(1, { angle: 90 });
+        const { taskId } = await h.accepted();
+        other.onMessage = (msg, peer) => {
+          if (msg.type === 'subscribe') peer.send({ type: 'result', task_id: msg.task_id, seq: 3, result: 'there' });
+        };
+        await hub.close();
+        expect((await other.next((m) => m.type === 'subscribe')).task_id).to.equal(taskId);
+        expect(await h.result()).to.equal('there');
+      } finally {
+        await other.close();
+      }
+    });
+  });
+
   describe('reconnect', () => {
     it('resubscribes after the socket is cut and delivers the result once', async () => {
       accepting(hub, (id, _msg, peer) => {

@@ -6,73 +6,18 @@
  * does not answer.
  */
 import { expect } from 'chai';
-import { dbBackends } from '../helpers/db.js';
-import { natsSkipReason, uniqueCluster, NATS_URL } from '../helpers/nats.js';
-import { run, type Proc } from '../helpers/processes.js';
-import { WsPeer, type Msg } from '../helpers/ws-peer.js';
+import mysql from 'mysql2/promise';
+import { NATS_URL } from '../helpers/nats.js';
+import { run, CLI } from '../helpers/processes.js';
+import type { WsPeer, Msg } from '../helpers/ws-peer.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { dialableWorker } from '../helpers/dialable-worker.js';
-import { CLI } from '../helpers/processes.js';
-import mysql from 'mysql2/promise';
-
-/**
- * Heartbeat of the test hubs: a dead hub's tasks move after 3 of them (3 s). Not shorter: on a
- * loaded machine this process may not answer a ping within 2 heartbeats, and the hub would drop
- * its sockets.
- */
-const HEARTBEAT_MS = 1000;
-
-interface HubProc {
-  id: string;
-  url: string;
-  wsUrl: string;
-  proc: Proc & { url: string };
-}
-
-async function until<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, ms = 8000, what = 'condition'): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v).slice(0, 400)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function http(hub: HubProc, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${hub.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  try {
-    return { status: res.status, body: JSON.parse(text) };
-  } catch {
-    return { status: res.status, body: text };
-  }
-}
-
-const me = (name: string) => ({ name, description: `cluster test ${name}`, input: [{ argument_name: 'x', argument_description: 'a number', type: 'int' }] });
-
-async function worker(hub: HubProc, name: string, concurrency = 1): Promise<WsPeer & { welcome: Msg }> {
-  const peer = await WsPeer.open(`${hub.wsUrl}/worker`);
-  peer.send({ type: 'hello', protocol: 1, me: me(name), concurrency, instance: hub.id });
-  const welcome = await peer.next((m) => m.type === 'welcome' || m.type === 'error');
-  if (welcome.type !== 'welcome') throw new Error(`worker refused: ${JSON.stringify(welcome)}`);
-  return Object.assign(peer, { welcome });
-}
-
-async function client(hub: HubProc): Promise<WsPeer> {
-  const peer = await WsPeer.open(`${hub.wsUrl}/client`);
-  await peer.nextOf('services');
-  return peer;
-}
+import { clusterSkipReason, client, http, me, testCluster, until, worker, HEARTBEAT_MS, type HubProc, type TestCluster } from '../helpers/cluster.js';
 
 describe('cluster: three hub processes on one MariaDB and NATS', function () {
   this.timeout(120_000);
   let db = '';
-  let cluster = '';
+  let tc: TestCluster;
   const hubs: HubProc[] = [];
   const peers: WsPeer[] = [];
   const track = <T extends WsPeer>(p: T) => {
@@ -80,30 +25,16 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     return p;
   };
 
-  const startHub = async (id: string, env: Record<string, string> = {}): Promise<HubProc> => {
-    const p = run(process.execPath, [CLI, 'start', '--port', '0', '--db', db], {
-      HUB_BROKER: NATS_URL,
-      HUB_CLUSTER: cluster,
-      HUB_ID: id,
-      HUB_HEARTBEAT_MS: String(HEARTBEAT_MS),
-      HUB_LOG_LEVEL: 'warn',
-      ...env,
-    });
-    // Generous: on a loaded machine a start (migrations, NATS, MariaDB) can take seconds.
-    const url = (await p.waitFor(/utils-hub listening on (http:\/\/\S+)/, 45_000))[1];
-    return { id, url, wsUrl: url.replace(/^http/, 'ws'), proc: Object.assign(p, { url }) };
-  };
+  const startHub = (id: string, env: Record<string, string> = {}): Promise<HubProc> => tc.startHub(id, env);
 
   before(async function () {
-    const nats = await natsSkipReason();
-    const mysqlBackend = (await dbBackends()).find((b) => b.name === 'mysql')!;
-    const why = nats ?? (mysqlBackend.skipReason ? `MariaDB does not answer (${mysqlBackend.skipReason})` : null);
+    const why = await clusterSkipReason();
     if (why) {
       console.log(`    cluster suite skipped: ${why}`);
       this.skip();
     }
-    db = await mysqlBackend.freshDatabase();
-    cluster = uniqueCluster();
+    tc = await testCluster();
+    db = tc.db;
     // One at a time: the first migrates the database.
     hubs.push(await startHub('hub-a'));
     hubs.push(...(await Promise.all([startHub('hub-b'), startHub('hub-c')])));
@@ -349,11 +280,14 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
         10_000,
         'dialed',
       );
-      // Which hubs dial it: those whose own overview lists a dialed connection. Exactly one,
-      // each time we look over several heartbeats (leases are renewed, never shared).
+      // Which hubs dial it: those whose own overview lists a dialed connection held by itself (the
+      // overview lists the other hubs' connections too). Exactly one, each time we look over
+      // several heartbeats (leases are renewed, never shared).
+      const dialsIt = (o: { services: Array<{ connections: Array<{ dialed: boolean; hub_id: string }> }> }, id: string) =>
+        o.services.some((s) => s.connections.some((c) => c.dialed && c.hub_id === id));
       const dialers = async () => {
         const out: HubProc[] = [];
-        for (const h of hubs) if (JSON.stringify((await http(h, 'GET', '/api/overview')).body).includes('"dialed":true')) out.push(h);
+        for (const h of hubs) if (dialsIt((await http(h, 'GET', '/api/overview')).body, h.id)) out.push(h);
         return out;
       };
       let holder: HubProc | null = null;

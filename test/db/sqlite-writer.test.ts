@@ -33,6 +33,21 @@ describe("SqliteWriter (the task store's writer thread)", () => {
     expect((await db()('notes').select('name').orderBy('name')).map((r: { name: string }) => r.name)).to.deep.equal(['a', 'b']);
   });
 
+  it('runs a one-row statement for each row in one transaction: all rows, or none when one fails', async () => {
+    await writer.runEach(insertNote, ['a', 1, 'b', 2, 'c', 3], 2);
+    expect(await db()('notes').select('name', 'n').orderBy('name')).to.deep.equal([
+      { name: 'a', n: 1 },
+      { name: 'b', n: 2 },
+      { name: 'c', n: 3 },
+    ]);
+    // 'a' exists: the third row fails the primary key, and the two before it are rolled back.
+    const bad = await rejection(writer.runEach(insertNote, ['d', 4, 'e', 5, 'a', 6], 2));
+    expect(bad.code).to.equal('SQLITE_CONSTRAINT_PRIMARYKEY');
+    expect((await db()('notes').select('name').orderBy('name')).map((r: { name: string }) => r.name)).to.deep.equal(['a', 'b', 'c']);
+    const ragged = await rejection(writer.runEach(insertNote, ['f', 7, 'g'], 2));
+    expect(ragged.message).to.match(/3 values are not rows of 2/);
+  });
+
   it("rejects with SQLite's error and code, and goes on working after it", async () => {
     const bad = await rejection(writer.run('insert into `no_such_table` values (?)', [1]));
     expect(bad.message).to.match(/no such table/);

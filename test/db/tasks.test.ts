@@ -57,7 +57,7 @@ describe('TaskStore', () => {
           expect(await tableRows(db())).to.equal(200);
         });
 
-        it('writes batches of any size, padded or not, with every row as saved', async () => {
+        it('writes batches of any size with every row as saved', async () => {
           const statements = watchTaskInserts(db());
           const store = open();
           for (const n of [1, 5, 13, 100]) {
@@ -358,6 +358,29 @@ describe('TaskStore', () => {
           store.save(row('q'));
           expect(await store.markInterrupted(5000)).to.equal(1);
         });
+
+        if (backend.name === 'sqlite') {
+          it('finds the unfinished tasks through the partial index, which holds no ended task', async () => {
+            const store = open();
+            store.save(row('q', { status: 'queued' }));
+            store.save(row('r', { status: 'running', attempts: 1 }));
+            store.save(row('s', { status: 'succeeded', result: 1, finished_at: 10 }));
+            await store.flush();
+            const inIndex = async () =>
+              (
+                (await db().raw("select count(*) as n from `tasks` indexed by `tasks_unfinished_index` where `status` in ('queued', 'running')")) as Array<{
+                  n: number;
+                }>
+              )[0].n;
+            const plan = (await db().raw("explain query plan update `tasks` set `status` = 'failed' where `status` in ('queued', 'running')")) as Array<{
+              detail: string;
+            }>;
+            expect(plan.map((p) => p.detail).join('; ')).to.include('tasks_unfinished_index');
+            expect(await inIndex()).to.equal(2);
+            expect(await store.markInterrupted(5000)).to.equal(2);
+            expect(await inIndex()).to.equal(0);
+          });
+        }
       });
 
       describe('#purgeEnded', () => {

@@ -51,6 +51,8 @@ describe('Operator', () => {
         expect(lines.filter((l) => /progress/i.test(JSON.stringify(l)))).to.deep.equal([]);
         // The worker's own lines carry its connection_id too.
         expect(lines.find((l) => l.msg === 'worker connected')).to.include({ connection_id: w.welcome.connection_id, service: 'logs_ok' });
+        // Every line names the hub.
+        expect(lines.filter((l) => l.hub_id !== hub.app.hub.hubId)).to.deep.equal([]);
         await w.close();
       });
 

@@ -18,6 +18,20 @@ describe('Operator', () => {
     });
     afterEach(() => hub.close());
 
+    it('names the hub in utils_hub_info (HUB_ID, else an id made at start; no cluster alone)', async () => {
+      const named = await startHub({ hubId: 'metrics-hub' });
+      try {
+        expect(sample(await scrape(named), 'utils_hub_info', { hub: 'metrics-hub', cluster: '' })).to.equal(1);
+      } finally {
+        await named.close();
+      }
+      const made = (await scrape(hub)).match(/^utils_hub_info\{hub="(hub-[\w-]{8})",cluster=""\} 1$/m);
+      expect(made, 'an id made at start').to.not.equal(null);
+      const overview = (await http(hub, 'GET', '/api/overview')).body;
+      expect(overview).to.include({ hub_id: made![1], cluster: null });
+      expect(overview.hubs.map((h: { hub_id: string; self: boolean }) => [h.hub_id, h.self])).to.deep.equal([[made![1], true]]);
+    });
+
     it('counts a finished task by service and status, with its duration and queue wait', async () => {
       const w = await fakeWorker(hub, me('metrics_ok'));
       const add = http(hub, 'POST', '/add_task', { service_id: w.welcome.service_id, args: { x: 1 } });

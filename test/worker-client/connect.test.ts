@@ -145,6 +145,8 @@ describe('worker-client', () => {
         /option concurrency: must be a whole number from 1 to 1024, got 0/,
       );
       expect((await refusal(service.connect('ws://127.0.0.1:1/worker', { minDelayMs: 100, maxDelayMs: 10 }))).message).to.match(/option maxDelayMs/);
+      expect((await refusal(service.connect([], {}))).message).to.match(/connect option hubUrl: an empty list/);
+      expect((await refusal(service.connect(['ws://127.0.0.1:1/worker', 'ftp://x'], {}))).message).to.match(/connect option hubUrl: must be a ws/);
     });
 
     it('rejects the first-welcome promise when closed before a welcome', async () => {

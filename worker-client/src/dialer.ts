@@ -31,6 +31,8 @@ export class Dialer {
   readonly #hooks: SessionHooks;
   #session: Session | null = null;
   #attempt = 0;
+  /** Which of the hub URLs the next dial goes to (modulo their number). */
+  #index = 0;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
   #first: { resolve: (info: ConnectedInfo) => void; reject: (err: Error) => void } | null = null;
@@ -74,9 +76,10 @@ export class Dialer {
   #dial(): void {
     if (this.#stopped) return;
     const o = this.#options;
+    const url = o.urls[this.#index % o.urls.length];
     const headers: Record<string, string> = {};
     if (o.token !== undefined) headers.authorization = `Bearer ${o.token}`;
-    const ws = new WebSocket(o.url, {
+    const ws = new WebSocket(url, {
       headers,
       perMessageDeflate: false,
       maxPayload: o.maxMessageBytes,
@@ -88,7 +91,7 @@ export class Dialer {
       ws,
       this.#core,
       o,
-      { name: o.url, dialed: true },
+      { name: url, dialed: true },
       {
         welcome: (info) => {
           this.#attempt = 0;
@@ -122,15 +125,20 @@ export class Dialer {
       });
       res.on('error', () => undefined);
       res.on('end', () => {
-        this.#hooks.error(refusal(o.url, res, body));
+        this.#hooks.error(refusal(url, res, body));
         refused = true;
         ws.terminate();
       });
     });
   }
 
+  /**
+   * With several hub URLs, every loss, refusal or failed dial moves on to the next one (a hub of
+   * a cluster that died leaves its workers to the others); the backoff grows until a welcome.
+   */
   #redial(): void {
     if (this.#stopped || this.#timer) return;
+    this.#index++;
     const delay = backoffDelay(this.#attempt++, this.#options.minDelayMs, this.#options.maxDelayMs);
     this.#timer = setTimeout(() => {
       this.#timer = null;

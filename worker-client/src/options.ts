@@ -116,17 +116,17 @@ export function resolveConnection(where: string, o: ConnectionOptions, serviceCo
 
 /** ConnectOptions merged and checked. */
 export interface ResolvedConnectOptions extends ResolvedConnectionOptions {
-  /** The hub's `/worker` URL, `ws:` or `wss:`. */
+  /** The first hub's `/worker` URL, `ws:` or `wss:`. */
   readonly url: string;
+  /** Every hub's `/worker` URL, in the order they are tried (a cluster's hubs; one for a hub alone). */
+  readonly urls: readonly string[];
   readonly token: string | undefined;
   readonly minDelayMs: number;
   readonly maxDelayMs: number;
 }
 
-/** Checks the hub URL (`ws://` or `wss://`; `http(s)://` is turned into it) and the options of `connect`. */
-export function resolveConnect(hubUrl: unknown, o: ConnectOptions, serviceConcurrency: number): ResolvedConnectOptions {
-  const where = 'connect';
-  if (typeof o !== 'object' || o === null) fail(where, 'options', 'must be an object');
+/** One hub URL checked: `ws://` or `wss://` (`http(s)://` is turned into it). */
+function workerUrl(where: string, hubUrl: unknown): string {
   let u: URL;
   try {
     u = new URL(String(hubUrl));
@@ -136,12 +136,25 @@ export function resolveConnect(hubUrl: unknown, o: ConnectOptions, serviceConcur
   if (u.protocol === 'http:') u.protocol = 'ws:';
   else if (u.protocol === 'https:') u.protocol = 'wss:';
   if (u.protocol !== 'ws:' && u.protocol !== 'wss:') fail(where, 'hubUrl', `must be a ws:// or wss:// URL (the hub's /worker), got ${u.protocol}`);
+  return u.href;
+}
+
+/**
+ * Checks the hub URL, or the URLs of several hubs of a cluster (each `ws://` or `wss://`;
+ * `http(s)://` is turned into it), and the options of `connect`.
+ */
+export function resolveConnect(hubUrl: unknown, o: ConnectOptions, serviceConcurrency: number): ResolvedConnectOptions {
+  const where = 'connect';
+  if (typeof o !== 'object' || o === null) fail(where, 'options', 'must be an object');
+  if (Array.isArray(hubUrl) && hubUrl.length === 0) fail(where, 'hubUrl', 'an empty list: give at least one hub URL');
+  const urls = (Array.isArray(hubUrl) ? hubUrl : [hubUrl]).map((u) => workerUrl(where, u));
   const minDelayMs = intOption(where, 'minDelayMs', o.minDelayMs, WORKER_DEFAULTS.minDelayMs, 1, MAX_TIMER_MS);
   const maxDelayMs = intOption(where, 'maxDelayMs', o.maxDelayMs, Math.max(WORKER_DEFAULTS.maxDelayMs, minDelayMs), 1, MAX_TIMER_MS);
   if (maxDelayMs < minDelayMs) fail(where, 'maxDelayMs', `must not be less than minDelayMs (${minDelayMs}), got ${maxDelayMs}`);
   return Object.freeze({
     ...resolveConnection(where, o, serviceConcurrency),
-    url: u.href,
+    url: urls[0],
+    urls: Object.freeze(urls),
     token: stringOption(where, 'token', o.token, 4096),
     minDelayMs,
     maxDelayMs,

@@ -94,10 +94,12 @@ export class Service extends TypedEmitter<WorkerEvents> {
    * HubError with the hub's code and retried with backoff like any loss, since an operator may fix
    * it (a token created, a conflicting worker stopped). Tasks in flight on a lost connection are
    * aborted (`connection_lost`) and their answers dropped: the hub re-dispatches them.
+   * With several hub URLs (the hubs of a cluster), one connection goes to one hub at a time and
+   * every loss, refusal or failed dial moves on to the next URL in the list.
    * Resolves with the first welcome (the connection goes on after it); rejects at once with a
    * TypeError naming a bad option, or later if the service is closed before a welcome.
    */
-  connect(hubUrl: string, options: ConnectOptions = {}): Promise<ConnectedInfo> {
+  connect(hubUrl: string | readonly string[], options: ConnectOptions = {}): Promise<ConnectedInfo> {
     if (this.#closing) return Promise.reject(new Error(`service ${this.name} is closed`));
     let dialer: Dialer;
     try {

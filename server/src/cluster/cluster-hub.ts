@@ -4,12 +4,12 @@
  * everything else (worker and client sockets, the dispatcher, the store) is the single hub's,
  * unchanged. `app.ts` builds it only when `HUB_BROKER` is set, so one hub alone never runs this.
  */
-import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
-import { Hub, maySee, type Requester, type SubmitRequest, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
+import { Hub, maySee, type HubState, type PreparedTask, type Requester, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { clientFrame } from '../core/frames.js';
+import { newTaskId } from '../core/task-id.js';
 import { Broker } from './broker.js';
 import { clusterNames, type ClusterNames } from './names.js';
 import { Membership } from './membership.js';
@@ -70,8 +70,6 @@ function hasMedia(args: unknown): boolean {
 }
 
 export class ClusterHub extends Hub {
-  /** This hub's id (`HUB_ID`, else random at each start: app.ts gives one). */
-  readonly hubId = this.config.hubId ?? `hub-${nanoid(8)}`;
   private node: Node | null = null;
   private readonly remote = new Map<string, RemoteTask>();
   private readonly pullers = new Map<number, Promise<ServicePuller | null>>();
@@ -127,7 +125,7 @@ export class ClusterHub extends Hub {
     const relay = new EventRelay(broker, names.events);
     const stream = await TaskStream.open(broker, names, { ackWaitMs: 3 * config.heartbeatMs });
     const leases = await DialLeases.open(broker, names.dialsBucket, this.hubId, config.heartbeatMs, (url) =>
-      this.log.warn({ worker_url: url, hub_id: this.hubId }, 'lost the lease of a dialed worker: another hub dials it now'),
+      this.log.warn({ worker_url: url }, 'lost the lease of a dialed worker: another hub dials it now'),
     );
     const held = await HeldTasks.open(broker, names);
     const takeovers = await leaseBucket(broker, names.takeoverBucket, TAKEOVER_TTL_MS);
@@ -161,17 +159,23 @@ export class ClusterHub extends Hub {
           msg.respond(JSON.stringify({ ...snap, owner: this.dispatcher.task(taskId)?.payload.owner ?? this.remote.get(taskId)?.payload.owner ?? null }));
       },
     });
+    // What this hub carries, for the operator page of any hub.
+    broker.nc.subscribe(names.hubState, {
+      callback: (err, msg) => {
+        if (!err) msg.respond(JSON.stringify(this.hubState()));
+      },
+    });
     membership.on('dead', (id) => {
       load.forget(id);
-      this.log.warn({ hub_id: this.hubId, dead_hub: id }, 'a hub of the cluster stopped answering');
+      this.log.warn({ dead_hub: id }, 'a hub of the cluster stopped answering');
       void this.scanDead();
     });
     broker.on('change', (up) => {
-      this.log[up ? 'info' : 'warn']({ hub_id: this.hubId }, up ? 'the broker is back' : 'the broker is unreachable');
+      this.log[up ? 'info' : 'warn']({}, up ? 'the broker is back' : 'the broker is unreachable');
       if (up) this.markRoom();
     });
     this.node = { names, broker, membership, load, relay, stream, leases, held, takeovers, scanTimer, db };
-    this.log.info({ hub_id: this.hubId, cluster: config.cluster }, 'joined the cluster');
+    this.log.info({ cluster: config.cluster }, 'joined the cluster');
     this.markRoom();
   }
 
@@ -285,18 +289,31 @@ export class ClusterHub extends Hub {
       void this.refreshRegistry();
       return false;
     }
-    if (held.deliveries === 1 && !t.takeover) {
-      this.run(held, { seq: 0, attempt: 0 });
-      return true;
-    }
-    // Redelivered: its holder died. Number the new attempt's events after what followers saw.
+    // JetStream delivers at least once: a message may come again after its task ended (its ack
+    // lost with the broker, or the broker's own state lost in a crash: a restarted server may
+    // count it as never delivered). The row decides: an ended task's message is only acked, never
+    // run again (one indexed read per task that crosses hubs). A redelivered one (its holder
+    // died) numbers the new attempt's events after what followers saw.
     this.promised.set(t.serviceId, (this.promised.get(t.serviceId) ?? 0) + 1);
-    void this.node.relay.lastSeen(t.id).then((seen) => {
+    const node = this.node;
+    const fresh = held.deliveries === 1 && !t.takeover;
+    void Promise.all([fresh ? { seq: 0, attempt: 0 } : node.relay.lastSeen(t.id), this.endedRow(node, t.id)]).then(([seen, ended]) => {
       this.promised.set(t.serviceId, (this.promised.get(t.serviceId) ?? 1) - 1);
-      if (this.isStopping() || this.freeSlots(t.serviceId) <= 0) held.release();
+      if (ended) void held.ack();
+      else if (this.isStopping() || this.freeSlots(t.serviceId) <= 0) held.release();
       else this.run(held, seen);
     });
     return true;
+  }
+
+  /** Whether the task's row says it ended (a read that fails counts as not ended: it runs again). */
+  private async endedRow(node: Node, taskId: string): Promise<boolean> {
+    const row = (await node
+      .db('tasks')
+      .where({ id: taskId })
+      .first('status')
+      .catch(() => undefined)) as { status: string } | undefined;
+    return !!row && ['succeeded', 'failed', 'canceled'].includes(row.status);
   }
 
   private run(held: HeldTask, seen: SeenState): void {
@@ -386,7 +403,7 @@ export class ClusterHub extends Hub {
           continue; // Another hub took it over.
         }
         const n = await node.held.drain(h, (t) => this.takeOver(node, t));
-        this.log.warn({ hub_id: this.hubId, dead_hub: h, tasks: n }, 'took over the tasks of a dead hub');
+        this.log.warn({ dead_hub: h, tasks: n }, 'took over the tasks of a dead hub');
       }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not look for the tasks of dead hubs');
@@ -403,16 +420,20 @@ export class ClusterHub extends Hub {
 
   // ---- submit ----
 
-  override submit(
-    req: SubmitRequest,
-    options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null } = {},
+  /**
+   * Every submit comes here (`submit` checks, then enqueues; a keyed submit enqueues under the id
+   * its key claimed): local first, else through the cluster's work queue (docs/cluster.md).
+   */
+  override enqueue(
+    prepared: PreparedTask,
+    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null; stored?: boolean } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     const node = this.node;
-    if (node && !node.broker.up && this.dispatcher.connections(req.service_id).length === 0 && this.registry.byServiceId(req.service_id)) {
+    if (node && !node.broker.up && this.dispatcher.connections(prepared.serviceId).length === 0) {
       throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
     }
-    if (!node?.broker.up || hasMedia(req.args) || !this.shouldRoute(req.service_id)) {
-      const r = super.submit(req, options);
+    if (!node?.broker.up || hasMedia(prepared.args) || !this.shouldRoute(prepared.serviceId)) {
+      const r = super.enqueue(prepared, options);
       const task = node ? this.dispatcher.task(r.taskId) : undefined;
       if (node && task) {
         // Followers on other hubs (subscribe, GET) hear of the task through the relay.
@@ -438,8 +459,9 @@ export class ClusterHub extends Hub {
       }
       return r;
     }
-    const { serviceId, timeoutMs, args } = this.prepare(req, options.maxTotalBytes);
-    const taskId = nanoid();
+    if (this.shuttingDown) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
+    const { serviceId, timeoutMs, args } = prepared;
+    const taskId = options.taskId ?? newTaskId();
     const now = Date.now();
     const payload: TaskPayload = { args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
     const task: StreamTask = {
@@ -447,7 +469,7 @@ export class ClusterHub extends Hub {
       serviceId,
       args,
       timeoutMs,
-      queueDeadline: now + (req.queue_timeout_ms ?? this.config.queueTimeoutMs),
+      queueDeadline: now + prepared.queueTimeoutMs,
       createdAt: now,
       attempts: 0,
       seq: 0,
@@ -728,6 +750,40 @@ export class ClusterHub extends Hub {
       info.queued = (info.queued ?? 0) + s.queued;
     }
     return info;
+  }
+
+  /**
+   * Every other live hub's state: one request on `<cluster>.hub-state` that each hub answers,
+   * gathered until every hub alive at the latest beat answered or 500 ms passed. A live hub that
+   * did not answer is listed with `answered: false`. Costs nothing until the page asks.
+   */
+  override async peerStates(): Promise<HubState[]> {
+    const node = this.node;
+    if (!node?.broker.up) return [];
+    const expected = new Set([...node.membership.live].filter((id) => id !== this.hubId));
+    const out = new Map<string, HubState>();
+    try {
+      const replies = await node.broker.nc.requestMany(node.names.hubState, '', {
+        strategy: 'count',
+        // This hub answers too (it is subscribed like the others).
+        maxMessages: expected.size + 1,
+        maxWait: CANCEL_ANSWER_MS,
+      });
+      for await (const m of replies) {
+        try {
+          const st = m.json<HubState>();
+          if (st.id !== this.hubId && typeof st.id === 'string') out.set(st.id, st);
+        } catch {
+          // Not a state (another version): left out.
+        }
+      }
+    } catch {
+      // No hub answered (alone in the cluster, or the broker went away): the live ones are listed.
+    }
+    for (const id of expected) {
+      if (!out.has(id)) out.set(id, { id, url: null, startedAt: 0, clients: 0, running: 0, queued: 0, connections: [], answered: false });
+    }
+    return [...out.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
 
   override notReadyReason(): string | null {

@@ -37,6 +37,8 @@ export interface ClusterNames {
   readonly cancel: string;
   /** Core subject of requests for a live task's state (a subscribe on another hub). */
   readonly snapshot: string;
+  /** Core subject of requests for every hub's state (the operator page); each hub answers. */
+  readonly hubState: string;
 }
 
 /** The names of cluster `cluster`; throws when it holds a character NATS names may not. */
@@ -61,5 +63,6 @@ export function clusterNames(cluster: string): ClusterNames {
     events: (taskId) => `${c}.ev.${taskId}`,
     cancel: `${c}.cancel`,
     snapshot: `${c}.snapshot`,
+    hubState: `${c}.hub-state`,
   };
 }

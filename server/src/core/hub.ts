@@ -4,7 +4,6 @@
  * it (they never reach its parts); it calls back into connections only through the small
  * `Subscriber`, `WorkerLink` and `ClientLink` interfaces.
  */
-import { nanoid } from 'nanoid';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   checkArgs,
@@ -21,6 +20,8 @@ import type { HubConfig } from '../config.js';
 import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type TaskState } from './dispatcher.js';
 import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
 import { heldBytes } from './bounds.js';
+import { newTaskId } from './task-id.js';
+import { nanoid } from 'nanoid';
 import { nodeBase64 } from './node-base64.js';
 import type { Registry } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
@@ -155,6 +156,27 @@ export interface WorkerConnectionView extends WorkerOriginInfo {
   draining: boolean;
 }
 
+/**
+ * What one hub of a cluster carries, for the operator page of any hub (`GET /api/overview`'s
+ * `hubs`): plain data, sent as JSON between hubs.
+ */
+export interface HubState {
+  /** The hub's id (`HUB_ID`, else made at its start). */
+  id: string;
+  /** Its own URL when it knows it (`HUB_PUBLIC_URL`), else null. */
+  url: string | null;
+  /** ms since the epoch. */
+  startedAt: number;
+  /** Open client WebSockets. */
+  clients: number;
+  running: number;
+  queued: number;
+  /** Its live worker connections, each with its service's name. */
+  connections: Array<WorkerConnectionView & { serviceName: string }>;
+  /** False for a hub alive in the cluster (its liveness key) that did not answer in time. */
+  answered: boolean;
+}
+
 /** A known service (live or not) with its queue, for the operator views. */
 export interface ServiceView {
   id: number;
@@ -244,6 +266,10 @@ export class Hub {
    * unless a reader asks (see `committed`).
    */
   private readonly committing = new Map<string, { task: TaskRecord<TaskPayload>; waiters: Array<() => void> | null }>();
+  /** This hub's name in logs, metrics, `/healthz` and the operator page: `HUB_ID`, else made now. */
+  readonly hubId: string;
+  /** When this hub was built, ms since the epoch. */
+  readonly startedAt: number;
 
   constructor(
     readonly config: Readonly<HubConfig>,
@@ -253,6 +279,8 @@ export class Hub {
     readonly now: () => number = Date.now,
   ) {
     this.commit = config.commit;
+    this.hubId = config.hubId ?? `hub-${nanoid(8)}`;
+    this.startedAt = now();
     this.ended = new EndedTasks(config.endedCacheSize, config.endedCacheBytes, config.resultTtlMs, now);
     this.dispatcher = new Dispatcher<TaskPayload, LiveWorker>(
       { queueLimit: config.queueLimit, maxAttempts: config.maxAttempts, cancelGraceMs: config.cancelGraceMs, queueMaxBytes: config.queueMaxBytes, now },
@@ -458,7 +486,7 @@ export class Hub {
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const payload: TaskPayload = { args: prepared.args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
-    const taskId = options.taskId ?? nanoid();
+    const taskId = options.taskId ?? newTaskId();
     const position = this.dispatcher.submit({
       id: taskId,
       serviceId: prepared.serviceId,
@@ -712,6 +740,25 @@ export class Hub {
   /** Every task queued or running, in submission order. */
   liveTasks(): IterableIterator<LiveTask> {
     return this.dispatcher.liveTasks();
+  }
+
+  /** What this hub carries now (the operator page; in a cluster, another hub's page asks). */
+  hubState(): HubState {
+    return {
+      id: this.hubId,
+      url: this.config.publicUrl,
+      startedAt: this.startedAt,
+      clients: this.clientCount,
+      running: this.runningCount,
+      queued: this.queuedCount,
+      connections: this.workerConnections().map((c) => ({ ...c, serviceName: this.serviceName(c.serviceId) ?? `#${c.serviceId}` })),
+      answered: true,
+    };
+  }
+
+  /** The other hubs of the cluster as they answer now, by id; none for a hub alone. */
+  async peerStates(): Promise<HubState[]> {
+    return [];
   }
 
   // ---- events ----

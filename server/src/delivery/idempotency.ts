@@ -7,10 +7,10 @@
  * task store (`options.store`), in the same transaction as the task's queued row.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { nanoid } from 'nanoid';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
 import type { PreparedTask } from '../core/hub.js';
+import { newTaskId } from '../core/task-id.js';
 import { claimKeys, purgeKeys, releaseKey, type ClaimOutcome, type IdempotencyRow } from '../store/idempotency-keys.js';
 import type { TaskRow } from '../store/tasks.js';
 
@@ -214,7 +214,7 @@ export class IdempotentSubmits {
     owner: string | null,
   ): Promise<SubmitOutcome<R>> {
     const now = this.now();
-    const row: IdempotencyRow = { scope, key, task_id: nanoid(), service_id: task.serviceId, args_hash: hash, created_at: now };
+    const row: IdempotencyRow = { scope, key, task_id: newTaskId(), service_id: task.serviceId, args_hash: hash, created_at: now };
     const outcome = this.store ? await this.store.claim(row, queuedRow(row, owner), now - this.ttlMs) : await this.claimGrouped(row, now - this.ttlMs);
     if (!outcome.won) {
       const held = outcome.row;

@@ -114,6 +114,14 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
     if (t.attempts <= 1) queueWait.observe(l.waited, Math.max(0, (t.startedAt ?? t.finishedAt) - t.createdAt) / 1000);
   });
 
+  // Prometheus's info pattern: one series, always 1, whose labels name this hub; a query joins
+  // it (`* on (instance) group_left (hub) utils_hub_info`) to tell the hubs of a cluster apart.
+  new Gauge({
+    name: 'utils_hub_info',
+    help: 'Always 1; its labels name this hub: hub (HUB_ID, else the id made at its start) and cluster (HUB_CLUSTER in cluster mode, else "").',
+    labelNames: ['hub', 'cluster'] as const,
+    registers,
+  }).set({ hub: hub.hubId, cluster: hub.config.broker ? hub.config.cluster : '' }, 1);
   new Gauge({
     name: 'utils_hub_queue_length',
     help: 'Tasks waiting in the queue of each known service.',

@@ -35,6 +35,9 @@ const Readiness = Type.Object(
 const Overview = Type.Object(
   {
     now: Type.String(),
+    hub_id: Type.Optional(Type.String()),
+    cluster: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    hubs: Type.Optional(Type.Array(Type.Object({}, { additionalProperties: true }))),
     shutting_down: Type.Boolean(),
     clients: Type.Optional(Type.Integer()),
     running: Type.Optional(Type.Integer()),
@@ -44,7 +47,8 @@ const Overview = Type.Object(
   },
   {
     additionalProperties: true,
-    description: 'See server/src/http/overview-shape.ts: now, shutting_down, clients, running, queued, services (with connections), tasks.',
+    description:
+      "See server/src/http/overview-shape.ts: now, hub_id, cluster, hubs (the cluster's hubs), shutting_down, clients, running, queued, services (with connections, each naming its hub), tasks.",
   },
 );
 

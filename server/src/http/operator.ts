@@ -100,11 +100,11 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorOptions
       schema: {
         tags: ['operator'],
         operationId: 'overview',
-        summary: 'The live view of the page: services, connections, queues and recent tasks',
+        summary: "The live view of the page: the cluster's hubs, services with each connection's hub, queues and recent tasks",
         response: { 200: json(ref('Overview'), 'The hub now'), ...errorResponses([]) },
       },
     },
-    async () => overview.snapshot(),
+    () => overview.snapshot(),
   );
 
   await app.register(apiReference);

@@ -3,9 +3,9 @@
  * queue lengths, and recent tasks with their progress and their end. Built on demand from the
  * hub's state; the only state kept here is a short ring of ended tasks, fed once per task end.
  */
-import type { Hub } from '../core/hub.js';
+import type { Hub, HubState, WorkerConnectionView } from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
-import type { Overview, OverviewService, OverviewTask } from './overview-shape.js';
+import type { Overview, OverviewConnection, OverviewHub, OverviewService, OverviewTask } from './overview-shape.js';
 
 export type { Overview, OverviewConnection, OverviewService, OverviewTask } from './overview-shape.js';
 
@@ -20,6 +20,34 @@ export interface OverviewOptions {
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function connectionView(hubId: string, c: WorkerConnectionView): OverviewConnection {
+  return {
+    connection_id: c.id,
+    hub_id: hubId,
+    instance: c.instance,
+    dialed: c.dialed,
+    remote: c.remote,
+    in_flight: c.inFlight,
+    concurrency: c.concurrency,
+    draining: c.draining,
+    connected_at: iso(c.connectedAt),
+  };
+}
+
+function hubView(st: HubState, self: boolean): OverviewHub {
+  return {
+    hub_id: st.id,
+    self,
+    url: st.url,
+    started_at: st.answered ? iso(st.startedAt) : null,
+    answered: st.answered,
+    clients: st.clients,
+    running: st.running,
+    queued: st.queued,
+    worker_connections: st.connections.length,
+  };
+}
 
 export class OverviewSource {
   private readonly maxRunning: number;
@@ -65,26 +93,33 @@ export class OverviewSource {
     };
   }
 
-  /** The overview now. */
-  snapshot(): Overview {
+  /** The overview now; in a cluster, with what every other hub answers (within 500 ms). */
+  async snapshot(): Promise<Overview> {
     const { hub } = this;
+    const peers = await hub.peerStates();
     const services: OverviewService[] = hub.services().map((s) => ({
       service_id: s.id,
       service_name: s.name,
       service_description: s.me.description,
       live: s.live,
       queued: s.queued,
-      connections: hub.workerConnections(s.id).map((c) => ({
-        connection_id: c.id,
-        instance: c.instance,
-        dialed: c.dialed,
-        remote: c.remote,
-        in_flight: c.inFlight,
-        concurrency: c.concurrency,
-        draining: c.draining,
-        connected_at: iso(c.connectedAt),
-      })),
+      connections: hub.workerConnections(s.id).map((c) => connectionView(hub.hubId, c)),
     }));
+    // Other hubs' connections join their service (one the registry has not read yet is added).
+    const byId = new Map(services.map((s) => [s.service_id, s]));
+    for (const p of peers) {
+      for (const c of p.connections) {
+        let s = byId.get(c.serviceId);
+        if (!s) {
+          s = { service_id: c.serviceId, service_name: c.serviceName, service_description: '', live: true, queued: 0, connections: [] };
+          byId.set(c.serviceId, s);
+          services.push(s);
+        }
+        s.live = true;
+        s.connections.push(connectionView(p.id, c));
+      }
+    }
+    services.sort((a, b) => a.service_id - b.service_id);
 
     // One pass over the live tasks that stops once it has what it shows: every running task
     // (up to the cap) and the oldest queued ones; a deep queue is summed up by `queued` above.
@@ -114,6 +149,9 @@ export class OverviewSource {
     }
     return {
       now: new Date().toISOString(),
+      hub_id: hub.hubId,
+      cluster: hub.config.broker ? hub.config.cluster : null,
+      hubs: [hubView(hub.hubState(), true), ...peers.map((p) => hubView(p, false))],
       shutting_down: hub.shuttingDown,
       clients: hub.clientCount,
       running: hub.runningCount,

@@ -12,10 +12,10 @@ import { unitSql, type HolderValues, type UnitValues } from './unit-sql.js';
 export { WRITER_STOPPED } from './writer-thread.js';
 
 /**
- * The thread's program. Statements are prepared once per SQL text (one per batch size seen
- * lately) and reused; files are written before the statement. A message is one statement, a
- * unit (claims, the task upsert, outbox rows and outcomes in one transaction; see unit-sql.ts)
- * or a lease of due webhook deliveries.
+ * The thread's program. Statements are prepared once per SQL text and reused; files are written
+ * before the statement. A message is one statement (with `width`: its one-row statement once
+ * per `width` values, all in one transaction), a unit (claims, the task rows, outbox rows and
+ * outcomes in one transaction; see unit-sql.ts) or a lease of due webhook deliveries.
  */
 const THREAD_SOURCE = `
 'use strict';
@@ -25,6 +25,9 @@ const path = require('node:path');
 const Database = require(workerData.driver);
 const SQL = workerData.sql;
 let db = null;
+let each = null;
+let unitTx = null;
+let leaseTx = null;
 const statements = new Map();
 function connect() {
   const conn = new Database(workerData.filename, { timeout: workerData.busyTimeoutMs, fileMustExist: true });
@@ -50,7 +53,7 @@ function writeFile(name, pieces) {
 function prepared(sql) {
   let stmt = statements.get(sql);
   if (stmt === undefined) {
-    if (statements.size >= 64) statements.clear(); // never, with the store's padded batch sizes
+    if (statements.size >= 64) statements.clear(); // a few texts only: the store's statements
     stmt = db.prepare(sql);
     statements.set(sql, stmt);
   }
@@ -79,10 +82,15 @@ function claim(c, row, upsertRow) {
   if (h.task_id === taskId) return null; // a retry of a write that had committed
   return [h.task_id, Number(h.service_id), h.args_hash, Number(h.created_at)];
 }
+// A one-row statement once per \`width\` values (or, without \`width\`, one statement of them all).
+function runRows(stmt, values, width) {
+  if (!width) return stmt.run(values);
+  for (let i = 0; i < values.length; i += width) stmt.run(values.slice(i, i + width));
+}
 function unit(u) {
   const out = { claims: undefined };
   if (u.claims) out.claims = u.claims.map((c, i) => claim(c, u.claimRows[i], u.upsertRow));
-  if (u.sql) prepared(u.sql).run(joinBlobs(u.values));
+  if (u.sql) runRows(prepared(u.sql), joinBlobs(u.values), u.width);
   if (u.outbox) for (const r of u.outbox) prepared(SQL.deliveryInsert).run(r);
   if (u.updates) for (const r of u.updates) prepared(SQL.deliveryUpdate).run(r);
   return out;
@@ -103,12 +111,16 @@ parentPort.on('message', (msg) => {
   const { id, files } = msg;
   try {
     if (files) for (const [name, pieces] of files) writeFile(name, pieces);
-    if (db === null) db = connect();
+    if (db === null) {
+      db = connect();
+      each = db.transaction(runRows);
+      unitTx = db.transaction(unit);
+      leaseTx = db.transaction(lease);
+    }
     let result;
-    const u = msg.unit;
-    if (u && !u.claims && !u.outbox && !u.updates) prepared(u.sql).run(joinBlobs(u.values)); // one statement: its own transaction
-    else if (u) result = db.transaction(unit).immediate(u);
-    else if (msg.lease) result = db.transaction(lease).immediate(msg.lease);
+    if (msg.unit) result = unitTx.immediate(msg.unit);
+    else if (msg.lease) result = leaseTx.immediate(msg.lease);
+    else if (msg.width) each(prepared(msg.sql), joinBlobs(msg.values), msg.width);
     else prepared(msg.sql).run(joinBlobs(msg.values));
     parentPort.postMessage({ id, result });
   } catch (err) {
@@ -153,11 +165,14 @@ export class SqliteWriter extends WriterThread {
 
   /**
    * Commits a unit in one transaction: its claims (each winner's queued row upserted with
-   * `upsertRow`, a one-row upsert), then `sql` with `values` (the batch of task rows, if any),
-   * then its outbox rows and outcomes; `files` are written first. Resolves with the claims'
-   * holders (null: won), in order.
+   * `upsertRow`, a one-row upsert), then `sql` with `values` (the task rows, if any: with
+   * `width`, `sql` is a one-row statement run once per `width` values), then its outbox rows and
+   * outcomes; `files` are written first. Resolves with the claims' holders (null: won), in order.
    */
-  async unit(u: UnitValues & { sql?: string; values?: unknown[]; upsertRow?: string }, files?: readonly WriterFile[]): Promise<Array<HolderValues | null>> {
+  async unit(
+    u: UnitValues & { sql?: string; values?: unknown[]; width?: number; upsertRow?: string },
+    files?: readonly WriterFile[],
+  ): Promise<Array<HolderValues | null>> {
     const answer = (await this.send({ unit: u, files })) as { claims?: Array<HolderValues | null> } | undefined;
     return answer?.claims ?? [];
   }
@@ -165,5 +180,18 @@ export class SqliteWriter extends WriterThread {
   /** Leases up to `limit` due webhook deliveries (not those of `skip`) until `until`; resolves with their rows. */
   async lease(now: number, limit: number, until: number, skip: readonly string[]): Promise<Record<string, unknown>[]> {
     return (await this.send({ lease: [now, limit, until, skip] })) as Record<string, unknown>[];
+  }
+
+  /**
+   * Runs the one-row statement `sql` once for each `width` consecutive `values`, all in one
+   * transaction (so: all or none). One prepared statement
+   * serves batches of every size: a statement of N rows per batch size would be prepared anew for
+   * most batches, and SQLite's cost per row is the same either way.
+   */
+  async runEach(sql: string, values: unknown[], width: number): Promise<void> {
+    if (!Number.isInteger(width) || width < 1 || values.length % width !== 0) {
+      throw new RangeError(`runEach: ${values.length} values are not rows of ${width}`);
+    }
+    await this.send({ sql, values, width });
   }
 }

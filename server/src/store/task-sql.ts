@@ -45,20 +45,6 @@ const MERGE_COLUMNS = [
 /** Every column, in the order of the upsert's values. */
 const COLUMNS = ['id', ...MERGE_COLUMNS] as const;
 
-/**
- * Row counts of the SQLite writer thread's statements: a batch is padded up to the next one by
- * repeating its last row (the repeats update the row to the values it already has). Each size is
- * one prepared statement kept for good; with a statement per batch size, the thread prepared one
- * for most batches, and the dropped ones held their native memory until the thread's rare garbage
- * collections (the hub's RSS grew by 70 MB a minute under a mixed load).
- */
-const SQLITE_SIZES = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
-
-/** The smallest statement size that holds `n` rows. */
-function paddedSize(n: number): number {
-  return SQLITE_SIZES.find((s) => s >= n) ?? n;
-}
-
 /** The upsert's pieces: its head, one row's tuple, and its merge clause. */
 function upsertParts(mysql: boolean): { head: string; tuple: string; tail: string } {
   return {
@@ -270,7 +256,11 @@ export class TaskUpserts {
     }
   }
 
-  /** The unit runs in the writer's thread, off the event loop. */
+  /**
+   * The unit runs in the writer's thread, off the event loop. Task rows: on MySQL one statement
+   * of every row (one round trip); on SQLite the one-row statement once per row, in the unit's
+   * transaction (no statement to prepare per batch size, and SQLite's cost per row is the same).
+   */
   async #writeInThread(writer: SqliteWriter | MysqlWriter, w: TaskWrite): Promise<Array<HolderValues | null>> {
     const sqlite = writer instanceof SqliteWriter;
     const records = w.rows;
@@ -278,7 +268,7 @@ export class TaskUpserts {
     const values: unknown[] = [];
     let files: WriterFile[] | undefined;
     if (records.length > 0) {
-      const rows = sqlite ? paddedSize(records.length) : records.length;
+      const rows = sqlite ? 1 : records.length;
       sql = this.#upserts.get(rows);
       if (sql === undefined) {
         if (this.#upserts.size >= 32) this.#upserts.clear();
@@ -313,9 +303,6 @@ export class TaskUpserts {
           r.owner,
         );
       }
-      const width = COLUMNS.length;
-      const last = values.length - width;
-      for (let i = records.length; i < rows; i++) for (let k = 0; k < width; k++) values.push(values[last + k]);
       // The files first: a committed row never names a file that is not written yet.
       if (files) await writeMediaFiles((writer as SqliteWriter).filesDir, files);
     }
@@ -323,6 +310,7 @@ export class TaskUpserts {
     if (sql !== undefined) {
       unit.sql = sql;
       unit.values = values;
+      if (sqlite) unit.width = COLUMNS.length;
     }
     // Claims go in the order of their keys, so that two hubs claiming the same keys lock them in one order.
     const order = w.claims.map((_, i) => i).sort((a, b) => compareKeys(w.claims[a].key, w.claims[b].key));

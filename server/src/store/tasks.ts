@@ -343,8 +343,10 @@ export class TaskStore {
    */
   async markInterrupted(now: number = Date.now(), message = 'the hub stopped while the task was unfinished'): Promise<number> {
     await this.flush();
+    // The statuses as literals, not bound values: SQLite uses its partial index of the unfinished
+    // tasks (migration 006) only for a condition it can see implies the index's own.
     return await this.#db('tasks')
-      .whereIn('status', ['queued', 'running'])
+      .whereRaw("`status` in ('queued', 'running')")
       .update({ status: 'failed', error: JSON.stringify({ code: 'interrupted', message }), finished_at: now });
   }
 

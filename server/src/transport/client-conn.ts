@@ -5,11 +5,11 @@
 import type { WebSocket } from 'ws';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type ErrorMsg, type RejectedMsg, type ServiceInfoMsg } from '@utils-hub/protocol';
 import type { ClientLink, Hub, LiveTaskSnapshot, Requester, Subscriber } from '../core/hub.js';
+import { newTaskId } from '../core/task-id.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
 import { acceptedFrame, clientFrame, snapshotFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
-import { nanoid } from 'nanoid';
 import type { IdempotentSubmits, SubmitOutcome } from '../delivery/idempotency.js';
 import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
 
@@ -242,7 +242,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       };
       if (key !== undefined) out = await deps.submits!.submit(deps.keyScope ?? '', key, prepared, enqueue, owner);
       else {
-        const taskId = nanoid();
+        const taskId = newTaskId();
         out = { duplicate: false, taskId, result: enqueue(taskId) };
       }
     } catch (err) {
