@@ -10,9 +10,9 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Knex } from 'knex';
 import type { FastifyBaseLogger } from 'fastify';
-import { nanoid } from 'nanoid';
 import { HubError, type WebhookEvent } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
+import { newTaskId } from '../core/task-id.js';
 import { checkWebhookUrl, guardedLookup, refusedLiteral } from './address-check.js';
 import { secretBytes, signWebhook } from './webhook-sign.js';
 import { purgeDeliveries, type DeliveryRow } from '../store/webhook-deliveries.js';
@@ -157,7 +157,8 @@ export class Webhooks {
   private row(taskId: string, url: string, event: WebhookEvent, body: object): DeliveryRow {
     const now = this.now();
     return {
-      id: `msg_${nanoid()}`,
+      // In time order, like task ids: a new row lands on the last page of the primary key's index.
+      id: `msg_${newTaskId(now)}`,
       task_id: taskId,
       url,
       event,
