@@ -6,12 +6,12 @@
  */
 import { createRequire } from 'node:module';
 import { WriterThread } from './writer-thread.js';
-import { unitSql, type HolderValues, type UnitValues } from './unit-sql.js';
+import { unitSql, type UnitAnswer, type UnitValues } from './unit-sql.js';
 
 /**
  * The thread's program: one connection, opened on the first statement and again after a fatal
  * error (the server gone, a cut network); messages run one at a time, in order: a statement, a
- * unit in one transaction (see unit-sql.ts) or a lease of due webhook deliveries. A list of
+ * unit in one transaction (see unit-sql.ts). A list of
  * Buffers is bound as their concatenation; a Buffer arrives as a plain Uint8Array (structured
  * clone) and is bound as bytes again.
  */
@@ -91,17 +91,21 @@ async function inTransaction(c, steps) {
   }
 }
 async function unit(c, u) {
-  const one = !u.claims && !u.outbox && !u.updates;
+  const one = !u.claims && !u.outbox && !u.updates && !u.leases;
   if (one) {
     await query(c, u.sql, u.values.map(bindable));
-    return { claims: undefined };
+    return {};
   }
   return inTransaction(c, async () => {
-    const out = { claims: undefined };
+    const out = { claims: undefined, leases: undefined };
     if (u.claims) out.claims = await claim(c, u);
     if (u.sql) await query(c, u.sql, u.values.map(bindable));
     if (u.outbox) await insertDeliveries(c, u.outbox);
     if (u.updates) for (const r of u.updates) await query(c, SQL.deliveryUpdate, r);
+    if (u.leases) {
+      out.leases = [];
+      for (const l of u.leases) out.leases.push(await lease(c, l));
+    }
     return out;
   });
 }
@@ -119,7 +123,6 @@ async function lease(c, [now, limit, until, skip]) {
 }
 function run(c, msg) {
   if (msg.unit) return unit(c, msg.unit);
-  if (msg.lease) return lease(c, msg.lease);
   return query(c, msg.sql, msg.values.map(bindable)).then(() => undefined);
 }
 function next() {
@@ -180,18 +183,11 @@ export class MysqlWriter extends WriterThread {
   /**
    * Commits a unit in one transaction (BEGIN ... COMMIT; a unit of task rows alone is one
    * statement): its claims (the winners' queued rows upserted with `upsertHead` + tuples +
-   * `upsertTail`), then `sql` with `values`, then its outbox rows and outcomes. Resolves with
-   * the claims' holders (null: won), in order.
+   * `upsertTail`), then `sql` with `values`, then its outbox rows, outcomes and leases. Resolves
+   * with the claims' holders (null: won) and the rows each lease took, in order.
    */
-  async unit(
-    u: UnitValues & { sql?: string; values?: unknown[]; upsertHead?: string; upsertTuple?: string; upsertTail?: string },
-  ): Promise<Array<HolderValues | null>> {
-    const answer = (await this.send({ unit: u })) as { claims?: Array<HolderValues | null> } | undefined;
-    return answer?.claims ?? [];
-  }
-
-  /** Leases up to `limit` due webhook deliveries (not those of `skip`) until `until`; resolves with their rows. */
-  async lease(now: number, limit: number, until: number, skip: readonly string[]): Promise<Record<string, unknown>[]> {
-    return (await this.send({ lease: [now, limit, until, skip] })) as Record<string, unknown>[];
+  async unit(u: UnitValues & { sql?: string; values?: unknown[]; upsertHead?: string; upsertTuple?: string; upsertTail?: string }): Promise<UnitAnswer> {
+    const answer = (await this.send({ unit: u })) as Partial<UnitAnswer> | undefined;
+    return { claims: answer?.claims ?? [], leases: answer?.leases ?? [] };
   }
 }

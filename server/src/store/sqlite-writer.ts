@@ -7,15 +7,15 @@
  */
 import { createRequire } from 'node:module';
 import { WriterThread } from './writer-thread.js';
-import { unitSql, type HolderValues, type UnitValues } from './unit-sql.js';
+import { unitSql, type UnitAnswer, type UnitValues } from './unit-sql.js';
 
 export { WRITER_STOPPED } from './writer-thread.js';
 
 /**
  * The thread's program. Statements are prepared once per SQL text and reused; files are written
  * before the statement. A message is one statement (with `width`: its one-row statement once
- * per `width` values, all in one transaction), a unit (claims, the task rows, outbox rows and
- * outcomes in one transaction; see unit-sql.ts) or a lease of due webhook deliveries.
+ * per `width` values, all in one transaction) or a unit (claims, the task rows, outbox rows,
+ * outcomes and leases of due webhook deliveries in one transaction; see unit-sql.ts).
  */
 const THREAD_SOURCE = `
 'use strict';
@@ -27,7 +27,6 @@ const SQL = workerData.sql;
 let db = null;
 let each = null;
 let unitTx = null;
-let leaseTx = null;
 const statements = new Map();
 function connect() {
   const conn = new Database(workerData.filename, { timeout: workerData.busyTimeoutMs, fileMustExist: true });
@@ -88,15 +87,16 @@ function runRows(stmt, values, width) {
   for (let i = 0; i < values.length; i += width) stmt.run(values.slice(i, i + width));
 }
 function unit(u) {
-  const out = { claims: undefined };
+  const out = { claims: undefined, leases: undefined };
   if (u.claims) out.claims = u.claims.map((c, i) => claim(c, u.claimRows[i], u.upsertRow));
   if (u.sql) runRows(prepared(u.sql), joinBlobs(u.values), u.width);
   if (u.outbox) for (const r of u.outbox) prepared(SQL.deliveryInsert).run(r);
   if (u.updates) for (const r of u.updates) prepared(SQL.deliveryUpdate).run(r);
+  if (u.leases) out.leases = u.leases.map(lease);
   return out;
 }
-// Due webhook deliveries, each leased by a conditional update (one transaction: no other
-// connection writes between the read and the leases).
+// Due webhook deliveries, each leased by a conditional update (in the unit's transaction: no
+// other connection writes between the read and the leases).
 function lease([now, limit, until, skip]) {
   const skipped = new Set(skip);
   const taken = [];
@@ -115,11 +115,9 @@ parentPort.on('message', (msg) => {
       db = connect();
       each = db.transaction(runRows);
       unitTx = db.transaction(unit);
-      leaseTx = db.transaction(lease);
     }
     let result;
     if (msg.unit) result = unitTx.immediate(msg.unit);
-    else if (msg.lease) result = leaseTx.immediate(msg.lease);
     else if (msg.width) each(prepared(msg.sql), joinBlobs(msg.values), msg.width);
     else prepared(msg.sql).run(joinBlobs(msg.values));
     parentPort.postMessage({ id, result });
@@ -166,20 +164,13 @@ export class SqliteWriter extends WriterThread {
   /**
    * Commits a unit in one transaction: its claims (each winner's queued row upserted with
    * `upsertRow`, a one-row upsert), then `sql` with `values` (the task rows, if any: with
-   * `width`, `sql` is a one-row statement run once per `width` values), then its outbox rows and
-   * outcomes; `files` are written first. Resolves with the claims' holders (null: won), in order.
+   * `width`, `sql` is a one-row statement run once per `width` values), then its outbox rows,
+   * outcomes and leases; `files` are written first. Resolves with the claims' holders (null:
+   * won) and the rows each lease took, in order.
    */
-  async unit(
-    u: UnitValues & { sql?: string; values?: unknown[]; width?: number; upsertRow?: string },
-    files?: readonly WriterFile[],
-  ): Promise<Array<HolderValues | null>> {
-    const answer = (await this.send({ unit: u, files })) as { claims?: Array<HolderValues | null> } | undefined;
-    return answer?.claims ?? [];
-  }
-
-  /** Leases up to `limit` due webhook deliveries (not those of `skip`) until `until`; resolves with their rows. */
-  async lease(now: number, limit: number, until: number, skip: readonly string[]): Promise<Record<string, unknown>[]> {
-    return (await this.send({ lease: [now, limit, until, skip] })) as Record<string, unknown>[];
+  async unit(u: UnitValues & { sql?: string; values?: unknown[]; width?: number; upsertRow?: string }, files?: readonly WriterFile[]): Promise<UnitAnswer> {
+    const answer = (await this.send({ unit: u, files })) as Partial<UnitAnswer> | undefined;
+    return { claims: answer?.claims ?? [], leases: answer?.leases ?? [] };
   }
 
   /**

@@ -9,8 +9,8 @@ import { SqliteWriter, type WriterFile } from './sqlite-writer.js';
 import { mediaFile, writeMediaFiles } from './task-media.js';
 import { joined, lengthOf, type TaskColumns } from './task-rows.js';
 import type { IdempotencyRow } from './idempotency-keys.js';
-import { claimValues, deliveryValues, runUnitWithKnex, updateValues, type DeliveryUpdate, type HolderValues } from './unit-sql.js';
-import { deliveryFromDb, dueDeliveries, leaseDelivery, type DeliveryRow } from './webhook-deliveries.js';
+import { claimValues, deliveryValues, runUnitWithKnex, updateValues, type DeliveryUpdate, type HolderValues, type UnitValues } from './unit-sql.js';
+import { deliveryFromDb, type DeliveryRow } from './webhook-deliveries.js';
 
 /** The part of a better-sqlite3 connection the store uses. */
 interface SqliteConnection {
@@ -101,6 +101,14 @@ export interface TaskWrite {
   claims: ReadonlyArray<{ key: IdempotencyRow; expiredBefore: number; row: TaskColumns }>;
   outbox: readonly DeliveryRow[];
   updates: readonly DeliveryUpdate[];
+  /** Leases of due webhook deliveries, run last: `[now, limit, until, skip]` each. */
+  leases: NonNullable<UnitValues['leases']>;
+}
+
+/** What a write answers: each claim's holder (null: won), and the rows each lease took. */
+export interface WriteAnswer {
+  holders: Array<HolderValues | null>;
+  leased: DeliveryRow[][];
 }
 
 /** Length of a string as a quoted, escaped SQL literal (mysql2 escapes these with a backslash). */
@@ -178,19 +186,20 @@ export class TaskUpserts {
 
   /** Upserts `records` in one statement. */
   async insert(records: TaskColumns[]): Promise<void> {
-    await this.write({ rows: records, claims: [], outbox: [], updates: [] });
+    await this.write({ rows: records, claims: [], outbox: [], updates: [], leases: [] });
   }
 
   /**
-   * Commits `w` in one transaction (task rows alone: one statement). Resolves with each claim's
-   * holder, in order: null when the claim won (its task's row is written), else the key's row.
+   * Commits `w` in one transaction (task rows alone on MySQL: one statement). Resolves with each
+   * claim's holder, in order (null when the claim won: its task's row is written; else the key's
+   * row), and the rows each lease took.
    */
-  async write(w: TaskWrite): Promise<Array<HolderValues | null>> {
-    const extra = w.claims.length > 0 || w.outbox.length > 0 || w.updates.length > 0;
+  async write(w: TaskWrite): Promise<WriteAnswer> {
+    const extra = w.claims.length > 0 || w.outbox.length > 0 || w.updates.length > 0 || w.leases.length > 0;
     if (this.#writer) return this.#writeInThread(this.#writer, w);
     if (!extra) {
       await this.#insertWithKnex(w.rows);
-      return [];
+      return { holders: [], leased: [] };
     }
     const merge = (rows: Record<string, unknown>[]) =>
       rows.map((r) => (r.attachments === null || Buffer.isBuffer(r.attachments) ? r : { ...r, attachments: joined(r.attachments as Uint8Array[]) }));
@@ -201,27 +210,16 @@ export class TaskUpserts {
           .onConflict('id')
           .merge([...MERGE_COLUMNS]);
       };
-      const holders = await runUnitWithKnex(
+      if (w.rows.length) await upsert(trx, w.rows as unknown as Record<string, unknown>[]);
+      return runUnitWithKnex(
         trx,
         w.claims.map((c) => ({ key: c.key, expiredBefore: c.expiredBefore, row: c.row as unknown as Record<string, unknown> })),
         w.outbox,
         w.updates,
+        w.leases,
         upsert,
       );
-      if (w.rows.length) await upsert(trx, w.rows as unknown as Record<string, unknown>[]);
-      return holders;
     });
-  }
-
-  /**
-   * Leases up to `limit` webhook deliveries due at `now` (leaving out `skip`) until `until`, each by
-   * a conditional update: in the writer thread when there is one. Resolves with the rows taken.
-   */
-  async lease(now: number, limit: number, until: number, skip: readonly string[]): Promise<DeliveryRow[]> {
-    if (this.#writer) return (await this.#writer.lease(now, limit, until, skip)).map(deliveryFromDb);
-    const taken: DeliveryRow[] = [];
-    for (const row of await dueDeliveries(this.#db, now, limit, skip)) if (await leaseDelivery(this.#db, row, until)) taken.push(row);
-    return taken;
   }
 
   async #insertWithKnex(records: TaskColumns[]): Promise<void> {
@@ -261,7 +259,7 @@ export class TaskUpserts {
    * of every row (one round trip); on SQLite the one-row statement once per row, in the unit's
    * transaction (no statement to prepare per batch size, and SQLite's cost per row is the same).
    */
-  async #writeInThread(writer: SqliteWriter | MysqlWriter, w: TaskWrite): Promise<Array<HolderValues | null>> {
+  async #writeInThread(writer: SqliteWriter | MysqlWriter, w: TaskWrite): Promise<WriteAnswer> {
     const sqlite = writer instanceof SqliteWriter;
     const records = w.rows;
     let sql: string | undefined;
@@ -322,12 +320,14 @@ export class TaskUpserts {
     }
     if (w.outbox.length > 0) unit.outbox = w.outbox.map(deliveryValues);
     if (w.updates.length > 0) unit.updates = w.updates.map(updateValues);
-    const sorted = await writer.unit(unit);
+    if (w.leases.length > 0) unit.leases = w.leases;
+    const answer = await writer.unit(unit);
+    const sorted = answer.claims;
     // As knex would: whoever watches the queries (tests, debugging) still sees the upsert.
     if (sql !== undefined) (this.#db as unknown as { emit(event: string, data: unknown): void }).emit('query', { sql, bindings: values, method: 'insert' });
     const holders = new Array<HolderValues | null>(order.length);
     for (let k = 0; k < order.length; k++) holders[order[k]] = sorted[k];
-    return holders;
+    return { holders, leased: answer.leases.map((rows) => rows.map(deliveryFromDb)) };
   }
 
   /** Stops the writer thread, if any. */

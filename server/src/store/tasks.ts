@@ -87,13 +87,16 @@ const DEFAULTS: Readonly<WriteBehindOptions> = Object.freeze({
   backlogBytes: 64 * 1024 * 1024,
 });
 
+/** Longest an outcome of a webhook try waits for a write of other rows before it is written alone, in ms. */
+const OUTCOME_DELAY_MS = 100;
+
 /**
  * What waits in the buffer: a task's row (keyed by the task id), a key's claim with its task's
  * queued row, outbox rows alone, or a try's outcome (keyed by ids that start with a NUL, which
  * no task id holds). Everything taken into one batch is committed in one transaction.
  */
 interface Pending {
-  /** The task id; `\0k`, `\0o`, `\0u` + an id for a claim, outbox rows, an outcome. */
+  /** The task id; `\0k`, `\0o`, `\0u`, `\0l` + an id for a claim, outbox rows, an outcome, a lease. */
   id: string;
   /** The task's row (a claim's: written only if the claim wins); null for outbox rows or an outcome. */
   row: TaskRow | null;
@@ -104,6 +107,8 @@ interface Pending {
   outbox: DeliveryRow[] | null;
   /** A webhook try's outcome. */
   update: DeliveryUpdate | null;
+  /** A lease of due deliveries (`[now, limit, until, skip]`) and, once written, the rows it took. */
+  lease?: { args: [number, number, number, readonly string[]]; rows?: DeliveryRow[] };
   /** Rough size of the row in a statement. */
   bytes: number;
   /** Bytes it holds in memory: media, result, error, message. */
@@ -135,6 +140,8 @@ export class TaskStore {
   readonly #sql: TaskUpserts;
   readonly #buffer: WriteBehind<Pending>;
   readonly #outboxWatchers: Array<() => void> = [];
+  /** Leases asked for so far (each its own entry). */
+  #leases = 0;
   #closing: Promise<void> | null = null;
 
   constructor(db: Knex, options: TaskStoreOptions = {}) {
@@ -175,8 +182,9 @@ export class TaskStore {
 
   /** Commits entries in one transaction; records each claim's holder on its entry; tells the outbox's watchers. */
   async #write(entries: Pending[]): Promise<void> {
-    const w: TaskWrite = { rows: [], claims: [], outbox: [], updates: [] };
+    const w: TaskWrite = { rows: [], claims: [], outbox: [], updates: [], leases: [] };
     const claims: Pending[] = [];
+    const leases: Pending[] = [];
     for (const p of entries) {
       if (p.claim) {
         claims.push(p);
@@ -184,9 +192,14 @@ export class TaskStore {
       } else if (p.columns) w.rows.push(p.columns);
       if (p.outbox) (w.outbox as DeliveryRow[]).push(...p.outbox);
       if (p.update) (w.updates as DeliveryUpdate[]).push(p.update);
+      if (p.lease) {
+        leases.push(p);
+        w.leases.push(p.lease.args);
+      }
     }
-    const holders = await this.#sql.write(w);
+    const { holders, leased } = await this.#sql.write(w);
     for (let i = 0; i < claims.length; i++) claims[i].claim!.holder = holders[i];
+    for (let i = 0; i < leases.length; i++) leases[i].lease!.rows = leased[i];
     if (w.outbox.length > 0) {
       for (const watcher of this.#outboxWatchers) {
         try {
@@ -283,7 +296,7 @@ export class TaskStore {
               row: { scope: key.scope, key: key.key, task_id: holder[0], service_id: holder[1], args_hash: holder[2], created_at: holder[3] },
             });
         },
-        true,
+        0,
       );
     });
   }
@@ -300,7 +313,12 @@ export class TaskStore {
   recordDelivery(update: DeliveryUpdate): void {
     if (this.#closing) throw new Error('TaskStore.recordDelivery: the store is closed');
     const bytes = 256 + (update.last_error?.length ?? 0);
-    this.#buffer.put({ id: `\u0000u${update.id}`, row: null, columns: null, claim: null, outbox: null, update, bytes, held: 0, refusals: 0 });
+    // Not worth a write of its own: it goes with the next one, or within OUTCOME_DELAY_MS.
+    this.#buffer.put(
+      { id: `\u0000u${update.id}`, row: null, columns: null, claim: null, outbox: null, update, bytes, held: 0, refusals: 0 },
+      undefined,
+      OUTCOME_DELAY_MS,
+    );
   }
 
   /** Calls `watcher` after each write that committed outbox rows (the webhook sender looks for due rows). */
@@ -310,10 +328,25 @@ export class TaskStore {
 
   /**
    * Leases up to `limit` webhook deliveries due at `now`, leaving out `skip` (ids in flight here),
-   * until `until`: in the writer thread when there is one (no synchronous SQLite on the event loop).
+   * until `until`, each by a conditional update: with the next write (at once, or with the write
+   * running now), in its transaction, so that a lease costs no message to the writer thread of
+   * its own. Resolves with the rows taken (none if the store gave the lease up).
    */
   leaseDeliveries(now: number, limit: number, until: number, skip: readonly string[]): Promise<DeliveryRow[]> {
-    return this.#sql.lease(now, limit, until, skip);
+    if (this.#closing) return Promise.reject(new Error('TaskStore.leaseDeliveries: the store is closed'));
+    const entry: Pending = {
+      id: `\u0000l${++this.#leases}`,
+      row: null,
+      columns: null,
+      claim: null,
+      outbox: null,
+      update: null,
+      lease: { args: [now, limit, until, [...skip]] },
+      bytes: 256 + 64 * skip.length,
+      held: 0,
+      refusals: 0,
+    };
+    return new Promise((resolve) => this.#buffer.put(entry, (dropped) => resolve(dropped ? [] : (entry.lease!.rows ?? [])), 0));
   }
 
   /** The task's latest state: an unsaved one first, else the table's. Null when unknown. */

@@ -8,7 +8,7 @@
  */
 import type { Knex } from 'knex';
 import type { IdempotencyRow } from './idempotency-keys.js';
-import type { DeliveryRow } from './webhook-deliveries.js';
+import { dueDeliveries, leaseDelivery, type DeliveryRow } from './webhook-deliveries.js';
 
 /** The outcome of a webhook try, as written back to its row. */
 export interface DeliveryUpdate {
@@ -125,21 +125,33 @@ export interface UnitValues {
   outbox?: unknown[][];
   /** Outcomes of tries ({@link updateValues}). */
   updates?: unknown[][];
+  /** Leases of due deliveries, each `[now, limit, until, skip]`: run last; each answers the rows it took. */
+  leases?: Array<[now: number, limit: number, until: number, skip: readonly string[]]>;
 }
 
-/** Runs a unit's claims, outbox rows and outcomes through knex, in `trx`; answers the claims' holders (null: won). */
+/** What the writer thread answers for a unit: each claim's holder (null: won), each lease's rows (as the driver gave them). */
+export interface UnitAnswer {
+  claims: Array<HolderValues | null>;
+  leases: Record<string, unknown>[][];
+}
+
+/**
+ * Runs a unit's claims, outbox rows, outcomes and leases through knex, in `trx`; answers the
+ * claims' holders (null: won) and the rows each lease took.
+ */
 export async function runUnitWithKnex(
   trx: Knex.Transaction,
   claims: ReadonlyArray<{ key: IdempotencyRow; expiredBefore: number; row: Record<string, unknown> }>,
   outbox: readonly DeliveryRow[],
   updates: readonly DeliveryUpdate[],
+  leases: NonNullable<UnitValues['leases']>,
   upsert: (trx: Knex.Transaction, rows: Record<string, unknown>[]) => Promise<void>,
-): Promise<Array<HolderValues | null>> {
-  const out: Array<HolderValues | null> = [];
+): Promise<{ holders: Array<HolderValues | null>; leased: DeliveryRow[][] }> {
+  const holders: Array<HolderValues | null> = [];
   const won: Record<string, unknown>[] = [];
   for (const c of claims) {
     const holder = await claimWithKnex(trx, c.key, c.expiredBefore);
-    out.push(holder);
+    holders.push(holder);
     if (holder === null) won.push(c.row);
   }
   if (won.length) await upsert(trx, won);
@@ -148,7 +160,13 @@ export async function runUnitWithKnex(
     const { id, ...change } = u;
     await trx('webhook_deliveries').where({ id }).update(change);
   }
-  return out;
+  const leased: DeliveryRow[][] = [];
+  for (const [now, limit, until, skip] of leases) {
+    const taken: DeliveryRow[] = [];
+    for (const row of await dueDeliveries(trx, now, limit, skip)) if (await leaseDelivery(trx, row, until)) taken.push(row);
+    leased.push(taken);
+  }
+  return { holders, leased };
 }
 
 /** One claim in a transaction: null when it won (a new key, or an expired one taken over), else the holder. */

@@ -136,11 +136,12 @@ export class WriteBehind<E extends Buffered> {
 
   /**
    * Buffers an entry, replacing an unwritten one of the same id; it is written within
-   * `flushDelayMs` (`urgent`: at the event loop's next turn, or after the write running now).
+   * `flushDelayMs`, or `delayMs` when given (0: at the event loop's next turn, or after the write
+   * running now; longer: it rides with an earlier write of other entries, if any).
    * `onWritten` is called once it is (see {@link WrittenCallback}), never from inside this call;
    * while writes fail, not before one succeeds.
    */
-  put(entry: E, onWritten?: WrittenCallback, urgent = false): void {
+  put(entry: E, onWritten?: WrittenCallback, delayMs?: number): void {
     const previous = this.#pending.get(entry.id);
     if (previous) this.#target.supersede?.(previous, entry);
     this.#pending.set(entry.id, entry);
@@ -150,7 +151,7 @@ export class WriteBehind<E extends Buffered> {
     if (callbacks) this.#waiting.set(entry, callbacks);
     this.#account(entry.held - (previous?.held ?? 0));
     if (this.#failures > 0) return; // a retry is already scheduled
-    this.#schedule(urgent || this.#pending.size >= this.#opts.batchSize ? 0 : this.#opts.flushDelayMs);
+    this.#schedule(this.#pending.size >= this.#opts.batchSize ? 0 : (delayMs ?? this.#opts.flushDelayMs));
   }
 
   /** Writes every entry put so far, now. Rejects when a write fails; the entries are then kept and retried. */
