@@ -3,6 +3,9 @@
  * start it on port 0 in process and the command line starts it for real.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import type { Knex } from 'knex';
@@ -67,6 +70,21 @@ export interface BuildOptions extends Partial<HubConfig> {
   logger?: FastifyServerOptions['logger'];
   /** An open knex instance to use instead of opening `db` (the caller then owns it). */
   knex?: Knex;
+}
+
+/**
+ * Lets go of the HTTP exchange that opened a WebSocket. @fastify/websocket keeps it for the
+ * connection's life: the socket names the upgrade's response (`_httpMessage`, set by
+ * `assignSocket`), and its error listener holds the request and reply, which hold their logger,
+ * headers and the response's listeners: about 2 KB per idle connection, of which the
+ * connection needs none (serveClient and serveWorker take what they need from the request
+ * before this returns, and log socket errors themselves).
+ */
+function releaseUpgrade(socket: WebSocket, req: FastifyRequest): void {
+  const raw = req.raw.socket as Socket & { _httpMessage?: ServerResponse | null };
+  if (raw._httpMessage) raw._httpMessage.detachSocket(raw);
+  socket.removeAllListeners('error');
+  socket.on('error', () => {}); // the connection's own listener is added next; never an unhandled 'error'
 }
 
 export async function buildApp(options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -256,6 +274,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     preValidation: [originCheck, workerAdmit],
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
+      releaseUpgrade(socket, req);
       if (hub.shuttingDown) {
         socket.close(1001, 'the hub is stopping');
         return;
@@ -269,6 +288,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     preValidation: [originCheck, admitClient],
     handler: upgradeRequired,
     wsHandler: (socket, req) => {
+      releaseUpgrade(socket, req);
       const who = clientIdentity(bearer(req.raw, 'key'), req.socket.remoteAddress);
       const key = bearer(req.raw, 'key');
       serveClient(socket, {

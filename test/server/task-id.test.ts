@@ -13,6 +13,10 @@ describe('task ids', () => {
       seen.add(id);
     }
     expect(seen.size).to.equal(100_000);
+    // Each of the 13 random characters takes every one of the 64 values.
+    for (let pos = 8; pos < TASK_ID_LENGTH; pos++) {
+      expect(new Set([...seen].map((id) => id[pos])).size, `character ${pos}`).to.equal(64);
+    }
   });
 
   it('sort in byte order by the millisecond they were made in', () => {

@@ -485,7 +485,9 @@ export class Hub {
     options: { taskId?: string; subscriber?: Subscriber; owner?: string | null; stored?: boolean } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
-    const payload: TaskPayload = { args: prepared.args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    const subscribers = new Set<Subscriber>();
+    if (options.subscriber) subscribers.add(options.subscriber);
+    const payload: TaskPayload = { args: prepared.args, owner: options.owner ?? null, subscribers };
     const taskId = options.taskId ?? newTaskId();
     const position = this.dispatcher.submit({
       id: taskId,

@@ -5,8 +5,9 @@
  * Cost: nothing per progress message. Task counters and histograms move once per ended task
  * (`hub.onEnd`); gauges and the counters kept in `hub.stats` are read when Prometheus scrapes.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Hub } from '../core/hub.js';
+import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './series.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import type { WriteHealth } from '../store/write-health.js';
 
@@ -70,48 +71,49 @@ export function createMetrics(hub: Hub, options: MetricsOptions = {}): HubMetric
   const serviceName = (id: number) => hub.serviceName(id) ?? `#${id}`;
   const follower = new Follower();
 
-  const tasks = new Counter({
+  // Counted on the hot path (once per ended task): series made once per label set and kept, so
+  // that an ended task costs a few additions (series.ts).
+  const tasks = new FastCounter({
     name: 'utils_hub_tasks_total',
     help: 'Tasks ended, by service, end status and error code ("" when succeeded).',
-    labelNames: ['service', 'status', 'code'] as const,
-    registers,
+    registry,
   });
-  const duration = new Histogram({
+  const duration = new FastHistogram({
     name: 'utils_hub_task_duration_seconds',
     help: 'Run time of ended tasks that started, from the start of their last attempt to their end, by service and end status.',
-    labelNames: ['service', 'status'] as const,
     buckets: DURATION_BUCKETS,
-    registers,
+    registry,
   });
-  const queueWait = new Histogram({
+  const queueWait = new FastHistogram({
     name: 'utils_hub_task_queue_wait_seconds',
     help:
       'Time from submission to start, by service, counted when the task ends; a task that ended without starting ' +
       '(no_worker, canceled, shutting_down) counts its whole wait; requeued tasks (more than one attempt) are left out.',
-    labelNames: ['service'] as const,
     buckets: WAIT_BUCKETS,
-    registers,
+    registry,
   });
 
-  // The label objects of each (service, status, code), made once and reused: three fresh objects
-  // per ended task were garbage on the hot path. Bounded: services x 3 statuses x error codes.
-  const labelSets = new Map<
-    string,
-    { ended: { service: string; status: string; code: string }; ran: { service: string; status: string }; waited: { service: string } }
-  >();
+  // The series of each (service, status, code), looked up once. Bounded: services x 3 statuses x
+  // error codes.
+  const labelSets = new Map<number | string, { ended: CounterSeries; ran: HistogramSeries; waited: HistogramSeries }>();
   hub.onEnd((t: EndedTask) => {
     const code = t.status === 'succeeded' ? '' : (t.error?.code ?? '');
-    const key = `${t.serviceId} ${t.status} ${code}`;
+    // A succeeded task's key is its service id: no string to build for the common case.
+    const key = t.status === 'succeeded' ? t.serviceId : `${t.serviceId} ${t.status} ${code}`;
     let l = labelSets.get(key);
     if (!l) {
       const service = serviceName(t.serviceId);
-      l = { ended: { service, status: t.status, code }, ran: { service, status: t.status }, waited: { service } };
+      l = {
+        ended: tasks.series({ service, status: t.status, code }),
+        ran: duration.series({ service, status: t.status }),
+        waited: queueWait.series({ service }),
+      };
       // A worker's own error code is not bounded like the hub's: keep the map from growing with them.
       if (labelSets.size < 10_000) labelSets.set(key, l);
     }
-    tasks.inc(l.ended);
-    if (t.startedAt !== null) duration.observe(l.ran, Math.max(0, t.finishedAt - t.startedAt) / 1000);
-    if (t.attempts <= 1) queueWait.observe(l.waited, Math.max(0, (t.startedAt ?? t.finishedAt) - t.createdAt) / 1000);
+    l.ended.value++;
+    if (t.startedAt !== null) l.ran.observe(Math.max(0, t.finishedAt - t.startedAt) / 1000);
+    if (t.attempts <= 1) l.waited.observe(Math.max(0, (t.startedAt ?? t.finishedAt) - t.createdAt) / 1000);
   });
 
   // Prometheus's info pattern: one series, always 1, whose labels name this hub; a query joins

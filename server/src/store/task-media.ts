@@ -34,10 +34,41 @@ export function mediaFile(id: string, attachments: Buffer | readonly Uint8Array[
  */
 export async function writeMediaFiles(dir: string, files: readonly WriterFile[]): Promise<void> {
   await fs.promises.mkdir(dir, { recursive: true });
-  await Promise.all(
-    // writeFile writes an iterable's pieces one by one, each to its end (a partial write goes on).
-    files.map(([name, pieces]) => fs.promises.writeFile(path.join(dir, name), pieces)),
-  );
+  await Promise.all(files.map(([name, pieces]) => writePieces(path.join(dir, name), pieces)));
+}
+
+/**
+ * Writes `pieces` to `file` (replaced) with one `writev` per call rather than one write per
+ * 64 KiB (what `writeFile` does: 17 system calls for a 1 MiB result); a short write goes on
+ * from where it stopped.
+ */
+async function writePieces(file: string, pieces: readonly Uint8Array[]): Promise<void> {
+  const handle = await fs.promises.open(file, 'w');
+  try {
+    let rest = unwritten(pieces, 0);
+    while (rest.length > 0) {
+      const { bytesWritten } = await handle.writev(rest as Uint8Array[]);
+      if (bytesWritten <= 0) throw Object.assign(new Error(`no byte of ${file} could be written`), { code: 'EIO' });
+      rest = unwritten(rest, bytesWritten);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** What is left of `pieces` once their first `written` bytes are written. */
+export function unwritten(pieces: readonly Uint8Array[], written: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let skip = written;
+  for (const p of pieces) {
+    if (skip >= p.byteLength) {
+      skip -= p.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? p.subarray(skip) : p);
+    skip = 0;
+  }
+  return out;
 }
 
 /** The bytes of a media file in `dir`; null when the file is gone (deleted by hand). */

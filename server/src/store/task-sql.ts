@@ -114,8 +114,13 @@ export interface WriteAnswer {
 /** Length of a string as a quoted, escaped SQL literal (mysql2 escapes these with a backslash). */
 function sqlStringLength(v: string | null): number {
   if (v === null) return 4;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: counts the characters MySQL escapes, NUL and ^Z included
-  return Buffer.byteLength(v, 'utf8') + (v.match(/[\0\b\t\n\r\x1a"'\\]/g)?.length ?? 0) + 2;
+  let escaped = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    // NUL, \b, \t, \n, \r, ^Z, ", ', \: what MySQL escapes.
+    if (c === 0 || c === 8 || c === 9 || c === 10 || c === 13 || c === 26 || c === 34 || c === 39 || c === 92) escaped++;
+  }
+  return Buffer.byteLength(v, 'utf8') + escaped + 2;
 }
 
 /** Length of the row in an INSERT statement, in bytes: blobs travel as hex, two characters a byte. */

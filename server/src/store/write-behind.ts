@@ -330,7 +330,8 @@ export class WriteBehind<E extends Buffered> {
     const batch: E[] = [];
     const tooBig: E[] = [];
     let bytes = 0;
-    for (const [id, p] of this.#pending) {
+    for (const p of this.#pending.values()) {
+      const id = p.id;
       if (limit !== null && p.bytes > limit) {
         tooBig.push(p);
         this.#pending.delete(id);

@@ -114,49 +114,59 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     return snapshot;
   };
 
-  const handle = async (msg: ClientToHubMessage) => {
-    if (deps.allow && !deps.allow()) {
-      const e = new HubError('rate_limited', 'too many requests from this client; slow down');
-      if (msg.type === 'add_task' || msg.type === 'service_info') {
-        const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
-        if (msg.ref !== undefined) rejected.ref = msg.ref;
-        send(clientFrame(rejected));
-      } else error(e, { task_id: msg.task_id });
+  /**
+   * A plain `add_task` (no idempotency key, no webhook): answered without an async function, the
+   * commonest message of all; `accepted` (and the events held behind it) once the row is committed.
+   */
+  const addTask = (msg: Extract<ClientToHubMessage, { type: 'add_task' }>): void => {
+    held = [];
+    let accepted: { taskId: string; position: number };
+    let stored: Promise<void> | null;
+    try {
+      const r = hub.submit(msg, { subscriber, owner: deps.who?.owner ?? null });
+      following.add(r.taskId);
+      accepted = r;
+      stored = r.stored;
+    } catch (err) {
+      held = null;
+      const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
+      const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
+      if (msg.ref !== undefined) rejected.ref = msg.ref;
+      send(clientFrame(rejected));
       return;
     }
+    const events = held;
+    held = null;
+    const acknowledge = () => {
+      holding.delete(accepted.taskId);
+      send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
+      for (const [text, binaries] of events) send(text, binaries);
+    };
+    if (!stored) return acknowledge();
+    // Acknowledged once the task's row is committed; its events wait behind `accepted`.
+    holding.set(accepted.taskId, { events, bytes: events.reduce((n, [t, b]) => n + heldBytes(t, b), 0) });
+    void stored.then(() => {
+      if (!closed) acknowledge();
+    });
+  };
+
+  /** True (and the message answered `rate_limited`) when the client's rate is used up. */
+  const limited = (msg: ClientToHubMessage): boolean => {
+    if (!deps.allow || deps.allow()) return false;
+    const e = new HubError('rate_limited', 'too many requests from this client; slow down');
+    if (msg.type === 'add_task' || msg.type === 'service_info') {
+      const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
+      if (msg.ref !== undefined) rejected.ref = msg.ref;
+      send(clientFrame(rejected));
+    } else error(e, { task_id: msg.task_id });
+    return true;
+  };
+
+  const handle = async (msg: ClientToHubMessage) => {
     switch (msg.type) {
-      case 'add_task': {
+      case 'add_task':
         if (msg.idempotency_key !== undefined || msg.webhook !== undefined || msg.webhook_events !== undefined) return addWithExtras(msg);
-        held = [];
-        let accepted: { taskId: string; position: number };
-        let stored: Promise<void> | null;
-        try {
-          const r = hub.submit(msg, { subscriber, owner: deps.who?.owner ?? null });
-          following.add(r.taskId);
-          accepted = r;
-          stored = r.stored;
-        } catch (err) {
-          held = null;
-          const e = err instanceof HubError ? err : new HubError('internal', 'the hub could not take the task');
-          const rejected: RejectedMsg = { type: 'rejected', error: e.toJSON() };
-          if (msg.ref !== undefined) rejected.ref = msg.ref;
-          send(clientFrame(rejected));
-          return;
-        }
-        const events = held;
-        held = null;
-        const acknowledge = () => {
-          holding.delete(accepted.taskId);
-          send(acceptedFrame(accepted.taskId, accepted.position, msg.ref));
-          for (const [text, binaries] of events) send(text, binaries);
-        };
-        if (!stored) return acknowledge();
-        // Acknowledged once the task's row is committed; its events wait behind `accepted`.
-        holding.set(accepted.taskId, { events, bytes: events.reduce((n, [t, b]) => n + heldBytes(t, b), 0) });
-        await stored;
-        if (!closed) acknowledge();
-        return;
-      }
+        return addTask(msg);
       case 'cancel': {
         follow(msg.task_id);
         try {
@@ -281,6 +291,12 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
     if (flood.hit()) ws.close(1008, 'too many bad messages');
   };
 
+  const failed = (err: unknown) => {
+    if (err instanceof HubError) return bad(err);
+    hub.log.error({ err }, 'a client message failed');
+    error(new HubError('internal', 'the hub failed to handle this message'));
+  };
+
   const decoder = new FrameDecoder({
     maxAttachmentBytes: hub.config.maxMessageBytes,
     onMessage: (message) => {
@@ -290,11 +306,16 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       } catch (err) {
         return bad(err as HubError);
       }
-      handle(msg).catch((err: unknown) => {
-        if (err instanceof HubError) return bad(err);
-        hub.log.error({ err }, 'a client message failed');
-        error(new HubError('internal', 'the hub failed to handle this message'));
-      });
+      if (limited(msg)) return;
+      if (msg.type === 'add_task' && msg.idempotency_key === undefined && msg.webhook === undefined && msg.webhook_events === undefined) {
+        try {
+          addTask(msg);
+        } catch (err) {
+          failed(err);
+        }
+        return;
+      }
+      handle(msg).catch(failed);
     },
     onError: bad,
   });

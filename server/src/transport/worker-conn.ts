@@ -43,22 +43,22 @@ export interface WorkerConnDeps {
 
 /**
  * True when `value`, at nesting level `level` (a whole message is level 1, its members level 2,
- * the default), holds containers nested deeper than MAX_MESSAGE_DEPTH levels. Iterative;
- * attachment bytes are leaves. A result is written to the task store and served over REST as
- * JSON, which cannot write a value nested thousands deep; and a worker's text frame is forwarded
- * to clients as it came, so every member counts, not only `result` and `data`.
+ * the default), holds containers nested deeper than MAX_MESSAGE_DEPTH levels. Attachment bytes
+ * are leaves. A result is written to the task store and served over REST as JSON, which cannot
+ * write a value nested thousands deep; and a worker's text frame is forwarded to clients as it
+ * came, so every member counts, not only `result` and `data`. Recursive, but never deeper than
+ * MAX_MESSAGE_DEPTH + 1 calls (it answers true there), and allocates nothing: it runs on every
+ * message of every worker.
  */
 export function nestedTooDeep(value: unknown, level = 2): boolean {
-  const stack: Array<[object, number]> = [];
-  if (typeof value === 'object' && value !== null) stack.push([value, level]);
-  while (stack.length > 0) {
-    const [v, level] = stack.pop()!;
-    if (v instanceof Uint8Array) continue;
-    if (level > MAX_MESSAGE_DEPTH) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) {
-      if (typeof child === 'object' && child !== null) stack.push([child, level + 1]);
-    }
+  if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return false;
+  if (level > MAX_MESSAGE_DEPTH) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (nestedTooDeep(value[i], level + 1)) return true;
+    return false;
   }
+  // A parsed message's keys are its own (JSON.parse makes even "__proto__" an own key).
+  for (const key in value) if (nestedTooDeep((value as Record<string, unknown>)[key], level + 1)) return true;
   return false;
 }
 
