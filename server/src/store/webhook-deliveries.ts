@@ -1,7 +1,8 @@
 /**
  * The `webhook_deliveries` table: the outbox of webhooks (docs/protocol.md section 12). Rows are
  * claimed by a conditional update of `next_at` (a lease), so that two hubs on one database never
- * send one row at once.
+ * send one row at once. Rows, outcomes and leases are written with the task store's batches
+ * (unit-sql.ts); here are the reads, the knex lease and the purge.
  */
 import type { Knex } from 'knex';
 
@@ -41,18 +42,6 @@ export function deliveryFromDb(r: Record<string, unknown>): DeliveryRow {
   };
 }
 
-/** Writes deliveries, several to a statement (at most 200 rows or about 1 MiB of bodies each). */
-export async function insertDeliveries(db: Knex, rows: readonly DeliveryRow[]): Promise<void> {
-  let i = 0;
-  while (i < rows.length) {
-    let bytes = 0;
-    let j = i;
-    while (j < rows.length && j - i < 200 && (j === i || bytes + rows[j].body.length < 1 << 20)) bytes += rows[j++].body.length;
-    await db(TABLE).insert(rows.slice(i, j) as DeliveryRow[]);
-    i = j;
-  }
-}
-
 /** Pending rows due at `now`, soonest first, at most `limit`, leaving out `skip` (ids in flight here). */
 export async function dueDeliveries(db: Knex, now: number, limit: number, skip: readonly string[]): Promise<DeliveryRow[]> {
   const q = db(TABLE).where('status', 'pending').andWhere('next_at', '<=', now).orderBy('next_at').limit(limit);
@@ -64,15 +53,6 @@ export async function dueDeliveries(db: Knex, now: number, limit: number, skip: 
 export async function leaseDelivery(db: Knex, row: DeliveryRow, leaseUntil: number): Promise<boolean> {
   const n = await db(TABLE).where({ id: row.id, status: 'pending', next_at: row.next_at }).update({ next_at: leaseUntil });
   return n === 1;
-}
-
-/** Records the outcome of a try. */
-export async function updateDelivery(
-  db: Knex,
-  id: string,
-  change: Partial<Pick<DeliveryRow, 'status' | 'attempts' | 'next_at' | 'last_status' | 'last_error' | 'updated_at'>>,
-): Promise<void> {
-  await db(TABLE).where({ id }).update(change);
 }
 
 /** Deliveries for operators: pending and failed ones (or only failed ones), newest first. */
