@@ -144,21 +144,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     if (interrupted > 0) app.log.warn({ count: interrupted }, 'tasks left unfinished by a previous run now read failed/interrupted');
   }
   await store.purge();
-  // Cluster mode: a key whose claimant hub died before storing its task is taken over by the
-  // next submit of it (every stored task has a row by then: stored mode writes it before
-  // `accepted`, async within its flush delay).
-  const submits = new IdempotentSubmits(
-    db,
-    config.broker
-      ? {
-          orphans: {
-            afterMs: 3 * config.heartbeatMs,
-            withinMs: config.resultTtlMs,
-            taskExists: async (id) => !!(await db('tasks').where({ id }).first('id')),
-          },
-        }
-      : {},
-  );
+  const submits = new IdempotentSubmits(db, { store: tasks });
   await submits.purge();
 
   // Cluster mode is loaded only with HUB_BROKER: one hub alone runs none of its code.
@@ -172,7 +158,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
       throw new Error(`HUB_BROKER: could not join the cluster at ${config.broker}: ${(err as Error).message}`);
     }
   }
-  const webhooks = new Webhooks(db, hub, app.log);
+  const webhooks = new Webhooks(db, hub, app.log, tasks);
   const gate = new Gatekeeper(config, {
     verify: (kind, secret) => verifyToken(db, kind, secret),
     count: (kind) => countTokens(db, kind),

@@ -10,7 +10,11 @@
  */
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { dbBackends } from '../helpers/db.js';
+import { openDb } from '../../server/src/db/index.js';
 import { startExample, startHubProcess, type Proc } from '../helpers/processes.js';
 
 const COMMIT = process.env.HUB_TEST_CRASH_COMMIT ?? 'stored';
@@ -29,8 +33,11 @@ interface Seen {
   disorder: string[];
 }
 
-/** A client that keeps `WINDOW` tasks going until its socket closes, recording what it was told. */
-function burstClient(url: string, serviceId: number, name: string, seen: Seen, onEnd: () => void): Promise<void> {
+/**
+ * A client that keeps `WINDOW` tasks going until its socket closes, recording what it was told;
+ * `extra(ref)` adds fields to each add_task (an idempotency key, a webhook).
+ */
+function burstClient(url: string, serviceId: number, name: string, seen: Seen, onEnd: () => void, extra: (ref: string) => object = () => ({})): Promise<void> {
   return new Promise((resolve) => {
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/client`, { perMessageDeflate: false });
     let sent = 0;
@@ -40,7 +47,7 @@ function burstClient(url: string, serviceId: number, name: string, seen: Seen, o
       while (ws.readyState === WebSocket.OPEN && open < WINDOW) {
         const ref = `${name}-${sent++}`;
         open++;
-        ws.send(JSON.stringify({ type: 'add_task', ref, service_id: serviceId, args: { value: ref } }));
+        ws.send(JSON.stringify({ type: 'add_task', ref, service_id: serviceId, args: { value: ref }, ...extra(ref) }));
       }
     };
     ws.on('open', fill);
@@ -176,6 +183,57 @@ for (const backend of backends) {
       expect(unknown.slice(0, 5), 'accepted tasks that read task_not_found').to.deep.equal([]);
       expect(changed.slice(0, 5), 'ends that read otherwise than received').to.deep.equal([]);
       expect(unfinished.slice(0, 5), 'tasks still unfinished after the restart').to.deep.equal([]);
+    });
+
+    it('keeps the key of every accepted keyed task and the webhook delivery of every end a client received, after SIGKILL', async function () {
+      if (COMMIT !== 'stored') this.skip(); // async mode may lose the last rows, deliveries with them
+      const receiver = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(200).end());
+      });
+      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+      try {
+        const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+        const dbUrl = await backend.freshDatabase();
+        const env = { HUB_COMMIT: COMMIT, HUB_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64')}`, HUB_WEBHOOK_ALLOW_PRIVATE: '1' };
+        const hub = await startHubProcess(dbUrl, env);
+        procs.push(hub);
+        const worker = await startExample('echo', ['--hub', `${hub.url.replace(/^http/, 'ws')}/worker`, '--concurrency', '32']);
+        procs.push(worker);
+        const serviceId = await waitFor('echo service', async () => {
+          const list = (await getJson(`${hub.url}/services_list`)).body as Array<{ service_id: number; service_name: string }>;
+          return list.find((s) => s.service_name === 'echo')?.service_id;
+        });
+        const seen: Seen = { accepted: new Set(), ends: new Map(), disorder: [] };
+        const kill = () => {
+          if (seen.ends.size === ENDS_BEFORE_KILL / 3) hub.kill('SIGKILL');
+        };
+        const extra = (ref: string) => ({ idempotency_key: `key-${ref}`, webhook: hook });
+        const clients = Array.from({ length: CLIENTS }, (_, i) => burstClient(hub.url, serviceId, `k${i}`, seen, kill, extra));
+        expect(await hub.exited).to.equal('SIGKILL');
+        await Promise.all(clients);
+
+        const db = openDb(dbUrl, { log: () => {} });
+        try {
+          const keys = new Set(((await db('idempotency_keys').select('task_id')) as { task_id: string }[]).map((r) => r.task_id));
+          const completed = new Set(
+            ((await db('webhook_deliveries').where({ event: 'completed' }).select('task_id')) as { task_id: string }[]).map((r) => r.task_id),
+          );
+          const ended = [...seen.ends.keys()];
+          const noKey = [...seen.accepted].filter((id) => !keys.has(id));
+          const noDelivery = ended.filter((id) => !completed.has(id));
+          console.log(
+            `      ${backend.name}: ${seen.accepted.size} keyed tasks accepted, ${ended.length} ends received, ${completed.size} completed deliveries stored`,
+          );
+          expect(ended.length, 'ends received before the kill').to.be.greaterThan(100);
+          expect(noKey.slice(0, 5), 'accepted tasks without their key').to.deep.equal([]);
+          expect(noDelivery.slice(0, 5), 'ends received without their completed delivery').to.deep.equal([]);
+        } finally {
+          await db.destroy();
+        }
+      } finally {
+        await new Promise<void>((r) => receiver.close(() => r()));
+      }
     });
   });
 }

@@ -423,7 +423,7 @@ export class ClusterHub extends Hub {
    */
   override enqueue(
     prepared: PreparedTask,
-    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null } = {},
+    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null; stored?: boolean } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     const node = this.node;
     if (node && !node.broker.up && this.dispatcher.connections(prepared.serviceId).length === 0) {

@@ -26,6 +26,7 @@ import { nodeBase64 } from './node-base64.js';
 import type { Registry } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
+import type { DeliveryRow } from '../store/tasks.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
@@ -77,6 +78,8 @@ export interface TaskPayload {
   subscribers: Set<Subscriber>;
   /** The connection of its latest attempt, kept past its end for the task's end log line. */
   connectionId?: string;
+  /** Rows to commit with the task's end (its webhook's `completed` delivery): see `Hub.withEnd`. */
+  endRows?: (view: TaskView) => DeliveryRow[];
 }
 
 /** What a worker's progress or result carries, to forward without re-serialising. */
@@ -473,11 +476,13 @@ export class Hub {
 
   /**
    * Submits a task checked by `prepare`, under `options.taskId` when given (an id claimed
-   * beforehand, for an idempotency key), owned by `options.owner`. Throws `shutting_down`, `queue_full`.
+   * beforehand, for an idempotency key), owned by `options.owner`. `options.stored`: the task's
+   * queued row is committed already (with its key's claim), so nothing waits for a commit here.
+   * Throws `shutting_down`, `queue_full`.
    */
   enqueue(
     prepared: PreparedTask,
-    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null } = {},
+    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null; stored?: boolean } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const subscribers = new Set<Subscriber>();
@@ -494,7 +499,7 @@ export class Hub {
     });
     const task = this.dispatcher.task(taskId);
     let stored: Promise<void> | null = null;
-    if (this.commit === 'stored') {
+    if (this.commit === 'stored' && !options.stored) {
       let done!: () => void;
       stored = new Promise<void>((resolve) => (done = resolve));
       if (task) this.persist(task, done);
@@ -503,6 +508,18 @@ export class Hub {
     } else if (task) this.persist(task);
     this.schedule();
     return { taskId, position, stored };
+  }
+
+  /**
+   * Has `rows(view)` made when a live task ends, from the view `GET /tasks/{id}` then shows, and
+   * committed with the task's end row, in its transaction (the webhook outbox: an end is never
+   * stored without its delivery). False when the task is not live.
+   */
+  withEnd(taskId: string, rows: (view: TaskView) => DeliveryRow[]): boolean {
+    const t = this.dispatcher.task(taskId);
+    if (!t) return false;
+    t.payload.endRows = rows;
+    return true;
   }
 
   /**
@@ -845,13 +862,26 @@ export class Hub {
       };
       this.committing.set(task.id, entry);
     }
+    let outbox: DeliveryRow[] | undefined;
     try {
-      this.store.saveEnded(ended, stored && ((dropped) => this.stored(task.id, dropped, stored!)));
+      outbox = task.payload.endRows?.(this.endedView(ended));
+    } catch (err) {
+      this.log.error({ err, task_id: task.id }, 'the rows due with a task end could not be made');
+    }
+    try {
+      this.store.saveEnded(ended, stored && ((dropped) => this.stored(task.id, dropped, stored!)), outbox);
     } catch (err) {
       // A row the store refuses must not keep the end from the task's subscribers.
       this.log.error({ err, task_id: task.id }, 'the task store refused an ended task');
       cache = true;
       stored?.();
+      if (outbox?.length) {
+        try {
+          this.store.saveDeliveries(outbox);
+        } catch {
+          // The store is closed: logged above.
+        }
+      }
     }
     if (cache) this.ended.add(ended);
     // Built only when it is written: a quiet hub does no work for it per task.

@@ -8,7 +8,15 @@ import type { HubConfig } from '../config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
 import { clientFrame } from './frames.js';
-import { attachmentPieces, unpackAttachments, type StoredCallback, type StoredTaskRow, type TaskStore, type TaskRow } from '../store/tasks.js';
+import {
+  attachmentPieces,
+  unpackAttachments,
+  type DeliveryRow,
+  type StoredCallback,
+  type StoredTaskRow,
+  type TaskStore,
+  type TaskRow,
+} from '../store/tasks.js';
 
 /**
  * A stored result with its `{"$attachment": k, ...}` refs replaced by `{...rest, data}`, on a
@@ -81,9 +89,10 @@ export class TaskPersistence {
 
   /**
    * Records an ended task with its result and media (the bytes as a blob, never base64).
-   * `onStored` is called once that end is committed (see `TaskStore.save`).
+   * `onStored` is called once that end is committed (see `TaskStore.save`); `outbox`: webhook
+   * deliveries committed in the same transaction.
    */
-  saveEnded(t: EndedTask, onStored?: StoredCallback): void {
+  saveEnded(t: EndedTask, onStored?: StoredCallback, outbox?: readonly DeliveryRow[]): void {
     let result: unknown;
     let attachments: TaskRow['attachments'] = null;
     if (t.status === 'succeeded') {
@@ -114,7 +123,13 @@ export class TaskPersistence {
         owner: t.owner ?? null,
       },
       onStored,
+      outbox,
     );
+  }
+
+  /** Writes webhook deliveries with the next batch (see `TaskStore.saveDeliveries`). */
+  saveDeliveries(rows: readonly DeliveryRow[]): void {
+    this.tasks.saveDeliveries(rows);
   }
 
   /** The ended task of a stored row, unless it is unfinished, unknown or expired. */

@@ -3,14 +3,24 @@
  * later one within 24 hours gets that task. The `idempotency_keys` table is the arbiter (so hubs
  * and restarts agree); in memory, submits of one key on this hub wait for each other (no second
  * insert while the first is in flight) and recent keys are cached, bounded in bytes, so that a
- * repeat costs no database round trip. A submit with a key costs one indexed insert.
+ * repeat costs no database round trip. A submit with a key costs one indexed insert: with the
+ * task store (`options.store`), in the same transaction as the task's queued row.
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { HubError } from '@utils-hub/protocol';
 import type { PreparedTask } from '../core/hub.js';
 import { newTaskId } from '../core/task-id.js';
-import { claimKeys, takeOverKey, purgeKeys, releaseKey, type ClaimOutcome, type IdempotencyRow } from '../store/idempotency-keys.js';
+import { claimKeys, purgeKeys, releaseKey, type ClaimOutcome, type IdempotencyRow } from '../store/idempotency-keys.js';
+import type { TaskRow } from '../store/tasks.js';
+
+/**
+ * Where claims go: the task store, which commits a key's claim with its task's queued row, in
+ * its writer thread with the batch of task rows (see `TaskStore.claim`).
+ */
+export interface KeyClaims {
+  claim(key: IdempotencyRow, row: TaskRow, expiredBefore: number): Promise<ClaimOutcome>;
+}
 
 /** How long a key names its task: 24 hours, in ms. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -82,6 +92,25 @@ export function argsHash(task: Pick<PreparedTask, 'serviceId' | 'args'>): string
   return hash.digest('hex');
 }
 
+/** The queued row of a keyed submit's task, committed with its key's claim. */
+function queuedRow(key: IdempotencyRow, owner: string | null): TaskRow {
+  return {
+    id: key.task_id,
+    service_id: key.service_id,
+    status: 'queued',
+    attempts: 0,
+    seq: 0,
+    progress: null,
+    message: null,
+    error: null,
+    attachments: null,
+    created_at: key.created_at,
+    started_at: null,
+    finished_at: null,
+    owner,
+  };
+}
+
 /** What `IdempotentSubmits.submit` did. */
 export type SubmitOutcome<R> = { duplicate: false; taskId: string; result: R } | { duplicate: true; taskId: string };
 
@@ -101,18 +130,18 @@ export interface IdempotencyOptions {
   cacheBytes?: number;
   now?: () => number;
   /**
-   * Orphaned keys: a key whose task does not exist (`taskExists` false) this long, in ms, after
-   * the key was claimed, was claimed by a hub that died before it stored the task; the next
-   * submit of the key takes it over and makes the task. Unset: a key always answers its task.
+   * The task store: a claim is committed with the task's queued row, in the store's next write
+   * (off the event loop where the store has a writer thread). Without it, claims are grouped
+   * inserts through knex and the task's row is written after (the caller's `enqueue` is told).
    */
-  orphans?: { afterMs: number; withinMs: number; taskExists: (taskId: string) => Promise<boolean> };
+  store?: KeyClaims;
 }
 
 export class IdempotentSubmits {
   private readonly ttlMs: number;
   private readonly cacheBytes: number;
   private readonly now: () => number;
-  private readonly orphans: IdempotencyOptions['orphans'];
+  private readonly store: KeyClaims | null;
   /** Recent keys, least recently used first. */
   private readonly cache = new Map<string, Entry>();
   private cachedBytes = 0;
@@ -128,7 +157,7 @@ export class IdempotentSubmits {
     this.ttlMs = options.ttlMs ?? IDEMPOTENCY_TTL_MS;
     this.cacheBytes = options.cacheBytes ?? IDEMPOTENCY_CACHE_BYTES;
     this.now = options.now ?? Date.now;
-    this.orphans = options.orphans;
+    this.store = options.store ?? null;
   }
 
   /** Bytes the cache holds now (for the bound's test and the security document). */
@@ -137,13 +166,20 @@ export class IdempotentSubmits {
   }
 
   /**
-   * Submits `task` once per `key` in `scope`: the first call runs `enqueue(taskId)` (which must
-   * queue the task under that id, synchronously) and answers its result; a later call with the
-   * same request answers the same task id as a duplicate. Throws `idempotency_mismatch` when
-   * the key names a task of another service or other args, and whatever `enqueue` throws (the
-   * key is then released, so that a retry may make the task).
+   * Submits `task` once per `key` in `scope`: the first call runs `enqueue(taskId, stored)` (which
+   * must queue the task under that id, synchronously; `stored`: its queued row, owned by `owner`,
+   * is committed already, with the key) and answers its result; a later call with the same
+   * request answers the same task id as a duplicate. Throws `idempotency_mismatch` when the key
+   * names a task of another service or other args, and whatever `enqueue` throws (the key is
+   * then released, so that a retry may make the task).
    */
-  async submit<R>(scope: string, key: string, task: PreparedTask, enqueue: (taskId: string) => R): Promise<SubmitOutcome<R>> {
+  async submit<R>(
+    scope: string,
+    key: string,
+    task: PreparedTask,
+    enqueue: (taskId: string, stored: boolean) => R,
+    owner: string | null = null,
+  ): Promise<SubmitOutcome<R>> {
     const id = `${scope}\u0000${key}`;
     const hash = argsHash(task);
     for (;;) {
@@ -158,7 +194,7 @@ export class IdempotentSubmits {
         await pending.catch(() => undefined);
         continue;
       }
-      const claim = this.claim(id, scope, key, task, hash, enqueue);
+      const claim = this.claim(id, scope, key, task, hash, enqueue, owner);
       this.pending.set(id, claim);
       try {
         return await claim;
@@ -168,47 +204,38 @@ export class IdempotentSubmits {
     }
   }
 
-  private async claim<R>(id: string, scope: string, key: string, task: PreparedTask, hash: string, enqueue: (taskId: string) => R): Promise<SubmitOutcome<R>> {
+  private async claim<R>(
+    id: string,
+    scope: string,
+    key: string,
+    task: PreparedTask,
+    hash: string,
+    enqueue: (taskId: string, stored: boolean) => R,
+    owner: string | null,
+  ): Promise<SubmitOutcome<R>> {
     const now = this.now();
     const row: IdempotencyRow = { scope, key, task_id: newTaskId(), service_id: task.serviceId, args_hash: hash, created_at: now };
-    const outcome = await this.claimGrouped(row, now - this.ttlMs);
-    if (!outcome.won && (await this.orphaned(outcome.row))) {
-      // Its claimant died before storing the task: this submit makes it, under a fresh claim.
-      row.created_at = this.now();
-      // Another hub took it over first: read again who holds it.
-      if (!(await takeOverKey(this.db, outcome.row, row))) return this.claim(id, scope, key, task, hash, enqueue);
-    } else if (!outcome.won) {
+    const outcome = this.store ? await this.store.claim(row, queuedRow(row, owner), now - this.ttlMs) : await this.claimGrouped(row, now - this.ttlMs);
+    if (!outcome.won) {
       const held = outcome.row;
       const entry = this.remember(id, { taskId: held.task_id, serviceId: held.service_id, hash: held.args_hash, createdAt: held.created_at });
       return this.repeat(entry, task.serviceId, hash);
     }
     let result: R;
     try {
-      result = enqueue(row.task_id);
+      result = enqueue(row.task_id, this.store !== null);
     } catch (err) {
       await releaseKey(this.db, scope, key, row.task_id).catch(() => undefined);
+      // The queued row committed with the key names a task that never was.
+      if (this.store)
+        await this.db('tasks')
+          .where({ id: row.task_id, status: 'queued' })
+          .delete()
+          .catch(() => undefined);
       throw err;
     }
-    this.remember(id, { taskId: row.task_id, serviceId: row.service_id, hash, createdAt: row.created_at });
+    this.remember(id, { taskId: row.task_id, serviceId: row.service_id, hash, createdAt: now });
     return { duplicate: false, taskId: row.task_id, result };
-  }
-
-  /**
-   * Whether the key's task was never stored: no task of that id exists once the key is
-   * `orphans.afterMs` old (waiting until then: the claimant may still be storing it). Only within
-   * `orphans.withinMs` of the claim (the tasks' own lifetime): an older task may have ended and
-   * been purged, and its key answers `task_not_found` as before.
-   */
-  private async orphaned(held: IdempotencyRow): Promise<boolean> {
-    const o = this.orphans;
-    if (!o) return false;
-    const age = () => this.now() - held.created_at;
-    if (age() >= o.withinMs) return false;
-    for (;;) {
-      if (await o.taskExists(held.task_id)) return false;
-      if (age() >= o.afterMs) return true;
-      await new Promise((r) => setTimeout(r, Math.min(200, o.afterMs - age())));
-    }
   }
 
   /**

@@ -3,18 +3,33 @@
  * of `webhook_events`, default `completed`) written to the `webhook_deliveries` outbox as they
  * happen, and a sender POSTs due rows, signed per Standard Webhooks, retrying after about 1 s,
  * 5 s, 30 s, 2 min, 10 min, then hourly for up to 24 hours. Everything here is asynchronous I/O
- * (the database, the HTTP requests): nothing blocks the hub's event loop.
+ * (the database through the task store's writer thread, the HTTP requests): nothing blocks the
+ * hub's event loop.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Knex } from 'knex';
 import type { FastifyBaseLogger } from 'fastify';
-import { nanoid } from 'nanoid';
 import { HubError, type WebhookEvent } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
+import { newTaskId } from '../core/task-id.js';
 import { checkWebhookUrl, guardedLookup, refusedLiteral } from './address-check.js';
 import { secretBytes, signWebhook } from './webhook-sign.js';
-import { dueDeliveries, insertDeliveries, leaseDelivery, purgeDeliveries, updateDelivery, type DeliveryRow } from '../store/webhook-deliveries.js';
+import { purgeDeliveries, type DeliveryRow } from '../store/webhook-deliveries.js';
+import type { DeliveryUpdate } from '../store/unit-sql.js';
+
+/**
+ * Where the outbox is written and read: the task store, which commits outbox rows and outcomes
+ * with its batches of task rows (a task's `completed` row with its end row, in one transaction)
+ * and leases due rows, in its writer thread where it has one (no synchronous SQLite on the event
+ * loop per delivery).
+ */
+export interface DeliveryStore {
+  saveDeliveries(rows: readonly DeliveryRow[]): void;
+  recordDelivery(update: DeliveryUpdate): void;
+  leaseDeliveries(now: number, limit: number, until: number, skip: readonly string[]): Promise<DeliveryRow[]>;
+  watchOutbox(watcher: () => void): void;
+}
 
 /** Delays before the 2nd, 3rd, ... try, in ms; then hourly. */
 export const RETRY_DELAYS_MS = [1_000, 5_000, 30_000, 120_000, 600_000];
@@ -58,10 +73,6 @@ export class Webhooks {
   private readonly agents: { http: http.Agent; https: https.Agent };
   private readonly inFlight = new Map<string, http.ClientRequest | null>();
   private readonly sending = new Set<Promise<void>>();
-  /** Outbox rows being written. */
-  private readonly writing = new Set<Promise<void>>();
-  /** Outbox rows waiting for the next grouped insert. */
-  private toWrite: DeliveryRow[] = [];
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
   private again = false;
@@ -71,8 +82,11 @@ export class Webhooks {
     private readonly db: Knex,
     private readonly hub: Hub,
     private readonly log: FastifyBaseLogger,
+    private readonly store: DeliveryStore,
     private readonly now: () => number = Date.now,
   ) {
+    // Rows just committed may be due now.
+    store.watchOutbox(() => this.wake());
     const { webhookSecret, webhookAllowPrivate } = hub.config;
     this.key = webhookSecret ? secretBytes(webhookSecret) : null;
     const lookup = guardedLookup(webhookAllowPrivate);
@@ -96,14 +110,19 @@ export class Webhooks {
     return { url: url.href, events: new Set(body.webhook_events ?? ['completed']) };
   }
 
-  /** Follows a task just submitted with `spec`: its events due to the webhook go to the outbox. */
+  /**
+   * Follows a task just submitted with `spec`: its events due to the webhook go to the outbox;
+   * its `completed` delivery is committed with the task's end row (see `Hub.withEnd`).
+   */
   attach(taskId: string, spec: WebhookSpec): void {
     let lastProgressAt = -Infinity;
     let trailing: NodeJS.Timeout | null = null;
     const write = (event: WebhookEvent) => {
       const view = this.hub.viewNow(taskId);
-      if (view) this.enqueue(taskId, spec.url, event, { ...view, event });
+      if (view) this.enqueue([this.row(taskId, spec.url, event, { ...view, event })]);
     };
+    const withEnd =
+      spec.events.has('completed') && this.hub.withEnd(taskId, (view) => [this.row(taskId, spec.url, 'completed', { ...view, event: 'completed' })]);
     const progress = () => {
       trailing = null;
       lastProgressAt = this.now();
@@ -114,7 +133,8 @@ export class Webhooks {
         if (end) {
           if (trailing) clearTimeout(trailing);
           trailing = null;
-          if (spec.events.has('completed')) write('completed');
+          // Not live when attached (it ended inside its submit): written now, beside its end.
+          if (spec.events.has('completed') && !withEnd) write('completed');
           return;
         }
         if (!spec.events.has('started') && !spec.events.has('progress')) return;
@@ -133,10 +153,12 @@ export class Webhooks {
     if (now?.status === 'running' && spec.events.has('started')) write('started');
   }
 
-  private enqueue(taskId: string, url: string, event: WebhookEvent, body: object): void {
+  /** A new delivery's row, due now. */
+  private row(taskId: string, url: string, event: WebhookEvent, body: object): DeliveryRow {
     const now = this.now();
-    const row: DeliveryRow = {
-      id: `msg_${nanoid()}`,
+    return {
+      // In time order, like task ids: a new row lands on the last page of the primary key's index.
+      id: `msg_${newTaskId(now)}`,
       task_id: taskId,
       url,
       event,
@@ -149,20 +171,15 @@ export class Webhooks {
       created_at: now,
       updated_at: now,
     };
-    // Rows due in the same turn of the event loop go in one statement.
-    this.toWrite.push(row);
-    if (this.toWrite.length > 1) return;
-    setImmediate(() => {
-      const rows = this.toWrite;
-      this.toWrite = [];
-      const p: Promise<void> = insertDeliveries(this.db, rows)
-        .then(
-          () => this.wake(),
-          (err: unknown) => this.log.error({ err, task_ids: rows.map((r) => r.task_id) }, 'webhook deliveries could not be stored'),
-        )
-        .finally(() => this.writing.delete(p));
-      this.writing.add(p);
-    });
+  }
+
+  /** Outbox rows go with the task store's next write (the sender is woken once they are committed). */
+  private enqueue(rows: DeliveryRow[]): void {
+    try {
+      this.store.saveDeliveries(rows);
+    } catch (err) {
+      this.log.error({ err, task_ids: rows.map((r) => r.task_id) }, 'webhook deliveries could not be stored');
+    }
   }
 
   /** Starts the sender: due rows (from before a restart too) are sent from now on. */
@@ -173,9 +190,13 @@ export class Webhooks {
     this.wake();
   }
 
-  /** Looks for due rows now. */
+  /**
+   * Looks for due rows now, unless more than half of the tries allowed are in flight: the sender
+   * refills once half are done, so that each lease takes several rows (a lease per finished try
+   * would be a transaction per delivery).
+   */
   wake(): void {
-    if (this.closed) return;
+    if (this.closed || this.inFlight.size > MAX_IN_FLIGHT / 2) return;
     if (this.ticking) {
       this.again = true;
       return;
@@ -196,14 +217,10 @@ export class Webhooks {
     if (!this.key) return;
     while (!this.closed && this.inFlight.size < MAX_IN_FLIGHT) {
       const now = this.now();
-      const rows = await dueDeliveries(this.db, now, MAX_IN_FLIGHT - this.inFlight.size, [...this.inFlight.keys()]);
-      if (rows.length === 0) return;
-      let taken = 0;
+      // Due rows, each leased for longer than one try: a hub that dies mid-try leaves the row to be tried again after it.
+      const room = MAX_IN_FLIGHT - this.inFlight.size;
+      const rows = await this.store.leaseDeliveries(now, room, now + TRY_TIMEOUT_MS * 2, [...this.inFlight.keys()]);
       for (const row of rows) {
-        if (this.closed) return;
-        // The lease outlasts one try; a hub that dies mid-try leaves the row to be tried again after it.
-        if (!(await leaseDelivery(this.db, row, now + TRY_TIMEOUT_MS * 2))) continue;
-        taken++;
         this.inFlight.set(row.id, null);
         const p: Promise<void> = this.send(row)
           .catch((err: unknown) => this.log.warn({ err: (err as Error).message, webhook_id: row.id }, 'a webhook outcome could not be stored'))
@@ -214,7 +231,7 @@ export class Webhooks {
           });
         this.sending.add(p);
       }
-      if (taken === 0) return;
+      if (rows.length < room) return; // every due row is taken
     }
   }
 
@@ -228,14 +245,17 @@ export class Webhooks {
     else result = await this.post(row, url);
     const now = this.now();
     const attempts = row.attempts + 1;
+    // Outcomes go with the task store's next write; the lease keeps the row from being tried meanwhile.
+    const record = (change: Pick<DeliveryUpdate, 'status' | 'next_at' | 'last_status' | 'last_error'>) =>
+      this.store.recordDelivery({ id: row.id, attempts, updated_at: now, ...change });
     if ('status' in result && result.status >= 200 && result.status < 300) {
       count('delivered');
-      await updateDelivery(this.db, row.id, { status: 'delivered', attempts, last_status: result.status, last_error: null, updated_at: now });
+      record({ status: 'delivered', next_at: now, last_status: result.status, last_error: null });
       return;
     }
     if ('status' in result && result.status === 410) {
       count('gone');
-      await updateDelivery(this.db, row.id, { status: 'gone', attempts, last_status: 410, updated_at: now });
+      record({ status: 'gone', next_at: now, last_status: 410, last_error: row.last_error });
       return;
     }
     const lastError = 'error' in result ? result.error.slice(0, 255) : `HTTP ${result.status}`;
@@ -243,17 +263,17 @@ export class Webhooks {
     if ('refused' in result && result.refused) {
       count('refused');
       count('failed');
-      await updateDelivery(this.db, row.id, { status: 'failed', attempts, last_status: null, last_error: lastError, updated_at: now });
+      record({ status: 'failed', next_at: now, last_status: null, last_error: lastError });
       return;
     }
     const next = now + nextDelay(attempts, 'status' in result ? result.retryAfter : undefined, now);
     if (next > row.created_at + DELIVERY_WINDOW_MS) {
       count('failed');
-      await updateDelivery(this.db, row.id, { status: 'failed', attempts, last_status: lastStatus, last_error: lastError, updated_at: now });
+      record({ status: 'failed', next_at: now, last_status: lastStatus, last_error: lastError });
       return;
     }
     count('retried');
-    await updateDelivery(this.db, row.id, { attempts, next_at: next, last_status: lastStatus, last_error: lastError, updated_at: now });
+    record({ status: 'pending', next_at: next, last_status: lastStatus, last_error: lastError });
   }
 
   /**
@@ -331,9 +351,8 @@ export class Webhooks {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    // The ends of the tasks the stop failed are written first: they are sent after the restart.
-    await new Promise((r) => setImmediate(r));
-    await Promise.allSettled([...this.writing]);
+    // The deliveries of the tasks the stop ended are in the task store's buffer: its close (after
+    // this one) commits them with their ends, and they are sent after the restart.
     for (const req of this.inFlight.values()) req?.destroy(new Error('the hub is stopping'));
     await Promise.allSettled([...this.sending]);
     this.agents.http.destroy();

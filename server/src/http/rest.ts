@@ -184,11 +184,18 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
         if (end) resolveEnd();
       },
     };
-    const out = await submits.submit(scope, key, prepared, (taskId) => {
-      const r = hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined, owner: who?.owner ?? null });
-      if (hook) webhooks!.attach(taskId, hook);
-      return r;
-    });
+    const owner = who?.owner ?? null;
+    const out = await submits.submit(
+      scope,
+      key,
+      prepared,
+      (taskId, stored) => {
+        const r = hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined, owner, stored });
+        if (hook) webhooks!.attach(taskId, hook);
+        return r;
+      },
+      owner,
+    );
     if (out.duplicate) reply.header('idempotent-replayed', 'true');
     else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
     if (!wait)

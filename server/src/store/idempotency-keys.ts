@@ -112,17 +112,6 @@ export async function claimKeys(db: Knex, rows: readonly IdempotencyRow[], expir
   );
 }
 
-/**
- * Moves a key from the task `held` names to `row`'s, if it still names that task (a conditional
- * update: of two hubs that take over one orphaned key, one wins). True when this one won.
- */
-export async function takeOverKey(db: Knex, held: IdempotencyRow, row: IdempotencyRow): Promise<boolean> {
-  const n = await db(TABLE)
-    .where({ scope: held.scope, key: held.key, task_id: held.task_id, created_at: held.created_at })
-    .update({ task_id: row.task_id, service_id: row.service_id, args_hash: row.args_hash, created_at: row.created_at });
-  return n === 1;
-}
-
 /** Gives a key up when its task could not be queued after all (`queue_full`, `shutting_down`). */
 export async function releaseKey(db: Knex, scope: string, key: string, taskId: string): Promise<void> {
   await db(TABLE).where({ scope, key, task_id: taskId }).delete();

@@ -6,10 +6,12 @@
  */
 import { createRequire } from 'node:module';
 import { WriterThread } from './writer-thread.js';
+import { unitSql, type UnitAnswer, type UnitValues } from './unit-sql.js';
 
 /**
  * The thread's program: one connection, opened on the first statement and again after a fatal
- * error (the server gone, a cut network); statements run one at a time, in order. A list of
+ * error (the server gone, a cut network); messages run one at a time, in order: a statement, a
+ * unit in one transaction (see unit-sql.ts). A list of
  * Buffers is bound as their concatenation; a Buffer arrives as a plain Uint8Array (structured
  * clone) and is bound as bytes again.
  */
@@ -17,6 +19,7 @@ const THREAD_SOURCE = `
 'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const mysql = require(workerData.driver);
+const SQL = workerData.sql;
 let conn = null;
 const queue = [];
 let busy = false;
@@ -32,31 +35,123 @@ function bindable(v) {
   if (v instanceof Uint8Array && !Buffer.isBuffer(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   return v;
 }
+function query(c, sql, values) {
+  return new Promise((resolve, reject) => c.query(sql, values, (err, result) => (err ? reject(err) : resolve(result))));
+}
+function tuples(head, tuple, rows) {
+  return head + rows.map(() => tuple).join(', ');
+}
+// Claims: every key inserted unless held (one statement), the holders read and locked; an
+// expired holder is taken over by a conditional update. The winners' queued rows go in one
+// upsert. Answers null (won) or the holder, per claim.
+async function claim(c, u) {
+  const keys = u.claims.map((k) => k.slice(0, 6));
+  await query(c, tuples(SQL.claimInsert, SQL.claimTuple, keys), keys.flat());
+  const held = await query(c, SQL.claimReadMany + keys.map(() => '(\`scope\` = ? and \`key\` = ?)').join(' or ') + SQL.claimReadTail, keys.flatMap((k) => [k[0], k[1]]));
+  const byKey = new Map(held.map((h) => [h.scope + '\\u0000' + h.key, h]));
+  const out = [];
+  const won = [];
+  for (let i = 0; i < u.claims.length; i++) {
+    const [scope, key, taskId, serviceId, argsHash, createdAt, expiredBefore] = u.claims[i];
+    const h = byKey.get(scope + '\\u0000' + key);
+    if (h === undefined) throw new Error('a held idempotency key vanished inside its transaction');
+    let holder = [h.task_id, Number(h.service_id), h.args_hash, Number(h.created_at)];
+    if (h.task_id === taskId) holder = null;
+    else if (Number(h.created_at) < expiredBefore) {
+      const r = await query(c, SQL.claimTake, [taskId, serviceId, argsHash, createdAt, scope, key, h.task_id, h.created_at]);
+      if (r.affectedRows === 1) holder = null;
+    }
+    out.push(holder);
+    if (holder === null) won.push(u.claimRows[i]);
+  }
+  if (won.length) await query(c, u.upsertHead + won.map(() => u.upsertTuple).join(', ') + u.upsertTail, won.flat());
+  return out;
+}
+// At most 200 rows or about 1 MiB of bodies in one insert (under max_allowed_packet).
+async function insertDeliveries(c, rows) {
+  let i = 0;
+  while (i < rows.length) {
+    let bytes = 0;
+    let j = i;
+    while (j < rows.length && j - i < 200 && (j === i || bytes + rows[j][4].length < 1 << 20)) bytes += rows[j++][4].length;
+    const part = rows.slice(i, j);
+    await query(c, tuples(SQL.deliveryInsert, SQL.deliveryTuple, part), part.flat());
+    i = j;
+  }
+}
+async function inTransaction(c, steps) {
+  await query(c, 'start transaction', []);
+  try {
+    const result = await steps();
+    await query(c, 'commit', []);
+    return result;
+  } catch (err) {
+    if (!err.fatal) await query(c, 'rollback', []).catch(() => {});
+    throw err;
+  }
+}
+async function unit(c, u) {
+  const one = !u.claims && !u.outbox && !u.updates && !u.leases;
+  if (one) {
+    await query(c, u.sql, u.values.map(bindable));
+    return {};
+  }
+  return inTransaction(c, async () => {
+    const out = { claims: undefined, leases: undefined };
+    if (u.claims) out.claims = await claim(c, u);
+    if (u.sql) await query(c, u.sql, u.values.map(bindable));
+    if (u.outbox) await insertDeliveries(c, u.outbox);
+    if (u.updates) for (const r of u.updates) await query(c, SQL.deliveryUpdate, r);
+    if (u.leases) {
+      out.leases = [];
+      for (const l of u.leases) out.leases.push(await lease(c, l));
+    }
+    return out;
+  });
+}
+async function lease(c, [now, limit, until, skip]) {
+  const skipped = new Set(skip);
+  const due = await query(c, SQL.deliveryDue, [now, limit + skipped.size]);
+  const taken = [];
+  for (const r of due) {
+    if (taken.length >= limit) break;
+    if (skipped.has(r.id)) continue;
+    const done = await query(c, SQL.deliveryLease, [until, r.id, r.next_at]);
+    if (done.affectedRows === 1) taken.push({ ...r });
+  }
+  return taken;
+}
+function run(c, msg) {
+  if (msg.unit) return unit(c, msg.unit);
+  return query(c, msg.sql, msg.values.map(bindable)).then(() => undefined);
+}
 function next() {
   if (busy || queue.length === 0) return;
   busy = true;
-  const { id, sql, values } = queue.shift();
+  const msg = queue.shift();
+  const { id } = msg;
   let c;
+  const failed = (err) => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (e.fatal && conn === c) {
+      conn = null;
+      c.destroy();
+    }
+    parentPort.postMessage({ id, error: { message: e.message, code: typeof e.code === 'string' ? e.code : undefined } });
+  };
   try {
     if (conn === null) conn = connect();
     c = conn;
-    c.query(sql, values.map(bindable), (err) => {
+    run(c, msg).then(
+      (result) => parentPort.postMessage({ id, result }),
+      failed,
+    ).finally(() => {
       busy = false;
-      if (err) {
-        if (err.fatal && conn === c) {
-          conn = null;
-          c.destroy();
-        }
-        parentPort.postMessage({ id, error: { message: err.message, code: typeof err.code === 'string' ? err.code : undefined } });
-      } else {
-        parentPort.postMessage({ id });
-      }
       next();
     });
   } catch (err) {
     busy = false;
-    const e = err instanceof Error ? err : new Error(String(err));
-    parentPort.postMessage({ id, error: { message: e.message, code: typeof e.code === 'string' ? e.code : undefined } });
+    failed(err);
     next();
   }
 }
@@ -73,7 +168,7 @@ export type MysqlConnection = Record<string, unknown>;
 export class MysqlWriter extends WriterThread {
   constructor(connection: MysqlConnection) {
     const driver = createRequire(import.meta.url).resolve('mysql2');
-    super('MySQL', THREAD_SOURCE, { driver, connection });
+    super('MySQL', THREAD_SOURCE, { driver, connection, sql: unitSql(true) });
   }
 
   /**
@@ -81,7 +176,18 @@ export class MysqlWriter extends WriterThread {
    * Buffers is bound as their concatenation) in the thread. Resolves once the server answered;
    * rejects with mysql2's error (its `code` kept).
    */
-  run(sql: string, values: unknown[]): Promise<void> {
-    return this.send({ sql, values });
+  async run(sql: string, values: unknown[]): Promise<void> {
+    await this.send({ sql, values });
+  }
+
+  /**
+   * Commits a unit in one transaction (BEGIN ... COMMIT; a unit of task rows alone is one
+   * statement): its claims (the winners' queued rows upserted with `upsertHead` + tuples +
+   * `upsertTail`), then `sql` with `values`, then its outbox rows, outcomes and leases. Resolves
+   * with the claims' holders (null: won) and the rows each lease took, in order.
+   */
+  async unit(u: UnitValues & { sql?: string; values?: unknown[]; upsertHead?: string; upsertTuple?: string; upsertTail?: string }): Promise<UnitAnswer> {
+    const answer = (await this.send({ unit: u })) as Partial<UnitAnswer> | undefined;
+    return { claims: answer?.claims ?? [], leases: answer?.leases ?? [] };
   }
 }

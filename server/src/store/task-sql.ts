@@ -8,6 +8,9 @@ import { MysqlWriter, type MysqlConnection } from './mysql-writer.js';
 import { SqliteWriter, type WriterFile } from './sqlite-writer.js';
 import { mediaFile, writeMediaFiles } from './task-media.js';
 import { joined, lengthOf, type TaskColumns } from './task-rows.js';
+import type { IdempotencyRow } from './idempotency-keys.js';
+import { claimValues, deliveryValues, runUnitWithKnex, updateValues, type DeliveryUpdate, type HolderValues, type UnitValues } from './unit-sql.js';
+import { deliveryFromDb, type DeliveryRow } from './webhook-deliveries.js';
 
 /** The part of a better-sqlite3 connection the store uses. */
 interface SqliteConnection {
@@ -42,13 +45,70 @@ const MERGE_COLUMNS = [
 /** Every column, in the order of the upsert's values. */
 const COLUMNS = ['id', ...MERGE_COLUMNS] as const;
 
+/** The upsert's pieces: its head, one row's tuple, and its merge clause. */
+function upsertParts(mysql: boolean): { head: string; tuple: string; tail: string } {
+  return {
+    head: `insert into \`tasks\` (${COLUMNS.map((c) => `\`${c}\``).join(', ')}) values `,
+    tuple: `(${COLUMNS.map(() => '?').join(', ')})`,
+    tail: mysql
+      ? ` on duplicate key update ${MERGE_COLUMNS.map((c) => `\`${c}\` = values(\`${c}\`)`).join(', ')}`
+      : ` on conflict (\`id\`) do update set ${MERGE_COLUMNS.map((c) => `\`${c}\` = excluded.\`${c}\``).join(', ')}`,
+  };
+}
+
 /** The upsert of `rows` rows: one statement, the same for every batch of that size. */
 function upsertSql(rows: number, mysql: boolean): string {
-  const tuple = `(${COLUMNS.map(() => '?').join(', ')})`;
-  const merge = mysql
-    ? ` on duplicate key update ${MERGE_COLUMNS.map((c) => `\`${c}\` = values(\`${c}\`)`).join(', ')}`
-    : ` on conflict (\`id\`) do update set ${MERGE_COLUMNS.map((c) => `\`${c}\` = excluded.\`${c}\``).join(', ')}`;
-  return `insert into \`tasks\` (${COLUMNS.map((c) => `\`${c}\``).join(', ')}) values ${Array.from({ length: rows }, () => tuple).join(', ')}${merge}`;
+  const { head, tuple, tail } = upsertParts(mysql);
+  return `${head}${Array.from({ length: rows }, () => tuple).join(', ')}${tail}`;
+}
+
+/** A queued row's values in the upsert's column order (no media: a row claimed with its key). */
+function plainValues(r: TaskColumns): unknown[] {
+  return [
+    r.id,
+    r.service_id,
+    r.status,
+    r.attempts,
+    r.seq,
+    r.progress,
+    r.message,
+    r.error,
+    r.result,
+    null,
+    null,
+    r.created_at,
+    r.started_at,
+    r.finished_at,
+    r.owner,
+  ];
+}
+
+function compareKeys(a: IdempotencyRow, b: IdempotencyRow): number {
+  if (a.scope !== b.scope) return a.scope < b.scope ? -1 : 1;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+function upsertPartsOf(p: { head: string; tuple: string; tail: string }): { upsertHead: string; upsertTuple: string; upsertTail: string } {
+  return { upsertHead: p.head, upsertTuple: p.tuple, upsertTail: p.tail };
+}
+
+/**
+ * What one write commits in one transaction: task rows; key claims, each with the queued row of
+ * its task (written only when the claim wins); webhook outbox rows; outcomes of webhook tries.
+ */
+export interface TaskWrite {
+  rows: TaskColumns[];
+  claims: ReadonlyArray<{ key: IdempotencyRow; expiredBefore: number; row: TaskColumns }>;
+  outbox: readonly DeliveryRow[];
+  updates: readonly DeliveryUpdate[];
+  /** Leases of due webhook deliveries, run last: `[now, limit, until, skip]` each. */
+  leases: NonNullable<UnitValues['leases']>;
+}
+
+/** What a write answers: each claim's holder (null: won), and the rows each lease took. */
+export interface WriteAnswer {
+  holders: Array<HolderValues | null>;
+  leased: DeliveryRow[][];
 }
 
 /** Length of a string as a quoted, escaped SQL literal (mysql2 escapes these with a backslash). */
@@ -91,6 +151,8 @@ export class TaskUpserts {
   readonly #statements = new Map<string, { conn: SqliteConnection; run: { run(bindings: readonly unknown[]): unknown } }>();
   /** MySQL's `max_allowed_packet`, read before the first write; null on SQLite or until read. */
   #packetLimit: number | null = null;
+  /** SQLite writer: the one-row upsert of a claimed task's queued row. */
+  #upsertRow: string | undefined;
 
   constructor(db: Knex) {
     this.#db = db;
@@ -129,10 +191,43 @@ export class TaskUpserts {
 
   /** Upserts `records` in one statement. */
   async insert(records: TaskColumns[]): Promise<void> {
-    if (this.#writer) {
-      await this.#insertInThread(this.#writer, records);
-      return;
+    await this.write({ rows: records, claims: [], outbox: [], updates: [], leases: [] });
+  }
+
+  /**
+   * Commits `w` in one transaction (task rows alone on MySQL: one statement). Resolves with each
+   * claim's holder, in order (null when the claim won: its task's row is written; else the key's
+   * row), and the rows each lease took.
+   */
+  async write(w: TaskWrite): Promise<WriteAnswer> {
+    const extra = w.claims.length > 0 || w.outbox.length > 0 || w.updates.length > 0 || w.leases.length > 0;
+    if (this.#writer) return this.#writeInThread(this.#writer, w);
+    if (!extra) {
+      await this.#insertWithKnex(w.rows);
+      return { holders: [], leased: [] };
     }
+    const merge = (rows: Record<string, unknown>[]) =>
+      rows.map((r) => (r.attachments === null || Buffer.isBuffer(r.attachments) ? r : { ...r, attachments: joined(r.attachments as Uint8Array[]) }));
+    return this.#db.transaction(async (trx) => {
+      const upsert = async (t: Knex.Transaction, rows: Record<string, unknown>[]) => {
+        await t('tasks')
+          .insert(merge(rows))
+          .onConflict('id')
+          .merge([...MERGE_COLUMNS]);
+      };
+      if (w.rows.length) await upsert(trx, w.rows as unknown as Record<string, unknown>[]);
+      return runUnitWithKnex(
+        trx,
+        w.claims.map((c) => ({ key: c.key, expiredBefore: c.expiredBefore, row: c.row as unknown as Record<string, unknown> })),
+        w.outbox,
+        w.updates,
+        w.leases,
+        upsert,
+      );
+    });
+  }
+
+  async #insertWithKnex(records: TaskColumns[]): Promise<void> {
     // Without a writer thread (in-memory SQLite; a MySQL connection knex was given as a string).
     const rows = records.map((r) => (r.attachments === null || Buffer.isBuffer(r.attachments) ? r : { ...r, attachments: joined(r.attachments) }));
     const query = this.#db('tasks')
@@ -165,58 +260,79 @@ export class TaskUpserts {
   }
 
   /**
-   * The upsert runs in the writer's thread, off the event loop: on MySQL one statement of every
-   * row (one round trip); on SQLite the one-row statement once per row in one transaction (no
-   * statement to prepare per batch size, and SQLite's cost per row is the same).
+   * The unit runs in the writer's thread, off the event loop. Task rows: on MySQL one statement
+   * of every row (one round trip); on SQLite the one-row statement once per row, in the unit's
+   * transaction (no statement to prepare per batch size, and SQLite's cost per row is the same).
    */
-  async #insertInThread(writer: SqliteWriter | MysqlWriter, records: TaskColumns[]): Promise<void> {
+  async #writeInThread(writer: SqliteWriter | MysqlWriter, w: TaskWrite): Promise<WriteAnswer> {
     const sqlite = writer instanceof SqliteWriter;
-    const rows = sqlite ? 1 : records.length;
-    let sql = this.#upserts.get(rows);
-    if (sql === undefined) {
-      if (this.#upserts.size >= 32) this.#upserts.clear();
-      sql = upsertSql(rows, !sqlite);
-      this.#upserts.set(rows, sql);
-    }
+    const records = w.rows;
+    let sql: string | undefined;
     const values: unknown[] = [];
     let files: WriterFile[] | undefined;
-    for (const r of records) {
-      // SQLite: media go to a file, written before the statement that names it (see task-media.ts).
-      let attachments = r.attachments;
-      let file: string | null = null;
-      if (sqlite && attachments !== null) {
-        const f = mediaFile(r.id, attachments);
-        (files ??= []).push(f);
-        file = f[0];
-        attachments = null;
+    if (records.length > 0) {
+      const rows = sqlite ? 1 : records.length;
+      sql = this.#upserts.get(rows);
+      if (sql === undefined) {
+        if (this.#upserts.size >= 32) this.#upserts.clear();
+        sql = upsertSql(rows, !sqlite);
+        this.#upserts.set(rows, sql);
       }
-      values.push(
-        r.id,
-        r.service_id,
-        r.status,
-        r.attempts,
-        r.seq,
-        r.progress,
-        r.message,
-        r.error,
-        r.result,
-        attachments,
-        file,
-        r.created_at,
-        r.started_at,
-        r.finished_at,
-        r.owner,
-      );
-    }
-    if (sqlite) {
+      for (const r of records) {
+        // SQLite: media go to a file, written before the statement that names it (see task-media.ts).
+        let attachments = r.attachments;
+        let file: string | null = null;
+        if (sqlite && attachments !== null) {
+          const f = mediaFile(r.id, attachments);
+          (files ??= []).push(f);
+          file = f[0];
+          attachments = null;
+        }
+        values.push(
+          r.id,
+          r.service_id,
+          r.status,
+          r.attempts,
+          r.seq,
+          r.progress,
+          r.message,
+          r.error,
+          r.result,
+          attachments,
+          file,
+          r.created_at,
+          r.started_at,
+          r.finished_at,
+          r.owner,
+        );
+      }
       // The files first: a committed row never names a file that is not written yet.
       if (files) await writeMediaFiles((writer as SqliteWriter).filesDir, files);
-      await (writer as SqliteWriter).runEach(sql, values, COLUMNS.length);
-    } else {
-      await writer.run(sql, values);
     }
-    // As knex would: whoever watches the queries (tests, debugging) still sees this one.
-    (this.#db as unknown as { emit(event: string, data: unknown): void }).emit('query', { sql, bindings: values, method: 'insert' });
+    const unit: Parameters<SqliteWriter['unit']>[0] & Parameters<MysqlWriter['unit']>[0] = {};
+    if (sql !== undefined) {
+      unit.sql = sql;
+      unit.values = values;
+      if (sqlite) unit.width = COLUMNS.length;
+    }
+    // Claims go in the order of their keys, so that two hubs claiming the same keys lock them in one order.
+    const order = w.claims.map((_, i) => i).sort((a, b) => compareKeys(w.claims[a].key, w.claims[b].key));
+    if (order.length > 0) {
+      unit.claims = order.map((i) => claimValues(w.claims[i].key, w.claims[i].expiredBefore));
+      unit.claimRows = order.map((i) => plainValues(w.claims[i].row));
+      if (sqlite) unit.upsertRow = this.#upsertRow ??= upsertSql(1, false);
+      else Object.assign(unit, upsertPartsOf(upsertParts(true)));
+    }
+    if (w.outbox.length > 0) unit.outbox = w.outbox.map(deliveryValues);
+    if (w.updates.length > 0) unit.updates = w.updates.map(updateValues);
+    if (w.leases.length > 0) unit.leases = w.leases;
+    const answer = await writer.unit(unit);
+    const sorted = answer.claims;
+    // As knex would: whoever watches the queries (tests, debugging) still sees the upsert.
+    if (sql !== undefined) (this.#db as unknown as { emit(event: string, data: unknown): void }).emit('query', { sql, bindings: values, method: 'insert' });
+    const holders = new Array<HolderValues | null>(order.length);
+    for (let k = 0; k < order.length; k++) holders[order[k]] = sorted[k];
+    return { holders, leased: answer.leases.map((rows) => rows.map(deliveryFromDb)) };
   }
 
   /** Stops the writer thread, if any. */

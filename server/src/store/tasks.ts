@@ -21,8 +21,11 @@ import {
   type TaskColumns,
   type TaskRow,
 } from './task-rows.js';
-import { SQLITE_MAX_BATCH, STATEMENT_OVERHEAD, TaskUpserts, sqlSizeOf } from './task-sql.js';
+import { SQLITE_MAX_BATCH, STATEMENT_OVERHEAD, TaskUpserts, sqlSizeOf, type TaskWrite } from './task-sql.js';
 import { WriteBehind, type WriteBehindOptions, type WrittenCallback } from './write-behind.js';
+import type { ClaimOutcome, IdempotencyRow } from './idempotency-keys.js';
+import type { DeliveryUpdate, HolderValues } from './unit-sql.js';
+import type { DeliveryRow } from './webhook-deliveries.js';
 
 /**
  * Called once a saved row is committed (`dropped: false`), or once the store gave it up
@@ -34,6 +37,8 @@ export type StoredCallback = WrittenCallback;
 
 export { attachmentPieces, packAttachments, unpackAttachments } from './attachments.js';
 export { ENDED_STATUSES, MAX_TASK_ID_LENGTH, type StoredTaskRow, type TaskErrorValue, type TaskRow } from './task-rows.js';
+export type { DeliveryRow } from './webhook-deliveries.js';
+export type { DeliveryUpdate } from './unit-sql.js';
 
 /** Options of a {@link TaskStore}. */
 export interface TaskStoreOptions {
@@ -82,18 +87,41 @@ const DEFAULTS: Readonly<WriteBehindOptions> = Object.freeze({
   backlogBytes: 64 * 1024 * 1024,
 });
 
-/** A saved row waiting in the buffer. */
+/** Longest an outcome of a webhook try waits for a write of other rows before it is written alone, in ms. */
+const OUTCOME_DELAY_MS = 100;
+
+/**
+ * What waits in the buffer: a task's row (keyed by the task id), a key's claim with its task's
+ * queued row, outbox rows alone, or a try's outcome (keyed by ids that start with a NUL, which
+ * no task id holds). Everything taken into one batch is committed in one transaction.
+ */
 interface Pending {
-  /** The task id. */
+  /** The task id; `\0k`, `\0o`, `\0u`, `\0l` + an id for a claim, outbox rows, an outcome, a lease. */
   id: string;
-  row: TaskRow;
-  columns: TaskColumns;
+  /** The task's row (a claim's: written only if the claim wins); null for outbox rows or an outcome. */
+  row: TaskRow | null;
+  columns: TaskColumns | null;
+  /** A key's claim: its row, the time before which a holder has expired, and (once written) its holder. */
+  claim: { key: IdempotencyRow; expiredBefore: number; holder?: HolderValues | null } | null;
+  /** Webhook outbox rows committed with this entry. */
+  outbox: DeliveryRow[] | null;
+  /** A webhook try's outcome. */
+  update: DeliveryUpdate | null;
+  /** A lease of due deliveries (`[now, limit, until, skip]`) and, once written, the rows it took. */
+  lease?: { args: [number, number, number, readonly string[]]; rows?: DeliveryRow[] };
   /** Rough size of the row in a statement. */
   bytes: number;
   /** Bytes it holds in memory: media, result, error, message. */
   held: number;
   /** Times the database refused this row written alone while it answered otherwise. */
   refusals: number;
+}
+
+/** Bytes of outbox rows held in memory. */
+function outboxBytes(rows: readonly DeliveryRow[] | null | undefined): number {
+  let n = 0;
+  if (rows) for (const r of rows) n += r.body.length + r.url.length;
+  return n;
 }
 
 function errorOf(err: unknown): Error {
@@ -111,6 +139,9 @@ export class TaskStore {
   readonly #onError: TaskStoreOptions['onError'];
   readonly #sql: TaskUpserts;
   readonly #buffer: WriteBehind<Pending>;
+  readonly #outboxWatchers: Array<() => void> = [];
+  /** Leases asked for so far (each its own entry). */
+  #leases = 0;
   #closing: Promise<void> | null = null;
 
   constructor(db: Knex, options: TaskStoreOptions = {}) {
@@ -138,12 +169,46 @@ export class TaskStore {
         ),
       write: (batch) =>
         writeIsolatingBadRows(batch, {
-          insert: (rows) => sql.insert(rows.map((p) => p.columns)),
+          insert: (entries) => this.#write(entries),
           refused: (err) => refusedByAnsweringDb(db, 'tasks', err),
           drop: (err, rows) => this.#report(err, rows, true),
         }),
       report: (err, rows, dropped) => this.#report(err, rows, dropped),
+      supersede: (older, newer) => {
+        if (older.outbox) newer.outbox = newer.outbox ? [...older.outbox, ...newer.outbox] : older.outbox;
+      },
     });
+  }
+
+  /** Commits entries in one transaction; records each claim's holder on its entry; tells the outbox's watchers. */
+  async #write(entries: Pending[]): Promise<void> {
+    const w: TaskWrite = { rows: [], claims: [], outbox: [], updates: [], leases: [] };
+    const claims: Pending[] = [];
+    const leases: Pending[] = [];
+    for (const p of entries) {
+      if (p.claim) {
+        claims.push(p);
+        (w.claims as TaskWrite['claims'][number][]).push({ key: p.claim.key, expiredBefore: p.claim.expiredBefore, row: p.columns! });
+      } else if (p.columns) w.rows.push(p.columns);
+      if (p.outbox) (w.outbox as DeliveryRow[]).push(...p.outbox);
+      if (p.update) (w.updates as DeliveryUpdate[]).push(p.update);
+      if (p.lease) {
+        leases.push(p);
+        w.leases.push(p.lease.args);
+      }
+    }
+    const { holders, leased } = await this.#sql.write(w);
+    for (let i = 0; i < claims.length; i++) claims[i].claim!.holder = holders[i];
+    for (let i = 0; i < leases.length; i++) leases[i].lease!.rows = leased[i];
+    if (w.outbox.length > 0) {
+      for (const watcher of this.#outboxWatchers) {
+        try {
+          watcher();
+        } catch {
+          // A faulty watcher must not break the store.
+        }
+      }
+    }
   }
 
   /** Rows saved and not yet written. */
@@ -182,10 +247,106 @@ export class TaskStore {
    * is called once the row is committed (see {@link StoredCallback}); while the database fails,
    * not before it answers again.
    */
-  save(row: TaskRow, onStored?: StoredCallback): void {
+  save(row: TaskRow, onStored?: StoredCallback, outbox?: readonly DeliveryRow[]): void {
     if (this.#closing) throw new Error('TaskStore.save: the store is closed');
     const columns = toColumns(row);
-    this.#buffer.put({ id: row.id, row, columns, bytes: sqlSizeOf(columns), held: heldBy(columns), refusals: 0 }, onStored);
+    const rows = outbox?.length ? [...outbox] : null;
+    this.#buffer.put(
+      { id: row.id, row, columns, claim: null, outbox: rows, update: null, bytes: sqlSizeOf(columns), held: heldBy(columns) + outboxBytes(rows), refusals: 0 },
+      onStored,
+    );
+  }
+
+  /**
+   * Claims an idempotency key for `row`'s task (docs/protocol.md section 12) in the next write,
+   * written at once: the key is inserted unless held, a holder older than `expiredBefore` (ms
+   * since the epoch) is taken over, and only a claim that wins has `row` (the task's queued
+   * row) written, in the same transaction as the key. Resolves `{won: true}`, or with the
+   * holder's row; rejects when the store gives the claim up (or is closed).
+   */
+  claim(key: IdempotencyRow, row: TaskRow, expiredBefore: number): Promise<ClaimOutcome> {
+    if (this.#closing) return Promise.reject(new Error('TaskStore.claim: the store is closed'));
+    let columns: TaskColumns;
+    try {
+      columns = toColumns(row);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const entry: Pending = {
+      id: `\u0000k${row.id}`,
+      row,
+      columns,
+      claim: { key, expiredBefore },
+      outbox: null,
+      update: null,
+      bytes: sqlSizeOf(columns) + key.key.length + 256,
+      held: 0,
+      refusals: 0,
+    };
+    return new Promise((resolve, reject) => {
+      this.#buffer.put(
+        entry,
+        (dropped) => {
+          const holder = entry.claim!.holder;
+          if (dropped || holder === undefined) reject(new Error('the idempotency key could not be stored'));
+          else if (holder === null) resolve({ won: true });
+          else
+            resolve({
+              won: false,
+              row: { scope: key.scope, key: key.key, task_id: holder[0], service_id: holder[1], args_hash: holder[2], created_at: holder[3] },
+            });
+        },
+        0,
+      );
+    });
+  }
+
+  /** Writes webhook outbox rows with the next batch (rows due with a task's row go by `save`). */
+  saveDeliveries(rows: readonly DeliveryRow[]): void {
+    if (this.#closing) throw new Error('TaskStore.saveDeliveries: the store is closed');
+    if (rows.length === 0) return;
+    const held = outboxBytes(rows);
+    this.#buffer.put({ id: `\u0000o${rows[0].id}`, row: null, columns: null, claim: null, outbox: [...rows], update: null, bytes: held, held, refusals: 0 });
+  }
+
+  /** Writes a webhook try's outcome with the next batch; a newer outcome of the same delivery replaces it. */
+  recordDelivery(update: DeliveryUpdate): void {
+    if (this.#closing) throw new Error('TaskStore.recordDelivery: the store is closed');
+    const bytes = 256 + (update.last_error?.length ?? 0);
+    // Not worth a write of its own: it goes with the next one, or within OUTCOME_DELAY_MS.
+    this.#buffer.put(
+      { id: `\u0000u${update.id}`, row: null, columns: null, claim: null, outbox: null, update, bytes, held: 0, refusals: 0 },
+      undefined,
+      OUTCOME_DELAY_MS,
+    );
+  }
+
+  /** Calls `watcher` after each write that committed outbox rows (the webhook sender looks for due rows). */
+  watchOutbox(watcher: () => void): void {
+    this.#outboxWatchers.push(watcher);
+  }
+
+  /**
+   * Leases up to `limit` webhook deliveries due at `now`, leaving out `skip` (ids in flight here),
+   * until `until`, each by a conditional update: with the next write (at once, or with the write
+   * running now), in its transaction, so that a lease costs no message to the writer thread of
+   * its own. Resolves with the rows taken (none if the store gave the lease up).
+   */
+  leaseDeliveries(now: number, limit: number, until: number, skip: readonly string[]): Promise<DeliveryRow[]> {
+    if (this.#closing) return Promise.reject(new Error('TaskStore.leaseDeliveries: the store is closed'));
+    const entry: Pending = {
+      id: `\u0000l${++this.#leases}`,
+      row: null,
+      columns: null,
+      claim: null,
+      outbox: null,
+      update: null,
+      lease: { args: [now, limit, until, [...skip]] },
+      bytes: 256 + 64 * skip.length,
+      held: 0,
+      refusals: 0,
+    };
+    return new Promise((resolve) => this.#buffer.put(entry, (dropped) => resolve(dropped ? [] : (entry.lease!.rows ?? [])), 0));
   }
 
   /**
@@ -206,7 +367,7 @@ export class TaskStore {
   /** The task's latest state: an unsaved one first, else the table's. Null when unknown. */
   async get(id: string): Promise<StoredTaskRow | null> {
     const p = this.#buffer.peek(id);
-    if (p) return { ...p.row, attachments: p.row.attachments === null ? null : joined(p.row.attachments) };
+    if (p?.row && !p.claim) return { ...p.row, attachments: p.row.attachments === null ? null : joined(p.row.attachments) };
     const raw = (await this.#db('tasks').where({ id }).first()) as RawTaskColumns | undefined;
     if (!raw) return null;
     const row = fromColumns(raw);

@@ -1,7 +1,8 @@
 /**
  * The `webhook_deliveries` table: the outbox of webhooks (docs/protocol.md section 12). Rows are
  * claimed by a conditional update of `next_at` (a lease), so that two hubs on one database never
- * send one row at once.
+ * send one row at once. Rows, outcomes and leases are written with the task store's batches
+ * (unit-sql.ts); here are the reads, the knex lease and the purge.
  */
 import type { Knex } from 'knex';
 
@@ -23,7 +24,8 @@ export interface DeliveryRow {
 
 const TABLE = 'webhook_deliveries';
 
-function fromDb(r: Record<string, unknown>): DeliveryRow {
+/** A row as the driver answers it (numbers may come as strings). */
+export function deliveryFromDb(r: Record<string, unknown>): DeliveryRow {
   return {
     id: String(r.id),
     task_id: String(r.task_id),
@@ -40,23 +42,11 @@ function fromDb(r: Record<string, unknown>): DeliveryRow {
   };
 }
 
-/** Writes deliveries, several to a statement (at most 200 rows or about 1 MiB of bodies each). */
-export async function insertDeliveries(db: Knex, rows: readonly DeliveryRow[]): Promise<void> {
-  let i = 0;
-  while (i < rows.length) {
-    let bytes = 0;
-    let j = i;
-    while (j < rows.length && j - i < 200 && (j === i || bytes + rows[j].body.length < 1 << 20)) bytes += rows[j++].body.length;
-    await db(TABLE).insert(rows.slice(i, j) as DeliveryRow[]);
-    i = j;
-  }
-}
-
 /** Pending rows due at `now`, soonest first, at most `limit`, leaving out `skip` (ids in flight here). */
 export async function dueDeliveries(db: Knex, now: number, limit: number, skip: readonly string[]): Promise<DeliveryRow[]> {
   const q = db(TABLE).where('status', 'pending').andWhere('next_at', '<=', now).orderBy('next_at').limit(limit);
   if (skip.length) q.whereNotIn('id', skip as string[]);
-  return ((await q) as Record<string, unknown>[]).map(fromDb);
+  return ((await q) as Record<string, unknown>[]).map(deliveryFromDb);
 }
 
 /** Takes a due row for one try: true when this caller got it (its `next_at` moves to `leaseUntil`). */
@@ -65,22 +55,13 @@ export async function leaseDelivery(db: Knex, row: DeliveryRow, leaseUntil: numb
   return n === 1;
 }
 
-/** Records the outcome of a try. */
-export async function updateDelivery(
-  db: Knex,
-  id: string,
-  change: Partial<Pick<DeliveryRow, 'status' | 'attempts' | 'next_at' | 'last_status' | 'last_error' | 'updated_at'>>,
-): Promise<void> {
-  await db(TABLE).where({ id }).update(change);
-}
-
 /** Deliveries for operators: pending and failed ones (or only failed ones), newest first. */
 export async function listDeliveries(db: Knex, options: { failedOnly?: boolean; limit?: number } = {}): Promise<DeliveryRow[]> {
   const q = db(TABLE)
     .whereIn('status', options.failedOnly ? ['failed'] : ['pending', 'failed'])
     .orderBy('created_at', 'desc')
     .limit(options.limit ?? 1000);
-  return ((await q) as Record<string, unknown>[]).map(fromDb);
+  return ((await q) as Record<string, unknown>[]).map(deliveryFromDb);
 }
 
 /** Deletes finished deliveries (any status but pending) last changed before `before`. */

@@ -63,6 +63,11 @@ export interface WriteBehindTarget<E extends Buffered> {
   write(batch: E[]): Promise<void>;
   /** Hears of a failed write: `dropped` false, the entries are kept and retried; true, given up. */
   report(err: unknown, entries: E[], dropped: boolean): void;
+  /**
+   * Called when `newer` replaces `older` (of the same id) before `older` was written: what must
+   * be written with `older` but is not in `newer` (say, rows committed beside it) moves over.
+   */
+  supersede?(older: E, newer: E): void;
 }
 
 /** Write-behind buffer of entries keyed by id, written in batches by a {@link WriteBehindTarget}. */
@@ -131,11 +136,14 @@ export class WriteBehind<E extends Buffered> {
 
   /**
    * Buffers an entry, replacing an unwritten one of the same id; it is written within
-   * `flushDelayMs`. `onWritten` is called once it is (see {@link WrittenCallback}), never from
-   * inside this call; while writes fail, not before one succeeds.
+   * `flushDelayMs`, or `delayMs` when given (0: at the event loop's next turn, or after the write
+   * running now; longer: it rides with an earlier write of other entries, if any).
+   * `onWritten` is called once it is (see {@link WrittenCallback}), never from inside this call;
+   * while writes fail, not before one succeeds.
    */
-  put(entry: E, onWritten?: WrittenCallback): void {
+  put(entry: E, onWritten?: WrittenCallback, delayMs?: number): void {
     const previous = this.#pending.get(entry.id);
+    if (previous) this.#target.supersede?.(previous, entry);
     this.#pending.set(entry.id, entry);
     const older = previous && this.#waiting.get(previous);
     if (older) this.#waiting.delete(previous!);
@@ -143,7 +151,7 @@ export class WriteBehind<E extends Buffered> {
     if (callbacks) this.#waiting.set(entry, callbacks);
     this.#account(entry.held - (previous?.held ?? 0));
     if (this.#failures > 0) return; // a retry is already scheduled
-    this.#schedule(this.#pending.size >= this.#opts.batchSize ? 0 : this.#opts.flushDelayMs);
+    this.#schedule(this.#pending.size >= this.#opts.batchSize ? 0 : (delayMs ?? this.#opts.flushDelayMs));
   }
 
   /** Writes every entry put so far, now. Rejects when a write fails; the entries are then kept and retried. */
@@ -298,6 +306,7 @@ export class WriteBehind<E extends Buffered> {
             continue;
           }
           superseded += p.held;
+          this.#target.supersede?.(p, newer);
           const older = this.#waiting.get(p);
           if (older) {
             this.#waiting.delete(p);

@@ -3,13 +3,14 @@
  * in the order given. The thread's program is plain JavaScript evaluated by
  * `new Worker(..., { eval: true })`: a module file would need a build step (or a loader the
  * thread does not inherit) to run from the sources. It answers each message `{id, ...}` with
- * `{id}` or `{id, error: {message, code}}`.
+ * `{id, result?}` or `{id, error: {message, code}}`.
  */
 import { Worker } from 'node:worker_threads';
 
 /** What the thread answers for one message: nothing, or the error it met. */
 interface Answer {
   id: number;
+  result?: unknown;
   error?: { message: string; code?: string };
 }
 
@@ -24,7 +25,7 @@ export const WRITER_STOPPED = 'SQLITE_WRITER_STOPPED';
 export abstract class WriterThread {
   #worker: Worker | null = null;
   #nextId = 1;
-  readonly #waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  readonly #waiting = new Map<number, { resolve: (result: unknown) => void; reject: (err: Error) => void }>();
   #closed = false;
 
   /**
@@ -38,12 +39,12 @@ export abstract class WriterThread {
     private readonly workerData: Record<string, unknown>,
   ) {}
 
-  /** Sends `message` to the thread; resolves on its answer, rejects with its error (code kept). */
-  protected send(message: Record<string, unknown>): Promise<void> {
+  /** Sends `message` to the thread; resolves with its answer's result, rejects with its error (code kept). */
+  protected send(message: Record<string, unknown>): Promise<unknown> {
     if (this.#closed) return Promise.reject(stopped(`the ${this.name} writer is closed`));
     const worker = this.#worker ?? this.#start();
     const id = this.#nextId++;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       if (this.#waiting.size === 0) worker.ref();
       this.#waiting.set(id, { resolve, reject });
       worker.postMessage({ ...message, id });
@@ -82,7 +83,7 @@ export abstract class WriterThread {
       this.#waiting.delete(answer.id);
       if (this.#waiting.size === 0) worker.unref();
       if (answer.error) waiter.reject(Object.assign(new Error(answer.error.message), { code: answer.error.code }));
-      else waiter.resolve();
+      else waiter.resolve(answer.result);
     });
     const lost = (err: Error) => {
       if (this.#worker === worker) this.#worker = null;

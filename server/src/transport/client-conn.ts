@@ -236,11 +236,12 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         hook = await deps.webhooks.check(msg);
       }
       const prepared = hub.prepare(msg);
-      const enqueue = (taskId: string) => {
+      const owner = deps.who?.owner ?? null;
+      const enqueue = (taskId: string, stored = false) => {
         // Its events wait behind `accepted`, which comes after an await (the key's row, the commit).
         holding.set(taskId, { events: [], bytes: 0 });
         try {
-          const r = hub.enqueue(prepared, { taskId, subscriber, owner: deps.who?.owner ?? null });
+          const r = hub.enqueue(prepared, { taskId, subscriber, owner, stored });
           following.add(taskId);
           if (hook) deps.webhooks!.attach(taskId, hook);
           return r;
@@ -249,7 +250,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           throw err;
         }
       };
-      if (key !== undefined) out = await deps.submits!.submit(deps.keyScope ?? '', key, prepared, enqueue);
+      if (key !== undefined) out = await deps.submits!.submit(deps.keyScope ?? '', key, prepared, enqueue, owner);
       else {
         const taskId = newTaskId();
         out = { duplicate: false, taskId, result: enqueue(taskId) };
