@@ -28,4 +28,12 @@ describe('media files', () => {
     expect(fs.readFileSync(path.join(dir, 'a')).equals(Buffer.concat([Buffer.from('head'), big, Buffer.from('tail')]))).to.equal(true);
     expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('new');
   });
+
+  it('makes the folder again when it was removed after a first write', async () => {
+    const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'uh-media-')), 'media');
+    await writeMediaFiles(dir, [['a', [Buffer.from('one')]]]);
+    fs.rmSync(dir, { recursive: true });
+    await writeMediaFiles(dir, [['b', [Buffer.from('two')]]]);
+    expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).to.equal('two');
+  });
 });

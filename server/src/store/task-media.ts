@@ -33,9 +33,23 @@ export function mediaFile(id: string, attachments: Buffer | readonly Uint8Array[
  * once every file is written; rejects with the first error of the file system (its `code` kept).
  */
 export async function writeMediaFiles(dir: string, files: readonly WriterFile[]): Promise<void> {
-  await fs.promises.mkdir(dir, { recursive: true });
-  await Promise.all(files.map(([name, pieces]) => writePieces(path.join(dir, name), pieces)));
+  // The folder is made once, not before every file (a system call through libuv's pool per
+  // result); a write that finds it gone (removed by hand) makes it again and tries once more.
+  if (!madeDirs.has(dir)) {
+    await fs.promises.mkdir(dir, { recursive: true });
+    madeDirs.add(dir);
+  }
+  try {
+    await Promise.all(files.map(([name, pieces]) => writePieces(path.join(dir, name), pieces)));
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    await fs.promises.mkdir(dir, { recursive: true });
+    await Promise.all(files.map(([name, pieces]) => writePieces(path.join(dir, name), pieces)));
+  }
 }
+
+/** Media folders made by this process. */
+const madeDirs = new Set<string>();
 
 /**
  * Writes `pieces` to `file` (replaced) with one `writev` per call rather than one write per
