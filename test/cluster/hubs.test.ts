@@ -12,42 +12,12 @@ import { run, CLI } from '../helpers/processes.js';
 import type { WsPeer, Msg } from '../helpers/ws-peer.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { dialableWorker } from '../helpers/dialable-worker.js';
-import { clusterSkipReason, client, http, me, testCluster, until, worker, HEARTBEAT_MS, type HubProc, type TestCluster } from '../helpers/cluster.js';
+import { client, http, me, until, useThreeHubs, worker, HEARTBEAT_MS, type HubProc } from '../helpers/cluster.js';
 
 describe('cluster: three hub processes on one MariaDB and NATS', function () {
   this.timeout(120_000);
-  let db = '';
-  let tc: TestCluster;
-  const hubs: HubProc[] = [];
-  const peers: WsPeer[] = [];
-  const track = <T extends WsPeer>(p: T) => {
-    peers.push(p);
-    return p;
-  };
-
-  const startHub = (id: string, env: Record<string, string> = {}): Promise<HubProc> => tc.startHub(id, env);
-
-  before(async function () {
-    const why = await clusterSkipReason();
-    if (why) {
-      console.log(`    cluster suite skipped: ${why}`);
-      this.skip();
-    }
-    tc = await testCluster();
-    db = tc.db;
-    // One at a time: the first migrates the database.
-    hubs.push(await startHub('hub-a'));
-    hubs.push(...(await Promise.all([startHub('hub-b'), startHub('hub-c')])));
-  });
-
-  afterEach(async () => {
-    await Promise.all(peers.splice(0).map((p) => p.close().catch(() => undefined)));
-  });
-
-  after(async () => {
-    for (const h of hubs) h.proc.kill('SIGKILL');
-    await Promise.all(hubs.map((h) => h.proc.exited));
-  });
+  const { cluster, hubs, track } = useThreeHubs('hub');
+  const startHub = (id: string, env: Record<string, string> = {}): Promise<HubProc> => cluster().startHub(id, env);
 
   const [A, B, C] = [0, 1, 2].map((i) => () => hubs[i]);
 
@@ -271,7 +241,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
 
   it('has each listed worker dialed by exactly one hub, and another hub dials it when that one dies', async () => {
     const dw = await dialableWorker(me('cl_dialed'));
-    const admin = await mysql.createConnection({ uri: db });
+    const admin = await mysql.createConnection({ uri: cluster().db });
     try {
       await admin.query('INSERT INTO workers (url, enabled, created_at) VALUES (?, 1, ?)', [dw.url, Date.now()]);
       await until(

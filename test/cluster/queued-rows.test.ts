@@ -6,39 +6,11 @@
  * NATS; skipped, saying why, when either does not answer.
  */
 import { expect } from 'chai';
-import type { WsPeer } from '../helpers/ws-peer.js';
-import { clusterSkipReason, client, http, testCluster, until, worker, type HubProc, type TestCluster } from '../helpers/cluster.js';
+import { client, http, until, useThreeHubs, worker, type HubProc } from '../helpers/cluster.js';
 
 describe('cluster: tasks waiting in the work queue, seen from other hubs', function () {
   this.timeout(120_000);
-  let tc: TestCluster;
-  const hubs: HubProc[] = [];
-  const peers: WsPeer[] = [];
-  const track = <T extends WsPeer>(p: T) => {
-    peers.push(p);
-    return p;
-  };
-
-  before(async function () {
-    const why = await clusterSkipReason();
-    if (why) {
-      console.log(`    cluster suite skipped: ${why}`);
-      this.skip();
-    }
-    tc = await testCluster();
-    // One at a time: the first migrates the database.
-    hubs.push(await tc.startHub('hub-a'));
-    hubs.push(...(await Promise.all([tc.startHub('hub-b'), tc.startHub('hub-c')])));
-  });
-
-  afterEach(async () => {
-    await Promise.all(peers.splice(0).map((p) => p.close().catch(() => undefined)));
-  });
-
-  after(async () => {
-    for (const h of hubs) h.proc.kill('SIGKILL');
-    await Promise.all(hubs.map((h) => h.proc.exited));
-  });
+  const { hubs, track } = useThreeHubs('hub');
 
   const [A, B, C] = [0, 1, 2].map((i) => () => hubs[i]);
 

@@ -110,3 +110,54 @@ export async function testCluster(broker = NATS_URL): Promise<TestCluster> {
     },
   };
 }
+
+/** What {@link useThreeHubs} gives a suite. */
+export interface ThreeHubs {
+  /** The cluster (its database and name), once `before` ran. */
+  cluster(): TestCluster;
+  /** The three hubs, A, B and C, once `before` ran (a test may push more, stopped in `after`). */
+  readonly hubs: HubProc[];
+  /** Closes `peer` after the current test. */
+  track<T extends WsPeer>(peer: T): T;
+}
+
+/**
+ * Three hub processes of one fresh test cluster for a whole suite, named `<prefix>-a`, `-b` and
+ * `-c`, the first started alone (it migrates the database); the suite skipped, saying why, when
+ * MariaDB or NATS does not answer. Peers given to `track` are closed after each test; every hub
+ * in `hubs` is killed after the suite.
+ */
+export function useThreeHubs(prefix: string): ThreeHubs {
+  let tc: TestCluster | undefined;
+  const hubs: HubProc[] = [];
+  const peers: WsPeer[] = [];
+
+  before(async function () {
+    const why = await clusterSkipReason();
+    if (why) {
+      console.log(`    cluster suite skipped: ${why}`);
+      this.skip();
+    }
+    tc = await testCluster();
+    hubs.push(await tc.startHub(`${prefix}-a`));
+    hubs.push(...(await Promise.all([tc.startHub(`${prefix}-b`), tc.startHub(`${prefix}-c`)])));
+  });
+
+  afterEach(async () => {
+    await Promise.all(peers.splice(0).map((p) => p.close().catch(() => undefined)));
+  });
+
+  after(async () => {
+    for (const h of hubs) h.proc.kill('SIGKILL');
+    await Promise.all(hubs.map((h) => h.proc.exited));
+  });
+
+  return {
+    cluster: () => tc!,
+    hubs,
+    track: (peer) => {
+      peers.push(peer);
+      return peer;
+    },
+  };
+}

@@ -10,6 +10,7 @@ import type { EndedTask } from './ended-tasks.js';
 import { clientFrame } from './frames.js';
 import {
   attachmentPieces,
+  queuedTaskRow,
   unpackAttachments,
   type DeliveryRow,
   type StoredCallback,
@@ -70,21 +71,7 @@ export class TaskPersistence {
    * order the writes land in (`TaskStore.insertIfAbsent`).
    */
   insertQueued(t: { id: string; serviceId: number; createdAt: number; owner: string | null }): Promise<void> {
-    return this.tasks.insertIfAbsent({
-      id: t.id,
-      service_id: t.serviceId,
-      status: 'queued',
-      attempts: 0,
-      seq: 0,
-      progress: null,
-      message: null,
-      error: null,
-      attachments: null,
-      created_at: t.createdAt,
-      started_at: null,
-      finished_at: null,
-      owner: t.owner,
-    });
+    return this.tasks.insertIfAbsent(queuedTaskRow(t.id, t.serviceId, t.createdAt, t.owner));
   }
 
   /**

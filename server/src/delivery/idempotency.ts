@@ -12,7 +12,7 @@ import { HubError } from '@utils-hub/protocol';
 import type { PreparedTask } from '../core/hub.js';
 import { newTaskId } from '../core/task-id.js';
 import { claimKeys, purgeKeys, releaseKey, type ClaimOutcome, type IdempotencyRow } from '../store/idempotency-keys.js';
-import type { TaskRow } from '../store/tasks.js';
+import { queuedTaskRow, type TaskRow } from '../store/tasks.js';
 
 /**
  * Where claims go: the task store, which commits a key's claim with its task's queued row, in
@@ -94,21 +94,7 @@ export function argsHash(task: Pick<PreparedTask, 'serviceId' | 'args'>): string
 
 /** The queued row of a keyed submit's task, committed with its key's claim. */
 function queuedRow(key: IdempotencyRow, owner: string | null): TaskRow {
-  return {
-    id: key.task_id,
-    service_id: key.service_id,
-    status: 'queued',
-    attempts: 0,
-    seq: 0,
-    progress: null,
-    message: null,
-    error: null,
-    attachments: null,
-    created_at: key.created_at,
-    started_at: null,
-    finished_at: null,
-    owner,
-  };
+  return queuedTaskRow(key.task_id, key.service_id, key.created_at, owner);
 }
 
 /** What `IdempotentSubmits.submit` did. */

@@ -76,6 +76,25 @@ export type RawTaskColumns = Omit<TaskColumns, 'progress' | 'seq' | 'attachments
   attachments: Buffer | Uint8Array | null;
 };
 
+/** The row of a task that waits, not yet started: what its first write holds. */
+export function queuedTaskRow(id: string, serviceId: number, createdAt: number, owner: string | null): TaskRow {
+  return {
+    id,
+    service_id: serviceId,
+    status: 'queued',
+    attempts: 0,
+    seq: 0,
+    progress: null,
+    message: null,
+    error: null,
+    attachments: null,
+    created_at: createdAt,
+    started_at: null,
+    finished_at: null,
+    owner,
+  };
+}
+
 /** The blob of `attachments` given as a blob or as its pieces. */
 export function joined(attachments: Buffer | readonly Uint8Array[]): Buffer {
   return Buffer.isBuffer(attachments) ? attachments : Buffer.concat(attachments);

@@ -62,9 +62,13 @@ function upsertSql(rows: number, mysql: boolean): string {
   return `${head}${Array.from({ length: rows }, () => tuple).join(', ')}${tail}`;
 }
 
-/** A queued row's values in the upsert's column order (no media: a row claimed with its key). */
-function plainValues(r: TaskColumns): unknown[] {
-  return [
+/**
+ * Appends a row's values to `out` in the upsert's column order, with its media as given
+ * (`attachments`, or the name of the file holding them). A queued row claimed with its key has
+ * neither.
+ */
+function pushValues(out: unknown[], r: TaskColumns, attachments: TaskColumns['attachments'] = null, file: string | null = null): unknown[] {
+  out.push(
     r.id,
     r.service_id,
     r.status,
@@ -74,13 +78,14 @@ function plainValues(r: TaskColumns): unknown[] {
     r.message,
     r.error,
     r.result,
-    null,
-    null,
+    attachments,
+    file,
     r.created_at,
     r.started_at,
     r.finished_at,
     r.owner,
-  ];
+  );
+  return out;
 }
 
 function compareKeys(a: IdempotencyRow, b: IdempotencyRow): number {
@@ -288,23 +293,7 @@ export class TaskUpserts {
           file = f[0];
           attachments = null;
         }
-        values.push(
-          r.id,
-          r.service_id,
-          r.status,
-          r.attempts,
-          r.seq,
-          r.progress,
-          r.message,
-          r.error,
-          r.result,
-          attachments,
-          file,
-          r.created_at,
-          r.started_at,
-          r.finished_at,
-          r.owner,
-        );
+        pushValues(values, r, attachments, file);
       }
       // The files first: a committed row never names a file that is not written yet.
       if (files) await writeMediaFiles((writer as SqliteWriter).filesDir, files);
@@ -319,7 +308,7 @@ export class TaskUpserts {
     const order = w.claims.map((_, i) => i).sort((a, b) => compareKeys(w.claims[a].key, w.claims[b].key));
     if (order.length > 0) {
       unit.claims = order.map((i) => claimValues(w.claims[i].key, w.claims[i].expiredBefore));
-      unit.claimRows = order.map((i) => plainValues(w.claims[i].row));
+      unit.claimRows = order.map((i) => pushValues([], w.claims[i].row));
       if (sqlite) unit.upsertRow = this.#upsertRow ??= upsertSql(1, false);
       else Object.assign(unit, upsertPartsOf(upsertParts(true)));
     }

@@ -36,7 +36,7 @@ import type { DeliveryRow } from './webhook-deliveries.js';
 export type StoredCallback = WrittenCallback;
 
 export { attachmentPieces, packAttachments, unpackAttachments } from './attachments.js';
-export { ENDED_STATUSES, MAX_TASK_ID_LENGTH, type StoredTaskRow, type TaskErrorValue, type TaskRow } from './task-rows.js';
+export { ENDED_STATUSES, MAX_TASK_ID_LENGTH, queuedTaskRow, type StoredTaskRow, type TaskErrorValue, type TaskRow } from './task-rows.js';
 export type { DeliveryRow } from './webhook-deliveries.js';
 export type { DeliveryUpdate } from './unit-sql.js';
 
