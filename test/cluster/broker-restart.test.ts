@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { run, type Proc } from '../helpers/processes.js';
 import type { WsPeer } from '../helpers/ws-peer.js';
-import { clusterSkipReason, http, testCluster, until, worker, type HubProc } from '../helpers/cluster.js';
+import { clusterSkipReason, http, testCluster, until, worker, type HubProc, connectionsSeen } from '../helpers/cluster.js';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 
@@ -77,12 +77,7 @@ describe('cluster: the NATS server killed and restarted under load', function ()
       }
     })();
     const sid = w.welcome.service_id;
-    await until(
-      () => http(a, 'GET', `/service_info/${sid}`),
-      (r) => r.body.connections === 1,
-      8000,
-      "B's worker seen on A",
-    );
+    await connectionsSeen(a, sid, 1, "B's worker seen on A");
     const accepted: string[] = [];
     const refused: number[] = [];
     let load = true;

@@ -12,7 +12,7 @@ import { run, CLI } from '../helpers/processes.js';
 import type { WsPeer, Msg } from '../helpers/ws-peer.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { dialableWorker } from '../helpers/dialable-worker.js';
-import { client, http, me, until, useThreeHubs, worker, HEARTBEAT_MS, type HubProc } from '../helpers/cluster.js';
+import { client, http, me, until, useThreeHubs, worker, HEARTBEAT_MS, type HubProc, connectionsSeen } from '../helpers/cluster.js';
 
 describe('cluster: three hub processes on one MariaDB and NATS', function () {
   this.timeout(120_000);
@@ -58,12 +58,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     const wa = track(await worker(A(), 'cl_least'));
     const wb = track(await worker(B(), 'cl_least'));
     const sid = wa.welcome.service_id;
-    await until(
-      () => http(A(), 'GET', `/service_info/${sid}`),
-      (r) => r.body.connections === 2,
-      8000,
-      'both connections seen on A',
-    );
+    await connectionsSeen(A(), sid, 2, 'both connections seen on A');
     // The first task: A's own worker is as idle as any, so it stays on A.
     const first = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 1 } });
     expect(first.status).to.equal(202);
@@ -88,12 +83,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     const wa = track(await worker(A(), 'cl_spread', 4));
     const wb = track(await worker(B(), 'cl_spread', 4));
     const sid = wa.welcome.service_id;
-    await until(
-      () => http(A(), 'GET', `/service_info/${sid}`),
-      (r) => r.body.connections === 2,
-      8000,
-      'both seen on A',
-    );
+    await connectionsSeen(A(), sid, 2, 'both seen on A');
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) ids.push((await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: i } })).body.task_id);
     const count = (w: WsPeer) => w.received.filter((m) => m.type === 'task').length;
@@ -117,12 +107,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
   it("brings a task's events to its client on another hub and to a subscriber on a third, and its cancel to the worker", async () => {
     const wb = track(await worker(B(), 'cl_events'));
     const sid = wb.welcome.service_id;
-    await until(
-      () => http(A(), 'GET', `/service_info/${sid}`),
-      (r) => r.status === 200 && r.body.connections === 1,
-      8000,
-      "B's worker seen on A",
-    );
+    await connectionsSeen(A(), sid, 1, "B's worker seen on A");
     const k = track(await client(A()));
     k.send({ type: 'add_task', service_id: sid, args: { x: 3 }, ref: 'r1' });
     const accepted = await k.nextOf('accepted');
@@ -171,12 +156,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
   it("ends a task waiting in the cluster's queue when canceled from its hub, without running it", async () => {
     const wb = track(await worker(B(), 'cl_wait'));
     const sid = wb.welcome.service_id;
-    await until(
-      () => http(A(), 'GET', `/service_info/${sid}`),
-      (r) => r.status === 200 && r.body.connections === 1,
-      8000,
-      'seen on A',
-    );
+    await connectionsSeen(A(), sid, 1, 'seen on A');
     const busy = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 1 } });
     const running = await wb.nextOf('task', busy.body.task_id, 5000);
     const waiting = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 2 } });
@@ -287,12 +267,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
     const wb = track(await worker(B(), 'cl_kill'));
     const wc = track(await worker(C(), 'cl_kill'));
     const sid = wb.welcome.service_id;
-    await until(
-      () => http(A(), 'GET', `/service_info/${sid}`),
-      (r) => r.status === 200 && r.body.connections === 2,
-      8000,
-      'both seen on A',
-    );
+    await connectionsSeen(A(), sid, 2, 'both seen on A');
     const k = track(await client(A()));
     k.send({ type: 'add_task', service_id: sid, args: { x: 5 } });
     const accepted = await k.nextOf('accepted');
@@ -327,12 +302,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
   it('runs a task again elsewhere when the hub that ran it on its own worker is killed', async () => {
     const wb = track(await worker(B(), 'cl_local'));
     const sid = wb.welcome.service_id;
-    await until(
-      () => http(C(), 'GET', `/service_info/${sid}`),
-      (r) => r.status === 200 && r.body.connections === 1,
-      8000,
-      'seen on C',
-    );
+    await connectionsSeen(C(), sid, 1, 'seen on C');
     // Submitted on B, whose own worker is idle: it runs on B without the work queue.
     const sub = await http(B(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 7 } });
     const first = await wb.nextOf('task', sub.body.task_id, 5000);
@@ -365,12 +335,7 @@ describe('cluster: three hub processes on one MariaDB and NATS', function () {
   it('ends a task whose submitting hub was killed, and its end is readable on the others', async () => {
     const wb = track(await worker(B(), 'cl_submitter'));
     const sid = wb.welcome.service_id;
-    await until(
-      () => http(A(), 'GET', `/service_info/${sid}`),
-      (r) => r.status === 200 && r.body.connections === 1,
-      8000,
-      'seen on A',
-    );
+    await connectionsSeen(A(), sid, 1, 'seen on A');
     const sub = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 6 } });
     const task = await wb.nextOf('task', sub.body.task_id, 5000);
     A().proc.kill('SIGKILL');

@@ -6,7 +6,7 @@
  * NATS; skipped, saying why, when either does not answer.
  */
 import { expect } from 'chai';
-import { client, http, until, useThreeHubs, worker, type HubProc } from '../helpers/cluster.js';
+import { client, http, until, useThreeHubs, worker, type HubProc, connectionsSeen } from '../helpers/cluster.js';
 
 describe('cluster: tasks waiting in the work queue, seen from other hubs', function () {
   this.timeout(120_000);
@@ -18,12 +18,7 @@ describe('cluster: tasks waiting in the work queue, seen from other hubs', funct
   async function busyWorkerOnB(name: string) {
     const wb = track(await worker(B(), name));
     const sid = wb.welcome.service_id as number;
-    await until(
-      () => http(A(), 'GET', `/service_info/${sid}`),
-      (r) => r.status === 200 && r.body.connections === 1,
-      8000,
-      'seen on A',
-    );
+    await connectionsSeen(A(), sid, 1, 'seen on A');
     const first = await http(A(), 'POST', '/add_task?wait=false', { service_id: sid, args: { x: 1 } });
     const running = await wb.nextOf('task', first.body.task_id, 5000);
     return { wb, sid, running };

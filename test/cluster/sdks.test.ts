@@ -7,32 +7,15 @@
 import { expect } from 'chai';
 import { HubClient } from '@utils-hub/client';
 import { defineService, type ConnectedInfo } from '@utils-hub/worker-client';
-import type { WsPeer } from '../helpers/ws-peer.js';
-import { clusterSkipReason, http, testCluster, until, worker, type HubProc, type TestCluster } from '../helpers/cluster.js';
+import { connectionsSeen, http, until, useThreeHubs, worker } from '../helpers/cluster.js';
 
 describe('cluster: SDKs with several hub URLs', function () {
   this.timeout(120_000);
-  let tc: TestCluster;
-  const hubs: HubProc[] = [];
-  const peers: WsPeer[] = [];
+  const { hubs, track } = useThreeHubs('sdk');
   const closers: Array<() => Promise<unknown>> = [];
 
-  before(async function () {
-    const why = await clusterSkipReason();
-    if (why) {
-      console.log(`    cluster suite skipped: ${why}`);
-      this.skip();
-    }
-    tc = await testCluster();
-    hubs.push(await tc.startHub('sdk-a'));
-    hubs.push(...(await Promise.all([tc.startHub('sdk-b'), tc.startHub('sdk-c')])));
-  });
-
-  after(async () => {
+  afterEach(async () => {
     for (const close of closers.splice(0)) await close().catch(() => undefined);
-    await Promise.all(peers.map((p) => p.close().catch(() => undefined)));
-    for (const h of hubs) h.proc.kill('SIGKILL');
-    await Promise.all(hubs.map((h) => h.proc.exited));
   });
 
   it('worker SDK: moves to the next hub URL when its hub dies, and takes tasks there', async () => {
@@ -66,14 +49,9 @@ describe('cluster: SDKs with several hub URLs', function () {
   it('client SDK: moves to the next hub when its hub dies; its waiting task ends for it there', async () => {
     const [a, b] = hubs;
     const w = await worker(b, 'cl_sdk_client');
-    peers.push(w);
+    track(w);
     const sid = w.welcome.service_id;
-    await until(
-      () => http(a, 'GET', `/service_info/${sid}`),
-      (r) => r.body.connections === 1,
-      8000,
-      "B's worker seen on A",
-    );
+    await connectionsSeen(a, sid, 1, "B's worker seen on A");
     const client = new HubClient([a.url, b.url], { minDelayMs: 50, maxDelayMs: 500 });
     closers.push(() => client.close());
     client.on('error', () => undefined);

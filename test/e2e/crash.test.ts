@@ -124,17 +124,22 @@ for (const backend of backends) {
       }
     });
 
-    it('reads every accepted task back after SIGKILL and a restart, each end as a client received it', async () => {
-      const db = await backend.freshDatabase();
-      const env = { HUB_COMMIT: COMMIT };
+    /** A hub process on `db` and an `echo` example worker of 32 slots on it, both stopped after the test. */
+    async function hubWithEcho(db: string, env: Record<string, string>): Promise<{ hub: Proc & { url: string }; serviceId: number }> {
       const hub = await startHubProcess(db, env);
       procs.push(hub);
-      const worker = await startExample('echo', ['--hub', `${hub.url.replace(/^http/, 'ws')}/worker`, '--concurrency', '32']);
-      procs.push(worker);
+      procs.push(await startExample('echo', ['--hub', `${hub.url.replace(/^http/, 'ws')}/worker`, '--concurrency', '32']));
       const serviceId = await waitFor('echo service', async () => {
         const list = (await getJson(`${hub.url}/services_list`)).body as Array<{ service_id: number; service_name: string }>;
         return list.find((s) => s.service_name === 'echo')?.service_id;
       });
+      return { hub, serviceId };
+    }
+
+    it('reads every accepted task back after SIGKILL and a restart, each end as a client received it', async () => {
+      const db = await backend.freshDatabase();
+      const env = { HUB_COMMIT: COMMIT };
+      const { hub, serviceId } = await hubWithEcho(db, env);
 
       const seen: Seen = { accepted: new Set(), ends: new Map(), disorder: [] };
       const kill = () => {
@@ -196,14 +201,7 @@ for (const backend of backends) {
         const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
         const dbUrl = await backend.freshDatabase();
         const env = { HUB_COMMIT: COMMIT, HUB_WEBHOOK_SECRET: `whsec_${randomBytes(24).toString('base64')}`, HUB_WEBHOOK_ALLOW_PRIVATE: '1' };
-        const hub = await startHubProcess(dbUrl, env);
-        procs.push(hub);
-        const worker = await startExample('echo', ['--hub', `${hub.url.replace(/^http/, 'ws')}/worker`, '--concurrency', '32']);
-        procs.push(worker);
-        const serviceId = await waitFor('echo service', async () => {
-          const list = (await getJson(`${hub.url}/services_list`)).body as Array<{ service_id: number; service_name: string }>;
-          return list.find((s) => s.service_name === 'echo')?.service_id;
-        });
+        const { hub, serviceId } = await hubWithEcho(dbUrl, env);
         const seen: Seen = { accepted: new Set(), ends: new Map(), disorder: [] };
         const kill = () => {
           if (seen.ends.size === ENDS_BEFORE_KILL / 3) hub.kill('SIGKILL');

@@ -7,6 +7,7 @@ import { dbBackends } from './db.js';
 import { natsSkipReason, uniqueCluster, NATS_URL } from './nats.js';
 import { CLI, run, type Proc } from './processes.js';
 import { WsPeer, type Msg } from './ws-peer.js';
+import { eventually } from './wait.js';
 
 /**
  * Heartbeat of the test hubs: a dead hub's tasks move after 3 of them (3 s). Not shorter: on a
@@ -23,15 +24,19 @@ export interface HubProc {
   proc: Proc & { url: string };
 }
 
-/** Polls `get` every 50 ms until `ok` holds; throws with the last value after `ms`. */
+/** `eventually` (test/helpers/wait.ts) with the timeout before the description, as the cluster suites call it. */
 export async function until<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, ms = 8000, what = 'condition'): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v).slice(0, 400)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return eventually(async () => await get(), ok, what, ms);
+}
+
+/** Waits (8 s at most) until `hub`'s `/service_info` counts `n` live connections of the service, wherever they are. */
+export async function connectionsSeen(hub: { url: string }, serviceId: number, n: number, what: string): Promise<void> {
+  await until(
+    () => http(hub, 'GET', `/service_info/${serviceId}`),
+    (r) => r.status === 200 && r.body.connections === n,
+    8000,
+    what,
+  );
 }
 
 /** One HTTP request to a hub; the body parsed as JSON when it is. */
