@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import Database from 'better-sqlite3';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteWriter, WRITER_STOPPED } from '../../server/src/store/sqlite-writer.js';
 import { dbBackends, rejection, useMigratedDb } from '../helpers/db.js';
@@ -124,5 +124,43 @@ describe("SqliteWriter (the task store's writer thread)", () => {
     await writer.close();
     const err = await rejection(writer.run(insertNote, ['b', 2]));
     expect(err.code).to.equal(WRITER_STOPPED);
+  });
+
+  it('commits units on the event loop while the thread is idle just as the thread does, falling back to the thread when another connection holds the lock', async () => {
+    const threadOnly = new SqliteWriter(filenameOf(db()), { inline: false });
+    try {
+      // One row alone (the event loop's connection), then the same in the thread: same rows.
+      await writer.unit({ sql: insertNote, values: ['inline', 1], width: 2 });
+      await threadOnly.unit({ sql: insertNote, values: ['thread', 2], width: 2 });
+      // A failing unit rejects with SQLite's code either way, and writes nothing of itself.
+      for (const w of [writer, threadOnly]) {
+        const err = await rejection(w.unit({ sql: insertNote, values: ['x', 3, 'inline', 4], width: 2 }));
+        expect(err.code).to.equal('SQLITE_CONSTRAINT_PRIMARYKEY');
+      }
+      // Held lock: the unit waits in the thread (the event loop's connection never waits).
+      const other = new Database(filenameOf(db()));
+      other.exec('BEGIN IMMEDIATE');
+      setTimeout(() => other.exec('COMMIT'), 200);
+      const started = performance.now();
+      await writer.unit({ sql: insertNote, values: ['after lock', 5], width: 2 });
+      expect(performance.now() - started).to.be.at.least(150);
+      other.close();
+    } finally {
+      await threadOnly.close();
+    }
+    expect(await db()('notes').select('name', 'n').orderBy('name')).to.deep.equal([
+      { name: 'after lock', n: 5 },
+      { name: 'inline', n: 1 },
+      { name: 'thread', n: 2 },
+    ]);
+  });
+
+  it('keeps the WAL bounded when every unit commits on the event loop (the thread checkpoints it)', async () => {
+    const wal = `${filenameOf(db())}-wal`;
+    for (let i = 0; i < 3000; i++) await writer.unit({ sql: insertNote, values: [`n${i}`, i], width: 2 });
+    await writer.close(); // answers the checkpoints in flight
+    expect(await db()('notes').count({ n: '*' })).to.deep.equal([{ n: 3000 }]);
+    // Without checkpoints the WAL would hold every commit's pages (3000 commits: about 12 MB).
+    expect(statSync(wal).size).to.be.below(4 * 1024 * 1024);
   });
 });

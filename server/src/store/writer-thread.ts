@@ -51,6 +51,11 @@ export abstract class WriterThread {
     });
   }
 
+  /** Whether a message sent to the thread is not answered yet. */
+  protected get busy(): boolean {
+    return this.#waiting.size > 0;
+  }
+
   /**
    * Starts the thread now rather than with the first message: loading its driver takes a moment
    * (most of a second for mysql2), better spent while the hub starts than by its first batch.
