@@ -233,6 +233,8 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
   type Snap = {
     t: number;
     server: number;
+    /** The server's main thread (its event loop). */
+    serverMain: number;
     worker: number;
     machine: number;
     io: { reads: number; writes: number };
@@ -246,6 +248,7 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
       t: performance.now(),
       io: pids.server ? syscalls(pids.server) : { reads: NaN, writes: NaN },
       server: hubs.length ? hubs.reduce((a, b) => a + b, 0) : pids.server ? cpuSeconds(pids.server) : NaN,
+      serverMain: pids.server ? cpuSeconds(pids.server, pids.server) : NaN,
       worker: cpuSeconds(pids.worker),
       machine: machineBusySeconds(spec.clkTck),
       hubs,
@@ -270,7 +273,7 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
     const s0 = a as Snap | null;
     const s1 = b as Snap | null;
     const secs = s0 && s1 ? (s1.t - s0.t) / 1000 : NaN;
-    const pct = (k: 'server' | 'worker' | 'machine' | 'nats' | 'db') => (s0 && s1 ? ((s1[k] - s0[k]) / secs) * 100 : NaN);
+    const pct = (k: 'server' | 'serverMain' | 'worker' | 'machine' | 'nats' | 'db') => (s0 && s1 ? ((s1[k] - s0[k]) / secs) * 100 : NaN);
     return {
       scenario: spec.scenario,
       peer: target.peer,
@@ -283,6 +286,7 @@ export async function runTrial(target: TrialTarget, spec: TrialSpec, o: { warmup
       errors: r.errors,
       serverRss: rss,
       serverCpu: pct('server'),
+      serverMainCpu: pct('serverMain'),
       workerCpu: pct('worker'),
       loadCpu: r.cpuPct,
       machineCpu: pct('machine'),

@@ -166,10 +166,13 @@ export function cleanupOnExit(onSignal: () => Promise<void> = async () => {}): v
   });
 }
 
-/** CPU time (user + system) of a process so far, in seconds; NaN when it cannot be read. */
-export function cpuSeconds(pid: number): number {
+/**
+ * CPU time (user + system) of a process so far, in seconds; with `thread`, of that thread alone
+ * (the process's id is its main thread: a Node.js program's event loop). NaN when it cannot be read.
+ */
+export function cpuSeconds(pid: number, thread?: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
     return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;

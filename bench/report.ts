@@ -43,6 +43,8 @@ export interface Trial {
   serverRss: number;
   /** CPU in % of one core over the window. */
   serverCpu: number;
+  /** CPU of the server's main thread (its event loop) alone, in % of one core. */
+  serverMainCpu: number;
   workerCpu: number;
   loadCpu: number;
   /** Busy CPU of the whole machine over the window, in % of one core (200 = both cores). */
@@ -131,6 +133,8 @@ export interface PeerSummary {
   serverReadsPerTask: number;
   /** Server CPU time per task, in microseconds. */
   serverCpuPerTask: number;
+  /** CPU time of the server's main thread (its event loop) per task, in microseconds. */
+  serverMainCpuPerTask: number;
   errors: number;
   /** Cluster scenarios: each hub's CPU (%), NATS's and MariaDB's, and hubs + NATS + MariaDB per task (µs). */
   hubCpus?: number[];
@@ -172,6 +176,7 @@ function summarisePeer(trials: Trial[]): PeerSummary {
     serverWritesPerTask: med((t) => t.serverWritesPerTask),
     serverReadsPerTask: med((t) => t.serverReadsPerTask),
     serverCpuPerTask: med((t) => ((t.serverCpu / 100) * 1e6) / t.tasksPerSec),
+    serverMainCpuPerTask: med((t) => ((t.serverMainCpu / 100) * 1e6) / t.tasksPerSec),
     errors: trials.reduce((s, t) => s + t.errors, 0),
     ...(trials[0].hubCpus ? { hubCpus: trials[0].hubCpus.map((_, i) => med((t) => t.hubCpus?.[i] ?? NaN)) } : {}),
     ...(trials[0].natsCpu !== undefined
@@ -287,14 +292,17 @@ export function judge(summaries: ScenarioSummary[], idle: IdleTrial[], mediaPath
   };
   ratioTarget('tiny64-vs-baseline', 'tiny tasks, 64 in flight: hub tasks/s vs baseline', 'tiny-64', 'tasksPerSec', 'min', 0.75);
   const tiny64 = s('tiny-64');
-  const cpu = tiny64?.peers.hub ? tiny64.peers.hub.serverCpuPerTask : NaN;
+  // The issue's figure is the event loop's (the thread that saturates); the process's, writer
+  // thread and garbage collector's helpers included, is shown beside it.
+  const hub64 = tiny64?.peers.hub;
+  const cpu = hub64 ? hub64.serverMainCpuPerTask : NaN;
   const other64 = tiny64 ? Math.max(...Object.values(tiny64.peers).map((p) => p.otherCpu)) : NaN;
   targets.push({
     id: 'tiny64-cpu',
-    text: 'tiny tasks, 64 in flight: hub CPU µs per task (its process, writer thread included)',
+    text: 'tiny tasks, 64 in flight: hub CPU µs per task on its event loop (the whole process beside it)',
     goal: '<= 55 µs',
     measured: Number.isFinite(cpu)
-      ? `${fx(cpu, 0)} µs (baseline ${fx(tiny64?.peers.baseline?.serverCpuPerTask ?? NaN, 0)} µs${other64 > 25 ? `; other processes took ${fx(other64, 0)}% CPU` : ''})`
+      ? `${fx(cpu, 0)} µs (process ${fx(hub64?.serverCpuPerTask ?? NaN, 0)} µs; baseline ${fx(tiny64?.peers.baseline?.serverCpuPerTask ?? NaN, 0)} µs${other64 > 25 ? `; other processes took ${fx(other64, 0)}% CPU` : ''})`
       : 'not run',
     met: Number.isFinite(cpu) ? cpu <= 55 : null,
   });
@@ -376,15 +384,15 @@ export function markdown(summaries: ScenarioSummary[], idle: IdleTrial[], target
   const out: string[] = [];
   const cork = summaries.some((s) => s.peers['hub-cork']);
   out.push(
-    '| scenario | peer | rounds | tasks/s | p50 ms | p99 ms | MB/s | server RSS MB | server CPU % | server CPU µs/task | server writes/task | worker CPU % | load CPU % (max) | machine CPU % | other CPU % | errors |',
+    '| scenario | peer | rounds | tasks/s | p50 ms | p99 ms | MB/s | server RSS MB | server CPU % | server CPU µs/task | event loop µs/task | server writes/task | worker CPU % | load CPU % (max) | machine CPU % | other CPU % | errors |',
   );
-  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const s of summaries) {
     for (const p of PEERS) {
       const x = s.peers[p];
       if (!x) continue;
       out.push(
-        `| ${s.scenario} | ${p} | ${x.rounds} | ${fx(x.tasksPerSec, 0)} | ${fx(x.p50)} | ${fx(x.p99)} | ${mb(x.bytesPerSec)} | ${mb(x.serverRss)} | ${fx(x.serverCpu, 0)} | ${fx(x.serverCpuPerTask, 0)} | ${fx(x.serverWritesPerTask, 1)} | ${fx(x.workerCpu, 0)} | ${fx(x.loadCpu, 0)} (${fx(x.loadCpuMax, 0)}) | ${fx(x.machineCpu, 0)} | ${fx(x.otherCpu, 0)} | ${x.errors} |`,
+        `| ${s.scenario} | ${p} | ${x.rounds} | ${fx(x.tasksPerSec, 0)} | ${fx(x.p50)} | ${fx(x.p99)} | ${mb(x.bytesPerSec)} | ${mb(x.serverRss)} | ${fx(x.serverCpu, 0)} | ${fx(x.serverCpuPerTask, 0)} | ${fx(x.serverMainCpuPerTask, 0)} | ${fx(x.serverWritesPerTask, 1)} | ${fx(x.workerCpu, 0)} | ${fx(x.loadCpu, 0)} (${fx(x.loadCpuMax, 0)}) | ${fx(x.machineCpu, 0)} | ${fx(x.otherCpu, 0)} | ${x.errors} |`,
       );
     }
   }
