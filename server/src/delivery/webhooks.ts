@@ -12,7 +12,7 @@ import type { Knex } from 'knex';
 import type { FastifyBaseLogger } from 'fastify';
 import { HubError, type WebhookEvent } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
-import { newTaskId } from '../core/task-id.js';
+import { deliveryRow } from './webhook-rows.js';
 import { checkWebhookUrl, guardedLookup, refusedLiteral } from './address-check.js';
 import { secretBytes, signWebhook } from './webhook-sign.js';
 import { purgeDeliveries, type DeliveryRow } from '../store/webhook-deliveries.js';
@@ -111,18 +111,17 @@ export class Webhooks {
   }
 
   /**
-   * Follows a task just submitted with `spec`: its events due to the webhook go to the outbox;
-   * its `completed` delivery is committed with the task's end row (see `Hub.withEnd`).
+   * Follows a task just submitted with `spec` for its `started` and `progress` events, written to
+   * the outbox as they happen (its `completed` delivery is the hub's, see `completedWebhookUrl`).
    */
   attach(taskId: string, spec: WebhookSpec): void {
+    if (!spec.events.has('started') && !spec.events.has('progress')) return;
     let lastProgressAt = -Infinity;
     let trailing: NodeJS.Timeout | null = null;
     const write = (event: WebhookEvent) => {
       const view = this.hub.viewNow(taskId);
-      if (view) this.enqueue([this.row(taskId, spec.url, event, { ...view, event })]);
+      if (view) this.enqueue([deliveryRow(taskId, spec.url, event, view, this.now())]);
     };
-    const withEnd =
-      spec.events.has('completed') && this.hub.withEnd(taskId, (view) => [this.row(taskId, spec.url, 'completed', { ...view, event: 'completed' })]);
     const progress = () => {
       trailing = null;
       lastProgressAt = this.now();
@@ -133,11 +132,8 @@ export class Webhooks {
         if (end) {
           if (trailing) clearTimeout(trailing);
           trailing = null;
-          // Not live when attached (it ended inside its submit): written now, beside its end.
-          if (spec.events.has('completed') && !withEnd) write('completed');
           return;
         }
-        if (!spec.events.has('started') && !spec.events.has('progress')) return;
         const type = frameType(text);
         if (type === 'started' && spec.events.has('started')) write('started');
         else if (type === 'progress' && spec.events.has('progress') && !trailing) {
@@ -151,26 +147,6 @@ export class Webhooks {
     const now = this.hub.subscribe(taskId, subscriber);
     // A connection with room starts the task inside the submit, before this subscriber was added.
     if (now?.status === 'running' && spec.events.has('started')) write('started');
-  }
-
-  /** A new delivery's row, due now. */
-  private row(taskId: string, url: string, event: WebhookEvent, body: object): DeliveryRow {
-    const now = this.now();
-    return {
-      // In time order, like task ids: a new row lands on the last page of the primary key's index.
-      id: `msg_${newTaskId(now)}`,
-      task_id: taskId,
-      url,
-      event,
-      body: JSON.stringify(body),
-      status: 'pending',
-      attempts: 0,
-      next_at: now,
-      last_status: null,
-      last_error: null,
-      created_at: now,
-      updated_at: now,
-    };
   }
 
   /** Outbox rows go with the task store's next write (the sender is woken once they are committed). */

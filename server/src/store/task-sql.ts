@@ -42,8 +42,8 @@ const MERGE_COLUMNS = [
   'owner',
 ] as const;
 
-/** Every column, in the order of the upsert's values. */
-const COLUMNS = ['id', ...MERGE_COLUMNS] as const;
+/** Every column, in the order of the upsert's values. `webhook` is written with a task's first row only (not merged). */
+const COLUMNS = ['id', ...MERGE_COLUMNS, 'webhook'] as const;
 
 /** The upsert's pieces: its head, one row's tuple, and its merge clause. */
 function upsertParts(mysql: boolean): { head: string; tuple: string; tail: string } {
@@ -84,6 +84,7 @@ function pushValues(out: unknown[], r: TaskColumns, attachments: TaskColumns['at
     r.started_at,
     r.finished_at,
     r.owner,
+    r.webhook,
   );
   return out;
 }
@@ -136,6 +137,7 @@ export function sqlSizeOf(r: TaskColumns): number {
     sqlStringLength(r.message) +
     sqlStringLength(r.error) +
     sqlStringLength(r.result) +
+    sqlStringLength(r.webhook) +
     (r.attachments === null ? 4 : 2 * lengthOf(r.attachments) + 3)
   );
 }

@@ -387,15 +387,45 @@ export class TaskStore {
 
   /**
    * Ends every task left `queued` or `running` (by a hub that stopped or crashed) as `failed` with
-   * `{code: "interrupted", message}`, finished at `now`. Returns how many. Run at start.
+   * `{code: "interrupted", message}`, finished at `now`. Returns how many. Run at start. With
+   * `completed`, each such task that has a `webhook` on its row gets the outbox row
+   * `completed(row, url)` makes of its ended row, in the same transaction as its end.
    */
-  async markInterrupted(now: number = Date.now(), message = 'the hub stopped while the task was unfinished'): Promise<number> {
+  async markInterrupted(
+    now: number = Date.now(),
+    message = 'the hub stopped while the task was unfinished',
+    completed?: (row: StoredTaskRow, url: string) => DeliveryRow,
+  ): Promise<number> {
     await this.flush();
+    const error = { code: 'interrupted', message };
     // The statuses as literals, not bound values: SQLite uses its partial index of the unfinished
     // tasks (migration 006) only for a condition it can see implies the index's own.
-    return await this.#db('tasks')
-      .whereRaw("`status` in ('queued', 'running')")
-      .update({ status: 'failed', error: JSON.stringify({ code: 'interrupted', message }), finished_at: now });
+    const unfinished = (q: Knex) => q('tasks').whereRaw("`status` in ('queued', 'running')");
+    return await this.#db.transaction(async (trx) => {
+      const outbox: DeliveryRow[] = [];
+      if (completed) {
+        const hooked = (await unfinished(trx)
+          .whereNotNull('webhook')
+          .select('id', 'service_id', 'status', 'attempts', 'seq', 'progress', 'message', 'created_at', 'started_at', 'owner', 'webhook')) as Array<
+          Pick<RawTaskColumns, 'id' | 'service_id' | 'status' | 'attempts' | 'seq' | 'progress' | 'message' | 'created_at' | 'started_at' | 'owner' | 'webhook'>
+        >;
+        for (const r of hooked) {
+          const ended = fromColumns({
+            ...r,
+            status: 'failed',
+            error: JSON.stringify(error),
+            result: null,
+            attachments: null,
+            media_file: null,
+            finished_at: now,
+          });
+          outbox.push(completed(ended, r.webhook!));
+        }
+      }
+      const n = await unfinished(trx).update({ status: 'failed', error: JSON.stringify(error), finished_at: now });
+      for (let i = 0; i < outbox.length; i += 100) await trx('webhook_deliveries').insert(outbox.slice(i, i + 100));
+      return n;
+    });
   }
 
   /** Deletes the ended tasks that finished before `before` (ms since the epoch). Returns how many. */
