@@ -29,7 +29,7 @@ const backends = await dbBackends();
 for (const backend of backends) {
   backend.describe(`a webhook task left unfinished by SIGKILL (${backend.name})`, function () {
     this.timeout(60_000);
-    const closers: Array<() => Promise<unknown> | void> = [];
+    const closers: Array<() => Promise<unknown>> = [];
     afterEach(async () => {
       for (const c of closers.splice(0).reverse()) await c();
     });
