@@ -118,7 +118,7 @@ export interface WriteAnswer {
 }
 
 /** Length of a string as a quoted, escaped SQL literal (mysql2 escapes these with a backslash). */
-function sqlStringLength(v: string | null): number {
+export function sqlStringLength(v: string | null): number {
   if (v === null) return 4;
   let escaped = 0;
   for (let i = 0; i < v.length; i++) {
@@ -314,7 +314,10 @@ export class TaskUpserts {
       if (sqlite) unit.upsertRow = this.#upsertRow ??= upsertSql(1, false);
       else Object.assign(unit, upsertPartsOf(upsertParts(true)));
     }
-    if (w.outbox.length > 0) unit.outbox = w.outbox.map(deliveryValues);
+    if (w.outbox.length > 0) {
+      unit.outbox = w.outbox.map(deliveryValues);
+      if (!sqlite && this.#packetLimit !== null) unit.outboxBudget = Math.min(4 << 20, this.#packetLimit - STATEMENT_OVERHEAD);
+    }
     if (w.updates.length > 0) unit.updates = w.updates.map(updateValues);
     if (w.leases.length > 0) unit.leases = w.leases;
     const answer = await writer.unit(unit);
