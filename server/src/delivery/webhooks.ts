@@ -43,8 +43,20 @@ export const TRY_TIMEOUT_MS = 15_000;
 export const PROGRESS_INTERVAL_MS = 500;
 /** Bytes of a receiver's answer read at most (the rest is dropped with the connection). */
 export const MAX_ANSWER_BYTES = 4096;
-/** Tries in flight at once, per hub. */
-const MAX_IN_FLIGHT = 16;
+/**
+ * Tries in flight at once, per hub: with a receiver that answers in 20 ms, 16 sent at most about
+ * 350 a second (docs/performance.md, "Webhook sender"). Twice the sockets of one host, so that
+ * a try waits for a socket at most one try long (its deadline counts from its start).
+ */
+const MAX_IN_FLIGHT = 128;
+/** Connections to one host at once (kept alive). */
+const MAX_SOCKETS_PER_HOST = 64;
+/** Tries started in one turn of the event loop, at most. */
+const SENDS_PER_TURN = 8;
+/** Rows one lease takes at most. */
+const LEASE_ROWS = 64;
+/** Bytes of bodies in flight above which no more rows are leased (bodies are up to HUB_WEBHOOK_MAX_BODY_BYTES). */
+const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 /** How often due rows are looked for when nothing woke the sender, in ms. */
 const POLL_MS = 1_000;
 
@@ -73,6 +85,8 @@ export class Webhooks {
   private readonly agents: { http: http.Agent; https: https.Agent };
   private readonly inFlight = new Map<string, http.ClientRequest | null>();
   private readonly sending = new Set<Promise<void>>();
+  /** Characters of the bodies of the tries in flight. */
+  private inFlightBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
   private again = false;
@@ -91,8 +105,8 @@ export class Webhooks {
     this.key = webhookSecret ? secretBytes(webhookSecret) : null;
     const lookup = guardedLookup(webhookAllowPrivate);
     this.agents = {
-      http: new http.Agent({ keepAlive: true, maxSockets: 8, lookup }),
-      https: new https.Agent({ keepAlive: true, maxSockets: 8, lookup }),
+      http: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_HOST, lookup }),
+      https: new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_HOST, lookup }),
     };
   }
 
@@ -172,7 +186,7 @@ export class Webhooks {
    * would be a transaction per delivery).
    */
   wake(): void {
-    if (this.closed || this.inFlight.size > MAX_IN_FLIGHT / 2) return;
+    if (this.closed || this.inFlight.size > MAX_IN_FLIGHT / 2 || this.inFlightBytes > MAX_IN_FLIGHT_BYTES) return;
     if (this.ticking) {
       this.again = true;
       return;
@@ -191,17 +205,24 @@ export class Webhooks {
 
   private async tick(): Promise<void> {
     if (!this.key) return;
-    while (!this.closed && this.inFlight.size < MAX_IN_FLIGHT) {
+    while (!this.closed && this.inFlight.size < MAX_IN_FLIGHT && this.inFlightBytes <= MAX_IN_FLIGHT_BYTES) {
       const now = this.now();
       // Due rows, each leased for longer than one try: a hub that dies mid-try leaves the row to be tried again after it.
-      const room = MAX_IN_FLIGHT - this.inFlight.size;
+      const room = Math.min(LEASE_ROWS, MAX_IN_FLIGHT - this.inFlight.size);
       const rows = await this.store.leaseDeliveries(now, room, now + TRY_TIMEOUT_MS * 2, [...this.inFlight.keys()]);
-      for (const row of rows) {
+      for (let i = 0; i < rows.length; i++) {
+        // A few tries per turn of the event loop: each costs some 50 to 100 µs of the hub's
+        // thread to start (request, headers, signature), and a lease of 64 started at once
+        // would hold the hub's sockets for milliseconds.
+        if (i > 0 && i % SENDS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+        const row = rows[i];
         this.inFlight.set(row.id, null);
+        this.inFlightBytes += row.body.length;
         const p: Promise<void> = this.send(row)
           .catch((err: unknown) => this.log.warn({ err: (err as Error).message, webhook_id: row.id }, 'a webhook outcome could not be stored'))
           .finally(() => {
             this.inFlight.delete(row.id);
+            this.inFlightBytes -= row.body.length;
             this.sending.delete(p);
             this.wake();
           });
@@ -265,10 +286,9 @@ export class Webhooks {
 
   private postOnce(row: DeliveryRow, url: URL): Promise<{ status: number; retryAfter?: string } | { error: string; refused?: boolean; stale?: boolean }> {
     const timestamp = Math.floor(this.now() / 1000);
-    const body = Buffer.from(row.body, 'utf8');
     const headers = {
       'content-type': 'application/json',
-      'content-length': String(body.length),
+      'content-length': String(Buffer.byteLength(row.body, 'utf8')),
       'user-agent': 'utils-hub',
       'webhook-id': row.id,
       'webhook-timestamp': String(timestamp),
@@ -310,7 +330,9 @@ export class Webhooks {
         }),
       );
       this.inFlight.set(row.id, req);
-      req.end(body);
+      // The body as a string: Node writes it with the headers in one write (a Buffer goes as a
+      // second chunk, one writev, after a copy of the body).
+      req.end(row.body, 'utf8');
     });
   }
 
