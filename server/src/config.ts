@@ -134,6 +134,11 @@ export const HubConfigSchema = Type.Object(
       expected: 'whsec_ followed by the base64 of at least 12 random bytes',
       description: 'the `whsec_...` secret that signs webhooks (Standard Webhooks); without it `webhook` is refused `bad_request`',
     }),
+    webhookMaxBodyBytes: int(4096, MAX_BYTES, 1_048_576, {
+      env: 'HUB_WEBHOOK_MAX_BODY_BYTES',
+      description:
+        'largest webhook body; a larger one leaves the result out and says `"truncated": true` with `task_url` to read it (on MySQL also kept under `max_allowed_packet`)',
+    }),
     webhookAllowPrivate: Type.Boolean({
       default: false,
       env: 'HUB_WEBHOOK_ALLOW_PRIVATE',

@@ -76,6 +76,43 @@ describe('TaskStore delivery rows', () => {
           expect(await ids(db(), 'webhook_deliveries')).to.deep.equal(['msg_taken']);
         });
 
+        it('stores the end row and a delivery whose body is over its bound, cut down: the result left out, truncated, task_url', async () => {
+          const store = open({ flushDelayMs: 0, maxDeliveryBytes: 4096, taskUrl: (id) => `https://hub.example/tasks/${id}` });
+          const view = { task_id: 'big', status: 'succeeded', attempts: 1, message: null, event: 'completed' };
+          const within = JSON.stringify({ ...view, result: 'a'.repeat(4096 - JSON.stringify({ ...view, result: '' }).length) });
+          expect(Buffer.byteLength(within)).to.equal(4096);
+          const over = JSON.stringify({ ...view, result: 'a'.repeat(4096 - JSON.stringify({ ...view, result: '' }).length + 1) });
+          const s = stored();
+          store.save(ended('big'), s.cb, [delivery('msg_within', 'big', { body: within }), delivery('msg_over', 'big', { body: over })]);
+          expect(await s.done).to.equal(false);
+          expect(await ids(db(), 'tasks')).to.deep.equal(['big']);
+          const bodies = Object.fromEntries(
+            ((await db()('webhook_deliveries').select('id', 'body')) as Array<{ id: string; body: string }>).map((r) => [r.id, r.body]),
+          );
+          expect(bodies.msg_within).to.equal(within);
+          expect(JSON.parse(bodies.msg_over)).to.deep.equal({ ...view, truncated: true, task_url: 'https://hub.example/tasks/big' });
+        });
+
+        it('stores the end row with a delivery whose body would be over MySQL max_allowed_packet (default bound)', async function () {
+          this.timeout(60_000);
+          let limit = 16 * 1024 * 1024;
+          if (backend.name === 'mysql') {
+            const [[{ max }]] = (await db().raw('select @@max_allowed_packet as max')) as [[{ max: number }]];
+            if (Number(max) > 64 * 1024 * 1024) this.skip(); // too large to exceed in a test
+            limit = Number(max);
+          }
+          const errors: Array<{ ids: string[]; dropped: boolean }> = [];
+          const store = open({ flushDelayMs: 0, retryMinMs: 1, retryMaxMs: 5, onError: (_err, info) => errors.push(info) });
+          const body = JSON.stringify({ task_id: 'huge', status: 'succeeded', event: 'completed', result: 'a'.repeat(limit) });
+          const s = stored();
+          store.save(ended('huge'), s.cb, [delivery('msg_huge', 'huge', { body })]);
+          expect(await s.done).to.equal(false);
+          expect(errors).to.deep.equal([]);
+          expect(await ids(db(), 'tasks')).to.deep.equal(['huge']);
+          const written = JSON.parse((await db()('webhook_deliveries').where({ id: 'msg_huge' }).first()).body);
+          expect(written).to.deep.equal({ task_id: 'huge', status: 'succeeded', event: 'completed', truncated: true, task_url: '/tasks/huge' });
+        });
+
         it('passes the outbox rows of a replaced row on to the newer one', async () => {
           const store = open({ flushDelayMs: 60_000 });
           store.save(row('t3', { status: 'running', started_at: 1_700_000_000_100 }), undefined, [delivery('msg_started', 't3', { event: 'started' })]);

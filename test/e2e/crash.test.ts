@@ -3,7 +3,8 @@
  * a real worker process at concurrency 32 and 3 clients bursting tasks; the hub is killed with
  * SIGKILL mid-burst, restarted on the same database, and every task a client was told about is
  * read back. None may read `task_not_found`; every end a client received must read the same; a
- * task whose end no client saw reads `failed` `interrupted`, or the end it had reached.
+ * task whose end no client saw reads `failed` `interrupted`, or the end it had reached. With
+ * webhooks, every accepted task has exactly one `completed` delivery after the restart.
  *
  * `HUB_TEST_CRASH_COMMIT=async` runs the same test against `HUB_COMMIT=async` (write-behind),
  * which is expected to fail it: that mode may lose the last few milliseconds of rows.
@@ -226,6 +227,16 @@ for (const backend of backends) {
           expect(ended.length, 'ends received before the kill').to.be.greaterThan(100);
           expect(noKey.slice(0, 5), 'accepted tasks without their key').to.deep.equal([]);
           expect(noDelivery.slice(0, 5), 'ends received without their completed delivery').to.deep.equal([]);
+
+          // After a restart every accepted task has ended (those left unfinished as interrupted),
+          // each with exactly one completed delivery.
+          procs.push(await startHubProcess(dbUrl, env));
+          const counts = new Map<string, number>();
+          for (const r of (await db('webhook_deliveries').where({ event: 'completed' }).select('task_id')) as { task_id: string }[])
+            counts.set(r.task_id, (counts.get(r.task_id) ?? 0) + 1);
+          const notOnce = [...seen.accepted].filter((id) => counts.get(id) !== 1).map((id) => `${id}: ${counts.get(id) ?? 0}`);
+          console.log(`      ${backend.name}: after the restart, ${counts.size} tasks with a completed delivery`);
+          expect(notOnce.slice(0, 5), 'accepted tasks without exactly one completed delivery after the restart').to.deep.equal([]);
         } finally {
           await db.destroy();
         }

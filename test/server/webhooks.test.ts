@@ -237,6 +237,33 @@ describe('Webhooks', function () {
         await c.close();
       });
 
+      it('sends a result over HUB_WEBHOOK_MAX_BODY_BYTES as truncated with task_url, and stores the whole end', async () => {
+        const r = await receiver();
+        closers.push(r.close);
+        hub = await startHub({ webhookSecret: SECRET, webhookAllowPrivate: true });
+        const w = await fakeWorker(hub, me('hook_big'), { concurrency: 2 });
+        const bound = 1_048_576; // the default
+        const results = { under: 'u'.repeat(bound - 1000), over: 'o'.repeat(bound) };
+        const ids: Record<string, string> = {};
+        for (const [name, result] of Object.entries(results)) {
+          ids[name] = (await call(hub, 'POST', '/add_task?wait=false', { service_id: w.welcome.service_id, args: [1], webhook: r.url })).body.task_id;
+          const t = await w.nextOf('task');
+          w.send({ type: 'result', task_id: t.task_id, result });
+        }
+        await r.until(2, 15_000);
+        const byTask = new Map(r.hits.map((h) => [(verify(h) as any).task_id, h]));
+        const under = byTask.get(ids.under)!;
+        expect(Buffer.byteLength(under.body)).to.be.within(bound - 1000, bound);
+        expect(under.json.result).to.equal(results.under);
+        const over = byTask.get(ids.over)!;
+        expect(Buffer.byteLength(over.body)).to.be.below(4096);
+        expect(over.json).to.deep.include({ task_id: ids.over, event: 'completed', status: 'succeeded', truncated: true, task_url: `/tasks/${ids.over}` });
+        expect(over.json).to.not.have.property('result');
+        // The end row holds the whole result: task_url reads it.
+        const read = await call(hub, 'GET', over.json.task_url);
+        expect(read.body.result).to.equal(results.over);
+      });
+
       it('sends progress at most every 500 ms, the latest state last', async () => {
         const r = await receiver();
         closers.push(r.close);

@@ -6,10 +6,22 @@
  */
 import type { Knex } from 'knex';
 import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
-import { Hub, maySee, type HubState, type PreparedTask, type Requester, type Subscriber, type TaskPayload, type LiveTaskSnapshot } from '../core/hub.js';
+import {
+  Hub,
+  maySee,
+  type EnqueueOptions,
+  type HubState,
+  type PreparedTask,
+  type Requester,
+  type Subscriber,
+  type TaskPayload,
+  type LiveTaskSnapshot,
+} from '../core/hub.js';
 import type { EndedTask } from '../core/ended-tasks.js';
 import { clientFrame } from '../core/frames.js';
 import { newTaskId } from '../core/task-id.js';
+import { endedTaskView } from '../core/hub.js';
+import { deliveryRow } from '../delivery/webhook-rows.js';
 import { Broker } from './broker.js';
 import { clusterNames, type ClusterNames } from './names.js';
 import { Membership } from './membership.js';
@@ -333,7 +345,7 @@ export class ClusterHub extends Hub {
       this.dispatcher.submit({
         id: t.id,
         serviceId: t.serviceId,
-        payload: { args: t.args, owner: t.owner ?? null, subscribers: new Set([this.relaySubscriber]) },
+        payload: { args: t.args, owner: t.owner ?? null, subscribers: new Set([this.relaySubscriber]), webhook: t.webhook ?? null },
         timeoutMs: t.timeoutMs,
         queueTimeoutMs: Math.max(1, t.queueDeadline - now),
         attempts,
@@ -372,7 +384,9 @@ export class ClusterHub extends Hub {
     };
     this.ended.add(ended);
     try {
-      this.store.saveEnded(ended);
+      // Its `completed` webhook with its end row, as for a task that ran (`Hub`'s end).
+      const outbox = t.webhook ? [deliveryRow(t.id, t.webhook, 'completed', endedTaskView(ended), ended.finishedAt)] : undefined;
+      this.store.saveEnded(ended, undefined, outbox);
     } catch (err) {
       this.log.error({ err, task_id: t.id }, 'the task store refused an ended task');
     }
@@ -421,10 +435,7 @@ export class ClusterHub extends Hub {
    * Every submit comes here (`submit` checks, then enqueues; a keyed submit enqueues under the id
    * its key claimed): local first, else through the cluster's work queue (docs/cluster.md).
    */
-  override enqueue(
-    prepared: PreparedTask,
-    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null; stored?: boolean } = {},
-  ): { taskId: string; position: number; stored: Promise<void> | null } {
+  override enqueue(prepared: PreparedTask, options: EnqueueOptions = {}): { taskId: string; position: number; stored: Promise<void> | null } {
     const node = this.node;
     if (node && !node.broker.up && this.dispatcher.connections(prepared.serviceId).length === 0) {
       throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
@@ -447,6 +458,7 @@ export class ClusterHub extends Hub {
             seq: 0,
             from: this.hubId,
             owner: task.payload.owner,
+            webhook: task.payload.webhook ?? null,
           };
           this.localHeld.set(
             task.id,
@@ -460,7 +472,13 @@ export class ClusterHub extends Hub {
     const { serviceId, timeoutMs, args } = prepared;
     const taskId = options.taskId ?? newTaskId();
     const now = Date.now();
-    const payload: TaskPayload = { args, owner: options.owner ?? null, subscribers: new Set(options.subscriber ? [options.subscriber] : []) };
+    // Its `completed` webhook goes with the task: the hub that ends it commits the delivery with its end row.
+    const payload: TaskPayload = {
+      args,
+      owner: options.owner ?? null,
+      subscribers: new Set(options.subscriber ? [options.subscriber] : []),
+      webhook: options.webhook ?? null,
+    };
     const task: StreamTask = {
       id: taskId,
       serviceId,
@@ -472,6 +490,7 @@ export class ClusterHub extends Hub {
       seq: 0,
       from: this.hubId,
       owner: payload.owner,
+      webhook: payload.webhook,
     };
     const rt: RemoteTask = {
       serviceId,
@@ -505,7 +524,7 @@ export class ClusterHub extends Hub {
     // a keyed repeat), also once this hub is gone. Written only if absent, so that it never hides
     // the `running` or ended row of the hub that took it, whichever write lands first.
     const row = this.store
-      .insertQueued({ id: task.id, serviceId: task.serviceId, createdAt: task.createdAt, owner: task.owner ?? null })
+      .insertQueued({ id: task.id, serviceId: task.serviceId, createdAt: task.createdAt, owner: task.owner ?? null, webhook: task.webhook ?? null })
       .catch((err: Error) => {
         this.log.warn({ err: err.message, task_id: task.id }, 'could not write the queued row of a task handed to the cluster');
       });
@@ -621,6 +640,7 @@ export class ClusterHub extends Hub {
         attempts: 0,
         seq: 0,
         from: this.hubId,
+        webhook: rt.payload.webhook ?? null,
       };
       rt.following?.stop();
       this.finishRemote(taskId, rt, this.endHere(t, rt.following?.lastSeq ?? 0, 0, 'canceled', { code: 'canceled', message: 'the task was canceled' }));

@@ -33,6 +33,8 @@ export interface StreamTask {
   owner?: string | null;
   /** Published by a survivor for a hub that died while running it: its events go on from what followers saw. */
   takeover?: boolean;
+  /** The URL of its `completed` webhook: the hub that ends it commits the delivery with its end row. */
+  webhook?: string | null;
 }
 
 /** A message a hub holds: its task runs there until `ack()`. */

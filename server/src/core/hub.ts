@@ -28,6 +28,7 @@ import type { Registry } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 import type { DeliveryRow } from '../store/tasks.js';
+import { deliveryRow } from '../delivery/webhook-rows.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {
@@ -64,6 +65,24 @@ export interface Requester {
   admin: boolean;
 }
 
+/** An ended task as `GET /tasks/{id}` shows it, media inline as base64 (the body of its `completed` webhook too). */
+export function endedTaskView(t: EndedTask): TaskView {
+  const view: TaskView = {
+    task_id: t.id,
+    service_id: t.serviceId,
+    status: t.status,
+    progress: t.progress,
+    message: t.message,
+    attempts: t.attempts,
+    created_at: iso(t.createdAt)!,
+    started_at: iso(t.startedAt),
+    finished_at: iso(t.finishedAt),
+  };
+  if (t.status === 'succeeded') view.result = inlineMedia(resultOf(t), nodeBase64);
+  else view.error = t.error;
+  return view;
+}
+
 /**
  * Whether `who` may see a task owned by `owner`: always while no key is required (`who` null or
  * undefined), always for an admin key, else only its owner. A task submitted while no key was
@@ -82,8 +101,25 @@ export interface TaskPayload {
   subscribers: Set<Subscriber>;
   /** The connection of its latest attempt, kept past its end for the task's end log line. */
   connectionId?: string;
-  /** Rows to commit with the task's end (its webhook's `completed` delivery): see `Hub.withEnd`. */
-  endRows?: (view: TaskView) => DeliveryRow[];
+  /**
+   * The URL of the task's `completed` webhook: the delivery is made at the task's end, from the
+   * view `GET /tasks/{id}` then shows, and committed with its end row (an end is never stored
+   * without its delivery). Also on the task's rows, for a start after a crash (markInterrupted).
+   */
+  webhook?: string | null;
+}
+
+/** How `Hub.enqueue` takes a checked task. */
+export interface EnqueueOptions {
+  /** The id to queue it under (claimed beforehand, for an idempotency key). */
+  taskId?: string;
+  subscriber?: Subscriber;
+  /** The client key it belongs to. */
+  owner?: string | null;
+  /** Its queued row is committed already (with its key's claim). */
+  stored?: boolean;
+  /** The URL of its `completed` webhook, if it asked for one. */
+  webhook?: string | null;
 }
 
 /** What a worker's progress or result carries, to forward without re-serialising. */
@@ -462,9 +498,9 @@ export class Hub {
    */
   submit(
     req: SubmitRequest,
-    options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null } = {},
+    options: { maxTotalBytes?: number; subscriber?: Subscriber; owner?: string | null; webhook?: string | null } = {},
   ): { taskId: string; position: number; stored: Promise<void> | null } {
-    return this.enqueue(this.prepare(req, options.maxTotalBytes), { subscriber: options.subscriber, owner: options.owner });
+    return this.enqueue(this.prepare(req, options.maxTotalBytes), { subscriber: options.subscriber, owner: options.owner, webhook: options.webhook });
   }
 
   /**
@@ -497,14 +533,12 @@ export class Hub {
    * queued row is committed already (with its key's claim), so nothing waits for a commit here.
    * Throws `shutting_down`, `queue_full`.
    */
-  enqueue(
-    prepared: PreparedTask,
-    options: { taskId?: string; subscriber?: Subscriber; owner?: string | null; stored?: boolean } = {},
-  ): { taskId: string; position: number; stored: Promise<void> | null } {
+  enqueue(prepared: PreparedTask, options: EnqueueOptions = {}): { taskId: string; position: number; stored: Promise<void> | null } {
     if (this.stopping) throw new HubError('shutting_down', 'the hub is stopping and takes no new task');
     const subscribers = new Set<Subscriber>();
     if (options.subscriber) subscribers.add(options.subscriber);
     const payload: TaskPayload = { args: prepared.args, owner: options.owner ?? null, subscribers };
+    if (options.webhook) payload.webhook = options.webhook;
     const taskId = options.taskId ?? newTaskId();
     // The task's media move to the pool (released at its end): the buffers they came in die young.
     mapBytes(prepared.args, (b) => this.media.take(b));
@@ -527,18 +561,6 @@ export class Hub {
     } else if (task) this.persist(task);
     this.schedule();
     return { taskId, position, stored };
-  }
-
-  /**
-   * Has `rows(view)` made when a live task ends, from the view `GET /tasks/{id}` then shows, and
-   * committed with the task's end row, in its transaction (the webhook outbox: an end is never
-   * stored without its delivery). False when the task is not live.
-   */
-  withEnd(taskId: string, rows: (view: TaskView) => DeliveryRow[]): boolean {
-    const t = this.dispatcher.task(taskId);
-    if (!t) return false;
-    t.payload.endRows = rows;
-    return true;
   }
 
   /**
@@ -642,20 +664,7 @@ export class Hub {
   }
 
   private endedView(t: EndedTask): TaskView {
-    const view: TaskView = {
-      task_id: t.id,
-      service_id: t.serviceId,
-      status: t.status,
-      progress: t.progress,
-      message: t.message,
-      attempts: t.attempts,
-      created_at: iso(t.createdAt)!,
-      started_at: iso(t.startedAt),
-      finished_at: iso(t.finishedAt),
-    };
-    if (t.status === 'succeeded') view.result = inlineMedia(resultOf(t), nodeBase64);
-    else view.error = t.error;
-    return view;
+    return endedTaskView(t);
   }
 
   /** The body of `/service_info/{id}`. Throws `service_not_found`. */
@@ -886,10 +895,12 @@ export class Hub {
       this.committing.set(task.id, entry);
     }
     let outbox: DeliveryRow[] | undefined;
-    try {
-      outbox = task.payload.endRows?.(this.endedView(ended));
-    } catch (err) {
-      this.log.error({ err, task_id: task.id }, 'the rows due with a task end could not be made');
+    if (task.payload.webhook) {
+      try {
+        outbox = [deliveryRow(task.id, task.payload.webhook, 'completed', this.endedView(ended), this.now())];
+      } catch (err) {
+        this.log.error({ err, task_id: task.id }, 'the webhook delivery of a task end could not be made');
+      }
     }
     try {
       this.store.saveEnded(ended, stored && ((dropped) => this.stored(task.id, dropped, stored!)), outbox);
@@ -936,7 +947,7 @@ export class Hub {
   /** Saves a live task's row; with `onStored`, calls it once the row is committed (or refused). */
   private persist(task: TaskRecord<TaskPayload>, onStored?: () => void): void {
     try {
-      this.store.saveLive(task, onStored && ((dropped) => this.stored(task.id, dropped, onStored)), task.payload.owner);
+      this.store.saveLive(task, onStored && ((dropped) => this.stored(task.id, dropped, onStored)), task.payload.owner, task.payload.webhook ?? null);
     } catch (err) {
       this.log.error({ err, task_id: task.id }, 'the task store refused a task');
       onStored?.();

@@ -8,6 +8,8 @@ import type { HubConfig } from '../config.js';
 import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
 import { clientFrame } from './frames.js';
+import { endedTaskView } from './hub.js';
+import { deliveryRow } from '../delivery/webhook-rows.js';
 import {
   attachmentPieces,
   queuedTaskRow,
@@ -44,7 +46,7 @@ export class TaskPersistence {
    * called once a row of this task at least this recent is committed (see `TaskStore.save`);
    * `owner`: the client key it belongs to.
    */
-  saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback, owner: string | null = null): void {
+  saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback, owner: string | null = null, webhook: string | null = null): void {
     this.tasks.save(
       {
         id: t.id,
@@ -60,6 +62,7 @@ export class TaskPersistence {
         started_at: t.startedAt,
         finished_at: null,
         owner,
+        webhook,
       },
       onStored,
     );
@@ -70,8 +73,8 @@ export class TaskPersistence {
    * its row exists already: the hub that runs it writes the later ones, and they stay whatever
    * order the writes land in (`TaskStore.insertIfAbsent`).
    */
-  insertQueued(t: { id: string; serviceId: number; createdAt: number; owner: string | null }): Promise<void> {
-    return this.tasks.insertIfAbsent(queuedTaskRow(t.id, t.serviceId, t.createdAt, t.owner));
+  insertQueued(t: { id: string; serviceId: number; createdAt: number; owner: string | null; webhook?: string | null }): Promise<void> {
+    return this.tasks.insertIfAbsent(queuedTaskRow(t.id, t.serviceId, t.createdAt, t.owner, t.webhook ?? null));
   }
 
   /**
@@ -128,9 +131,14 @@ export class TaskPersistence {
     return fromRow(row);
   }
 
-  /** At start: every task a previous run left unfinished ends `failed` `interrupted`. */
+  /**
+   * At start: every task a previous run left unfinished ends `failed` `interrupted`; the `completed`
+   * webhook of each that asked for one is written in the same transaction, from the view
+   * `GET /tasks/{id}` shows of its end.
+   */
   markInterrupted(): Promise<number> {
-    return this.tasks.markInterrupted(this.now());
+    const now = this.now();
+    return this.tasks.markInterrupted(now, undefined, (row, url) => deliveryRow(row.id, url, 'completed', endedTaskView(fromRow(row)), now));
   }
 
   /** Deletes ended tasks older than `HUB_RESULT_TTL_MS`. */

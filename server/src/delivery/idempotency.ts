@@ -93,8 +93,8 @@ export function argsHash(task: Pick<PreparedTask, 'serviceId' | 'args'>): string
 }
 
 /** The queued row of a keyed submit's task, committed with its key's claim. */
-function queuedRow(key: IdempotencyRow, owner: string | null): TaskRow {
-  return queuedTaskRow(key.task_id, key.service_id, key.created_at, owner);
+function queuedRow(key: IdempotencyRow, owner: string | null, webhook: string | null): TaskRow {
+  return queuedTaskRow(key.task_id, key.service_id, key.created_at, owner, webhook);
 }
 
 /** What `IdempotentSubmits.submit` did. */
@@ -157,7 +157,8 @@ export class IdempotentSubmits {
    * is committed already, with the key) and answers its result; a later call with the same
    * request answers the same task id as a duplicate. Throws `idempotency_mismatch` when the key
    * names a task of another service or other args, and whatever `enqueue` throws (the key is
-   * then released, so that a retry may make the task).
+   * then released, so that a retry may make the task). `webhook`: the URL of the task's
+   * `completed` webhook, on its queued row.
    */
   async submit<R>(
     scope: string,
@@ -165,6 +166,7 @@ export class IdempotentSubmits {
     task: PreparedTask,
     enqueue: (taskId: string, stored: boolean) => R,
     owner: string | null = null,
+    webhook: string | null = null,
   ): Promise<SubmitOutcome<R>> {
     const id = `${scope}\u0000${key}`;
     const hash = argsHash(task);
@@ -180,7 +182,7 @@ export class IdempotentSubmits {
         await pending.catch(() => undefined);
         continue;
       }
-      const claim = this.claim(id, scope, key, task, hash, enqueue, owner);
+      const claim = this.claim(id, scope, key, task, hash, enqueue, owner, webhook);
       this.pending.set(id, claim);
       try {
         return await claim;
@@ -198,10 +200,11 @@ export class IdempotentSubmits {
     hash: string,
     enqueue: (taskId: string, stored: boolean) => R,
     owner: string | null,
+    webhook: string | null,
   ): Promise<SubmitOutcome<R>> {
     const now = this.now();
     const row: IdempotencyRow = { scope, key, task_id: newTaskId(), service_id: task.serviceId, args_hash: hash, created_at: now };
-    const outcome = this.store ? await this.store.claim(row, queuedRow(row, owner), now - this.ttlMs) : await this.claimGrouped(row, now - this.ttlMs);
+    const outcome = this.store ? await this.store.claim(row, queuedRow(row, owner, webhook), now - this.ttlMs) : await this.claimGrouped(row, now - this.ttlMs);
     if (!outcome.won) {
       const held = outcome.row;
       const entry = this.remember(id, { taskId: held.task_id, serviceId: held.service_id, hash: held.args_hash, createdAt: held.created_at });

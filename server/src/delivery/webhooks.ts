@@ -12,7 +12,7 @@ import type { Knex } from 'knex';
 import type { FastifyBaseLogger } from 'fastify';
 import { HubError, type WebhookEvent } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
-import { newTaskId } from '../core/task-id.js';
+import { deliveryRow } from './webhook-rows.js';
 import { checkWebhookUrl, guardedLookup, refusedLiteral } from './address-check.js';
 import { secretBytes, signWebhook } from './webhook-sign.js';
 import { purgeDeliveries, type DeliveryRow } from '../store/webhook-deliveries.js';
@@ -43,8 +43,20 @@ export const TRY_TIMEOUT_MS = 15_000;
 export const PROGRESS_INTERVAL_MS = 500;
 /** Bytes of a receiver's answer read at most (the rest is dropped with the connection). */
 export const MAX_ANSWER_BYTES = 4096;
-/** Tries in flight at once, per hub. */
-const MAX_IN_FLIGHT = 16;
+/**
+ * Tries in flight at once, per hub: with a receiver that answers in 20 ms, 16 sent at most about
+ * 350 a second (docs/performance.md, "Webhook sender"). Twice the sockets of one host, so that
+ * a try waits for a socket at most one try long (its deadline counts from its start).
+ */
+const MAX_IN_FLIGHT = 128;
+/** Connections to one host at once (kept alive). */
+const MAX_SOCKETS_PER_HOST = 64;
+/** Tries started in one turn of the event loop, at most. */
+const SENDS_PER_TURN = 8;
+/** Rows one lease takes at most. */
+const LEASE_ROWS = 64;
+/** Bytes of bodies in flight above which no more rows are leased (bodies are up to HUB_WEBHOOK_MAX_BODY_BYTES). */
+const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 /** How often due rows are looked for when nothing woke the sender, in ms. */
 const POLL_MS = 1_000;
 
@@ -73,6 +85,8 @@ export class Webhooks {
   private readonly agents: { http: http.Agent; https: https.Agent };
   private readonly inFlight = new Map<string, http.ClientRequest | null>();
   private readonly sending = new Set<Promise<void>>();
+  /** Characters of the bodies of the tries in flight. */
+  private inFlightBytes = 0;
   private timer: NodeJS.Timeout | null = null;
   private ticking = false;
   private again = false;
@@ -91,8 +105,8 @@ export class Webhooks {
     this.key = webhookSecret ? secretBytes(webhookSecret) : null;
     const lookup = guardedLookup(webhookAllowPrivate);
     this.agents = {
-      http: new http.Agent({ keepAlive: true, maxSockets: 8, lookup }),
-      https: new https.Agent({ keepAlive: true, maxSockets: 8, lookup }),
+      http: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_HOST, lookup }),
+      https: new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_HOST, lookup }),
     };
   }
 
@@ -111,18 +125,17 @@ export class Webhooks {
   }
 
   /**
-   * Follows a task just submitted with `spec`: its events due to the webhook go to the outbox;
-   * its `completed` delivery is committed with the task's end row (see `Hub.withEnd`).
+   * Follows a task just submitted with `spec` for its `started` and `progress` events, written to
+   * the outbox as they happen (its `completed` delivery is the hub's, see `completedWebhookUrl`).
    */
   attach(taskId: string, spec: WebhookSpec): void {
+    if (!spec.events.has('started') && !spec.events.has('progress')) return;
     let lastProgressAt = -Infinity;
     let trailing: NodeJS.Timeout | null = null;
     const write = (event: WebhookEvent) => {
       const view = this.hub.viewNow(taskId);
-      if (view) this.enqueue([this.row(taskId, spec.url, event, { ...view, event })]);
+      if (view) this.enqueue([deliveryRow(taskId, spec.url, event, view, this.now())]);
     };
-    const withEnd =
-      spec.events.has('completed') && this.hub.withEnd(taskId, (view) => [this.row(taskId, spec.url, 'completed', { ...view, event: 'completed' })]);
     const progress = () => {
       trailing = null;
       lastProgressAt = this.now();
@@ -133,11 +146,8 @@ export class Webhooks {
         if (end) {
           if (trailing) clearTimeout(trailing);
           trailing = null;
-          // Not live when attached (it ended inside its submit): written now, beside its end.
-          if (spec.events.has('completed') && !withEnd) write('completed');
           return;
         }
-        if (!spec.events.has('started') && !spec.events.has('progress')) return;
         const type = frameType(text);
         if (type === 'started' && spec.events.has('started')) write('started');
         else if (type === 'progress' && spec.events.has('progress') && !trailing) {
@@ -151,26 +161,6 @@ export class Webhooks {
     const now = this.hub.subscribe(taskId, subscriber);
     // A connection with room starts the task inside the submit, before this subscriber was added.
     if (now?.status === 'running' && spec.events.has('started')) write('started');
-  }
-
-  /** A new delivery's row, due now. */
-  private row(taskId: string, url: string, event: WebhookEvent, body: object): DeliveryRow {
-    const now = this.now();
-    return {
-      // In time order, like task ids: a new row lands on the last page of the primary key's index.
-      id: `msg_${newTaskId(now)}`,
-      task_id: taskId,
-      url,
-      event,
-      body: JSON.stringify(body),
-      status: 'pending',
-      attempts: 0,
-      next_at: now,
-      last_status: null,
-      last_error: null,
-      created_at: now,
-      updated_at: now,
-    };
   }
 
   /** Outbox rows go with the task store's next write (the sender is woken once they are committed). */
@@ -196,7 +186,7 @@ export class Webhooks {
    * would be a transaction per delivery).
    */
   wake(): void {
-    if (this.closed || this.inFlight.size > MAX_IN_FLIGHT / 2) return;
+    if (this.closed || this.inFlight.size > MAX_IN_FLIGHT / 2 || this.inFlightBytes > MAX_IN_FLIGHT_BYTES) return;
     if (this.ticking) {
       this.again = true;
       return;
@@ -215,17 +205,24 @@ export class Webhooks {
 
   private async tick(): Promise<void> {
     if (!this.key) return;
-    while (!this.closed && this.inFlight.size < MAX_IN_FLIGHT) {
+    while (!this.closed && this.inFlight.size < MAX_IN_FLIGHT && this.inFlightBytes <= MAX_IN_FLIGHT_BYTES) {
       const now = this.now();
       // Due rows, each leased for longer than one try: a hub that dies mid-try leaves the row to be tried again after it.
-      const room = MAX_IN_FLIGHT - this.inFlight.size;
+      const room = Math.min(LEASE_ROWS, MAX_IN_FLIGHT - this.inFlight.size);
       const rows = await this.store.leaseDeliveries(now, room, now + TRY_TIMEOUT_MS * 2, [...this.inFlight.keys()]);
-      for (const row of rows) {
+      for (let i = 0; i < rows.length; i++) {
+        // A few tries per turn of the event loop: each costs some 50 to 100 µs of the hub's
+        // thread to start (request, headers, signature), and a lease of 64 started at once
+        // would hold the hub's sockets for milliseconds.
+        if (i > 0 && i % SENDS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+        const row = rows[i];
         this.inFlight.set(row.id, null);
+        this.inFlightBytes += row.body.length;
         const p: Promise<void> = this.send(row)
           .catch((err: unknown) => this.log.warn({ err: (err as Error).message, webhook_id: row.id }, 'a webhook outcome could not be stored'))
           .finally(() => {
             this.inFlight.delete(row.id);
+            this.inFlightBytes -= row.body.length;
             this.sending.delete(p);
             this.wake();
           });
@@ -289,10 +286,9 @@ export class Webhooks {
 
   private postOnce(row: DeliveryRow, url: URL): Promise<{ status: number; retryAfter?: string } | { error: string; refused?: boolean; stale?: boolean }> {
     const timestamp = Math.floor(this.now() / 1000);
-    const body = Buffer.from(row.body, 'utf8');
     const headers = {
       'content-type': 'application/json',
-      'content-length': String(body.length),
+      'content-length': String(Buffer.byteLength(row.body, 'utf8')),
       'user-agent': 'utils-hub',
       'webhook-id': row.id,
       'webhook-timestamp': String(timestamp),
@@ -334,7 +330,9 @@ export class Webhooks {
         }),
       );
       this.inFlight.set(row.id, req);
-      req.end(body);
+      // The body as a string: Node writes it with the headers in one write (a Buffer goes as a
+      // second chunk, one writev, after a copy of the body).
+      req.end(row.body, 'utf8');
     });
   }
 

@@ -17,6 +17,7 @@ import { restSerializerCompiler, withMessage } from './schema-compilers.js';
 import { bearer } from '../access/auth.js';
 import { keyScope, parseIdempotencyHeader, type IdempotentSubmits } from '../delivery/idempotency.js';
 import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
+import { completedWebhookUrl } from '../delivery/webhook-rows.js';
 
 /** The message of a path parameter that is not a non-negative integer. */
 function notAnId(value: unknown, name: string): string {
@@ -137,7 +138,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
         return keyedAddTask(submits, key, body, wait !== 'false' && wait !== '0', keyScope(bearer(req.raw, null)), reply, hook, req.client ?? null);
       }
       if (wait === 'false' || wait === '0') {
-        const { taskId, stored } = hub.submit(body, { owner: req.client?.owner ?? null });
+        const { taskId, stored } = hub.submit(body, { owner: req.client?.owner ?? null, webhook: completedWebhookUrl(hook) });
         if (hook) webhooks!.attach(taskId, hook);
         await stored; // HUB_COMMIT=stored: a 202 only once the task's row is committed
         return reply.code(202).send({ task_id: taskId, status: 'queued' });
@@ -149,7 +150,7 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
             if (end) resolve();
           },
         };
-        taskId = hub.submit(body, { subscriber: waiter, owner: req.client?.owner ?? null }).taskId;
+        taskId = hub.submit(body, { subscriber: waiter, owner: req.client?.owner ?? null, webhook: completedWebhookUrl(hook) }).taskId;
       });
       if (hook) webhooks!.attach(taskId, hook);
       await ended;
@@ -185,16 +186,18 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
       },
     };
     const owner = who?.owner ?? null;
+    const webhook = completedWebhookUrl(hook);
     const out = await submits.submit(
       scope,
       key,
       prepared,
       (taskId, stored) => {
-        const r = hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined, owner, stored });
+        const r = hub.enqueue(prepared, { taskId, subscriber: wait ? waiter : undefined, owner, stored, webhook });
         if (hook) webhooks!.attach(taskId, hook);
         return r;
       },
       owner,
+      webhook,
     );
     if (out.duplicate) reply.header('idempotent-replayed', 'true');
     else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed

@@ -67,13 +67,16 @@ async function claim(c, u) {
   if (won.length) await query(c, u.upsertHead + won.map(() => u.upsertTuple).join(', ') + u.upsertTail, won.flat());
   return out;
 }
-// At most 200 rows or about 1 MiB of bodies in one insert (under max_allowed_packet).
-async function insertDeliveries(c, rows) {
+// At most 200 rows, and at most \`budget\` bytes of SQL at worst (a UTF-16 unit of the url or the
+// body is at most 6 bytes once escaped), in one insert; a row alone is within max_allowed_packet
+// (the store bounds its body).
+async function insertDeliveries(c, rows, budget) {
+  const cost = (r) => 6 * (r[2].length + r[4].length) + 512;
   let i = 0;
   while (i < rows.length) {
     let bytes = 0;
     let j = i;
-    while (j < rows.length && j - i < 200 && (j === i || bytes + rows[j][4].length < 1 << 20)) bytes += rows[j++][4].length;
+    while (j < rows.length && j - i < 200 && (j === i || bytes + cost(rows[j]) <= budget)) bytes += cost(rows[j++]);
     const part = rows.slice(i, j);
     await query(c, tuples(SQL.deliveryInsert, SQL.deliveryTuple, part), part.flat());
     i = j;
@@ -100,7 +103,7 @@ async function unit(c, u) {
     const out = { claims: undefined, leases: undefined };
     if (u.claims) out.claims = await claim(c, u);
     if (u.sql) await query(c, u.sql, u.values.map(bindable));
-    if (u.outbox) await insertDeliveries(c, u.outbox);
+    if (u.outbox) await insertDeliveries(c, u.outbox, u.outboxBudget || 1 << 20);
     if (u.updates) for (const r of u.updates) await query(c, SQL.deliveryUpdate, r);
     if (u.leases) {
       out.leases = [];
@@ -183,10 +186,13 @@ export class MysqlWriter extends WriterThread {
   /**
    * Commits a unit in one transaction (BEGIN ... COMMIT; a unit of task rows alone is one
    * statement): its claims (the winners' queued rows upserted with `upsertHead` + tuples +
-   * `upsertTail`), then `sql` with `values`, then its outbox rows, outcomes and leases. Resolves
+   * `upsertTail`), then `sql` with `values`, then its outbox rows (in statements of at most
+   * `outboxBudget` bytes, default 1 MiB, a row alone whatever its size), outcomes and leases. Resolves
    * with the claims' holders (null: won) and the rows each lease took, in order.
    */
-  async unit(u: UnitValues & { sql?: string; values?: unknown[]; upsertHead?: string; upsertTuple?: string; upsertTail?: string }): Promise<UnitAnswer> {
+  async unit(
+    u: UnitValues & { sql?: string; values?: unknown[]; upsertHead?: string; upsertTuple?: string; upsertTail?: string; outboxBudget?: number },
+  ): Promise<UnitAnswer> {
     const answer = (await this.send({ unit: u })) as Partial<UnitAnswer> | undefined;
     return { claims: answer?.claims ?? [], leases: answer?.leases ?? [] };
   }

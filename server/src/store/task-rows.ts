@@ -43,6 +43,12 @@ export interface TaskRow {
   finished_at: number | null;
   /** Who the task belongs to (the client key that submitted it); null or absent: no key was required. */
   owner?: string | null;
+  /**
+   * The URL of the task's `completed` webhook (null or absent: none). Written with the task's
+   * first row and kept after (a later row does not change it): a task a crash left unfinished
+   * gets its delivery at the next start (`TaskStore.markInterrupted`).
+   */
+  webhook?: string | null;
 }
 
 /** A task as read back: its media as one blob. */
@@ -67,6 +73,7 @@ export interface TaskColumns {
   started_at: number | null;
   finished_at: number | null;
   owner: string | null;
+  webhook: string | null;
 }
 
 /** A row as the driver answers a select: numbers may come as strings, blobs as any Uint8Array. */
@@ -77,7 +84,7 @@ export type RawTaskColumns = Omit<TaskColumns, 'progress' | 'seq' | 'attachments
 };
 
 /** The row of a task that waits, not yet started: what its first write holds. */
-export function queuedTaskRow(id: string, serviceId: number, createdAt: number, owner: string | null): TaskRow {
+export function queuedTaskRow(id: string, serviceId: number, createdAt: number, owner: string | null, webhook: string | null = null): TaskRow {
   return {
     id,
     service_id: serviceId,
@@ -92,6 +99,7 @@ export function queuedTaskRow(id: string, serviceId: number, createdAt: number, 
     started_at: null,
     finished_at: null,
     owner,
+    webhook,
   };
 }
 
@@ -146,6 +154,7 @@ export function toColumns(row: TaskRow): TaskColumns {
   if (row.started_at !== null && !isTime(row.started_at)) fail(row, 'an invalid started_at');
   if (row.finished_at !== null && !isTime(row.finished_at)) fail(row, 'an invalid finished_at');
   if (row.owner != null && (typeof row.owner !== 'string' || row.owner.length > 80)) fail(row, 'an invalid owner (a string of at most 80 characters)');
+  if (row.webhook != null && (typeof row.webhook !== 'string' || row.webhook.length > 2048)) fail(row, 'an invalid webhook (a URL of at most 2048 characters)');
   // JSON.stringify answers undefined for undefined (and functions): stored as NULL.
   const result = row.result === undefined ? null : (JSON.stringify(row.result) ?? null);
   const error = row.error === null || row.error === undefined ? null : (JSON.stringify(row.error) ?? null);
@@ -165,6 +174,7 @@ export function toColumns(row: TaskRow): TaskColumns {
     started_at: row.started_at,
     finished_at: row.finished_at,
     owner: row.owner ?? null,
+    webhook: row.webhook ?? null,
   };
 }
 
@@ -190,5 +200,6 @@ export function fromColumns(r: RawTaskColumns): StoredTaskRow {
   if (r.seq !== null) row.seq = Number(r.seq);
   if (r.result !== null) row.result = JSON.parse(r.result);
   row.owner = r.owner ?? null;
+  if (r.webhook) row.webhook = r.webhook;
   return row;
 }

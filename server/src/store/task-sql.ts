@@ -42,8 +42,8 @@ const MERGE_COLUMNS = [
   'owner',
 ] as const;
 
-/** Every column, in the order of the upsert's values. */
-const COLUMNS = ['id', ...MERGE_COLUMNS] as const;
+/** Every column, in the order of the upsert's values. `webhook` is written with a task's first row only (not merged). */
+const COLUMNS = ['id', ...MERGE_COLUMNS, 'webhook'] as const;
 
 /** The upsert's pieces: its head, one row's tuple, and its merge clause. */
 function upsertParts(mysql: boolean): { head: string; tuple: string; tail: string } {
@@ -84,6 +84,7 @@ function pushValues(out: unknown[], r: TaskColumns, attachments: TaskColumns['at
     r.started_at,
     r.finished_at,
     r.owner,
+    r.webhook,
   );
   return out;
 }
@@ -117,7 +118,7 @@ export interface WriteAnswer {
 }
 
 /** Length of a string as a quoted, escaped SQL literal (mysql2 escapes these with a backslash). */
-function sqlStringLength(v: string | null): number {
+export function sqlStringLength(v: string | null): number {
   if (v === null) return 4;
   let escaped = 0;
   for (let i = 0; i < v.length; i++) {
@@ -136,6 +137,7 @@ export function sqlSizeOf(r: TaskColumns): number {
     sqlStringLength(r.message) +
     sqlStringLength(r.error) +
     sqlStringLength(r.result) +
+    sqlStringLength(r.webhook) +
     (r.attachments === null ? 4 : 2 * lengthOf(r.attachments) + 3)
   );
 }
@@ -312,7 +314,10 @@ export class TaskUpserts {
       if (sqlite) unit.upsertRow = this.#upsertRow ??= upsertSql(1, false);
       else Object.assign(unit, upsertPartsOf(upsertParts(true)));
     }
-    if (w.outbox.length > 0) unit.outbox = w.outbox.map(deliveryValues);
+    if (w.outbox.length > 0) {
+      unit.outbox = w.outbox.map(deliveryValues);
+      if (!sqlite && this.#packetLimit !== null) unit.outboxBudget = Math.min(4 << 20, this.#packetLimit - STATEMENT_OVERHEAD);
+    }
     if (w.updates.length > 0) unit.updates = w.updates.map(updateValues);
     if (w.leases.length > 0) unit.leases = w.leases;
     const answer = await writer.unit(unit);

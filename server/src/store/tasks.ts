@@ -21,11 +21,11 @@ import {
   type TaskColumns,
   type TaskRow,
 } from './task-rows.js';
-import { SQLITE_MAX_BATCH, STATEMENT_OVERHEAD, TaskUpserts, sqlSizeOf, type TaskWrite } from './task-sql.js';
+import { SQLITE_MAX_BATCH, STATEMENT_OVERHEAD, TaskUpserts, sqlSizeOf, sqlStringLength, type TaskWrite } from './task-sql.js';
 import { WriteBehind, type WriteBehindOptions, type WrittenCallback } from './write-behind.js';
 import type { ClaimOutcome, IdempotencyRow } from './idempotency-keys.js';
 import type { DeliveryUpdate, HolderValues } from './unit-sql.js';
-import type { DeliveryRow } from './webhook-deliveries.js';
+import { truncatedBody, type DeliveryRow } from './webhook-deliveries.js';
 
 /**
  * Called once a saved row is committed (`dropped: false`), or once the store gave it up
@@ -75,6 +75,15 @@ export interface TaskStoreOptions {
    * MySQL's `max_allowed_packet`), so they were given up rather than let them fail every write.
    */
   onError?: (err: Error, info: { ids: string[]; dropped: boolean }) => void;
+  /**
+   * Largest body of a webhook delivery, in bytes (UTF-8). A larger one is cut down as it is
+   * written (`truncatedBody`: the result left out, `"truncated": true`, `task_url`), so that a
+   * delivery never keeps the rows committed with it (a task's end) from being written. On MySQL
+   * the bound is also kept under `max_allowed_packet`. Default 1 MiB.
+   */
+  maxDeliveryBytes?: number;
+  /** Where a truncated delivery body says the task is read (`task_url`). Default `/tasks/{id}`. */
+  taskUrl?: (taskId: string) => string;
 }
 
 const DEFAULTS: Readonly<WriteBehindOptions> = Object.freeze({
@@ -86,6 +95,15 @@ const DEFAULTS: Readonly<WriteBehindOptions> = Object.freeze({
   closeTimeoutMs: 5000,
   backlogBytes: 64 * 1024 * 1024,
 });
+
+/** Default of `TaskStoreOptions.maxDeliveryBytes`: 1 MiB. */
+export const MAX_DELIVERY_BYTES = 1_048_576;
+
+/**
+ * Room kept in a MySQL statement of one outbox row besides its body: the statement's head, the
+ * URL (2048 characters, escaped) and the other columns.
+ */
+const DELIVERY_ROW_ROOM = 32 * 1024;
 
 /** Longest an outcome of a webhook try waits for a write of other rows before it is written alone, in ms. */
 const OUTCOME_DELAY_MS = 100;
@@ -144,8 +162,16 @@ export class TaskStore {
   #leases = 0;
   #closing: Promise<void> | null = null;
 
+  readonly #maxDeliveryBytes: number;
+  readonly #taskUrl: (taskId: string) => string;
+
   constructor(db: Knex, options: TaskStoreOptions = {}) {
-    const { onError, ...rest } = options;
+    const { onError, maxDeliveryBytes, taskUrl, ...rest } = options;
+    if (maxDeliveryBytes !== undefined && (!Number.isSafeInteger(maxDeliveryBytes) || maxDeliveryBytes < 1024)) {
+      throw new Error(`TaskStore: option "maxDeliveryBytes" must be an integer of at least 1024, got ${String(maxDeliveryBytes)}`);
+    }
+    this.#maxDeliveryBytes = maxDeliveryBytes ?? MAX_DELIVERY_BYTES;
+    this.#taskUrl = taskUrl ?? ((id) => `/tasks/${id}`);
     const opts: WriteBehindOptions = { ...DEFAULTS };
     for (const [key, value] of Object.entries(rest)) {
       if (!(key in DEFAULTS)) throw new Error(`TaskStore: unknown option "${key}"`);
@@ -190,7 +216,7 @@ export class TaskStore {
         claims.push(p);
         (w.claims as TaskWrite['claims'][number][]).push({ key: p.claim.key, expiredBefore: p.claim.expiredBefore, row: p.columns! });
       } else if (p.columns) w.rows.push(p.columns);
-      if (p.outbox) (w.outbox as DeliveryRow[]).push(...p.outbox);
+      if (p.outbox) for (const r of p.outbox) (w.outbox as DeliveryRow[]).push(this.#bounded(r));
       if (p.update) (w.updates as DeliveryUpdate[]).push(p.update);
       if (p.lease) {
         leases.push(p);
@@ -209,6 +235,22 @@ export class TaskStore {
         }
       }
     }
+  }
+
+  /**
+   * The outbox row as it may be written: its body cut down (`truncatedBody`) when it is over
+   * `maxDeliveryBytes` or, on MySQL, would make a statement over `max_allowed_packet`. A body a
+   * third of the bound or less (in UTF-16 units; a unit is at most 3 bytes of UTF-8, 6 escaped)
+   * is not measured.
+   */
+  #bounded(r: DeliveryRow): DeliveryRow {
+    const max = this.#maxDeliveryBytes;
+    const packet = this.#sql.packetLimit;
+    const sqlMax = packet === null ? Number.POSITIVE_INFINITY : packet - STATEMENT_OVERHEAD - DELIVERY_ROW_ROOM;
+    const fits = (body: string) => Buffer.byteLength(body, 'utf8') <= max && (packet === null || sqlStringLength(body) <= sqlMax);
+    if (3 * r.body.length <= max && 6 * r.body.length <= sqlMax) return r;
+    if (fits(r.body)) return r;
+    return { ...r, body: truncatedBody(r.body, this.#taskUrl, fits) };
   }
 
   /** Rows saved and not yet written. */
@@ -387,15 +429,54 @@ export class TaskStore {
 
   /**
    * Ends every task left `queued` or `running` (by a hub that stopped or crashed) as `failed` with
-   * `{code: "interrupted", message}`, finished at `now`. Returns how many. Run at start.
+   * `{code: "interrupted", message}`, finished at `now`. Returns how many. Run at start. With
+   * `completed`, each such task that has a `webhook` on its row gets the outbox row
+   * `completed(row, url)` makes of its ended row, in the same transaction as its end.
    */
-  async markInterrupted(now: number = Date.now(), message = 'the hub stopped while the task was unfinished'): Promise<number> {
+  async markInterrupted(
+    now: number = Date.now(),
+    message = 'the hub stopped while the task was unfinished',
+    completed?: (row: StoredTaskRow, url: string) => DeliveryRow,
+  ): Promise<number> {
     await this.flush();
+    await this.#sql.readPacketLimit();
+    const error = { code: 'interrupted', message };
     // The statuses as literals, not bound values: SQLite uses its partial index of the unfinished
     // tasks (migration 006) only for a condition it can see implies the index's own.
-    return await this.#db('tasks')
-      .whereRaw("`status` in ('queued', 'running')")
-      .update({ status: 'failed', error: JSON.stringify({ code: 'interrupted', message }), finished_at: now });
+    const unfinished = (q: Knex) => q('tasks').whereRaw("`status` in ('queued', 'running')");
+    return await this.#db.transaction(async (trx) => {
+      const outbox: DeliveryRow[] = [];
+      if (completed) {
+        const hooked = (await unfinished(trx)
+          .whereNotNull('webhook')
+          .select('id', 'service_id', 'status', 'attempts', 'seq', 'progress', 'message', 'created_at', 'started_at', 'owner', 'webhook')) as Array<
+          Pick<RawTaskColumns, 'id' | 'service_id' | 'status' | 'attempts' | 'seq' | 'progress' | 'message' | 'created_at' | 'started_at' | 'owner' | 'webhook'>
+        >;
+        for (const r of hooked) {
+          const ended = fromColumns({
+            ...r,
+            status: 'failed',
+            error: JSON.stringify(error),
+            result: null,
+            attachments: null,
+            media_file: null,
+            finished_at: now,
+          });
+          outbox.push(completed(ended, r.webhook!));
+        }
+      }
+      const n = await unfinished(trx).update({ status: 'failed', error: JSON.stringify(error), finished_at: now });
+      // Each body within its bound; at most 100 rows or about 1 MiB of bodies per statement.
+      const rows = outbox.map((r) => this.#bounded(r));
+      for (let i = 0; i < rows.length; ) {
+        let j = i;
+        let bytes = 0;
+        while (j < rows.length && j - i < 100 && (j === i || bytes + 3 * rows[j].body.length < 1 << 20)) bytes += 3 * rows[j++].body.length;
+        await trx('webhook_deliveries').insert(rows.slice(i, j));
+        i = j;
+      }
+      return n;
+    });
   }
 
   /** Deletes the ended tasks that finished before `before` (ms since the epoch). Returns how many. */

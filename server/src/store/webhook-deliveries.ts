@@ -68,3 +68,34 @@ export async function listDeliveries(db: Knex, options: { failedOnly?: boolean; 
 export async function purgeDeliveries(db: Knex, before: number): Promise<number> {
   return db(TABLE).whereNot('status', 'pending').andWhere('updated_at', '<', before).delete();
 }
+
+/** Longest error message kept in a delivery body cut down to its bound. */
+const KEPT_ERROR_MESSAGE = 1024;
+
+/**
+ * A delivery body (the task's view plus `event`, JSON) over its bound, made to fit: the result
+ * left out, with `"truncated": true` and `task_url` (where `GET /tasks/{id}` reads the whole
+ * task); if that is still too large, the progress message too, and the error's message cut
+ * to 1 KiB. `fits` says whether a body is within the bound.
+ */
+export function truncatedBody(body: string, taskUrl: (taskId: string) => string, fits: (body: string) => boolean): string {
+  const view = JSON.parse(body) as Record<string, unknown>;
+  const { result: _result, ...rest } = view;
+  const cut: Record<string, unknown> = { ...rest, truncated: true, task_url: taskUrl(String(view.task_id)) };
+  let out = JSON.stringify(cut);
+  if (fits(out)) return out;
+  cut.message = null;
+  const error = cut.error as { code?: unknown; message?: unknown } | null | undefined;
+  if (error && typeof error === 'object') cut.error = { code: error.code, message: String(error.message ?? '').slice(0, KEPT_ERROR_MESSAGE) };
+  out = JSON.stringify(cut);
+  if (fits(out)) return out;
+  // Only the task's identity and outcome are left (a bound of a few KiB holds these).
+  return JSON.stringify({
+    task_id: view.task_id,
+    service_id: view.service_id,
+    status: view.status,
+    event: view.event,
+    truncated: true,
+    task_url: cut.task_url,
+  });
+}

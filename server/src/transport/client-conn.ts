@@ -12,6 +12,7 @@ import { acceptedFrame, clientFrame, snapshotFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 import type { IdempotentSubmits, SubmitOutcome } from '../delivery/idempotency.js';
 import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
+import { completedWebhookUrl } from '../delivery/webhook-rows.js';
 
 /** Most unfinished tasks one client connection follows at once. */
 export const MAX_SUBSCRIPTIONS = 10_000;
@@ -241,7 +242,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         // Its events wait behind `accepted`, which comes after an await (the key's row, the commit).
         holding.set(taskId, { events: [], bytes: 0 });
         try {
-          const r = hub.enqueue(prepared, { taskId, subscriber, owner, stored });
+          const r = hub.enqueue(prepared, { taskId, subscriber, owner, stored, webhook: completedWebhookUrl(hook) });
           following.add(taskId);
           if (hook) deps.webhooks!.attach(taskId, hook);
           return r;
@@ -250,7 +251,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
           throw err;
         }
       };
-      if (key !== undefined) out = await deps.submits!.submit(deps.keyScope ?? '', key, prepared, enqueue, owner);
+      if (key !== undefined) out = await deps.submits!.submit(deps.keyScope ?? '', key, prepared, enqueue, owner, completedWebhookUrl(hook));
       else {
         const taskId = newTaskId();
         out = { duplicate: false, taskId, result: enqueue(taskId) };
