@@ -134,7 +134,12 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
   // HUB_COMMIT=stored: group commit (a write starts at the event loop's next turn and takes every
   // row that came in during the previous one); async: rows written behind, in batches every 50 ms.
   const writes = new WriteHealth(app.log, config.storeFailingMs);
-  const tasks = new TaskStore(db, { backlogBytes: config.storeBacklogBytes, onError: writes.onError, flushDelayMs: config.commit === 'stored' ? 0 : 50 });
+  const tasks = new TaskStore(db, {
+    backlogBytes: config.storeBacklogBytes,
+    onError: writes.onError,
+    flushDelayMs: config.commit === 'stored' ? 0 : 50,
+    hubId: config.broker ? hubId : null,
+  });
   writes.watch(tasks);
   const store = new TaskPersistence(tasks, config);
   // In a cluster the other hubs hold tasks of their own: none is marked interrupted at start

@@ -43,6 +43,16 @@ export interface TaskRow {
   finished_at: number | null;
   /** Who the task belongs to (the client key that submitted it); null or absent: no key was required. */
   owner?: string | null;
+  /**
+   * Cluster mode: the hub writing the row (docs/cluster.md). Null or absent: left as the table
+   * has it (a hub alone writes none).
+   */
+  hub_id?: string | null;
+  /**
+   * Cluster mode: the highest `seq` the hub running the task may send (docs/cluster.md, "Seq
+   * across attempts"). Null or absent, or lower than the table's: left as the table has it.
+   */
+  seq_reserved?: number | null;
 }
 
 /** A task as read back: its media as one blob. */
@@ -67,12 +77,15 @@ export interface TaskColumns {
   started_at: number | null;
   finished_at: number | null;
   owner: string | null;
+  hub_id: string | null;
+  seq_reserved: number | null;
 }
 
 /** A row as the driver answers a select: numbers may come as strings, blobs as any Uint8Array. */
-export type RawTaskColumns = Omit<TaskColumns, 'progress' | 'seq' | 'attachments'> & {
+export type RawTaskColumns = Omit<TaskColumns, 'progress' | 'seq' | 'attachments' | 'seq_reserved'> & {
   progress: number | string | null;
   seq: number | string | null;
+  seq_reserved?: number | string | null;
   attachments: Buffer | Uint8Array | null;
 };
 
@@ -146,6 +159,8 @@ export function toColumns(row: TaskRow): TaskColumns {
   if (row.started_at !== null && !isTime(row.started_at)) fail(row, 'an invalid started_at');
   if (row.finished_at !== null && !isTime(row.finished_at)) fail(row, 'an invalid finished_at');
   if (row.owner != null && (typeof row.owner !== 'string' || row.owner.length > 80)) fail(row, 'an invalid owner (a string of at most 80 characters)');
+  if (row.hub_id != null && (typeof row.hub_id !== 'string' || row.hub_id.length > 64)) fail(row, 'an invalid hub_id (a string of at most 64 characters)');
+  if (row.seq_reserved != null && (!Number.isSafeInteger(row.seq_reserved) || row.seq_reserved < 0)) fail(row, 'an invalid seq_reserved');
   // JSON.stringify answers undefined for undefined (and functions): stored as NULL.
   const result = row.result === undefined ? null : (JSON.stringify(row.result) ?? null);
   const error = row.error === null || row.error === undefined ? null : (JSON.stringify(row.error) ?? null);
@@ -165,6 +180,8 @@ export function toColumns(row: TaskRow): TaskColumns {
     started_at: row.started_at,
     finished_at: row.finished_at,
     owner: row.owner ?? null,
+    hub_id: row.hub_id ?? null,
+    seq_reserved: row.seq_reserved ?? null,
   };
 }
 

@@ -75,6 +75,11 @@ export interface TaskStoreOptions {
    * MySQL's `max_allowed_packet`), so they were given up rather than let them fail every write.
    */
   onError?: (err: Error, info: { ids: string[]; dropped: boolean }) => void;
+  /**
+   * Cluster mode: the hub's id, written in the `hub_id` column of every task row this store
+   * writes (docs/cluster.md, "A hub may die"). Default null: none is written.
+   */
+  hubId?: string | null;
 }
 
 const DEFAULTS: Readonly<WriteBehindOptions> = Object.freeze({
@@ -143,9 +148,11 @@ export class TaskStore {
   /** Leases asked for so far (each its own entry). */
   #leases = 0;
   #closing: Promise<void> | null = null;
+  /** See `TaskStoreOptions.hubId`. */
+  readonly #hubId: string | null;
 
   constructor(db: Knex, options: TaskStoreOptions = {}) {
-    const { onError, ...rest } = options;
+    const { onError, hubId, ...rest } = options;
     const opts: WriteBehindOptions = { ...DEFAULTS };
     for (const [key, value] of Object.entries(rest)) {
       if (!(key in DEFAULTS)) throw new Error(`TaskStore: unknown option "${key}"`);
@@ -157,6 +164,7 @@ export class TaskStore {
     }
     this.#db = db;
     this.#onError = onError;
+    this.#hubId = hubId ?? null;
     this.#sql = new TaskUpserts(db);
     if (!this.#sql.mysql) opts.batchSize = Math.min(opts.batchSize, SQLITE_MAX_BATCH);
     const sql = this.#sql;
@@ -250,6 +258,7 @@ export class TaskStore {
   save(row: TaskRow, onStored?: StoredCallback, outbox?: readonly DeliveryRow[]): void {
     if (this.#closing) throw new Error('TaskStore.save: the store is closed');
     const columns = toColumns(row);
+    columns.hub_id ??= this.#hubId;
     const rows = outbox?.length ? [...outbox] : null;
     this.#buffer.put(
       { id: row.id, row, columns, claim: null, outbox: rows, update: null, bytes: sqlSizeOf(columns), held: heldBy(columns) + outboxBytes(rows), refusals: 0 },
@@ -272,6 +281,7 @@ export class TaskStore {
     } catch (err) {
       return Promise.reject(err);
     }
+    columns.hub_id ??= this.#hubId;
     const entry: Pending = {
       id: `\u0000k${row.id}`,
       row,
@@ -359,7 +369,7 @@ export class TaskStore {
   async insertIfAbsent(row: TaskRow): Promise<void> {
     if (this.#closing) throw new Error('TaskStore.insertIfAbsent: the store is closed');
     await this.#db('tasks')
-      .insert(toColumns({ ...row, attachments: null }))
+      .insert({ ...toColumns({ ...row, attachments: null }), hub_id: row.hub_id ?? this.#hubId })
       .onConflict('id')
       .ignore();
   }
