@@ -15,9 +15,9 @@
  *
  *   npm run soak -- [--minutes 1 | --seconds 60] [--clients 300] [--workers 24] [--seed 1] [--loads 3]
  *                   [--hubs 3] [--db-server mysql://root@127.0.0.1:3306] [--broker nats://127.0.0.1:4222]
- *                   [--heartbeat-ms 2000]
+ *                   [--heartbeat-ms 2000] [--hub-logs DIR]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +127,13 @@ async function startHub(h: HubSlot): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env, HUB_LOG_LEVEL: 'warn' };
   if (cluster) Object.assign(env, { HUB_BROKER: cluster.broker, HUB_CLUSTER: cluster.name, HUB_ID: id, HUB_HEARTBEAT_MS: String(heartbeatMs) });
   const child = start(id, 'node', ['server/bin/utils-hub.js', 'start', '--host', '127.0.0.1', '--port', String(h.port), '--db', db], { env });
+  // --hub-logs DIR: every hub's log lines kept in DIR/<hub id>.log (to trace a breach).
+  const logs = flags.get('hub-logs');
+  if (logs) {
+    mkdirSync(logs, { recursive: true });
+    const file = join(logs, `${id}.log`);
+    child.onLine((line) => appendFileSync(file, `${line}\n`));
+  }
   const [, url] = await waitLine(child, /utils-hub listening on (http:\/\/\S+)/, 45_000);
   h.url = url;
   h.child = child;

@@ -141,6 +141,7 @@ export async function buildApp(options: BuildOptions = {}): Promise<FastifyInsta
     // A webhook body over its bound leaves the result out and says where to read it.
     maxDeliveryBytes: config.webhookMaxBodyBytes,
     taskUrl: (id) => `${config.publicUrl ?? ''}/tasks/${id}`,
+    hubId: config.broker ? hubId : null,
   });
   writes.watch(tasks);
   const store = new TaskPersistence(tasks, config);

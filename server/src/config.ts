@@ -171,6 +171,14 @@ export const HubConfigSchema = Type.Object(
       defaultText: 'random at each start',
       description: "this hub's name in its logs (`hub_id`), `/metrics` (`utils_hub_info`), the operator page and, in a cluster, `/healthz` and the cluster",
     }),
+    testExitAfterClaim: Type.Boolean({
+      default: false,
+      env: 'HUB_TEST_EXIT_AFTER_CLAIM',
+      defaultText: 'unset',
+      expected: '1 or 0',
+      description:
+        '`1`, tests only, cluster mode: the hub kills itself (SIGKILL) right after committing the claim of an idempotency key, before handing its task on',
+    }),
     // Given in code only (buildApp), for tests and tuning.
     helloTimeoutMs: int(1, MAX_MS, 10_000, { description: "deadline of the worker's `hello`" }),
     cancelGraceMs: int(0, MAX_MS, 10_000, { description: 'how long a slot stays taken after a timeout or cancel, unless the worker answers' }),

@@ -150,7 +150,7 @@ export async function rejection(p: Promise<unknown>): Promise<Error & { code?: s
 }
 
 /** Values bound per row in an INSERT of tasks (the columns of the store's upsert). */
-export const TASK_COLUMNS = 16;
+export const TASK_COLUMNS = 18;
 
 /**
  * Records the INSERTs into tasks: one entry per statement, with the number of tasks it writes

@@ -6,6 +6,7 @@
  */
 import type { Knex } from 'knex';
 import { HubError, resolveRefs, type ServiceInfo, type ServiceListEntry, type TaskView } from '@utils-hub/protocol';
+import type { TaskRecord } from '../core/dispatcher.js';
 import {
   Hub,
   maySee,
@@ -64,10 +65,45 @@ interface RemoteTask {
   queueTimer: NodeJS.Timeout | null;
 }
 
+/**
+ * Seq numbers a hub reserves in a task's row ahead of the events it sends (docs/cluster.md, "Seq
+ * across attempts"): a block at a time, the next asked for when half of the last is used.
+ */
+const SEQ_BLOCK = 100;
+
+/** An event held back until its seq is reserved in the task's row. */
+interface HeldEvent {
+  text: string;
+  binaries: readonly Uint8Array[] | null;
+  progress: boolean;
+  seq: number;
+}
+
+/** The seq bound of a task running here. */
+interface SeqBound {
+  /** Highest seq whose reservation is committed: events up to it may go out. */
+  committed: number;
+  /** Highest seq asked for. */
+  asked: number;
+  /** Events above `committed`, in seq order. */
+  held: HeldEvent[];
+  /** The task's record (its end may wait for its commit after the dispatcher forgot it). */
+  task: TaskRecord<TaskPayload>;
+}
+
 /** How long a cancel waits for the hub holding the task to answer, in ms. */
 const CANCEL_ANSWER_MS = 500;
 
 const TASK_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * A task redelivered while its row says another live hub runs it waits a heartbeat per delivery
+ * (that hub is only slow, or dies and its liveness key expires), up to this many deliveries.
+ */
+const SLOW_HOLDER_DELIVERIES = 10;
+
+/** The statuses of an ended task's row. */
+const ENDED = new Set(['succeeded', 'failed', 'canceled']);
 
 /**
  * Whether args carry media (`{mime, data: Buffer}`): the work queue's messages are JSON, so such
@@ -91,6 +127,10 @@ export class ClusterHub extends Hub {
   private readonly held = new Map<string, HeldTask>();
   /** Records of the tasks run here without the work queue (sequence in the held stream), by task id. */
   private readonly localHeld = new Map<string, Promise<number | null>>();
+  /** Seq bounds of the tasks running here, by task id (docs/cluster.md, "Seq across attempts"). */
+  private readonly bounds = new Map<string, SeqBound>();
+  /** Tasks of repeated keys being checked for a dead hub that made them (`repeated`). */
+  private readonly adopting = new Set<string>();
   private scanning = false;
   private roomDirty = false;
   private refreshing: Promise<void> | null = null;
@@ -165,7 +205,13 @@ export class ClusterHub extends Hub {
         const taskId = msg.string();
         const snap = this.snapshotHere(taskId);
         if (snap)
-          msg.respond(JSON.stringify({ ...snap, owner: this.dispatcher.task(taskId)?.payload.owner ?? this.remote.get(taskId)?.payload.owner ?? null }));
+          msg.respond(
+            JSON.stringify({
+              ...snap,
+              owner:
+                this.dispatcher.task(taskId)?.payload.owner ?? this.bounds.get(taskId)?.task.payload.owner ?? this.remote.get(taskId)?.payload.owner ?? null,
+            }),
+          );
       },
     });
     // What this hub carries, for the operator page of any hub.
@@ -204,6 +250,83 @@ export class ClusterHub extends Hub {
     await Promise.all([node.membership.leave(), node.leases.close()]);
     await node.broker.nc.flush().catch(() => undefined);
     await node.broker.close();
+  }
+
+  // ---- seq across attempts ----
+
+  /**
+   * Every event of a task run here goes out (to local subscribers and the relay) only once its
+   * `seq` is reserved in the task's row (`seq_reserved`, committed): a hub that runs the task
+   * after this one died starts above that bound, so no client anywhere sees a `seq` twice. The
+   * reservations ride with the store's batches, a block of `SEQ_BLOCK` at a time, the next asked
+   * for when half of the last is used: the first event of an attempt waits for one group commit
+   * (the `running` row's, written anyway), the others only if they outrun the store.
+   */
+  protected override deliver(
+    task: TaskRecord<TaskPayload>,
+    text: string,
+    binaries: readonly Uint8Array[] | null,
+    end: boolean,
+    progress: boolean,
+    seq: number,
+  ): void {
+    let b = this.bounds.get(task.id);
+    if (end) {
+      // Stored mode: its end row (seq and all) is committed. Async mode commits nothing first.
+      if (b) {
+        this.bounds.delete(task.id);
+        this.release(task, b, Number.POSITIVE_INFINITY);
+      }
+      super.deliver(task, text, binaries, end, progress, seq);
+      return;
+    }
+    if (!b) {
+      b = { committed: seq - 1, asked: seq - 1, held: [], task };
+      this.bounds.set(task.id, b);
+    }
+    if (seq + SEQ_BLOCK / 2 > b.asked) this.reserve(task, b, seq + SEQ_BLOCK);
+    if (seq <= b.committed && b.held.length === 0) super.deliver(task, text, binaries, end, progress, seq);
+    else b.held.push({ text, binaries, progress, seq });
+  }
+
+  /** Reserves seq numbers up to `upTo` in the task's row, with the store's next write. */
+  private reserve(task: TaskRecord<TaskPayload>, b: SeqBound, upTo: number): void {
+    b.asked = upTo;
+    task.payload.seqReserved = upTo;
+    const stored = (dropped: boolean) => {
+      if (dropped) this.log.error({ task_id: task.id }, 'the task store dropped the seq reservation of a task: its events go out without it');
+      if (upTo <= b.committed) return;
+      b.committed = upTo;
+      this.release(task, b, upTo);
+    };
+    try {
+      this.store.saveLive(task, stored, task.payload.owner, task.payload.webhook ?? null, upTo);
+    } catch (err) {
+      this.log.error({ err, task_id: task.id }, 'the task store refused a seq reservation');
+      stored(true);
+    }
+  }
+
+  /** Delivers the held events of a task up to `upTo`, in order. */
+  private release(task: TaskRecord<TaskPayload>, b: SeqBound, upTo: number): void {
+    let i = 0;
+    for (; i < b.held.length && b.held[i].seq <= upTo; i++) {
+      const e = b.held[i];
+      super.deliver(task, e.text, e.binaries, false, e.progress, e.seq);
+    }
+    if (i > 0) b.held.splice(0, i);
+  }
+
+  /** The seq of the last event of a task run here that went out (its held ones are not yet sent). */
+  private sentSeq(taskId: string, seq: number): number {
+    const b = this.bounds.get(taskId);
+    return b && b.held.length > 0 ? b.held[0].seq - 1 : seq;
+  }
+
+  override subscribe(taskId: string, subscriber: Subscriber, who?: Requester | null): LiveTaskSnapshot | null {
+    const snap = super.subscribe(taskId, subscriber, who);
+    if (snap) snap.seq = this.sentSeq(taskId, snap.seq);
+    return snap;
   }
 
   // ---- what other hubs see of this one ----
@@ -301,28 +424,152 @@ export class ClusterHub extends Hub {
     // JetStream delivers at least once: a message may come again after its task ended (its ack
     // lost with the broker, or the broker's own state lost in a crash: a restarted server may
     // count it as never delivered). The row decides: an ended task's message is only acked, never
-    // run again (one indexed read per task that crosses hubs). A redelivered one (its holder
-    // died) numbers the new attempt's events after what followers saw.
+    // run again; one that another live hub runs waits (that hub is only slow); else this hub
+    // claims the row (`running`, its `hub_id`) unless another hub ended it meanwhile (a cancel or
+    // queue timeout that deleted the message while it was on its way here): one of the two wins,
+    // never both. A redelivered one (its holder died) numbers the new attempt's events above the
+    // row's reserved seq and what followers saw.
     this.promised.set(t.serviceId, (this.promised.get(t.serviceId) ?? 0) + 1);
     const node = this.node;
     const fresh = held.deliveries === 1 && !t.takeover;
-    void Promise.all([fresh ? { seq: 0, attempt: 0 } : node.relay.lastSeen(t.id), this.endedRow(node, t.id)]).then(([seen, ended]) => {
-      this.promised.set(t.serviceId, (this.promised.get(t.serviceId) ?? 1) - 1);
-      if (ended) void held.ack();
-      else if (this.isStopping() || this.freeSlots(t.serviceId) <= 0) held.release();
-      else this.run(held, seen);
-    });
+    // Its slot stays promised until it runs here or is handed on, so that no other pull takes it
+    // while the row is read and claimed.
+    let promised = true;
+    const unpromise = () => {
+      if (!promised) return;
+      promised = false;
+      this.promised.set(t.serviceId, Math.max(0, (this.promised.get(t.serviceId) ?? 1) - 1));
+    };
+    const noRoom = () => this.isStopping() || this.freeSlots(t.serviceId) < 0;
+    // A first delivery: nobody ran it, so the claim alone decides (one statement, as the read was).
+    const first = fresh ? this.claimRow(node, t.id) : Promise.resolve(false);
+    void Promise.all([fresh ? { seq: 0, attempt: 0 } : node.relay.lastSeen(t.id), first.then((won) => (won ? null : this.rowState(node, t.id))), first])
+      .then(async ([seen, row, claimed]) => {
+        if (row?.ended) return void held.ack();
+        if (row?.runningOn && row.runningOn !== this.hubId && node.membership.live.has(row.runningOn) && held.deliveries < SLOW_HOLDER_DELIVERIES) {
+          this.log.warn({ task_id: t.id, holder: row.runningOn, deliveries: held.deliveries }, 'a task redelivered while a live hub runs it waits a heartbeat');
+          return held.release(this.config.heartbeatMs);
+        }
+        if (!claimed && noRoom()) return held.release();
+        // A row not yet there (its submitting hub writes it beside the publish) counts as claimed.
+        if (!claimed && row?.exists && !(await this.claimRow(node, t.id))) {
+          this.log.warn({ task_id: t.id }, 'a task pulled from the cluster had been ended by another hub: not run');
+          return void held.ack();
+        }
+        if (noRoom()) {
+          await this.unclaimRow(node, t.id);
+          return held.release();
+        }
+        unpromise();
+        this.run(held, { seq: Math.max(seen.seq, row?.seqFloor ?? 0), attempt: seen.attempt });
+      })
+      .catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message, task_id: t.id }, 'could not take a task from the cluster');
+        held.release();
+      })
+      .finally(() => {
+        unpromise();
+        this.markRoom();
+      });
     return true;
   }
 
-  /** Whether the task's row says it ended (a read that fails counts as not ended: it runs again). */
-  private async endedRow(node: Node, taskId: string): Promise<boolean> {
+  /**
+   * What the task's row says: whether it exists and ended, the hub running it (`running` rows),
+   * and the highest `seq` any hub may have sent for it (its `seq` and `seq_reserved`). A read
+   * that fails counts as a row not ended (it runs) and gives no floor.
+   */
+  private async rowState(
+    node: Node,
+    taskId: string,
+  ): Promise<{ exists: boolean; status: string; hubId: string | null; ended: boolean; runningOn: string | null; seqFloor: number }> {
     const row = (await node
       .db('tasks')
       .where({ id: taskId })
-      .first('status')
-      .catch(() => undefined)) as { status: string } | undefined;
-    return !!row && ['succeeded', 'failed', 'canceled'].includes(row.status);
+      .first('status', 'seq', 'seq_reserved', 'hub_id')
+      .catch(() => undefined)) as { status: string; seq: number | string | null; seq_reserved: number | string | null; hub_id: string | null } | undefined;
+    if (!row) return { exists: false, status: '', hubId: null, ended: false, runningOn: null, seqFloor: 0 };
+    return {
+      exists: true,
+      status: row.status,
+      hubId: row.hub_id,
+      ended: ENDED.has(row.status),
+      runningOn: row.status === 'running' ? row.hub_id : null,
+      seqFloor: Math.max(Number(row.seq ?? 0), Number(row.seq_reserved ?? 0)),
+    };
+  }
+
+  /**
+   * Claims a pulled task's row for this hub (`running`, its `hub_id`) unless it ended: false when
+   * another hub ended it first. A claim that cannot be written counts as won (the task runs).
+   */
+  private async claimRow(node: Node, taskId: string): Promise<boolean> {
+    try {
+      const n = await node.db('tasks').where({ id: taskId }).whereIn('status', ['queued', 'running']).update({ status: 'running', hub_id: this.hubId });
+      return n > 0;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, task_id: taskId }, 'could not claim the row of a task taken from the cluster');
+      return true;
+    }
+  }
+
+  /** Gives a claimed row back to the queue (the task is handed on without running here). */
+  private async unclaimRow(node: Node, taskId: string): Promise<void> {
+    await node
+      .db('tasks')
+      .where({ id: taskId, status: 'running', hub_id: this.hubId })
+      .update({ status: 'queued' })
+      .catch(() => undefined);
+  }
+
+  /**
+   * Ends a task waiting in the cluster's queue whose message this hub deleted (cancel, queue
+   * timeout), unless a hub took it meanwhile: the row goes from `queued` to the end in one
+   * conditional write. Null when a hub had claimed the row (it runs the task and ends it) or it ended. A row
+   * that is missing (its write failed) is ended as before, unconditionally.
+   */
+  private async endIfQueued(
+    node: Node,
+    t: StreamTask,
+    afterSeq: number,
+    status: 'failed' | 'canceled',
+    error: { code: string; message: string },
+  ): Promise<EndedTask | null> {
+    const row = await this.rowState(node, t.id);
+    if (!row.exists) return this.endHere(t, afterSeq, 0, status, error);
+    // Ended, or running on a live hub (it pulled the message before the delete): not ours to end.
+    if (row.ended || (row.runningOn !== null && node.membership.live.has(row.runningOn))) return null;
+    const seq = Math.max(afterSeq, row.seqFloor) + 1;
+    const finishedAt = Date.now();
+    // Still as read (`queued`, or `running` on a dead hub whose redelivery the delete prevented):
+    // a hub that claims it meanwhile changes its status or `hub_id`, and this write then loses.
+    const n = await node
+      .db('tasks')
+      .where({ id: t.id, status: row.status })
+      .andWhere((q) => (row.hubId === null ? q.whereNull('hub_id') : q.where('hub_id', row.hubId)))
+      .update({ status, error: JSON.stringify(error), seq, finished_at: finishedAt, hub_id: this.hubId })
+      .catch(() => 0);
+    if (n === 0) return null;
+    const text = status === 'canceled' ? clientFrame({ type: 'canceled', task_id: t.id, seq }) : clientFrame({ type: 'failed', task_id: t.id, seq, error });
+    const ended: EndedTask = {
+      id: t.id,
+      serviceId: t.serviceId,
+      status,
+      seq,
+      text,
+      binaries: null,
+      error,
+      progress: null,
+      message: null,
+      attempts: 0,
+      createdAt: t.createdAt,
+      startedAt: null,
+      finishedAt,
+      owner: t.owner ?? null,
+    };
+    this.ended.add(ended);
+    node.relay.publish(t.id, { seq, text, binaries: null, end: true });
+    return ended;
   }
 
   private run(held: HeldTask, seen: SeenState): void {
@@ -354,6 +601,7 @@ export class ClusterHub extends Hub {
       });
     } catch (err) {
       this.held.delete(t.id);
+      if (this.node) void this.unclaimRow(this.node, t.id);
       held.release();
       this.log.warn({ err: (err as Error).message, task_id: t.id }, 'could not run a task from the cluster');
     }
@@ -424,9 +672,75 @@ export class ClusterHub extends Hub {
   }
 
   private async takeOver(node: Node, t: StreamTask): Promise<void> {
-    const row = (await node.db('tasks').where({ id: t.id }).first()) as { status: string; attempts: number; seq: number | null } | undefined;
-    if (row && ['succeeded', 'failed', 'canceled'].includes(row.status)) return;
-    await node.stream.publish({ ...t, attempts: Number(row?.attempts ?? 0), seq: Number(row?.seq ?? 0), takeover: true, from: this.hubId });
+    const row = (await node.db('tasks').where({ id: t.id }).first()) as
+      | { status: string; attempts: number; seq: number | null; seq_reserved: number | string | null }
+      | undefined;
+    if (row && ENDED.has(row.status)) return;
+    // The new attempt numbers its events above every seq the dead hub may have sent.
+    const seq = Math.max(Number(row?.seq ?? 0), Number(row?.seq_reserved ?? 0));
+    await node.stream.publish({ ...t, attempts: Number(row?.attempts ?? 0), seq, takeover: true, from: this.hubId });
+  }
+
+  /**
+   * A repeat of an idempotency key whose task's row is `queued` by a hub that died before handing
+   * the task on (its key and row committed, then nothing: no message in the work queue nor in its
+   * held stream): the repeat brings the args, so this hub runs the task under its id. Checked
+   * every heartbeat for up to 6 (a dead hub's liveness key outlives it by up to 3); the row is
+   * taken with a conditional write (`hub_id` from the dead hub's to this one's while `queued`), so
+   * one hub adopts it, and never one that a hub pulled or a takeover handed on (their message is
+   * in the work queue or the held stream until the row is no longer `queued`).
+   */
+  override repeated(taskId: string, prepared: PreparedTask, owner: string | null): void {
+    const node = this.node;
+    if (!node || !TASK_ID_RE.test(taskId) || this.adopting.has(taskId) || this.dispatcher.task(taskId) || this.remote.has(taskId)) return;
+    this.adopting.add(taskId);
+    void this.adopt(node, taskId, prepared, owner)
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message, task_id: taskId }, 'could not check the task of a repeated key'))
+      .finally(() => this.adopting.delete(taskId));
+  }
+
+  private async adopt(node: Node, taskId: string, prepared: PreparedTask, owner: string | null): Promise<void> {
+    for (let i = 0; i < 6; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, this.config.heartbeatMs).unref());
+      if (this.node !== node || this.shuttingDown) return;
+      const row = (await node.db('tasks').where({ id: taskId }).first('status', 'hub_id', 'attempts', 'seq', 'seq_reserved', 'created_at', 'webhook')) as
+        | {
+            status: string;
+            webhook: string | null;
+            hub_id: string | null;
+            attempts: number;
+            seq: number | string | null;
+            seq_reserved: number | string | null;
+            created_at: number | string;
+          }
+        | undefined;
+      if ((row?.status !== 'queued' && row?.status !== 'running') || !row.hub_id || row.hub_id === this.hubId) return;
+      if (!node.broker.up || node.membership.live.has(row.hub_id)) continue;
+      // The held stream first: a takeover moves a task from there to the work queue, never back.
+      if (await node.held.has(row.hub_id, taskId)) return;
+      if (await node.stream.has(prepared.serviceId, taskId)) return;
+      const n = await node.db('tasks').where({ id: taskId, status: row.status, hub_id: row.hub_id }).update({ hub_id: this.hubId, status: 'queued' });
+      if (n === 0) return;
+      this.log.warn({ task_id: taskId, dead_hub: row.hub_id }, 'runs a task whose hub died before handing it on (a repeat of its key brought its args)');
+      // Through the work queue, as a takeover: its next attempt numbers its events above the row's.
+      const now = Date.now();
+      await node.stream.publish({
+        id: taskId,
+        serviceId: prepared.serviceId,
+        args: prepared.args,
+        timeoutMs: prepared.timeoutMs,
+        queueDeadline: now + prepared.queueTimeoutMs,
+        createdAt: Number(row.created_at),
+        attempts: Number(row.attempts),
+        seq: Math.max(Number(row.seq ?? 0), Number(row.seq_reserved ?? 0)),
+        from: this.hubId,
+        owner,
+        takeover: row.status === 'running',
+        // Its `completed` webhook is on its row (the first row a task gets).
+        webhook: row.webhook ?? null,
+      });
+      return;
+    }
   }
 
   // ---- submit ----
@@ -436,6 +750,8 @@ export class ClusterHub extends Hub {
    * its key claimed): local first, else through the cluster's work queue (docs/cluster.md).
    */
   override enqueue(prepared: PreparedTask, options: EnqueueOptions = {}): { taskId: string; position: number; stored: Promise<void> | null } {
+    // Tests only: a hub that dies between its key's claim (committed) and handing the task on.
+    if (options.stored && this.config.testExitAfterClaim) process.kill(process.pid, 'SIGKILL');
     const node = this.node;
     if (node && !node.broker.up && this.dispatcher.connections(prepared.serviceId).length === 0) {
       throw new HubError('unavailable', 'no worker of this service is connected to this hub and the broker (NATS) is unreachable');
@@ -460,10 +776,14 @@ export class ClusterHub extends Hub {
             owner: task.payload.owner,
             webhook: task.payload.webhook ?? null,
           };
-          this.localHeld.set(
-            task.id,
-            node.held.record(this.hubId, record).catch(() => null),
-          );
+          const recorded = node.held.record(this.hubId, record).catch(() => null);
+          this.localHeld.set(task.id, recorded);
+          // HUB_COMMIT=stored: `accepted` once the record is there too, so that a task whose hub
+          // dies after `accepted` is taken over from it (before it, the client repeats its key).
+          if (this.commit === 'stored') {
+            const row = r.stored;
+            return { ...r, stored: recorded.then(() => row ?? undefined) };
+          }
         }
       }
       return r;
@@ -521,8 +841,8 @@ export class ClusterHub extends Hub {
 
   private async sendRemote(node: Node, task: StreamTask, rt: RemoteTask): Promise<void> {
     // Its `queued` row, beside the publish: any hub reads the task while it waits (GET, subscribe,
-    // a keyed repeat), also once this hub is gone. Written only if absent, so that it never hides
-    // the `running` or ended row of the hub that took it, whichever write lands first.
+    // a keyed repeat), also once this hub is gone. Written only if absent (a keyed task's was
+    // committed with its key's claim; the hub that pulled it may have claimed it already).
     const row = this.store
       .insertQueued({ id: task.id, serviceId: task.serviceId, createdAt: task.createdAt, owner: task.owner ?? null, webhook: task.webhook ?? null })
       .catch((err: Error) => {
@@ -552,13 +872,16 @@ export class ClusterHub extends Hub {
   private async queueTimeout(task: StreamTask, rt: RemoteTask): Promise<void> {
     rt.queueTimer = null;
     if (rt.status !== 'queued' || !this.node || !this.remote.has(task.id)) return;
-    if (!(await this.node.stream.remove(task.serviceId, task.id))) return;
+    const node = this.node;
+    if (!(await node.stream.remove(task.serviceId, task.id))) return;
+    // A hub that pulled it just before the delete runs it: then its end comes from there.
+    const ended = await this.endIfQueued(node, task, rt.following?.lastSeq ?? 0, 'failed', {
+      code: 'no_worker',
+      message: 'no worker took the task within its queue timeout',
+    });
+    if (!ended) return;
     rt.following?.stop();
-    this.finishRemote(
-      task.id,
-      rt,
-      this.endHere(task, rt.following?.lastSeq ?? 0, 0, 'failed', { code: 'no_worker', message: `no worker took the task within its queue timeout` }),
-    );
+    this.finishRemote(task.id, rt, ended);
   }
 
   private onRemoteEvent(taskId: string, rt: RemoteTask, ev: RelayedEvent): void {
@@ -642,9 +965,24 @@ export class ClusterHub extends Hub {
         from: this.hubId,
         webhook: rt.payload.webhook ?? null,
       };
-      rt.following?.stop();
-      this.finishRemote(taskId, rt, this.endHere(t, rt.following?.lastSeq ?? 0, 0, 'canceled', { code: 'canceled', message: 'the task was canceled' }));
-      return;
+      t.owner = rt.payload.owner;
+      const ended = await this.endIfQueued(node, t, rt.following?.lastSeq ?? 0, 'canceled', { code: 'canceled', message: 'the task was canceled' });
+      if (ended) {
+        rt.following?.stop();
+        this.finishRemote(taskId, rt, ended);
+        return;
+      }
+      // A hub pulled it just before the delete and runs it now: the cancel goes there.
+      for (let i = 0; i < 4; i++) {
+        try {
+          const answer = await node.broker.nc.request(node.names.cancel, JSON.stringify({ task_id: taskId, who: who ?? null }), { timeout: CANCEL_ANSWER_MS });
+          if (answer.string() === 'ok') return;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      if (!this.remote.has(taskId)) throw new HubError('already_finished', 'the task has already ended', { task_id: taskId });
+      throw new HubError('unavailable', 'the hub running the task did not answer the cancel', { task_id: taskId });
     }
     return super.cancel(taskId, who);
   }
@@ -699,6 +1037,7 @@ export class ClusterHub extends Hub {
           service_id: number;
           status: 'queued' | 'running';
           seq: number | null;
+          seq_reserved?: number | string | null;
           progress: number | null;
           message: string | null;
           attempts: number;
@@ -714,7 +1053,17 @@ export class ClusterHub extends Hub {
   /** The state of a task this hub holds (running here, or submitted here and waiting in the cluster). */
   private snapshotHere(taskId: string): LiveTaskSnapshot | null {
     const t = this.dispatcher.task(taskId);
-    if (t) return { seq: t.seq, status: t.status, progress: t.progress, message: t.message, position: this.dispatcher.position(taskId) };
+    if (t) return { seq: this.sentSeq(taskId, t.seq), status: t.status, progress: t.progress, message: t.message, position: this.dispatcher.position(taskId) };
+    // Ended here, its end waiting for its commit: as it was, until the end goes out.
+    const b = this.bounds.get(taskId);
+    if (b)
+      return {
+        seq: this.sentSeq(taskId, b.task.seq),
+        status: b.task.startedAt !== null ? 'running' : 'queued',
+        progress: b.task.progress,
+        message: b.task.message,
+        position: null,
+      };
     const rt = this.remote.get(taskId);
     if (rt && rt.status === 'queued') return { seq: rt.following?.lastSeq ?? 0, status: 'queued', progress: null, message: null, position: null };
     return null;
@@ -762,18 +1111,27 @@ export class ClusterHub extends Hub {
     const following = await node.relay.follow(taskId, 0, {
       event: (ev) => {
         if (!state) early.push(ev);
-        else if (ev.seq > state.seq) pass(ev);
+        else if (ev.seq > state.seq || ev.end) pass(ev);
       },
     });
-    let snap: LiveTaskSnapshot | null = null;
-    try {
-      const answer = await node.broker.nc.request(node.names.snapshot, taskId, { timeout: CANCEL_ANSWER_MS });
-      const { owner, ...state } = answer.json<LiveTaskSnapshot & { owner?: string | null }>();
-      snap = maySee(owner, who) ? state : null;
-    } catch {
-      // No hub holds it live (ended meanwhile, or unknown).
+    const ask = async (timeout: number): Promise<LiveTaskSnapshot | null> => {
+      try {
+        const answer = await node.broker.nc.request(node.names.snapshot, taskId, { timeout });
+        const { owner, ...state } = answer.json<LiveTaskSnapshot & { owner?: string | null }>();
+        return maySee(owner, who) && Number.isInteger(state.seq) ? state : null;
+      } catch {
+        return null; // No hub holds it live (ended meanwhile, or unknown), or none answered in time.
+      }
+    };
+    let snap = await ask(CANCEL_ANSWER_MS);
+    // A live hub whose row says it runs the task is only slow to answer (say, just started): it
+    // is asked again, since the row's reserved seq (below) is above the events it still sends.
+    for (let i = 0; !snap && i < 3; i++) {
+      const holder = (await this.rowState(node, taskId)).runningOn;
+      if (!holder || holder === this.hubId || !(node.membership.live.has(holder) || (await node.membership.record(holder).catch(() => null)))) break;
+      snap = await ask(2 * CANCEL_ANSWER_MS);
     }
-    if (!snap || !Number.isInteger(snap.seq)) {
+    if (!snap) {
       // No hub holds it live: it may wait in the work queue, its submitting hub gone, with only
       // its `queued` row. Its events come through the relay once a hub starts it; its row is
       // read meanwhile, so that the end reaches the subscriber even if no event does.
@@ -782,7 +1140,15 @@ export class ClusterHub extends Hub {
         following.stop();
         return null;
       }
-      snap = { seq: Number(row.seq ?? 0), status: row.status, progress: row.progress, message: row.message, position: null };
+      // Its seq is the row's reserved bound: a hub that died running it may have sent up to it,
+      // and the next attempt numbers its events above it (docs/cluster.md, "Seq across attempts").
+      snap = {
+        seq: Math.max(Number(row.seq ?? 0), Number(row.seq_reserved ?? 0)),
+        status: row.status,
+        progress: row.progress,
+        message: row.message,
+        position: null,
+      };
       this.watchRow(
         taskId,
         who,
@@ -796,7 +1162,7 @@ export class ClusterHub extends Hub {
     const known = snap;
     // After the caller has sent the snapshot: what came meanwhile, then the rest as it comes.
     setImmediate(() => {
-      for (const ev of early) if (ev.seq > known.seq) pass(ev);
+      for (const ev of early) if (ev.seq > known.seq || ev.end) pass(ev);
       state = known;
     });
     return known;

@@ -3,8 +3,8 @@
  * publishes each event (its wire text frame, with `seq`, and its binary frames as they are) on
  * the core subject `<cluster>.ev.<task_id>`; a hub with subscribers of that task follows the
  * subject and passes each event on once, in `seq` order: a `seq` at or below the last one passed
- * is a duplicate and dropped, one past the next expected is a gap, reported so that the hub can
- * read the task's state instead.
+ * is a duplicate and dropped (but for the task's end, which is never dropped), one past the next
+ * expected is a gap, reported so that the hub can read the task's state instead.
  */
 import type { Subscription } from '@nats-io/transport-node';
 import type { Broker } from './broker.js';
@@ -131,10 +131,13 @@ export class EventRelay {
         } catch {
           return;
         }
-        if (ev.seq <= last) return;
-        if (ev.seq > last + 1) handlers.gap?.(last + 1, ev.seq);
-        last = ev.seq;
+        // An end is passed even at or below the last seq: the following stops at the first end, so
+        // it is never a second one here, and one that belongs to a newer attempt must not be lost.
+        if (ev.seq <= last && !ev.end) return;
+        // A new attempt's `started` after a takeover jumps by design (docs/cluster.md, "Seq across attempts").
         const started = STARTED_ATTEMPT.exec(ev.text);
+        if (ev.seq > last + 1 && !started) handlers.gap?.(last + 1, ev.seq);
+        last = Math.max(last, ev.seq);
         if (started) attempt = Number(started[1]);
         if (ev.end) stop();
         handlers.event(ev);

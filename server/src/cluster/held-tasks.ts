@@ -38,6 +38,12 @@ export class HeldTasks {
     return ack.seq;
   }
 
+  /** Whether hub `hubId` has a record of the task (null from the server means none; other errors throw). */
+  async has(hubId: string, taskId: string): Promise<boolean> {
+    const m = await this.broker.jsm.streams.getMessage(this.names.heldStream, { last_by_subj: this.names.held(hubId, taskId) });
+    return m !== null;
+  }
+
   /** The task ended: its record goes. Failures are ignored (a takeover then finds its row ended). */
   forget(seq: number): void {
     void this.broker.jsm.streams.deleteMessage(this.names.heldStream, seq, false).catch(() => undefined);

@@ -44,8 +44,8 @@ export interface HeldTask {
   readonly deliveries: number;
   /** The task ended here: the stream forgets it. Resolves false when the stream refused (another hub holds it now). */
   ack(): Promise<boolean>;
-  /** This hub cannot run it after all: the next puller gets it at once. */
-  release(): void;
+  /** This hub cannot run it after all: the next puller gets it at once, or after `delayMs`. */
+  release(delayMs?: number): void;
 }
 
 /** Options of `TaskStream.open`. */
@@ -163,6 +163,12 @@ export class TaskStream {
     return this.broker.jsm.streams.deleteMessage(this.names.taskStream, m.seq, false).catch(() => false);
   }
 
+  /** Whether a message of the task is in the stream (waiting, or held by a hub until its end). */
+  async has(serviceId: number, taskId: string): Promise<boolean> {
+    const m = await this.broker.jsm.streams.getMessage(this.names.taskStream, { last_by_subj: this.names.task(serviceId, taskId) });
+    return m !== null;
+  }
+
   /** Tasks waiting for service `serviceId` (not yet delivered to any hub). */
   async pending(serviceId: number): Promise<number> {
     const info = await this.broker.jsm.consumers.info(this.names.taskStream, this.names.taskConsumer(serviceId));
@@ -217,11 +223,11 @@ export class TaskStream {
           return false;
         }
       },
-      release: () => {
+      release: (delayMs?: number) => {
         if (done) return;
         done = true;
         this.held.delete(task.id);
-        msg.nak();
+        msg.nak(delayMs);
       },
     };
   }

@@ -107,6 +107,8 @@ export interface TaskPayload {
    * without its delivery). Also on the task's rows, for a start after a crash (markInterrupted).
    */
   webhook?: string | null;
+  /** Cluster mode: the highest `seq` reserved for it in its row (docs/cluster.md, "Seq across attempts"). */
+  seqReserved?: number;
 }
 
 /** How `Hub.enqueue` takes a checked task. */
@@ -564,6 +566,13 @@ export class Hub {
   }
 
   /**
+   * A keyed submit named a task that exists already (a repeat of its key), with the task as the
+   * repeat prepared it. Cluster mode runs the task if the hub that made it died before handing it
+   * on (docs/cluster.md, "A hub may die"); nothing for a hub alone.
+   */
+  repeated(_taskId: string, _prepared: PreparedTask, _owner: string | null): void {}
+
+  /**
    * Makes `subscriber` follow a live task that another hub holds (cluster mode) and resolves with
    * its state for the `snapshot` message; events after it are delivered once this resolves.
    * Null when no other hub holds the task (always, for one hub alone).
@@ -847,7 +856,8 @@ export class Hub {
     if (this.commit !== 'stored') deliver();
   }
 
-  private deliver(task: TaskRecord<TaskPayload>, text: string, binaries: readonly Uint8Array[] | null, end: boolean, progress: boolean, seq: number): void {
+  /** Hands an event of a live task to its subscribers (cluster mode holds some back: see ClusterHub). */
+  protected deliver(task: TaskRecord<TaskPayload>, text: string, binaries: readonly Uint8Array[] | null, end: boolean, progress: boolean, seq: number): void {
     for (const s of task.payload.subscribers) {
       try {
         s.deliver(task.id, text, binaries, end, progress, seq);
@@ -947,7 +957,13 @@ export class Hub {
   /** Saves a live task's row; with `onStored`, calls it once the row is committed (or refused). */
   private persist(task: TaskRecord<TaskPayload>, onStored?: () => void): void {
     try {
-      this.store.saveLive(task, onStored && ((dropped) => this.stored(task.id, dropped, onStored)), task.payload.owner, task.payload.webhook ?? null);
+      this.store.saveLive(
+        task,
+        onStored && ((dropped) => this.stored(task.id, dropped, onStored)),
+        task.payload.owner,
+        task.payload.webhook ?? null,
+        task.payload.seqReserved,
+      );
     } catch (err) {
       this.log.error({ err, task_id: task.id }, 'the task store refused a task');
       onStored?.();

@@ -44,9 +44,10 @@ export class TaskPersistence {
   /**
    * Records a queued or running task (coalesced; written with the next batch). `onStored` is
    * called once a row of this task at least this recent is committed (see `TaskStore.save`);
-   * `owner`: the client key it belongs to.
+   * `owner`: the client key it belongs to; `seqReserved`: cluster mode, the highest `seq` the hub
+   * may send for it (docs/cluster.md, "Seq across attempts").
    */
-  saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback, owner: string | null = null, webhook: string | null = null): void {
+  saveLive(t: TaskRecord<unknown>, onStored?: StoredCallback, owner: string | null = null, webhook: string | null = null, seqReserved?: number): void {
     this.tasks.save(
       {
         id: t.id,
@@ -63,6 +64,7 @@ export class TaskPersistence {
         finished_at: null,
         owner,
         webhook,
+        seq_reserved: seqReserved,
       },
       onStored,
     );

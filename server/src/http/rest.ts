@@ -199,8 +199,10 @@ export async function restRoutes(fastify: FastifyInstance, opts: { hub: Hub; sub
       owner,
       webhook,
     );
-    if (out.duplicate) reply.header('idempotent-replayed', 'true');
-    else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
+    if (out.duplicate) {
+      reply.header('idempotent-replayed', 'true');
+      hub.repeated(out.taskId, prepared, owner);
+    } else await out.result.stored; // HUB_COMMIT=stored: acknowledged once the task's row is committed
     if (!wait)
       return reply.code(202).send(out.duplicate ? { task_id: out.taskId, status: 'queued', duplicate: true } : { task_id: out.taskId, status: 'queued' });
     // A repeat: wait for the task here, or (cluster mode) where another hub runs it or it waits.

@@ -49,6 +49,16 @@ export interface TaskRow {
    * gets its delivery at the next start (`TaskStore.markInterrupted`).
    */
   webhook?: string | null;
+  /**
+   * Cluster mode: the hub writing the row (docs/cluster.md). Null or absent: left as the table
+   * has it (a hub alone writes none).
+   */
+  hub_id?: string | null;
+  /**
+   * Cluster mode: the highest `seq` the hub running the task may send (docs/cluster.md, "Seq
+   * across attempts"). Null or absent, or lower than the table's: left as the table has it.
+   */
+  seq_reserved?: number | null;
 }
 
 /** A task as read back: its media as one blob. */
@@ -74,12 +84,15 @@ export interface TaskColumns {
   finished_at: number | null;
   owner: string | null;
   webhook: string | null;
+  hub_id: string | null;
+  seq_reserved: number | null;
 }
 
 /** A row as the driver answers a select: numbers may come as strings, blobs as any Uint8Array. */
-export type RawTaskColumns = Omit<TaskColumns, 'progress' | 'seq' | 'attachments'> & {
+export type RawTaskColumns = Omit<TaskColumns, 'progress' | 'seq' | 'attachments' | 'seq_reserved'> & {
   progress: number | string | null;
   seq: number | string | null;
+  seq_reserved?: number | string | null;
   attachments: Buffer | Uint8Array | null;
 };
 
@@ -155,6 +168,8 @@ export function toColumns(row: TaskRow): TaskColumns {
   if (row.finished_at !== null && !isTime(row.finished_at)) fail(row, 'an invalid finished_at');
   if (row.owner != null && (typeof row.owner !== 'string' || row.owner.length > 80)) fail(row, 'an invalid owner (a string of at most 80 characters)');
   if (row.webhook != null && (typeof row.webhook !== 'string' || row.webhook.length > 2048)) fail(row, 'an invalid webhook (a URL of at most 2048 characters)');
+  if (row.hub_id != null && (typeof row.hub_id !== 'string' || row.hub_id.length > 64)) fail(row, 'an invalid hub_id (a string of at most 64 characters)');
+  if (row.seq_reserved != null && (!Number.isSafeInteger(row.seq_reserved) || row.seq_reserved < 0)) fail(row, 'an invalid seq_reserved');
   // JSON.stringify answers undefined for undefined (and functions): stored as NULL.
   const result = row.result === undefined ? null : (JSON.stringify(row.result) ?? null);
   const error = row.error === null || row.error === undefined ? null : (JSON.stringify(row.error) ?? null);
@@ -175,6 +190,8 @@ export function toColumns(row: TaskRow): TaskColumns {
     finished_at: row.finished_at,
     owner: row.owner ?? null,
     webhook: row.webhook ?? null,
+    hub_id: row.hub_id ?? null,
+    seq_reserved: row.seq_reserved ?? null,
   };
 }
 

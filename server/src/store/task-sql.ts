@@ -42,8 +42,35 @@ const MERGE_COLUMNS = [
   'owner',
 ] as const;
 
-/** Every column, in the order of the upsert's values. `webhook` is written with a task's first row only (not merged). */
-const COLUMNS = ['id', ...MERGE_COLUMNS, 'webhook'] as const;
+/**
+ * Columns an upsert never clears nor lowers (cluster mode, docs/cluster.md): a row written
+ * without them (null) leaves the table's values, `seq_reserved` only grows.
+ */
+const STICKY_COLUMNS = ['hub_id', 'seq_reserved'] as const;
+
+/**
+ * Every column, in the order of the upsert's values. `webhook` is written with a task's first row
+ * only (not merged).
+ */
+const COLUMNS = ['id', ...MERGE_COLUMNS, 'webhook', ...STICKY_COLUMNS] as const;
+
+/** The merge of the sticky columns: `incoming` names the new row's value (`values(c)`, `excluded.c`). */
+function stickyMerge(mysql: boolean): string {
+  const incoming = (c: string) => (mysql ? `values(\`${c}\`)` : `excluded.\`${c}\``);
+  const max = mysql ? 'greatest' : 'max';
+  return `\`hub_id\` = coalesce(${incoming('hub_id')}, \`hub_id\`), \`seq_reserved\` = ${max}(coalesce(${incoming('seq_reserved')}, 0), coalesce(\`seq_reserved\`, 0))`;
+}
+
+/** The merge clause of knex's upsert (no writer thread): the plain columns, then the sticky ones. */
+function knexMerge(db: Knex, mysql: boolean): Record<string, Knex.Raw> {
+  const out: Record<string, Knex.Raw> = {};
+  for (const c of MERGE_COLUMNS) out[c] = db.raw(mysql ? `values(\`${c}\`)` : `excluded.\`${c}\``);
+  const max = mysql ? 'greatest' : 'max';
+  const incoming = (c: string) => (mysql ? `values(\`${c}\`)` : `excluded.\`${c}\``);
+  out.hub_id = db.raw(`coalesce(${incoming('hub_id')}, \`tasks\`.\`hub_id\`)`);
+  out.seq_reserved = db.raw(`${max}(coalesce(${incoming('seq_reserved')}, 0), coalesce(\`tasks\`.\`seq_reserved\`, 0))`);
+  return out;
+}
 
 /** The upsert's pieces: its head, one row's tuple, and its merge clause. */
 function upsertParts(mysql: boolean): { head: string; tuple: string; tail: string } {
@@ -51,8 +78,8 @@ function upsertParts(mysql: boolean): { head: string; tuple: string; tail: strin
     head: `insert into \`tasks\` (${COLUMNS.map((c) => `\`${c}\``).join(', ')}) values `,
     tuple: `(${COLUMNS.map(() => '?').join(', ')})`,
     tail: mysql
-      ? ` on duplicate key update ${MERGE_COLUMNS.map((c) => `\`${c}\` = values(\`${c}\`)`).join(', ')}`
-      : ` on conflict (\`id\`) do update set ${MERGE_COLUMNS.map((c) => `\`${c}\` = excluded.\`${c}\``).join(', ')}`,
+      ? ` on duplicate key update ${MERGE_COLUMNS.map((c) => `\`${c}\` = values(\`${c}\`)`).join(', ')}, ${stickyMerge(true)}`
+      : ` on conflict (\`id\`) do update set ${MERGE_COLUMNS.map((c) => `\`${c}\` = excluded.\`${c}\``).join(', ')}, ${stickyMerge(false)}`,
   };
 }
 
@@ -85,6 +112,8 @@ function pushValues(out: unknown[], r: TaskColumns, attachments: TaskColumns['at
     r.finished_at,
     r.owner,
     r.webhook,
+    r.hub_id,
+    r.seq_reserved,
   );
   return out;
 }
@@ -217,10 +246,7 @@ export class TaskUpserts {
       rows.map((r) => (r.attachments === null || Buffer.isBuffer(r.attachments) ? r : { ...r, attachments: joined(r.attachments as Uint8Array[]) }));
     return this.#db.transaction(async (trx) => {
       const upsert = async (t: Knex.Transaction, rows: Record<string, unknown>[]) => {
-        await t('tasks')
-          .insert(merge(rows))
-          .onConflict('id')
-          .merge([...MERGE_COLUMNS]);
+        await t('tasks').insert(merge(rows)).onConflict('id').merge(knexMerge(t, this.mysql));
       };
       if (w.rows.length) await upsert(trx, w.rows as unknown as Record<string, unknown>[]);
       return runUnitWithKnex(
@@ -237,10 +263,7 @@ export class TaskUpserts {
   async #insertWithKnex(records: TaskColumns[]): Promise<void> {
     // Without a writer thread (in-memory SQLite; a MySQL connection knex was given as a string).
     const rows = records.map((r) => (r.attachments === null || Buffer.isBuffer(r.attachments) ? r : { ...r, attachments: joined(r.attachments) }));
-    const query = this.#db('tasks')
-      .insert(rows)
-      .onConflict('id')
-      .merge([...MERGE_COLUMNS]);
+    const query = this.#db('tasks').insert(rows).onConflict('id').merge(knexMerge(this.#db, this.mysql));
     if (this.mysql) {
       await query;
       return;

@@ -84,6 +84,11 @@ export interface TaskStoreOptions {
   maxDeliveryBytes?: number;
   /** Where a truncated delivery body says the task is read (`task_url`). Default `/tasks/{id}`. */
   taskUrl?: (taskId: string) => string;
+  /**
+   * Cluster mode: the hub's id, written in the `hub_id` column of every task row this store
+   * writes (docs/cluster.md, "A hub may die"). Default null: none is written.
+   */
+  hubId?: string | null;
 }
 
 const DEFAULTS: Readonly<WriteBehindOptions> = Object.freeze({
@@ -161,12 +166,14 @@ export class TaskStore {
   /** Leases asked for so far (each its own entry). */
   #leases = 0;
   #closing: Promise<void> | null = null;
+  /** See `TaskStoreOptions.hubId`. */
+  readonly #hubId: string | null;
 
   readonly #maxDeliveryBytes: number;
   readonly #taskUrl: (taskId: string) => string;
 
   constructor(db: Knex, options: TaskStoreOptions = {}) {
-    const { onError, maxDeliveryBytes, taskUrl, ...rest } = options;
+    const { onError, maxDeliveryBytes, taskUrl, hubId, ...rest } = options;
     if (maxDeliveryBytes !== undefined && (!Number.isSafeInteger(maxDeliveryBytes) || maxDeliveryBytes < 1024)) {
       throw new Error(`TaskStore: option "maxDeliveryBytes" must be an integer of at least 1024, got ${String(maxDeliveryBytes)}`);
     }
@@ -183,6 +190,7 @@ export class TaskStore {
     }
     this.#db = db;
     this.#onError = onError;
+    this.#hubId = hubId ?? null;
     this.#sql = new TaskUpserts(db);
     if (!this.#sql.mysql) opts.batchSize = Math.min(opts.batchSize, SQLITE_MAX_BATCH);
     const sql = this.#sql;
@@ -292,6 +300,7 @@ export class TaskStore {
   save(row: TaskRow, onStored?: StoredCallback, outbox?: readonly DeliveryRow[]): void {
     if (this.#closing) throw new Error('TaskStore.save: the store is closed');
     const columns = toColumns(row);
+    columns.hub_id ??= this.#hubId;
     const rows = outbox?.length ? [...outbox] : null;
     this.#buffer.put(
       { id: row.id, row, columns, claim: null, outbox: rows, update: null, bytes: sqlSizeOf(columns), held: heldBy(columns) + outboxBytes(rows), refusals: 0 },
@@ -314,6 +323,7 @@ export class TaskStore {
     } catch (err) {
       return Promise.reject(err);
     }
+    columns.hub_id ??= this.#hubId;
     const entry: Pending = {
       id: `\u0000k${row.id}`,
       row,
@@ -401,7 +411,7 @@ export class TaskStore {
   async insertIfAbsent(row: TaskRow): Promise<void> {
     if (this.#closing) throw new Error('TaskStore.insertIfAbsent: the store is closed');
     await this.#db('tasks')
-      .insert(toColumns({ ...row, attachments: null }))
+      .insert({ ...toColumns({ ...row, attachments: null }), hub_id: row.hub_id ?? this.#hubId })
       .onConflict('id')
       .ignore();
   }
@@ -461,6 +471,7 @@ export class TaskStore {
             attachments: null,
             media_file: null,
             finished_at: now,
+            hub_id: null,
           });
           outbox.push(completed(ended, r.webhook!));
         }

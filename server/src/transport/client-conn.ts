@@ -4,7 +4,7 @@
  */
 import type { WebSocket } from 'ws';
 import { FrameDecoder, HubError, parseMessage, type ClientToHubMessage, type ErrorMsg, type RejectedMsg, type ServiceInfoMsg } from '@utils-hub/protocol';
-import type { ClientLink, Hub, LiveTaskSnapshot, Requester, Subscriber } from '../core/hub.js';
+import type { ClientLink, Hub, LiveTaskSnapshot, PreparedTask, Requester, Subscriber } from '../core/hub.js';
 import { newTaskId } from '../core/task-id.js';
 import type { Heartbeat } from './heartbeat.js';
 import { FloodGuard } from './flood.js';
@@ -229,6 +229,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
   const addWithExtras = async (msg: Extract<ClientToHubMessage, { type: 'add_task' }>) => {
     const key = msg.idempotency_key;
     let out: SubmitOutcome<{ position: number; stored: Promise<void> | null }>;
+    let prepared: PreparedTask;
     try {
       if (key !== undefined && !deps.submits) throw new HubError('bad_request', 'this hub takes no idempotency keys');
       let hook: WebhookSpec | null = null;
@@ -236,7 +237,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
         if (!deps.webhooks) throw new HubError('bad_request', 'this hub sends no webhooks');
         hook = await deps.webhooks.check(msg);
       }
-      const prepared = hub.prepare(msg);
+      prepared = hub.prepare(msg);
       const owner = deps.who?.owner ?? null;
       const enqueue = (taskId: string, stored = false) => {
         // Its events wait behind `accepted`, which comes after an await (the key's row, the commit).
@@ -268,6 +269,7 @@ export function serveClient(ws: WebSocket, deps: ClientConnDeps): void {
       for (const [text, binaries] of events) send(text, binaries);
       return;
     }
+    hub.repeated(out.taskId, prepared, deps.who?.owner ?? null);
     if (closed) return;
     // A repeat: the same task, then where it stands now (its snapshot, or its end event).
     // Already followed here (a repeat on the same connection): subscribing again is once.
