@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import type { Knex } from 'knex';
 import type { DeliveryRow } from '../../server/src/store/tasks.js';
 import type { IdempotencyRow } from '../../server/src/store/idempotency-keys.js';
+import { truncatedBody } from '../../server/src/store/webhook-deliveries.js';
 import { dbBackends, useTaskStores, type DbBackend } from '../helpers/db.js';
 
 const inMemory: DbBackend = { name: 'sqlite', skipReason: null, describe, freshDatabase: async () => 'sqlite::memory:' };
@@ -46,6 +47,39 @@ function stored(): { cb: (dropped: boolean) => void; done: Promise<boolean> } {
   const done = new Promise<boolean>((resolve) => (cb = resolve));
   return { cb, done };
 }
+
+describe('truncatedBody', () => {
+  const url = (id: string) => `/tasks/${id}`;
+  const within = (n: number) => (body: string) => Buffer.byteLength(body) <= n;
+  it('leaves the result out first, then the message and all but 1 KiB of the error message, then all but the identity', () => {
+    const view = {
+      task_id: 't',
+      service_id: 1,
+      status: 'failed',
+      message: 'm'.repeat(5000),
+      error: { code: 'x', message: 'e'.repeat(5000), detail: 1 },
+      event: 'completed',
+    };
+    const row = { task_id: 't', event: 'completed', body: JSON.stringify(view) };
+    expect(JSON.parse(truncatedBody(row, url, within(20_000)))).to.deep.equal({ ...view, truncated: true, task_url: '/tasks/t' });
+    const cut = JSON.parse(truncatedBody(row, url, within(4096)));
+    expect(cut).to.deep.equal({ ...view, message: null, error: { code: 'x', message: 'e'.repeat(1024) }, truncated: true, task_url: '/tasks/t' });
+    expect(JSON.parse(truncatedBody(row, url, within(100)))).to.deep.equal({
+      task_id: 't',
+      service_id: 1,
+      status: 'failed',
+      event: 'completed',
+      truncated: true,
+      task_url: '/tasks/t',
+    });
+    expect(JSON.parse(truncatedBody({ ...row, body: 'not json' }, url, within(4096)))).to.deep.equal({
+      task_id: 't',
+      event: 'completed',
+      truncated: true,
+      task_url: '/tasks/t',
+    });
+  });
+});
 
 describe('TaskStore delivery rows', () => {
   for (const backend of backends) {

@@ -214,7 +214,11 @@ export class Webhooks {
         // A few tries per turn of the event loop: each costs some 50 to 100 µs of the hub's
         // thread to start (request, headers, signature), and a lease of 64 started at once
         // would hold the hub's sockets for milliseconds.
-        if (i > 0 && i % SENDS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+        if (i > 0 && i % SENDS_PER_TURN === 0) {
+          await new Promise((resolve) => setImmediate(resolve));
+          // Stopped meanwhile: the rows not started stay leased, and are due again after the lease.
+          if (this.closed) return;
+        }
         const row = rows[i];
         this.inFlight.set(row.id, null);
         this.inFlightBytes += row.body.length;

@@ -24,7 +24,9 @@ let conn = null;
 const queue = [];
 let busy = false;
 function connect() {
-  const c = mysql.createConnection(workerData.connection);
+  // Several statements in one query (values still bound by mysql2's escaping): the per-row
+  // updates of a lease, and the outcomes of tries, go in one round trip each.
+  const c = mysql.createConnection({ ...workerData.connection, multipleStatements: true });
   c.on('error', () => {
     if (conn === c) conn = null;
   });
@@ -37,6 +39,12 @@ function bindable(v) {
 }
 function query(c, sql, values) {
   return new Promise((resolve, reject) => c.query(sql, values, (err, result) => (err ? reject(err) : resolve(result))));
+}
+// Runs \`sql\` once per row of values, all in one query; answers each statement's result.
+async function each(c, sql, rows) {
+  if (rows.length === 0) return [];
+  const result = await query(c, rows.map(() => sql).join('; '), rows.flat());
+  return rows.length === 1 ? [result] : result;
 }
 function tuples(head, tuple, rows) {
   return head + rows.map(() => tuple).join(', ');
@@ -104,7 +112,7 @@ async function unit(c, u) {
     if (u.claims) out.claims = await claim(c, u);
     if (u.sql) await query(c, u.sql, u.values.map(bindable));
     if (u.outbox) await insertDeliveries(c, u.outbox, u.outboxBudget || 1 << 20);
-    if (u.updates) for (const r of u.updates) await query(c, SQL.deliveryUpdate, r);
+    if (u.updates) await each(c, SQL.deliveryUpdate, u.updates);
     if (u.leases) {
       out.leases = [];
       for (const l of u.leases) out.leases.push(await lease(c, l));
@@ -115,14 +123,9 @@ async function unit(c, u) {
 async function lease(c, [now, limit, until, skip]) {
   const skipped = new Set(skip);
   const due = await query(c, SQL.deliveryDue, [now, limit + skipped.size]);
-  const taken = [];
-  for (const r of due) {
-    if (taken.length >= limit) break;
-    if (skipped.has(r.id)) continue;
-    const done = await query(c, SQL.deliveryLease, [until, r.id, r.next_at]);
-    if (done.affectedRows === 1) taken.push({ ...r });
-  }
-  return taken;
+  const wanted = due.filter((r) => !skipped.has(r.id)).slice(0, limit);
+  const done = await each(c, SQL.deliveryLease, wanted.map((r) => [until, r.id, r.next_at]));
+  return wanted.filter((_, i) => done[i].affectedRows === 1).map((r) => ({ ...r }));
 }
 function run(c, msg) {
   if (msg.unit) return unit(c, msg.unit);

@@ -258,7 +258,7 @@ export class TaskStore {
     const fits = (body: string) => Buffer.byteLength(body, 'utf8') <= max && (packet === null || sqlStringLength(body) <= sqlMax);
     if (3 * r.body.length <= max && 6 * r.body.length <= sqlMax) return r;
     if (fits(r.body)) return r;
-    return { ...r, body: truncatedBody(r.body, this.#taskUrl, fits) };
+    return { ...r, body: truncatedBody(r, this.#taskUrl, fits) };
   }
 
   /** Rows saved and not yet written. */

@@ -78,8 +78,20 @@ const KEPT_ERROR_MESSAGE = 1024;
  * task); if that is still too large, the progress message too, and the error's message cut
  * to 1 KiB. `fits` says whether a body is within the bound.
  */
-export function truncatedBody(body: string, taskUrl: (taskId: string) => string, fits: (body: string) => boolean): string {
-  const view = JSON.parse(body) as Record<string, unknown>;
+export function truncatedBody(
+  row: Pick<DeliveryRow, 'body' | 'task_id' | 'event'>,
+  taskUrl: (taskId: string) => string,
+  fits: (body: string) => boolean,
+): string {
+  let view: Record<string, unknown>;
+  try {
+    view = JSON.parse(row.body) as Record<string, unknown>;
+  } catch {
+    view = {}; // not a view (none of the hub's): its identity only
+  }
+  if (typeof view !== 'object' || view === null || Array.isArray(view)) view = {};
+  view.task_id ??= row.task_id;
+  view.event ??= row.event;
   const { result: _result, ...rest } = view;
   const cut: Record<string, unknown> = { ...rest, truncated: true, task_url: taskUrl(String(view.task_id)) };
   let out = JSON.stringify(cut);
