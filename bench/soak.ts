@@ -15,7 +15,7 @@
  *
  *   npm run soak -- [--minutes 1 | --seconds 60] [--clients 300] [--workers 24] [--seed 1] [--loads 3]
  *                   [--hubs 3] [--db-server mysql://root@127.0.0.1:3306] [--broker nats://127.0.0.1:4222]
- *                   [--heartbeat-ms 2000] [--hub-logs DIR]
+ *                   [--heartbeat-ms 2000] [--hub-logs DIR] [--hub-log-level warn]
  */
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -124,7 +124,7 @@ async function startHub(h: HubSlot): Promise<void> {
   const id = h.starts === 0 ? h.name : `${h.name}-r${h.starts}`;
   h.starts++;
   const db = cluster ? cluster.db : `sqlite:${join(dir, 'hub.sqlite')}`;
-  const env: NodeJS.ProcessEnv = { ...process.env, HUB_LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = { ...process.env, HUB_LOG_LEVEL: flags.get('hub-log-level') ?? 'warn' };
   if (cluster) Object.assign(env, { HUB_BROKER: cluster.broker, HUB_CLUSTER: cluster.name, HUB_ID: id, HUB_HEARTBEAT_MS: String(heartbeatMs) });
   const child = start(id, 'node', ['server/bin/utils-hub.js', 'start', '--host', '127.0.0.1', '--port', String(h.port), '--db', db], { env });
   // --hub-logs DIR: every hub's log lines kept in DIR/<hub id>.log (to trace a breach).

@@ -85,6 +85,8 @@ interface SeqBound {
   committed: number;
   /** Highest seq asked for. */
   asked: number;
+  /** Seq of the last event that went out. */
+  sent: number;
   /** Events above `committed`, in seq order. */
   held: HeldEvent[];
   /** The task's record (its end may wait for its commit after the dispatcher forgot it). */
@@ -129,6 +131,14 @@ export class ClusterHub extends Hub {
   private readonly localHeld = new Map<string, Promise<number | null>>();
   /** Seq bounds of the tasks running here, by task id (docs/cluster.md, "Seq across attempts"). */
   private readonly bounds = new Map<string, SeqBound>();
+  /**
+   * Tasks followed here through the relay (submitted here and run elsewhere, or a subscriber's),
+   * with how to end them from their row: read once a hub dies (`watchFollowedRows`).
+   */
+  private readonly followedRows = new Map<
+    string,
+    { who: Requester | null | undefined; isDone: () => boolean; done: (end: EndedTask | null) => void; watched: boolean }
+  >();
   /** Tasks of repeated keys being checked for a dead hub that made them (`repeated`). */
   private readonly adopting = new Set<string>();
   private scanning = false;
@@ -224,6 +234,7 @@ export class ClusterHub extends Hub {
       load.forget(id);
       this.log.warn({ dead_hub: id }, 'a hub of the cluster stopped answering');
       void this.scanDead();
+      this.watchFollowedRows();
     });
     broker.on('change', (up) => {
       this.log[up ? 'info' : 'warn']({}, up ? 'the broker is back' : 'the broker is unreachable');
@@ -281,12 +292,14 @@ export class ClusterHub extends Hub {
       return;
     }
     if (!b) {
-      b = { committed: seq - 1, asked: seq - 1, held: [], task };
+      b = { committed: seq - 1, asked: seq - 1, sent: seq - 1, held: [], task };
       this.bounds.set(task.id, b);
     }
     if (seq + SEQ_BLOCK / 2 > b.asked) this.reserve(task, b, seq + SEQ_BLOCK);
-    if (seq <= b.committed && b.held.length === 0) super.deliver(task, text, binaries, end, progress, seq);
-    else b.held.push({ text, binaries, progress, seq });
+    if (seq <= b.committed && b.held.length === 0) {
+      b.sent = seq;
+      super.deliver(task, text, binaries, end, progress, seq);
+    } else b.held.push({ text, binaries, progress, seq });
   }
 
   /** Reserves seq numbers up to `upTo` in the task's row, with the store's next write. */
@@ -312,15 +325,15 @@ export class ClusterHub extends Hub {
     let i = 0;
     for (; i < b.held.length && b.held[i].seq <= upTo; i++) {
       const e = b.held[i];
+      b.sent = e.seq;
       super.deliver(task, e.text, e.binaries, false, e.progress, e.seq);
     }
     if (i > 0) b.held.splice(0, i);
   }
 
-  /** The seq of the last event of a task run here that went out (its held ones are not yet sent). */
+  /** The seq of the last event of a task run here that went out (not of one held, nor of an end waiting for its commit). */
   private sentSeq(taskId: string, seq: number): number {
-    const b = this.bounds.get(taskId);
-    return b && b.held.length > 0 ? b.held[0].seq - 1 : seq;
+    return this.bounds.get(taskId)?.sent ?? seq;
   }
 
   override subscribe(taskId: string, subscriber: Subscriber, who?: Requester | null): LiveTaskSnapshot | null {
@@ -853,6 +866,16 @@ export class ClusterHub extends Hub {
         event: (ev) => this.onRemoteEvent(task.id, rt, ev),
         gap: (expected, got) => this.log.warn({ task_id: task.id, expected, got }, 'events of a task were lost between hubs'),
       });
+      this.followedRows.set(task.id, {
+        who: null,
+        isDone: () => !this.remote.has(task.id),
+        done: (end) => {
+          if (!end) return;
+          rt.following?.stop();
+          this.finishRemote(task.id, rt, end);
+        },
+        watched: false,
+      });
       await node.stream.publish(task);
       await row; // HUB_COMMIT=stored: `accepted` once the row is there too
       rt.queueTimer = setTimeout(() => void this.queueTimeout(task, rt), Math.max(0, task.queueDeadline - Date.now()));
@@ -925,6 +948,7 @@ export class ClusterHub extends Hub {
 
   private finishRemote(taskId: string, rt: RemoteTask, ended: EndedTask): void {
     if (!this.remote.delete(taskId)) return;
+    this.followedRows.delete(taskId);
     if (rt.queueTimer) clearTimeout(rt.queueTimer);
     this.ended.add(ended);
     for (const s of rt.payload.subscribers) {
@@ -1058,7 +1082,7 @@ export class ClusterHub extends Hub {
     const b = this.bounds.get(taskId);
     if (b)
       return {
-        seq: this.sentSeq(taskId, b.task.seq),
+        seq: b.sent,
         status: b.task.startedAt !== null ? 'running' : 'queued',
         progress: b.task.progress,
         message: b.task.message,
@@ -1067,6 +1091,25 @@ export class ClusterHub extends Hub {
     const rt = this.remote.get(taskId);
     if (rt && rt.status === 'queued') return { seq: rt.following?.lastSeq ?? 0, status: 'queued', progress: null, message: null, position: null };
     return null;
+  }
+
+  /**
+   * A hub died: the rows of the tasks followed here are read until each has ended (its end may
+   * have died with that hub, after its row was committed and before it was published).
+   */
+  private watchFollowedRows(): void {
+    for (const [taskId, f] of this.followedRows) {
+      if (f.isDone()) {
+        this.followedRows.delete(taskId);
+        continue;
+      }
+      if (f.watched) continue;
+      f.watched = true;
+      this.watchRow(taskId, f.who, f.isDone, (end) => {
+        if (this.followedRows.get(taskId) === f) this.followedRows.delete(taskId);
+        f.done(end);
+      });
+    }
   }
 
   /**
@@ -1103,9 +1146,11 @@ export class ClusterHub extends Hub {
     let state: LiveTaskSnapshot | null = null;
     const early: RelayedEvent[] = [];
     let ended = false;
+    const isDone = () => ended;
     const pass = (ev: RelayedEvent) => {
       if (ended) return;
       ended = ev.end;
+      if (ended && this.followedRows.get(taskId)?.isDone === isDone) this.followedRows.delete(taskId);
       subscriber.deliver(taskId, ev.text, ev.binaries, ev.end, ev.text.startsWith('{"type":"progress"'), ev.seq);
     };
     const following = await node.relay.follow(taskId, 0, {
@@ -1124,10 +1169,12 @@ export class ClusterHub extends Hub {
       }
     };
     let snap = await ask(CANCEL_ANSWER_MS);
-    // A live hub whose row says it runs the task is only slow to answer (say, just started): it
-    // is asked again, since the row's reserved seq (below) is above the events it still sends.
+    // A live hub that wrote the task's unfinished row last (it runs the task, holds it in its
+    // queue, or handed it to the cluster's) is only slow to answer (say, just started): it is
+    // asked again, since the row's reserved seq (below) is above the events it still sends.
     for (let i = 0; !snap && i < 3; i++) {
-      const holder = (await this.rowState(node, taskId)).runningOn;
+      const row = await this.rowState(node, taskId);
+      const holder = row.ended ? null : row.hubId;
       if (!holder || holder === this.hubId || !(node.membership.live.has(holder) || (await node.membership.record(holder).catch(() => null)))) break;
       snap = await ask(2 * CANCEL_ANSWER_MS);
     }
@@ -1158,6 +1205,18 @@ export class ClusterHub extends Hub {
           if (end) pass({ seq: end.seq, text: end.text, binaries: end.binaries, end: true });
         },
       );
+    } else if (!this.followedRows.has(taskId)) {
+      // Held live elsewhere: its row is read once a hub dies (the holder may die between its
+      // end's commit and its publish).
+      this.followedRows.set(taskId, {
+        who,
+        isDone,
+        done: (end) => {
+          following.stop();
+          if (end) pass({ seq: end.seq, text: end.text, binaries: end.binaries, end: true });
+        },
+        watched: false,
+      });
     }
     const known = snap;
     // After the caller has sent the snapshot: what came meanwhile, then the rest as it comes.
