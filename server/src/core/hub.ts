@@ -20,7 +20,6 @@ import type { HubConfig } from '../config.js';
 import { Dispatcher, type ConnectionState, type TaskEvent, type TaskRecord, type TaskState } from './dispatcher.js';
 import { EndedTasks, resultOf, type EndedTask } from './ended-tasks.js';
 import { heldBytes } from './bounds.js';
-import { mapBytes, MediaPool } from './media-pool.js';
 import { newTaskId } from './task-id.js';
 import { nanoid } from 'nanoid';
 import { nodeBase64 } from './node-base64.js';
@@ -41,11 +40,8 @@ export interface WorkerLink {
   readonly id: string;
   /** The largest message the worker said it takes (`hello` `max_message_bytes`), in bytes; undefined: no bound said. */
   readonly maxMessageBytes?: number;
-  /**
-   * Sends one message (text frame, then its binary frames). `onWritten`, when given, is called
-   * once the socket no longer needs the binary frames' bytes: written, or given up.
-   */
-  send(text: string, binaries?: readonly Uint8Array[] | null, onWritten?: () => void): void;
+  /** Sends one message (text frame, then its binary frames). */
+  send(text: string, binaries?: readonly Uint8Array[] | null): void;
   /** Stops reading from the connection (its messages wait in the socket), until `resume()`. */
   pause(): void;
   resume(): void;
@@ -308,8 +304,6 @@ export class Hub {
    * unless a reader asks (see `committed`).
    */
   private readonly committing = new Map<string, { task: TaskRecord<TaskPayload>; waiters: Array<() => void> | null }>();
-  /** Where the media of the tasks this hub holds are kept until they end (see media-pool.ts). */
-  private readonly media = new MediaPool();
   /** This hub's name in logs, metrics, `/healthz` and the operator page: `HUB_ID`, else made now. */
   readonly hubId: string;
   /** When this hub was built, ms since the epoch. */
@@ -474,18 +468,7 @@ export class Hub {
       timeout_ms: task.timeoutMs,
       attempt: task.attempt,
     });
-    if (binaries.length === 0) return link.send(text, null);
-    // Pooled media stay unreused until the socket has written them, even if the task ends first.
-    const pooled = binaries.filter((b) => this.media.retain(b));
-    link.send(
-      text,
-      binaries,
-      pooled.length === 0
-        ? undefined
-        : () => {
-            for (const b of pooled) this.media.release(b);
-          },
-    );
+    link.send(text, binaries.length ? binaries : null);
   }
 
   // ---- tasks ----
@@ -542,8 +525,6 @@ export class Hub {
     const payload: TaskPayload = { args: prepared.args, owner: options.owner ?? null, subscribers };
     if (options.webhook) payload.webhook = options.webhook;
     const taskId = options.taskId ?? newTaskId();
-    // The task's media move to the pool (released at its end): the buffers they came in die young.
-    mapBytes(prepared.args, (b) => this.media.take(b));
     const position = this.dispatcher.submit({
       id: taskId,
       serviceId: prepared.serviceId,
@@ -873,10 +854,6 @@ export class Hub {
     end: Pick<EndedTask, 'status' | 'seq' | 'text' | 'binaries' | 'result' | 'error'>,
     onStored: (() => void) | null,
   ): void {
-    mapBytes(task.payload.args, (b) => {
-      this.media.release(b);
-      return b;
-    });
     const ended: EndedTask = {
       id: task.id,
       serviceId: task.serviceId,

@@ -27,34 +27,15 @@ function cork(ws: WebSocket): void {
   socket.cork();
 }
 
-/**
- * Sends a text frame and its binary frames in order. Returns false when nothing was sent.
- * `onWritten` is called once, when the socket no longer holds the binary frames' bytes: after
- * the last one is written (or its write failed), or at once when nothing was sent.
- */
-export function sendFrames(
-  ws: WebSocket,
-  text: string,
-  binaries: readonly Uint8Array[] | null | undefined,
-  maxBuffered: number,
-  onWritten?: () => void,
-): boolean {
-  if (ws.readyState !== WebSocket.OPEN) {
-    onWritten?.();
-    return false;
-  }
+/** Sends a text frame and its binary frames in order. Returns false when nothing was sent. */
+export function sendFrames(ws: WebSocket, text: string, binaries: readonly Uint8Array[] | null | undefined, maxBuffered: number): boolean {
+  if (ws.readyState !== WebSocket.OPEN) return false;
   if (ws.bufferedAmount > maxBuffered) {
     ws.close(SLOW_READER_CLOSE, 'slow reader: too many unsent bytes');
-    onWritten?.();
     return false;
   }
   cork(ws);
   ws.send(text);
-  if (binaries) {
-    const last = binaries.length - 1;
-    // A socket writes in order: the last frame's callback comes after every earlier one's.
-    for (let i = 0; i <= last; i++) ws.send(binaries[i], { binary: true }, i === last ? onWritten : undefined);
-  }
-  if (!binaries?.length) onWritten?.();
+  if (binaries) for (const b of binaries) ws.send(b, { binary: true });
   return true;
 }

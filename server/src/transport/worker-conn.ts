@@ -85,8 +85,8 @@ export function serveWorker(ws: WebSocket, origin: WorkerOrigin, deps: WorkerCon
 
   const link: { -readonly [K in keyof WorkerLink]: WorkerLink[K] } = {
     id,
-    send: (text, binaries, onWritten) => {
-      sendFrames(ws, text, binaries, maxBuffered, onWritten);
+    send: (text, binaries) => {
+      sendFrames(ws, text, binaries, maxBuffered);
     },
     pause: () => ws.pause(),
     resume: () => ws.resume(),
