@@ -457,9 +457,10 @@ export class ClusterHub extends Hub {
           this.log.warn({ task_id: t.id }, 'a task pulled from the cluster had been ended by another hub: not run');
           return void held.ack();
         }
-        // Claimed: it runs here even if the room went meanwhile (it waits in this hub's queue). Given
-        // back now, a cancel's delete could take the message while the row says this hub runs it,
-        // and nobody would end it.
+        if (noRoom()) {
+          await this.unclaimRow(node, t.id);
+          return held.release();
+        }
         unpromise();
         this.run(held, { seq: Math.max(seen.seq, row?.seqFloor ?? 0), attempt: seen.attempt });
       })
