@@ -22,7 +22,7 @@ import type { EndedTask } from '../core/ended-tasks.js';
 import { clientFrame } from '../core/frames.js';
 import { newTaskId } from '../core/task-id.js';
 import { endedTaskView } from '../core/hub.js';
-import { deliveryRow } from '../delivery/webhook-rows.js';
+import { deliveryRow } from '../core/webhook-rows.js';
 import { Broker } from './broker.js';
 import { clusterNames, type ClusterNames } from './names.js';
 import { Membership } from './membership.js';

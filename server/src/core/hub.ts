@@ -27,7 +27,7 @@ import type { Registry } from './registry.js';
 import { clientFrame, encodeWorkerMessage, startedFrame, withSeq, workerFrame } from './frames.js';
 import type { TaskPersistence } from './task-persistence.js';
 import type { DeliveryRow } from '../store/tasks.js';
-import { deliveryRow } from '../delivery/webhook-rows.js';
+import { deliveryRow } from './webhook-rows.js';
 
 /** Receives a task's events as wire frames. */
 export interface Subscriber {

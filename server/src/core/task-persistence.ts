@@ -9,7 +9,7 @@ import type { TaskRecord } from './dispatcher.js';
 import type { EndedTask } from './ended-tasks.js';
 import { clientFrame } from './frames.js';
 import { endedTaskView } from './hub.js';
-import { deliveryRow } from '../delivery/webhook-rows.js';
+import { deliveryRow } from './webhook-rows.js';
 import {
   attachmentPieces,
   queuedTaskRow,

@@ -12,7 +12,7 @@ import type { Knex } from 'knex';
 import type { FastifyBaseLogger } from 'fastify';
 import { HubError, type WebhookEvent } from '@utils-hub/protocol';
 import type { Hub, Subscriber } from '../core/hub.js';
-import { deliveryRow } from './webhook-rows.js';
+import { deliveryRow } from '../core/webhook-rows.js';
 import { checkWebhookUrl, guardedLookup, refusedLiteral } from './address-check.js';
 import { secretBytes, signWebhook } from './webhook-sign.js';
 import { purgeDeliveries, type DeliveryRow } from '../store/webhook-deliveries.js';

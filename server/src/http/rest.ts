@@ -17,7 +17,7 @@ import { restSerializerCompiler, withMessage } from './schema-compilers.js';
 import { bearer } from '../access/auth.js';
 import { keyScope, parseIdempotencyHeader, type IdempotentSubmits } from '../delivery/idempotency.js';
 import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
-import { completedWebhookUrl } from '../delivery/webhook-rows.js';
+import { completedWebhookUrl } from '../core/webhook-rows.js';
 
 /** The message of a path parameter that is not a non-negative integer. */
 function notAnId(value: unknown, name: string): string {

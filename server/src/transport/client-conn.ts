@@ -12,7 +12,7 @@ import { acceptedFrame, clientFrame, snapshotFrame } from '../core/frames.js';
 import { sendFrames } from './socket-send.js';
 import type { IdempotentSubmits, SubmitOutcome } from '../delivery/idempotency.js';
 import type { Webhooks, WebhookSpec } from '../delivery/webhooks.js';
-import { completedWebhookUrl } from '../delivery/webhook-rows.js';
+import { completedWebhookUrl } from '../core/webhook-rows.js';
 
 /** Most unfinished tasks one client connection follows at once. */
 export const MAX_SUBSCRIPTIONS = 10_000;

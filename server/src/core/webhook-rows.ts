@@ -4,7 +4,7 @@
  * and by the start of a hub for the tasks a crash left unfinished (with their `interrupted` end).
  */
 import type { TaskView, WebhookEvent } from '@utils-hub/protocol';
-import { newTaskId } from '../core/task-id.js';
+import { newTaskId } from './task-id.js';
 import type { DeliveryRow } from '../store/webhook-deliveries.js';
 
 /** A new delivery of `event` of a task to `url`, due at `now`, its body the task's view plus `event`. */
