@@ -20,6 +20,8 @@ import { openDb, migrate } from '../server/src/db/index.js';
 import { TaskStore, type DeliveryRow } from '../server/src/store/tasks.js';
 import { Webhooks } from '../server/src/delivery/webhooks.js';
 import { newTaskId } from '../server/src/core/task-id.js';
+import { deliveryRow } from '../server/src/core/webhook-rows.js';
+import type { TaskView } from '@utils-hub/protocol';
 import type { Hub } from '../server/src/core/hub.js';
 import type { FastifyBaseLogger } from 'fastify';
 
@@ -45,26 +47,22 @@ await db('webhook_deliveries').delete();
 const store = new TaskStore(db, { flushDelayMs: 0 });
 
 const now = Date.now();
-const body = JSON.stringify({ task_id: 'x', service_id: 1, status: 'succeeded', result: { text: 'hello' }, event: 'completed' });
+// Each delivery's body: a small ended task's view, as the hub sends for a `completed` event.
+const view: TaskView = {
+  task_id: 'x',
+  service_id: 1,
+  status: 'succeeded',
+  progress: null,
+  message: null,
+  attempts: 1,
+  created_at: new Date(now).toISOString(),
+  started_at: null,
+  finished_at: null,
+  result: { text: 'hello' },
+};
 for (let i = 0; i < N; i += 500) {
   const rows: DeliveryRow[] = [];
-  for (let j = i; j < Math.min(N, i + 500); j++) {
-    const id = newTaskId(now);
-    rows.push({
-      id: `msg_${id}`,
-      task_id: id,
-      url,
-      event: 'completed',
-      body,
-      status: 'pending',
-      attempts: 0,
-      next_at: now,
-      last_status: null,
-      last_error: null,
-      created_at: now,
-      updated_at: now,
-    });
-  }
+  for (let j = i; j < Math.min(N, i + 500); j++) rows.push(deliveryRow(newTaskId(now), url, 'completed', view, now));
   store.saveDeliveries(rows);
 }
 await store.flush();

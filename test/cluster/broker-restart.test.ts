@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { run, type Proc } from '../helpers/processes.js';
 import type { WsPeer } from '../helpers/ws-peer.js';
-import { clusterSkipReason, http, testCluster, until, worker, type HubProc, connectionsSeen } from '../helpers/cluster.js';
+import { skipWithoutCluster, http, testCluster, until, worker, type HubProc, connectionsSeen } from '../helpers/cluster.js';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 
@@ -39,11 +39,7 @@ describe('cluster: the NATS server killed and restarted under load', function ()
   };
 
   before(async function () {
-    const why = await clusterSkipReason();
-    if (why) {
-      console.log(`    cluster suite skipped: ${why}`);
-      this.skip();
-    }
+    await skipWithoutCluster(this);
     port = await freePort();
     storeDir = mkdtempSync(path.join(os.tmpdir(), 'uh-nats-'));
     nats = await startNats();

@@ -8,7 +8,7 @@ import type { Browser } from 'playwright-core';
 import { launch } from '../operator/browser.js';
 import { sample } from '../helpers/metrics.js';
 import type { WsPeer } from '../helpers/ws-peer.js';
-import { clusterSkipReason, http, testCluster, until, worker, type HubProc } from '../helpers/cluster.js';
+import { skipWithoutCluster, http, testCluster, until, worker, type HubProc } from '../helpers/cluster.js';
 
 describe('cluster: operator views', function () {
   this.timeout(120_000);
@@ -17,11 +17,7 @@ describe('cluster: operator views', function () {
   let cluster = '';
 
   before(async function () {
-    const why = await clusterSkipReason();
-    if (why) {
-      console.log(`    cluster suite skipped: ${why}`);
-      this.skip();
-    }
+    await skipWithoutCluster(this);
     const tc = await testCluster();
     cluster = tc.name;
     hubs.push(await tc.startHub('op-a', { HUB_LOG_LEVEL: 'info' }));

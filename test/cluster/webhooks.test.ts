@@ -13,7 +13,7 @@ import type { Knex } from 'knex';
 import { openDb } from '../../server/src/db/index.js';
 import {
   HEARTBEAT_MS,
-  clusterSkipReason,
+  skipWithoutCluster,
   connectionsSeen,
   http as call,
   testCluster,
@@ -43,11 +43,7 @@ describe('Cluster: webhooks', function () {
   const peers: WsPeer[] = [];
 
   before(async function () {
-    const why = await clusterSkipReason();
-    if (why) {
-      console.log(`    cluster suite skipped: ${why}`);
-      this.skip();
-    }
+    await skipWithoutCluster(this);
     tc = await testCluster();
     server = http.createServer((req, res) => {
       let body = '';

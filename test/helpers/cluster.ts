@@ -77,6 +77,14 @@ export async function client(hub: HubProc): Promise<WsPeer> {
   return peer;
 }
 
+/** Skips the suite of `ctx` (a `before` hook's `this`), saying why, when NATS or MariaDB is silent. */
+export async function skipWithoutCluster(ctx: Mocha.Context): Promise<void> {
+  const why = await clusterSkipReason();
+  if (!why) return;
+  console.log(`    cluster suite skipped: ${why}`);
+  ctx.skip();
+}
+
 /** Why the cluster tests cannot run here (NATS or MariaDB silent), or null. */
 export async function clusterSkipReason(): Promise<string | null> {
   const nats = await natsSkipReason();
@@ -138,11 +146,7 @@ export function useThreeHubs(prefix: string): ThreeHubs {
   const peers: WsPeer[] = [];
 
   before(async function () {
-    const why = await clusterSkipReason();
-    if (why) {
-      console.log(`    cluster suite skipped: ${why}`);
-      this.skip();
-    }
+    await skipWithoutCluster(this);
     tc = await testCluster();
     hubs.push(await tc.startHub(`${prefix}-a`));
     hubs.push(...(await Promise.all([tc.startHub(`${prefix}-b`), tc.startHub(`${prefix}-c`)])));
